@@ -1,0 +1,72 @@
+/*
+ * core/base/hd_log.c - line logger. The level is set once by main before threads start;
+ * the shard tag is thread-local, so logging takes no lock.
+ */
+#include "core/base/hd_log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum hd_log_level log_threshold = HD_LOG_INFO;
+static _Thread_local int log_shard = -1;
+
+void hd_log_set_level(enum hd_log_level level)
+{
+	log_threshold = level;
+}
+
+int hd_log_level_parse(const char *name)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+
+	for (int i = 0; i < (int)HD_ARRAY_LEN(names); i++)
+		if (!strcmp(name, names[i]))
+			return i;
+	return -1;
+}
+
+void hd_log_set_thread_shard(int shard_id)
+{
+	log_shard = shard_id;
+}
+
+void __attribute__((noreturn)) hd_assert_fail(const char *expr, const char *file, int line)
+{
+	hd_log_write(HD_LOG_ERR, 0, "assertion failed: %s at %s:%d", expr, file, line);
+	abort();
+}
+
+void hd_log_write(enum hd_log_level level, uint64_t conn_id, const char *fmt, ...)
+{
+	static const char *const tags[] = { "ERR", "WRN", "INF", "DBG" };
+	char line[1024];
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+	va_list ap;
+
+	if (level > log_threshold)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+	n += snprintf(line + n, sizeof(line) - n, ".%03ldZ %s", ts.tv_nsec / 1000000, tags[level]);
+	if (log_shard >= 0)
+		n += snprintf(line + n, sizeof(line) - n, " s%d", log_shard);
+	if (conn_id)
+		n += snprintf(line + n, sizeof(line) - n, " c%llu", (unsigned long long)conn_id);
+	line[n++] = ' ';
+	va_start(ap, fmt);
+	n += vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	va_end(ap);
+	if (n > sizeof(line) - 1)
+		n = sizeof(line) - 1;
+	line[n++] = '\n';
+	/* one write per line: lines from different shards never interleave */
+	if (write(STDERR_FILENO, line, n) < 0)
+		return;
+}
