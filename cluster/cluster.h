@@ -1,0 +1,58 @@
+/*
+ * cluster/cluster.h - the cluster layer's face to the `herald` binary: start the membership
+ * thread (SWIM gossip + Lifeguard, admin HTTP endpoint), feed it the node's load summary,
+ * leave gracefully. The cluster thread owns the membership table; nobody else touches it.
+ * main.c is the only caller.
+ */
+#ifndef CLUSTER_CLUSTER_H
+#define CLUSTER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CLUSTER_MAX_JOIN 16
+
+struct cluster_config {
+	char node_name[128];		/* default: hostname + ":" + STOMP port */
+	char cluster_name[64];		/* default "herald" */
+	char bind_addr[64];		/* gossip bind address, default "127.0.0.1"? see main */
+	uint16_t gossip_port;		/* UDP + TCP push-pull; 0 = pick a free one */
+	char join[CLUSTER_MAX_JOIN][128];/* "host:port" seeds */
+	int njoin;
+	char key_file[256];		/* shared gossip key; "" = unauthenticated */
+	char admin_bind[64];		/* default "127.0.0.1" */
+	uint16_t admin_port;		/* default 15672; 0 = pick a free one */
+	uint32_t gossip_interval_ms;	/* protocol period, default 1000 */
+	/* metadata this node advertises */
+	char advertise_addr[64];	/* client-facing address */
+	uint16_t stomp_port;
+	uint16_t ws_port;
+	uint16_t nshards;
+};
+
+/* The node's load summary, advertised in membership metadata. */
+struct cluster_load {
+	uint64_t connections;
+	uint64_t subscriptions;
+	uint64_t msgs_per_s;
+};
+
+/* Called on the cluster thread whenever it refreshes metadata; must be thread-safe
+ * (main sums relaxed atomic counters the shards publish). */
+typedef void (*cluster_load_fn)(void *arg, struct cluster_load *out);
+
+struct cluster;
+
+/* Fills defaults (node_name left empty: main derives it). */
+void cluster_config_defaults(struct cluster_config *cfg);
+
+/* Binds the gossip and admin sockets (logging "listening proto=gossip addr=A:P" and
+ * "listening proto=admin addr=A:P" with the real ports), starts the cluster thread and
+ * joins the seeds. Returns 0 and *out, or a negative errno (bind failure, bad key file). */
+int cluster_start(struct cluster **out, const struct cluster_config *cfg, cluster_load_fn load,
+		  void *load_arg);
+
+/* Gossips `left`, waits briefly for it to spread (bounded), stops the thread, frees. */
+void cluster_leave_and_destroy(struct cluster *c);
+
+#endif
