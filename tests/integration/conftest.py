@@ -1,0 +1,270 @@
+"""
+tests/integration/conftest.py - starts the real `herald` binary for each test.
+
+Environment:
+  HERALD_BIN      path to the binary (default: <repo>/build/core/herald)
+  HERALD_SHARDS   --shards value (default 1)
+  STOMP_EXTERNAL  host:port of an already running STOMP server (e.g. a private RabbitMQ with
+                  rabbitmq_stomp) to run the suite against instead; tests that need herald's
+                  flags, signals or logs are skipped then.
+  HERALD_TEST_TIMEOUT  per-test wall-clock cap in seconds (default 60)
+
+Each test gets its own server on free loopback ports (port 0, parsed from the log line
+"listening proto=stomp addr=127.0.0.1:<port>"), with extra flags from the
+@pytest.mark.herald_args(...) marker. The server is stopped by PID (SIGTERM, then SIGKILL
+after a timeout); only processes started here are ever signalled. Its stderr is attached to
+the report of a failing test. A server that died during a test fails that test's teardown:
+no input may take the node down.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+HERALD_BIN = os.environ.get("HERALD_BIN", os.path.join(REPO, "build", "core", "herald"))
+HERALD_SHARDS = int(os.environ.get("HERALD_SHARDS", "1"))
+STOMP_EXTERNAL = os.environ.get("STOMP_EXTERNAL", "")
+TEST_TIMEOUT = float(os.environ.get("HERALD_TEST_TIMEOUT", "60"))
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+LISTEN_RE = re.compile(r"listening proto=(\w+) addr=([0-9.]+):(\d+)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "herald_args(*flags): extra command-line flags for herald")
+    config.addinivalue_line("markers", "herald_only: needs herald itself (flags, signals, logs)")
+    config.addinivalue_line(
+        "markers",
+        "rabbitmq_differs(reason): herald follows the spec where RabbitMQ does not "
+        "(RABBITMQ-REFERENCE.md); expected to fail against STOMP_EXTERNAL=rabbitmq")
+    config.addinivalue_line("markers", "timeout(seconds): per-test wall-clock cap")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not STOMP_EXTERNAL:
+        return
+    for item in items:
+        m = item.get_closest_marker("rabbitmq_differs")
+        if m:
+            item.add_marker(pytest.mark.xfail(reason="known RabbitMQ difference: %s"
+                                              % (m.args[0] if m.args else ""), strict=False))
+
+
+class Herald:
+    """One herald process started by this test run."""
+
+    def __init__(self, args, log_path):
+        self.args = list(args)
+        self.log_path = log_path
+        self.proc = None
+        self.ports = {}
+        self.host = "127.0.0.1"
+        self.port = None
+        self.expect_exit = False	# set by tests that stop the server themselves
+        self.external = False
+
+    @property
+    def addr(self):
+        return (self.host, self.port)
+
+    def start(self):
+        if not os.access(HERALD_BIN, os.X_OK):
+            pytest.fail("herald binary not found at %s (set HERALD_BIN)" % HERALD_BIN)
+        cmd = [HERALD_BIN, "--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0",
+               "--gossip-port", "0", "--admin-port", "0", "--shards", str(HERALD_SHARDS),
+               "--log-level", "info"] + self.args
+        self.cmd = cmd
+        self.log_file = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, close_fds=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            for proto, host, port in LISTEN_RE.findall(self.log()):
+                self.ports[proto] = (host, int(port))
+            if "stomp" in self.ports:
+                self.host, self.port = self.ports["stomp"]
+                return self
+            if self.proc.poll() is not None:
+                pytest.fail("herald exited with %s before listening\ncmd: %s\n%s"
+                            % (self.proc.returncode, " ".join(cmd), self.log()))
+            time.sleep(0.01)
+        self.kill()
+        pytest.fail("herald logged no 'listening proto=stomp' line within %.0fs\ncmd: %s\n%s"
+                    % (START_TIMEOUT, " ".join(cmd), self.log()))
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def wait(self, timeout):
+        """Exit status, or None if still running after timeout."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=STOP_TIMEOUT)
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT. Returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGTERM)
+            if self.wait(STOP_TIMEOUT) is None:
+                self.kill()
+        self.log_file.close()
+        return self.proc.returncode
+
+
+class External:
+    """A server we did not start (STOMP_EXTERNAL)."""
+    external = True
+    expect_exit = False
+
+    def __init__(self, spec):
+        host, _, port = spec.rpartition(":")
+        self.host, self.port = host, int(port)
+        self.ports = {"stomp": (self.host, self.port)}
+
+    @property
+    def addr(self):
+        return (self.host, self.port)
+
+    def log(self):
+        return ""
+
+    def alive(self):
+        return True
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for srv in getattr(item, "_heralds", []):
+            if srv.external:
+                continue
+            text = srv.log()
+            if len(text) > 20000:
+                text = "...\n" + text[-20000:]
+            rep.sections.append(("herald stderr (%s)" % " ".join(getattr(srv, "cmd", [])[-6:]),
+                                 text))
+
+
+@pytest.fixture
+def herald_factory(request, tmp_path):
+    """Starts herald processes with the given extra flags; stops them all at teardown."""
+    started = []
+    request.node._heralds = started
+
+    def start(*args):
+        if STOMP_EXTERNAL:
+            if args or request.node.get_closest_marker("herald_only"):
+                pytest.skip("needs herald itself (STOMP_EXTERNAL is set)")
+            srv = External(STOMP_EXTERNAL)
+            started.append(srv)
+            return srv
+        srv = Herald(args, str(tmp_path / ("herald-%d.log" % len(started))))
+        started.append(srv)
+        return srv.start()
+
+    yield start
+
+    died = []
+    for srv in started:
+        if srv.external:
+            continue
+        if not srv.alive() and not srv.expect_exit:
+            died.append(srv)
+        srv.stop()
+    if died:
+        srv = died[0]
+        pytest.fail("herald died during the test (exit status %s)\n%s"
+                    % (srv.proc.returncode, srv.log()[-8000:]), pytrace=False)
+
+
+@pytest.fixture
+def herald(request, herald_factory):
+    """A running server; flags from @pytest.mark.herald_args(...)."""
+    marker = request.node.get_closest_marker("herald_args")
+    args = [str(a) for a in marker.args] if marker else []
+    return herald_factory(*args)
+
+
+@pytest.fixture
+def clients(request):
+    """Factory for stomp.py clients; every client is closed at teardown."""
+    from helpers import Client
+    made = []
+
+    def make(srv, **kw):
+        c = Client(srv.addr, **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.kill()
+
+
+@pytest.fixture
+def raws(request):
+    """Factory for raw-socket clients; every socket is closed at teardown."""
+    from stompraw import RawStomp
+    made = []
+
+    def make(srv, **kw):
+        r = RawStomp(srv.host, srv.port, **kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+class _TestTimeout(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _wall_clock_cap(request):
+    """Bounds every test: SIGALRM interrupts the main thread after the cap."""
+    marker = request.node.get_closest_marker("timeout")
+    cap = float(marker.args[0]) if marker else TEST_TIMEOUT
+
+    def on_alarm(signum, frame):
+        raise _TestTimeout("test exceeded its %.0fs wall-clock cap" % cap)
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, cap)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
