@@ -1,6 +1,6 @@
 /*
  * proto/stomp_encode.h - STOMP frame encoder for the server's hot path.
- * Pure: writes into caller memory, returns bytes written or -ENOSPC.
+ * Pure: writes into caller memory, returns bytes written or -ENOSPC; any thread may call.
  *
  * A MESSAGE to many subscribers is split in two: a small per-subscriber head
  * ("MESSAGE\nsubscription:..\nmessage-id:..\nack:..\n[redelivered:true\n]") and one shared
@@ -20,16 +20,20 @@
 	(64 + 2 * ((sub_len) + (id_len) + (ack_len)))
 
 /* Escapes `in` for `v` into out (1.0: copied as is; 1.1: \n \c \\; 1.2 adds \r). Returns
- * bytes written or -ENOSPC. `in` may need up to 2x its length. */
+ * bytes written or -ENOSPC. `in` may need up to 2x its length. 1.0 cannot carry LF in a
+ * header, and 1.0/1.1 cannot carry a CR that ends a name or value (the parser strips a CR
+ * before LF): such values do not survive those versions. */
 ssize_t stomp_escape(enum stomp_version v, const char *in, size_t len, char *out, size_t cap);
 
 /* True when `s` holds a byte that some version escapes (\n \r : \\); such a tail differs
  * between versions and the caller must encode one per version it serves. */
 bool stomp_needs_escape(const char *s, size_t len);
 
-/* Writes a whole frame: command, headers (escaped per `v` unless cmd is CONNECT or
- * CONNECTED, which are never escaped), a content-length header when with_content_length,
- * blank line, body, NUL. Returns bytes written or -ENOSPC. */
+/* Writes a whole frame: command, headers (escaped per `v` unless cmd is CONNECT, STOMP or
+ * CONNECTED, which are never escaped), a content-length header when with_content_length
+ * (headers must not hold one then), blank line, body, NUL. Returns bytes written, -ENOSPC
+ * when cap is too small (out's contents are then unspecified), or -EINVAL for
+ * STOMP_CMD_NONE. Without content-length the body must not contain NUL. */
 ssize_t stomp_encode_frame(char *out, size_t cap, enum stomp_version v, enum stomp_cmd cmd,
 			   const struct stomp_header *headers, size_t nheaders,
 			   const char *body, size_t body_len, bool with_content_length);

@@ -44,22 +44,33 @@ struct stomp_parser {
 	char *scratch;			/* caller memory for unescaped header bytes */
 	size_t scratch_cap;
 	const char *reason;		/* set with a negative return: fit for ERROR's message */
-	/* scan state for the partial frame at the start of the caller's buffer */
-	size_t scan_off;
-	uint32_t state;
-	size_t body_start;
-	size_t content_length;
-	size_t scratch_used;
+	/* Scan state for the partial frame at the start of the caller's buffer. Offsets, not
+	 * pointers: the caller may move the partial frame between calls. */
+	size_t scan_off;		/* bytes of the frame already examined */
+	uint32_t state;			/* private to stomp_parse.c */
+	size_t body_start;		/* offset of the body, once the blank line is seen */
+	size_t content_length;		/* body bytes: from the header, or once the NUL is found */
+	size_t scratch_used;		/* scratch bytes holding this frame's unescaped headers */
+	size_t headers_start;		/* offset of the first header line */
+	size_t line_start;		/* offset of the header line being scanned */
+	uint32_t nheaders;		/* header lines accepted so far */
+	enum stomp_cmd cmd;		/* command of the frame being scanned */
+	bool has_content_length;	/* content_length came from a header */
+	bool unescape;			/* this frame's headers are unescaped (1.1+, not CONNECT) */
+	int err;			/* the error returned, returned again by later calls */
+	char reason_buf[96];		/* reason text with the limit in it */
 };
 
-/* Prepares p. `scratch` (caller-owned, lives as long as p) receives unescaped copies of
- * header names/values that contained escapes; max_header_line * max_headers bytes always
+/* Prepares p. `limits` is copied (NULL: stomp_limits_default; max_headers is clamped to
+ * STOMP_HEADERS_CAP). `scratch` (caller-owned, lives as long as p) receives unescaped copies
+ * of header names/values that contained escapes; max_header_line * max_headers bytes always
  * suffices, less is fine in practice (overflow is STOMP_E_SCRATCH_FULL). Version starts
  * at STOMP_V12 for escaping purposes; the session sets it after CONNECT. */
 void stomp_parser_init(struct stomp_parser *p, const struct stomp_limits *limits,
 		       char *scratch, size_t scratch_cap);
 
-/* Sets the negotiated version (affects escaping of frames parsed after this call). */
+/* Sets the negotiated version (affects escaping of frames parsed after this call; call it
+ * between frames, i.e. after a call that returned > 0). */
 void stomp_parser_set_version(struct stomp_parser *p, enum stomp_version v);
 
 /* Parses one frame from buf[0..len), buf starting at a frame boundary (after the previous
@@ -68,9 +79,18 @@ void stomp_parser_set_version(struct stomp_parser *p, enum stomp_version v);
  * out->cmd == STOMP_CMD_NONE and out->heartbeats set; when a complete frame follows, the
  * EOLs are counted in out->heartbeats and consumed with it.
  * Returns bytes consumed (> 0) once a whole frame (or EOL run) is in *out; 0 when more input
- * is needed (p keeps its scan position: call again with the same start and more bytes); or a
- * negative STOMP_E_* with p->reason set (the connection should send ERROR and close).
- * Header views in *out point into buf or p->scratch and die with the next call. */
+ * is needed (p keeps its scan position: call again with the same start and more bytes; buf
+ * may have moved, the bytes must not have changed); or a negative STOMP_E_* with p->reason
+ * set (the connection should send ERROR and close; later calls return the same error).
+ * *out is written only when the return is > 0. Header views in *out point into buf or
+ * p->scratch and die with the next call.
+ *
+ * Rules beyond the grammar: a CR before LF is stripped from command and header lines in
+ * every version; header values are not trimmed and may hold further ':' bytes; STOMP
+ * frames, like CONNECT, are never unescaped (both are the connect request). Limits are
+ * checked as bytes arrive, so the outcome never depends on how the input was split: a
+ * header line or frame that outgrows its limit fails before its end is seen, and a
+ * content-length over max_body (or one that cannot fit max_frame) fails at its header. */
 ssize_t stomp_parse(struct stomp_parser *p, const char *buf, size_t len, struct stomp_frame *out);
 
 /* First header named `name` (the spec: a repeated header, the first one wins), or NULL. */
