@@ -5,41 +5,31 @@
  * contract at every split point, and the exact responses.
  */
 #include "proto/http_upgrade.h"
+#include "tests/support/guarded_buf.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 /* ---- guarded input: the last byte sits flush against a PROT_NONE page ---- */
 
 struct guard {
-	char *map;
-	size_t map_len;
+	struct guarded_buf gb;
 	char *p;
 };
 
 static struct guard guard_copy(const void *src, size_t len)
 {
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	size_t data_pages = (len + page - 1) / page;
 	struct guard g;
 
-	g.map_len = (data_pages + 1) * page;
-	g.map = mmap(NULL, g.map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	cr_assert(g.map != MAP_FAILED);
-	cr_assert_eq(mprotect(g.map + data_pages * page, page, PROT_NONE), 0);
-	g.p = g.map + data_pages * page - len;
-	if (src && len)
-		memcpy(g.p, src, len);
+	g.p = (char *)guarded_buf_init(&g.gb, src, len);
 	return g;
 }
 
 static void guard_free(struct guard *g)
 {
-	munmap(g->map, g->map_len);
+	guarded_buf_fini(&g->gb);
 }
 
 /* ---- helpers ---- */
