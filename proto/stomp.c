@@ -44,7 +44,7 @@ void stomp_limits_default(struct stomp_limits *l)
 
 const char *stomp_cmd_name(enum stomp_cmd cmd)
 {
-	if ((unsigned)cmd >= STOMP_CMD_COUNT)
+	if ((unsigned)cmd >= STOMP_CMD_COUNT || !cmd_names[cmd].name)
 		return "";
 	return cmd_names[cmd].name;
 }

@@ -30,6 +30,8 @@ enum stomp_cmd {
 	STOMP_CMD_MESSAGE,
 	STOMP_CMD_RECEIPT,
 	STOMP_CMD_ERROR,
+	STOMP_CMD_UNKNOWN,	/* a well-formed frame with a command STOMP does not define
+				 * (only when stomp_parser.report_unknown is set) */
 	STOMP_CMD_COUNT
 };
 

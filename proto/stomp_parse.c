@@ -154,6 +154,18 @@ static size_t find_in_window(struct stomp_parser *p, const char *b, size_t n, ch
 }
 
 /* Returns 1 when the command line is complete and known, 0 for more input, or an error. */
+/* Upper-case letters only, like every STOMP command: an unknown one that looks like a
+ * command is parsed as a frame; anything else ("GET / HTTP/1.1") fails at once. */
+static bool is_command_word(const char *b, size_t len)
+{
+	if (!len)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (b[i] < 'A' || b[i] > 'Z')
+			return false;
+	return true;
+}
+
 static int scan_command(struct stomp_parser *p, const char *b, size_t n)
 {
 	const struct stomp_limits *l = &p->limits;
@@ -173,8 +185,10 @@ static int scan_command(struct stomp_parser *p, const char *b, size_t n)
 	if (end > l->max_command)
 		return fail(p, STOMP_E_COMMAND_TOO_LONG, l->max_command, " bytes");
 	p->cmd = stomp_cmd_lookup(b, end);
-	if (p->cmd == STOMP_CMD_NONE)
+	if (p->cmd == STOMP_CMD_NONE && (!p->report_unknown || !is_command_word(b, end)))
 		return fail(p, STOMP_E_UNKNOWN_COMMAND, 0, NULL);
+	if (p->cmd == STOMP_CMD_NONE)
+		p->cmd = STOMP_CMD_UNKNOWN;
 	/* "Value Encoding": CONNECT and CONNECTED are never escaped; STOMP is CONNECT's
 	 * other name and is sent before a version is agreed, so it is treated alike. */
 	p->unescape = p->version != STOMP_V10 && p->cmd != STOMP_CMD_CONNECT &&

@@ -44,6 +44,9 @@ struct stomp_parser {
 	char *scratch;			/* caller memory for unescaped header bytes */
 	size_t scratch_cap;
 	const char *reason;		/* set with a negative return: fit for ERROR's message */
+	bool report_unknown;		/* unknown command: parse the frame anyway and return it
+					 * as STOMP_CMD_UNKNOWN (so an ERROR can name its receipt),
+					 * instead of failing with STOMP_E_UNKNOWN_COMMAND */
 	/* Scan state for the partial frame at the start of the caller's buffer. Offsets, not
 	 * pointers: the caller may move the partial frame between calls. */
 	size_t scan_off;		/* bytes of the frame already examined */

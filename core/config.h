@@ -1,0 +1,57 @@
+/*
+ * core/config.h - the server's configuration: embedded defaults, an INI file (libinih),
+ * then command-line flags, in that order of precedence (last wins). Main thread only;
+ * shards get a read-only copy before they start.
+ */
+#ifndef CORE_CONFIG_H
+#define CORE_CONFIG_H
+
+#include "cluster/cluster.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct hd_limits {
+	uint64_t max_frame_bytes;	/* whole STOMP frame */
+	uint32_t max_headers;		/* header lines per frame */
+	uint32_t max_header_line;	/* bytes in one header line */
+	uint64_t max_body_bytes;	/* frame body */
+	uint64_t max_outbound_bytes;	/* queued for one connection before slow-consumer */
+	uint32_t max_queue_length;	/* ready messages per queue; SEND over it: ERROR */
+	uint32_t max_connections;	/* per node */
+	uint32_t max_subscriptions;	/* per connection */
+	uint64_t memory_high_water;	/* bytes allocated; above it SENDs are refused */
+	uint32_t max_tx_frames;		/* frames buffered in one transaction */
+	uint32_t heartbeat_min_ms;	/* shortest heart-beat interval honoured */
+	uint32_t connect_timeout_ms;	/* time allowed between accept and CONNECT */
+};
+
+struct herald_config {
+	char bind_addr[64];
+	uint16_t stomp_port;
+	uint16_t ws_port;
+	char ws_path[128];
+	uint32_t shards;		/* 0: online CPUs */
+	char node_name[128];
+	int log_level;
+	char vhosts[512];		/* comma-separated virtual hosts; "/" by default */
+	char default_user[64];		/* guest */
+	char default_pass[64];
+	bool default_user_loopback_only;
+	struct hd_limits limits;
+	struct cluster_config cluster;
+	bool cluster_enabled;
+};
+
+/* True when name[0..len) is one of cfg->vhosts. */
+bool config_has_vhost(const struct herald_config *cfg, const char *name, size_t len);
+
+/* Embedded defaults (RabbitMQ's ports: STOMP 61613, WebSocket 15674 at /ws). */
+void config_defaults(struct herald_config *cfg);
+
+/* Applies --config FILE (if given) then every flag. Returns 0, 1 when the caller should
+ * exit 0 (--help, --version printed), or -1 after printing an error. */
+int config_load(struct herald_config *cfg, int argc, char **argv);
+
+#endif

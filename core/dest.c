@@ -1,0 +1,567 @@
+/*
+ * core/dest.c - owner side of topics and queues.
+ *
+ * Topics: per topic a count of subscriptions per shard and a bitmask of shards with any.
+ * A publish sends one XMSG_TOPIC_DELIVER per interested shard (exact topic and every
+ * matching pattern), never one per subscriber: each shard fans out to its own connections.
+ *
+ * Queues: ready messages in FIFO order; consumers served round robin, each limited by a
+ * credit window (deliveries not yet taken onto its connection's wire queue; a slow consumer
+ * stops getting credit back, so the queue keeps its messages) and by prefetch-count
+ * (unacked deliveries). A NACK, or a consumer that goes away, puts its unacked messages back
+ * at the front, marked redelivered, ahead of newer ones (RabbitMQ's behaviour).
+ */
+#include "core/dest.h"
+
+#include "core/base/hd_alloc.h"
+#include "core/base/hd_log.h"
+#include "core/hmsg.h"
+#include "core/session.h"
+#include "core/shard.h"
+#include "core/topic_match.h"
+
+#include <string.h>
+
+struct dest_topic {
+	uint64_t shard_mask;	/* shards with count > 0 */
+	uint32_t *counts;	/* subscriptions per shard */
+	uint32_t len;
+	char name[];
+};
+
+struct dest_pattern {
+	uint64_t shard_mask;
+	uint32_t *counts;
+	uint32_t index;		/* in pattern_list */
+	uint32_t len;
+	char name[];		/* without "/topic/" */
+};
+
+struct qentry {
+	struct hmsg *m;		/* one reference */
+	uint64_t tag;		/* delivery tag while unacked */
+	uint32_t redelivered;
+};
+
+/* A double-ended ring of entries; grows by doubling. */
+struct qdeque {
+	struct qentry *e;
+	uint32_t cap;		/* power of two or 0 */
+	uint32_t head;
+	uint32_t n;
+};
+
+struct qconsumer {
+	uint64_t key;
+	uint8_t ack_mode;
+	uint32_t prefetch;	/* 0: unlimited */
+	uint32_t inflight;	/* deliveries not yet credited back */
+	struct qdeque unacked;	/* client modes: in tag order */
+};
+
+struct dest_queue {
+	struct qdeque ready;
+	struct qconsumer **consumers;
+	uint32_t nconsumers;
+	uint32_t rr;		/* next consumer to try */
+	uint64_t next_tag;
+	uint32_t len;
+	char name[];
+};
+
+uint32_t dest_owner(const char *name, size_t len, uint32_t nshards)
+{
+	return (uint32_t)(hd_hash(name, len) % nshards);
+}
+
+void dest_table_init(struct dest_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	strmap_init(&t->topics);
+	strmap_init(&t->patterns);
+	strmap_init(&t->queues);
+}
+
+/* ---- deque ---- */
+
+static void qd_grow(struct qdeque *d)
+{
+	uint32_t cap = d->cap ? d->cap * 2 : 8;
+	struct qentry *e = hd_alloc(cap * sizeof(*e));
+
+	for (uint32_t i = 0; i < d->n; i++)
+		e[i] = d->e[(d->head + i) & (d->cap - 1)];
+	hd_free(d->e);
+	d->e = e;
+	d->cap = cap;
+	d->head = 0;
+}
+
+static void qd_push_back(struct qdeque *d, struct qentry x)
+{
+	if (d->n == d->cap)
+		qd_grow(d);
+	d->e[(d->head + d->n) & (d->cap - 1)] = x;
+	d->n++;
+}
+
+static void qd_push_front(struct qdeque *d, struct qentry x)
+{
+	if (d->n == d->cap)
+		qd_grow(d);
+	d->head = (d->head - 1) & (d->cap - 1);
+	d->e[d->head] = x;
+	d->n++;
+}
+
+static struct qentry *qd_at(struct qdeque *d, uint32_t i)
+{
+	return &d->e[(d->head + i) & (d->cap - 1)];
+}
+
+static struct qentry qd_pop_front(struct qdeque *d)
+{
+	struct qentry x = d->e[d->head];
+
+	d->head = (d->head + 1) & (d->cap - 1);
+	d->n--;
+	return x;
+}
+
+static void qd_remove_at(struct qdeque *d, uint32_t i)
+{
+	for (; i + 1 < d->n; i++)
+		*qd_at(d, i) = *qd_at(d, i + 1);
+	d->n--;
+}
+
+static void qd_free(struct qdeque *d)
+{
+	for (uint32_t i = 0; i < d->n; i++)
+		hmsg_unref(qd_at(d, i)->m);
+	hd_free(d->e);
+	memset(d, 0, sizeof(*d));
+}
+
+/* ---- topics ---- */
+
+static struct dest_topic *topic_get(struct shard *sh, const char *name, size_t len, bool create)
+{
+	struct dest_topic *t = strmap_get(&sh->dests.topics, name, len);
+
+	if (t || !create)
+		return t;
+	t = hd_alloc(sizeof(*t) + len + 1);
+	t->shard_mask = 0;
+	t->counts = hd_calloc(sh->nshards, sizeof(*t->counts));
+	t->len = (uint32_t)len;
+	memcpy(t->name, name, len);
+	t->name[len] = '\0';
+	strmap_put(&sh->dests.topics, t->name, len, t);
+	return t;
+}
+
+static struct dest_pattern *pattern_get(struct shard *sh, const char *name, size_t len, bool create)
+{
+	struct dest_table *dt = &sh->dests;
+	struct dest_pattern *p = strmap_get(&dt->patterns, name, len);
+
+	if (p || !create)
+		return p;
+	p = hd_alloc(sizeof(*p) + len + 1);
+	p->shard_mask = 0;
+	p->counts = hd_calloc(sh->nshards, sizeof(*p->counts));
+	p->len = (uint32_t)len;
+	memcpy(p->name, name, len);
+	p->name[len] = '\0';
+	strmap_put(&dt->patterns, p->name, len, p);
+	dt->pattern_list = hd_realloc(dt->pattern_list, (dt->npatterns + 1) * sizeof(p));
+	p->index = dt->npatterns;
+	dt->pattern_list[dt->npatterns++] = p;
+	return p;
+}
+
+static void pattern_drop(struct shard *sh, struct dest_pattern *p)
+{
+	struct dest_table *dt = &sh->dests;
+
+	strmap_del(&dt->patterns, p->name, p->len);
+	dt->pattern_list[p->index] = dt->pattern_list[--dt->npatterns];
+	dt->pattern_list[p->index]->index = p->index;
+	hd_free(p->counts);
+	hd_free(p);
+}
+
+/* Applies +1/-1 from shard `from`; returns the new count. */
+static uint32_t count_apply(uint32_t *counts, uint64_t *mask, uint16_t from, int delta)
+{
+	if (delta > 0)
+		counts[from]++;
+	else if (counts[from])
+		counts[from]--;
+	if (counts[from])
+		*mask |= 1ull << from;
+	else
+		*mask &= ~(1ull << from);
+	return counts[from];
+}
+
+void dest_on_topic_interest(struct shard *sh, const struct xmsg *m, int pattern)
+{
+	struct xname *n = m->ptr;
+	int delta = m->u32 ? 1 : -1;
+
+	if (pattern) {
+		/* patterns reach every shard; the name is stored without "/topic/" */
+		struct dest_pattern *p = pattern_get(sh, n->name, n->len, delta > 0);
+
+		if (p) {
+			count_apply(p->counts, &p->shard_mask, m->from, delta);
+			if (!p->shard_mask)
+				pattern_drop(sh, p);
+		}
+	} else {
+		struct dest_topic *t = topic_get(sh, n->name, n->len, delta > 0);
+
+		if (t) {
+			count_apply(t->counts, &t->shard_mask, m->from, delta);
+			if (!t->shard_mask) {
+				strmap_del(&sh->dests.topics, t->name, t->len);
+				hd_free(t->counts);
+				hd_free(t);
+			}
+		}
+	}
+	hd_free(n);
+}
+
+static void topic_publish(struct shard *sh, struct hmsg *m)
+{
+	const char *name = hmsg_dest(m);
+	struct dest_topic *t = topic_get(sh, name, m->dest_len, false);
+	uint64_t mask = t ? t->shard_mask : 0;
+	const size_t plen = sizeof("/topic/") - 1;
+	struct dest_table *dt = &sh->dests;
+
+	for (uint32_t i = 0; i < dt->npatterns; i++) {
+		struct dest_pattern *p = dt->pattern_list[i];
+
+		if ((p->shard_mask & ~mask) &&
+		    topic_match(p->name, p->len, name + plen, m->dest_len - plen))
+			mask |= p->shard_mask;
+	}
+	if (mask)
+		hmsg_ref(m, (uint32_t)__builtin_popcountll(mask));
+	for (uint32_t s = 0; mask; s++, mask >>= 1) {
+		if (mask & 1) {
+			struct xmsg d = { .kind = XMSG_TOPIC_DELIVER, .ptr = m };
+
+			shard_send(sh, s, &d);
+		}
+	}
+	sh->stats.published++;
+	hmsg_unref(m);
+}
+
+/* ---- queues ---- */
+
+static struct dest_queue *queue_get(struct shard *sh, const char *name, size_t len, bool create)
+{
+	struct dest_queue *q = strmap_get(&sh->dests.queues, name, len);
+
+	if (q || !create)
+		return q;
+	q = hd_calloc(1, sizeof(*q) + len + 1);
+	q->len = (uint32_t)len;
+	memcpy(q->name, name, len);
+	strmap_put(&sh->dests.queues, q->name, len, q);
+	return q;
+}
+
+/* An idle queue (no consumers, no messages) holds no memory. */
+static void queue_maybe_drop(struct shard *sh, struct dest_queue *q)
+{
+	if (q->nconsumers || q->ready.n)
+		return;
+	strmap_del(&sh->dests.queues, q->name, q->len);
+	qd_free(&q->ready);
+	hd_free(q->consumers);
+	hd_free(q);
+}
+
+static bool consumer_has_room(const struct qconsumer *c)
+{
+	if (c->inflight >= DEST_CREDIT_WINDOW)
+		return false;
+	return !c->prefetch || c->ack_mode == SESSION_ACK_AUTO || c->unacked.n < c->prefetch;
+}
+
+static struct qconsumer *pick_consumer(struct dest_queue *q)
+{
+	for (uint32_t i = 0; i < q->nconsumers; i++) {
+		uint32_t idx = (q->rr + i) % q->nconsumers;
+
+		if (consumer_has_room(q->consumers[idx])) {
+			q->rr = idx + 1;
+			return q->consumers[idx];
+		}
+	}
+	return NULL;
+}
+
+static void queue_dispatch(struct shard *sh, struct dest_queue *q)
+{
+	while (q->ready.n && q->nconsumers) {
+		struct qconsumer *c = pick_consumer(q);
+		struct qentry e;
+		struct xmsg d;
+
+		if (!c)
+			break;
+		e = qd_pop_front(&q->ready);
+		e.tag = ++q->next_tag;
+		c->inflight++;
+		if (c->ack_mode != SESSION_ACK_AUTO) {
+			hmsg_ref(e.m, 1);	/* kept until acked */
+			qd_push_back(&c->unacked, e);
+		} else {
+			sh->dests.queued_msgs--;
+		}
+		d = (struct xmsg){ .kind = XMSG_QUEUE_DELIVER, .ptr = e.m, .a = c->key, .b = e.tag,
+				   .u32 = e.redelivered ? XDELIVER_REDELIVERED : 0 };
+		shard_send(sh, xmsg_key_shard(c->key), &d);
+	}
+}
+
+static void reply_done(struct shard *sh, const struct xmsg *m, int err)
+{
+	struct xmsg r = { .kind = XMSG_DONE, .a = m->a, .u32 = m->u32, .b = (uint64_t)err };
+
+	shard_send(sh, m->from, &r);
+}
+
+static void queue_publish(struct shard *sh, const struct xmsg *xm, struct hmsg *m)
+{
+	struct dest_queue *q = queue_get(sh, hmsg_dest(m), m->dest_len, true);
+
+	if (q->ready.n >= sh->cfg->limits.max_queue_length) {
+		hmsg_unref(m);
+		reply_done(sh, xm, XERR_QUEUE_FULL);
+		return;
+	}
+	qd_push_back(&q->ready, (struct qentry){ .m = m });
+	sh->dests.queued_msgs++;
+	sh->stats.published++;
+	queue_dispatch(sh, q);
+	if (xm->u32)
+		reply_done(sh, xm, XERR_OK);
+}
+
+void dest_on_publish(struct shard *sh, const struct xmsg *xm)
+{
+	struct hmsg *m = xm->ptr;
+
+	if (m->dest_len > 7 && !memcmp(hmsg_dest(m), "/queue/", 7)) {
+		queue_publish(sh, xm, m);
+		return;
+	}
+	topic_publish(sh, m);
+	if (xm->u32)
+		reply_done(sh, xm, XERR_OK);
+}
+
+static struct qconsumer *consumer_find(struct dest_queue *q, uint64_t key, uint32_t *idx)
+{
+	for (uint32_t i = 0; i < q->nconsumers; i++) {
+		if (q->consumers[i]->key == key) {
+			if (idx)
+				*idx = i;
+			return q->consumers[i];
+		}
+	}
+	return NULL;
+}
+
+void dest_on_consumer_add(struct shard *sh, const struct xmsg *m)
+{
+	struct xconsumer *xc = m->ptr;
+	struct dest_queue *q = queue_get(sh, xc->name, xc->len, true);
+	struct qconsumer *c = hd_calloc(1, sizeof(*c));
+
+	c->key = xc->key;
+	c->ack_mode = xc->ack_mode;
+	c->prefetch = xc->prefetch;
+	q->consumers = hd_realloc(q->consumers, (q->nconsumers + 1) * sizeof(c));
+	q->consumers[q->nconsumers++] = c;
+	if (xc->seq) {
+		/* the RECEIPT goes out before the first MESSAGE of the new subscription */
+		struct xmsg r = { .kind = XMSG_DONE, .a = xc->conn_ref, .u32 = xc->seq };
+
+		shard_send(sh, m->from, &r);
+	}
+	hd_free(xc);
+	queue_dispatch(sh, q);
+}
+
+/* Puts unacked[from..) back at the front of the ready queue, in order, redelivered. */
+static void requeue_tail(struct dest_queue *q, struct qdeque *unacked, uint32_t keep)
+{
+	while (unacked->n > keep) {
+		struct qentry e = *qd_at(unacked, unacked->n - 1);
+
+		unacked->n--;
+		e.redelivered = 1;
+		qd_push_front(&q->ready, e);
+	}
+}
+
+void dest_on_consumer_del(struct shard *sh, const struct xmsg *m)
+{
+	struct xname *n = m->ptr;
+	struct dest_queue *q = queue_get(sh, n->name, n->len, false);
+	struct qconsumer *c;
+	uint32_t idx;
+
+	hd_free(n);
+	if (!q || !(c = consumer_find(q, m->a, &idx)))
+		return;
+	requeue_tail(q, &c->unacked, 0);
+	qd_free(&c->unacked);
+	q->consumers[idx] = q->consumers[--q->nconsumers];
+	hd_free(c);
+	if (q->rr >= q->nconsumers)
+		q->rr = 0;
+	queue_dispatch(sh, q);
+	queue_maybe_drop(sh, q);
+}
+
+/* Index of `tag` in the consumer's unacked list, or -1. */
+static int64_t unacked_find(struct qconsumer *c, uint64_t tag)
+{
+	for (uint32_t i = 0; i < c->unacked.n; i++)
+		if (qd_at(&c->unacked, i)->tag == tag)
+			return i;
+	return -1;
+}
+
+static void ack_apply(struct shard *sh, struct dest_queue *q, struct qconsumer *c, uint32_t mode,
+		      uint64_t tag)
+{
+	int64_t i;
+
+	switch (mode) {
+	case XACK_CREDIT:
+		c->inflight = c->inflight > tag ? c->inflight - (uint32_t)tag : 0;
+		return;
+	case XACK_ONE:
+	case XNACK_DROP_ONE:
+	case XNACK_ONE:
+		i = unacked_find(c, tag);
+		if (i < 0)
+			return;
+		if (mode == XNACK_ONE) {
+			struct qentry e = *qd_at(&c->unacked, (uint32_t)i);
+
+			e.redelivered = 1;
+			qd_remove_at(&c->unacked, (uint32_t)i);
+			qd_push_front(&q->ready, e);
+			return;
+		}
+		hmsg_unref(qd_at(&c->unacked, (uint32_t)i)->m);
+		qd_remove_at(&c->unacked, (uint32_t)i);
+		sh->dests.queued_msgs--;
+		return;
+	case XACK_UPTO:
+		while (c->unacked.n && qd_at(&c->unacked, 0)->tag <= tag) {
+			hmsg_unref(qd_pop_front(&c->unacked).m);
+			sh->dests.queued_msgs--;
+		}
+		return;
+	case XNACK_UPTO: {
+		uint32_t n = 0;
+
+		while (n < c->unacked.n && qd_at(&c->unacked, n)->tag <= tag)
+			n++;
+		/* requeue the first n, keeping their order, ahead of everything ready */
+		for (uint32_t k = n; k > 0; k--) {
+			struct qentry e = *qd_at(&c->unacked, k - 1);
+
+			e.redelivered = 1;
+			qd_push_front(&q->ready, e);
+		}
+		for (uint32_t k = 0; k < n; k++)
+			qd_pop_front(&c->unacked);
+		return;
+	}
+	}
+}
+
+void dest_on_ack(struct shard *sh, const struct xmsg *m)
+{
+	struct xname *n = m->ptr;
+	struct dest_queue *q = queue_get(sh, n->name, n->len, false);
+	struct qconsumer *c;
+
+	hd_free(n);
+	if (!q || !(c = consumer_find(q, m->a, NULL)))
+		return;
+	ack_apply(sh, q, c, m->u32, m->b);
+	queue_dispatch(sh, q);
+}
+
+void dest_on_return(struct shard *sh, const struct xmsg *m)
+{
+	struct hmsg *msg = m->ptr;
+	struct dest_queue *q;
+	struct qconsumer *c;
+
+	if (m->u32 != SESSION_ACK_AUTO) {
+		/* client modes: the consumer's removal already requeued it from unacked */
+		hmsg_unref(msg);
+		return;
+	}
+	q = queue_get(sh, hmsg_dest(msg), msg->dest_len, true);
+	c = consumer_find(q, m->a, NULL);
+	if (c && c->inflight)
+		c->inflight--;
+	qd_push_front(&q->ready, (struct qentry){ .m = msg, .redelivered = 0 });
+	sh->dests.queued_msgs++;
+	queue_dispatch(sh, q);
+}
+
+void dest_table_fini(struct dest_table *t)
+{
+	for (uint32_t i = 0; i < t->topics.cap; i++) {
+		struct strmap_slot *s = &t->topics.slots[i];
+
+		if (s->hash && s->val) {
+			struct dest_topic *tp = s->val;
+
+			hd_free(tp->counts);
+			hd_free(tp);
+		}
+	}
+	for (uint32_t i = 0; i < t->npatterns; i++) {
+		hd_free(t->pattern_list[i]->counts);
+		hd_free(t->pattern_list[i]);
+	}
+	for (uint32_t i = 0; i < t->queues.cap; i++) {
+		struct strmap_slot *s = &t->queues.slots[i];
+
+		if (s->hash && s->val) {
+			struct dest_queue *q = s->val;
+
+			qd_free(&q->ready);
+			for (uint32_t k = 0; k < q->nconsumers; k++) {
+				qd_free(&q->consumers[k]->unacked);
+				hd_free(q->consumers[k]);
+			}
+			hd_free(q->consumers);
+			hd_free(q);
+		}
+	}
+	hd_free(t->pattern_list);
+	strmap_fini(&t->topics);
+	strmap_fini(&t->patterns);
+	strmap_fini(&t->queues);
+}

@@ -1,0 +1,45 @@
+/*
+ * core/dest.h - the destination table of one shard: the topics, topic patterns and queues
+ * this shard owns (xxh64(name) % nshards == shard id). Owner side only: which shards have
+ * topic subscribers (a count per shard, so a publish costs one xmsg per interested shard),
+ * and every queue's ready messages, consumers and unacked deliveries.
+ *
+ * Thread: the owning shard only; everything arrives as xmsgs (shard.c dispatches them here).
+ */
+#ifndef CORE_DEST_H
+#define CORE_DEST_H
+
+#include "core/strmap.h"
+#include "core/xmsg.h"
+
+#include <stdint.h>
+
+struct shard;
+
+struct dest_table {
+	struct strmap topics;		/* name -> struct dest_topic */
+	struct strmap patterns;		/* pattern -> struct dest_pattern */
+	struct dest_pattern **pattern_list;	/* the same patterns, for matching */
+	uint32_t npatterns;
+	struct strmap queues;		/* name -> struct dest_queue */
+	uint64_t queued_msgs;		/* ready + unacked, for stats */
+};
+
+void dest_table_init(struct dest_table *t);
+void dest_table_fini(struct dest_table *t);
+
+/* Owner-side handlers for the xmsg kinds addressed to destinations. Each consumes the
+ * xmsg's ptr (hmsg reference or xname/xconsumer allocation). */
+void dest_on_publish(struct shard *sh, const struct xmsg *m);
+void dest_on_topic_interest(struct shard *sh, const struct xmsg *m, int pattern);
+void dest_on_consumer_add(struct shard *sh, const struct xmsg *m);
+void dest_on_consumer_del(struct shard *sh, const struct xmsg *m);
+void dest_on_ack(struct shard *sh, const struct xmsg *m);
+void dest_on_return(struct shard *sh, const struct xmsg *m);
+
+/* The shard that owns a destination name. */
+uint32_t dest_owner(const char *name, size_t len, uint32_t nshards);
+
+#define DEST_CREDIT_WINDOW 256	/* deliveries in flight to one consumer before waiting */
+
+#endif

@@ -1,0 +1,1643 @@
+/*
+ * core/session.c - STOMP sessions (spec: stomp.github.io/stomp-specification-1.2.html;
+ * RabbitMQ's STOMP plugin where the spec leaves room, see shared/RABBITMQ-REFERENCE.md).
+ *
+ * Frames in: the command table below (handler, whether CONNECT must come first).
+ * Operations out: xmsgs to the destination's owner shard (itself included): PUBLISH,
+ * TOPIC/PATTERN_INTEREST (a shard's 0->1 and 1->0 changes only), QUEUE_CONSUMER_ADD/DEL,
+ * QUEUE_ACK; SYNC when a receipt must wait for the owner to have applied earlier ones.
+ * Receipts go out strictly in the order their frames arrived, each once the operations it
+ * waits for are done; so a DISCONNECT receipt means every earlier SEND is held.
+ * Errors: ERROR frame (message header + text body, receipt-id when asked), then close.
+ *
+ * Thread: the shard owning the connection. A session is freed in session_on_close.
+ */
+#include "core/session.h"
+
+#include "core/base/hd_alloc.h"
+#include "core/base/hd_log.h"
+#include "core/hmsg.h"
+#include "core/shard.h"
+#include "core/topic_match.h"
+#include "core/wsconn.h"
+#include "net/loop.h"
+#include "proto/stomp_encode.h"
+#include "proto/utf8.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum sub_kind { SUB_TOPIC = 0, SUB_PATTERN, SUB_QUEUE };
+enum session_state { SESSION_AWAIT_CONNECT = 0, SESSION_CONNECTED };
+enum close_mode { CLOSE_NONE = 0, CLOSE_AFTER_FLUSH, CLOSE_NOW };
+
+#define TOPIC_PREFIX "/topic/"
+#define QUEUE_PREFIX "/queue/"
+#define MAX_PENDING_TOPIC_ACKS 65536	/* client-ack topic deliveries not acked: slow consumer */
+
+struct pend {
+	uint64_t tag;
+	struct hmsg *m;		/* one reference, for 1.0/1.1 ACK by message-id */
+};
+
+struct sub {
+	struct session *s;
+	struct sub *next;	/* in its local_topic or in the shard's pattern list */
+	struct sub *prev;
+	struct local_topic *lt;
+	uint16_t idx;		/* session-unique, part of consumer keys and ack ids */
+	uint8_t kind;
+	uint8_t ack_mode;
+	uint32_t prefetch;
+	uint32_t owner;		/* owner shard of dest (queues and topics) */
+	uint32_t credit_pending;/* queue deliveries queued on the wire, not yet credited */
+	uint64_t next_tag;	/* topic client-mode deliveries */
+	struct pend *pend;	/* unacked deliveries in order (client modes) */
+	uint32_t pend_head;
+	uint32_t pend_n;
+	uint32_t pend_cap;	/* power of two */
+	uint32_t dest_len;
+	uint32_t id_len;
+	char *dest;
+	char *id;		/* client's subscription id */
+};
+
+struct local_topic {
+	struct sub *head;
+	uint32_t n;
+	uint32_t len;
+	char name[];
+};
+
+struct receipt_wait {
+	struct receipt_wait *next;
+	uint32_t seq;
+	uint32_t waiting;	/* owner replies still to come */
+	bool disconnect;
+	char id[];
+};
+
+enum tx_op_kind { TXOP_SEND, TXOP_ACK, TXOP_NACK };
+
+struct tx_op {
+	struct tx_op *next;
+	uint8_t kind;
+	struct hmsg *m;		/* TXOP_SEND */
+	char *ack_id;		/* TXOP_ACK/NACK: "id" (1.2) or "message-id" */
+	char *ack_sub;		/* 1.1 "subscription", or NULL */
+	bool requeue;
+};
+
+struct tx {
+	struct tx *next;
+	struct tx_op *head;
+	struct tx_op *tail;
+	uint32_t nops;
+	char name[];
+};
+
+struct session {
+	struct net_conn *conn;
+	struct wsconn *ws;	/* NULL for plain TCP */
+	struct stomp_parser parser;
+	uint8_t state;
+	uint8_t close_mode;
+	bool in_data;
+	bool on_hb_list;
+	bool paused;		/* reading stopped while xrings are backlogged */
+	enum stomp_version version;
+	uint16_t next_sub_idx;
+	uint32_t nsubs;
+	struct sub **subs;
+	uint32_t hb_send_ms;	/* we send an EOL after this much silence; 0: never */
+	uint32_t hb_recv_ms;	/* the client promised to send this often; 0: no check */
+	uint64_t last_rx_ms;
+	uint64_t last_tx_ms;
+	uint64_t connect_deadline_ms;
+	struct session *hb_next;
+	struct session *hb_prev;
+	struct receipt_wait *rw_head;
+	struct receipt_wait *rw_tail;
+	uint32_t next_seq;
+	struct tx *txs;
+	char vhost[64];
+	char user[64];
+};
+
+static uint64_t conn_ref(const struct session *s)
+{
+	return xmsg_conn_ref(s->conn->slot, s->conn->gen);
+}
+
+/* ---- writing ---- */
+
+static void write_bytes(struct shard *sh, struct session *s, const char *buf, size_t len)
+{
+	if (s->ws)
+		wsconn_write_text(&sh->loop, s->conn, buf, len);
+	else
+		net_conn_write_copy(&sh->loop, s->conn, buf, len);
+	s->last_tx_ms = sh->now_ms;
+}
+
+static void write_frame(struct shard *sh, struct session *s, enum stomp_cmd cmd,
+			const struct stomp_header *h, size_t nh, const char *body, size_t body_len)
+{
+	ssize_t n = stomp_encode_frame(sh->enc_buf, sh->enc_cap, s->version, cmd, h, nh, body,
+				       body_len, body_len > 0);
+
+	HD_ASSERT(n > 0);
+	write_bytes(sh, s, sh->enc_buf, (size_t)n);
+}
+
+#define HDR(n, v) { { n, sizeof(n) - 1 }, { v, strlen(v) } }
+
+/* Marks s for closing. Inside session_on_data the close happens when it returns; elsewhere
+ * the shard closes it after the current batch of xmsgs or timers (session_reap_closing),
+ * so no caller ever finds its session freed under its feet mid-loop. */
+static void close_later(struct shard *sh, struct session *s, enum close_mode mode)
+{
+	if (s->close_mode)
+		return;
+	s->close_mode = (uint8_t)mode;
+	if (s->in_data)
+		return;
+	if (sh->nclosing == sh->closing_cap) {
+		sh->closing_cap = sh->closing_cap ? sh->closing_cap * 2 : 16;
+		sh->closing = hd_realloc(sh->closing, sh->closing_cap * sizeof(*sh->closing));
+	}
+	sh->closing[sh->nclosing++] = conn_ref(s);
+}
+
+void session_reap_closing(struct shard *sh)
+{
+	for (uint32_t i = 0; i < sh->nclosing; i++) {
+		struct net_conn *c = net_loop_conn(&sh->loop, (uint32_t)(sh->closing[i] >> 32),
+						   (uint32_t)sh->closing[i]);
+		struct session *s = c ? c->user : NULL;
+
+		if (!s)
+			continue;
+		if (s->close_mode == CLOSE_NOW)
+			net_conn_close(&sh->loop, c);
+		else
+			net_conn_close_after_flush(&sh->loop, c);
+	}
+	sh->nclosing = 0;
+}
+
+/* ERROR frame, then close once it is written. `detail` becomes the body. */
+static void session_fail(struct shard *sh, struct session *s, const char *message,
+			 const char *detail, const struct stomp_view *receipt)
+{
+	struct stomp_header h[4] = { HDR("message", message), HDR("content-type", "text/plain") };
+	size_t nh = 2;
+
+	if (s->close_mode)
+		return;
+	if (receipt) {
+		h[nh].name = (struct stomp_view){ "receipt-id", 10 };
+		h[nh++].value = *receipt;
+	}
+	hd_log_conn(HD_LOG_INFO, s->conn->id, "ERROR %s", message);
+	write_frame(sh, s, STOMP_CMD_ERROR, h, nh, detail ? detail : message,
+		    strlen(detail ? detail : message));
+	close_later(sh, s, CLOSE_AFTER_FLUSH);
+}
+
+static const struct stomp_view *frame_receipt(const struct stomp_frame *f)
+{
+	return stomp_frame_header(f, "receipt");
+}
+
+static void fail_frame(struct shard *sh, struct session *s, const struct stomp_frame *f,
+		       const char *message, const char *detail)
+{
+	session_fail(sh, s, message, detail, frame_receipt(f));
+}
+
+/* ---- receipts ---- */
+
+static void receipts_flush(struct shard *sh, struct session *s)
+{
+	while (s->rw_head && !s->rw_head->waiting && !s->close_mode) {
+		struct receipt_wait *w = s->rw_head;
+		struct stomp_header h[1] = { { { "receipt-id", 10 }, { w->id, strlen(w->id) } } };
+
+		s->rw_head = w->next;
+		if (!s->rw_head)
+			s->rw_tail = NULL;
+		write_frame(sh, s, STOMP_CMD_RECEIPT, h, 1, NULL, 0);
+		if (w->disconnect)
+			close_later(sh, s, CLOSE_AFTER_FLUSH);
+		hd_free(w);
+	}
+}
+
+/* Queues a receipt for frame f (if it asked for one) that waits for `waiting` owner
+ * replies; returns the seq those replies must carry (0 when no receipt was asked). */
+static uint32_t receipt_begin(struct session *s, const struct stomp_frame *f, uint32_t waiting,
+			      bool disconnect)
+{
+	const struct stomp_view *r = frame_receipt(f);
+	struct receipt_wait *w;
+
+	if (!r)
+		return 0;
+	w = hd_alloc(sizeof(*w) + r->len + 1);
+	w->next = NULL;
+	if (++s->next_seq == 0)
+		s->next_seq = 1;
+	w->seq = s->next_seq;
+	w->waiting = waiting;
+	w->disconnect = disconnect;
+	memcpy(w->id, r->ptr, r->len);
+	w->id[r->len] = '\0';
+	if (s->rw_tail)
+		s->rw_tail->next = w;
+	else
+		s->rw_head = w;
+	s->rw_tail = w;
+	return w->seq;
+}
+
+static void receipt_add_wait(struct session *s, uint32_t seq)
+{
+	for (struct receipt_wait *w = s->rw_head; w; w = w->next)
+		if (w->seq == seq)
+			w->waiting++;
+}
+
+/* Asks shard `to` to answer once it has applied everything we sent it so far. */
+static void sync_with(struct shard *sh, struct session *s, uint32_t to, uint32_t seq)
+{
+	struct xmsg m = { .kind = XMSG_SYNC, .a = conn_ref(s), .u32 = seq };
+
+	if (!seq)
+		return;
+	receipt_add_wait(s, seq);
+	shard_send(sh, to, &m);
+}
+
+static struct session *session_by_ref(struct shard *sh, uint64_t ref)
+{
+	struct net_conn *c = net_loop_conn(&sh->loop, (uint32_t)(ref >> 32), (uint32_t)ref);
+
+	return c ? c->user : NULL;
+}
+
+void session_on_done(struct shard *sh, const struct xmsg *m)
+{
+	struct session *s = session_by_ref(sh, m->a);
+
+	if (!s)
+		return;
+	if (m->b == XERR_QUEUE_FULL) {
+		sh->stats.refused_sends++;
+		session_fail(sh, s, "queue is full",
+			     "The destination queue reached max-queue-length; the message was not accepted",
+			     NULL);
+		return;
+	}
+	for (struct receipt_wait *w = s->rw_head; w; w = w->next) {
+		if (w->seq == m->u32) {
+			if (w->waiting)
+				w->waiting--;
+			break;
+		}
+	}
+	receipts_flush(sh, s);
+}
+
+/* ---- names ---- */
+
+static bool has_prefix(struct stomp_view v, const char *prefix, size_t plen)
+{
+	return v.len > plen && !memcmp(v.ptr, prefix, plen);
+}
+
+static bool dest_is_queue(struct stomp_view v)
+{
+	return has_prefix(v, QUEUE_PREFIX, sizeof(QUEUE_PREFIX) - 1);
+}
+
+static bool dest_is_topic(struct stomp_view v)
+{
+	return has_prefix(v, TOPIC_PREFIX, sizeof(TOPIC_PREFIX) - 1);
+}
+
+/* Validates a destination header; on failure sends ERROR and returns false. */
+static bool check_dest(struct shard *sh, struct session *s, const struct stomp_frame *f,
+		       const struct stomp_view *d)
+{
+	char detail[512];
+
+	if (!d) {
+		fail_frame(sh, s, f, "missing destination header",
+			   "This frame requires a 'destination' header");
+		return false;
+	}
+	if (dest_is_queue(*d) || dest_is_topic(*d))
+		return true;
+	snprintf(detail, sizeof(detail),
+		 "Unknown destination '%.*s'. Valid destinations are /queue/<name> and /topic/<name>",
+		 (int)HD_MIN(d->len, 256), d->ptr);
+	fail_frame(sh, s, f, "unknown destination", detail);
+	return false;
+}
+
+static struct xname *xname_create(const char *name, size_t len)
+{
+	struct xname *n = hd_alloc(sizeof(*n) + len + 1);
+
+	n->len = (uint32_t)len;
+	memcpy(n->name, name, len);
+	n->name[len] = '\0';
+	return n;
+}
+
+/* ---- subscriptions: the local (connection-side) half ---- */
+
+void local_table_init(struct local_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	strmap_init(&t->topics);
+}
+
+void local_table_fini(struct local_table *t)
+{
+	strmap_fini(&t->topics);
+}
+
+static void interest(struct shard *sh, uint32_t to, enum xmsg_kind kind, const char *name,
+		     size_t len, bool add)
+{
+	struct xmsg m = { .kind = kind, .u32 = add, .ptr = xname_create(name, len) };
+
+	shard_send(sh, to, &m);
+}
+
+static void list_insert(struct sub **head, struct sub *sub)
+{
+	sub->prev = NULL;
+	sub->next = *head;
+	if (*head)
+		(*head)->prev = sub;
+	*head = sub;
+}
+
+static void list_remove(struct sub **head, struct sub *sub)
+{
+	if (sub->prev)
+		sub->prev->next = sub->next;
+	else
+		*head = sub->next;
+	if (sub->next)
+		sub->next->prev = sub->prev;
+}
+
+/* Registers sub with the local table and the owner(s); returns shards to SYNC with
+ * (a bitmask) for receipt `seq` (a queue's owner answers it directly). */
+static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
+{
+	struct local_table *lt = &sh->local;
+	const size_t plen = sizeof(TOPIC_PREFIX) - 1;
+
+	if (sub->kind == SUB_QUEUE) {
+		struct xconsumer *xc = hd_alloc(sizeof(*xc) + sub->dest_len + 1);
+		struct xmsg m = { .kind = XMSG_QUEUE_CONSUMER_ADD, .ptr = xc };
+		struct session *s = sub->s;
+
+		xc->key = xmsg_consumer_key(sh->id, s->conn->slot, s->conn->gen, sub->idx);
+		xc->prefetch = sub->prefetch;
+		xc->ack_mode = sub->ack_mode;
+		xc->conn_ref = conn_ref(s);
+		xc->seq = seq;
+		if (seq)
+			receipt_add_wait(s, seq);
+		xc->len = sub->dest_len;
+		memcpy(xc->name, sub->dest, sub->dest_len + 1);
+		shard_send(sh, sub->owner, &m);
+		return 0;
+	}
+	if (sub->kind == SUB_PATTERN) {
+		list_insert(&lt->patterns, sub);
+		lt->npatterns++;
+		for (uint32_t i = 0; i < sh->nshards; i++)
+			interest(sh, i, XMSG_PATTERN_INTEREST, sub->dest + plen, sub->dest_len - plen, true);
+		return sh->nshards >= 64 ? ~0ull : (1ull << sh->nshards) - 1;
+	}
+	sub->lt = strmap_get(&lt->topics, sub->dest, sub->dest_len);
+	if (!sub->lt) {
+		sub->lt = hd_calloc(1, sizeof(*sub->lt) + sub->dest_len + 1);
+		sub->lt->len = sub->dest_len;
+		memcpy(sub->lt->name, sub->dest, sub->dest_len);
+		strmap_put(&lt->topics, sub->lt->name, sub->lt->len, sub->lt);
+		/* only this shard's first subscriber is news to the owner */
+		interest(sh, sub->owner, XMSG_TOPIC_INTEREST, sub->dest, sub->dest_len, true);
+	}
+	list_insert(&sub->lt->head, sub);
+	sub->lt->n++;
+	return 1ull << sub->owner;
+}
+
+static void pend_clear(struct sub *sub)
+{
+	for (uint32_t i = 0; i < sub->pend_n; i++)
+		hmsg_unref(sub->pend[(sub->pend_head + i) & (sub->pend_cap - 1)].m);
+	hd_free(sub->pend);
+	sub->pend = NULL;
+	sub->pend_n = sub->pend_cap = sub->pend_head = 0;
+}
+
+static void credit_return(struct shard *sh, struct sub *sub);
+
+/* Undoes sub_attach and frees sub; a queue's owner requeues the unacked messages. */
+static void sub_detach(struct shard *sh, struct sub *sub)
+{
+	struct local_table *lt = &sh->local;
+	const size_t plen = sizeof(TOPIC_PREFIX) - 1;
+
+	if (sub->kind == SUB_QUEUE) {
+		struct session *s = sub->s;
+		struct xmsg m = {
+			.kind = XMSG_QUEUE_CONSUMER_DEL,
+			.a = xmsg_consumer_key(sh->id, s->conn->slot, s->conn->gen, sub->idx),
+			.ptr = xname_create(sub->dest, sub->dest_len),
+		};
+
+		shard_send(sh, sub->owner, &m);
+	} else if (sub->kind == SUB_PATTERN) {
+		list_remove(&lt->patterns, sub);
+		lt->npatterns--;
+		for (uint32_t i = 0; i < sh->nshards; i++)
+			interest(sh, i, XMSG_PATTERN_INTEREST, sub->dest + plen, sub->dest_len - plen, false);
+	} else {
+		list_remove(&sub->lt->head, sub);
+		if (--sub->lt->n == 0) {
+			strmap_del(&lt->topics, sub->lt->name, sub->lt->len);
+			interest(sh, sub->owner, XMSG_TOPIC_INTEREST, sub->dest, sub->dest_len, false);
+			hd_free(sub->lt);
+		}
+	}
+	pend_clear(sub);
+	sh->stats.subscriptions--;
+	hd_free(sub->dest);
+	hd_free(sub->id);
+	hd_free(sub);
+}
+
+static void session_remove_sub(struct shard *sh, struct session *s, uint32_t i)
+{
+	struct sub *sub = s->subs[i];
+
+	s->subs[i] = s->subs[--s->nsubs];
+	sub_detach(sh, sub);
+}
+
+static struct sub *sub_by_id(struct session *s, struct stomp_view id, uint32_t *index)
+{
+	for (uint32_t i = 0; i < s->nsubs; i++) {
+		if (stomp_view_eq(id, s->subs[i]->id, s->subs[i]->id_len)) {
+			if (index)
+				*index = i;
+			return s->subs[i];
+		}
+	}
+	return NULL;
+}
+
+static struct sub *sub_by_idx(struct session *s, uint32_t idx)
+{
+	for (uint32_t i = 0; i < s->nsubs; i++)
+		if (s->subs[i]->idx == idx)
+			return s->subs[i];
+	return NULL;
+}
+
+/* ---- delivery ---- */
+
+static void pend_push(struct sub *sub, uint64_t tag, struct hmsg *m)
+{
+	if (sub->pend_n == sub->pend_cap) {
+		uint32_t cap = sub->pend_cap ? sub->pend_cap * 2 : 8;
+		struct pend *p = hd_alloc(cap * sizeof(*p));
+
+		for (uint32_t i = 0; i < sub->pend_n; i++)
+			p[i] = sub->pend[(sub->pend_head + i) & (sub->pend_cap - 1)];
+		hd_free(sub->pend);
+		sub->pend = p;
+		sub->pend_cap = cap;
+		sub->pend_head = 0;
+	}
+	hmsg_ref(m, 1);
+	sub->pend[(sub->pend_head + sub->pend_n) & (sub->pend_cap - 1)] = (struct pend){ tag, m };
+	sub->pend_n++;
+}
+
+static struct pend *pend_at(struct sub *sub, uint32_t i)
+{
+	return &sub->pend[(sub->pend_head + i) & (sub->pend_cap - 1)];
+}
+
+/* ack id: "<subscription index>.<tag>", unique within the session */
+static size_t format_ack_id(char *out, uint32_t idx, uint64_t tag)
+{
+	return (size_t)sprintf(out, "%u.%llu", idx, (unsigned long long)tag);
+}
+
+/* Queues one MESSAGE: per-subscriber head inline, shared tail by reference. */
+static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t tag, bool redelivered)
+{
+	struct session *s = sub->s;
+	struct net_out *o = net_conn_out_reserve(s->conn);
+	char ack[48];
+	struct stomp_view ackv = { ack, 0 };
+	size_t room = s->ws ? WSCONN_HEAD_ROOM : 0;
+	ssize_t n;
+
+	if (sub->ack_mode != SESSION_ACK_AUTO) {
+		ackv.len = format_ack_id(ack, sub->idx, tag);
+		pend_push(sub, tag, m);
+	}
+	n = stomp_encode_message_head(o->head + room, NET_OUT_HEAD_CAP - room, s->version,
+				      (struct stomp_view){ sub->id, sub->id_len }, hmsg_msgid(m),
+				      s->version == STOMP_V12 ? ackv : (struct stomp_view){ 0 },
+				      redelivered);
+	if (n >= 0) {
+		o->head_len = (uint16_t)(s->ws ? wsconn_prefix_head(o->head, room, (size_t)n, m) : (size_t)n);
+	} else {
+		/* a long subscription id: the head goes out as its own copied entry */
+		n = stomp_encode_message_head(sh->enc_buf + room, sh->enc_cap - room, s->version,
+					      (struct stomp_view){ sub->id, sub->id_len }, hmsg_msgid(m),
+					      s->version == STOMP_V12 ? ackv : (struct stomp_view){ 0 },
+					      redelivered);
+		HD_ASSERT(n > 0);
+		net_conn_write_copy(&sh->loop, s->conn, sh->enc_buf,
+				    s->ws ? wsconn_prefix_head(sh->enc_buf, room, (size_t)n, m) : (size_t)n);
+		o = net_conn_out_reserve(s->conn);
+	}
+	hmsg_ref(m, 1);
+	o->tail = hmsg_tail_for(m, s->version, &o->tail_len);
+	o->release = hmsg_release_cb;
+	o->release_arg = m;
+	net_conn_out_commit(&sh->loop, s->conn, o);
+	s->last_tx_ms = sh->now_ms;
+	sh->stats.delivered++;
+}
+
+static bool is_slow(struct shard *sh, struct session *s)
+{
+	return s->conn->out_bytes > sh->cfg->limits.max_outbound_bytes;
+}
+
+static void deliver_topic(struct shard *sh, struct sub *sub, struct hmsg *m)
+{
+	struct session *s = sub->s;
+
+	if (s->close_mode)
+		return;
+	if (is_slow(sh, s) || sub->pend_n >= MAX_PENDING_TOPIC_ACKS) {
+		sh->stats.slow_consumers++;
+		/* its backlog is dropped: a consumer that cannot keep up must not hold memory */
+		session_fail(sh, s, "slow consumer",
+			     "The connection fell too far behind its topic subscriptions "
+			     "(max-outbound-bytes); it is closed", NULL);
+		return;
+	}
+	deliver(sh, sub, m, ++sub->next_tag, false);
+}
+
+void session_on_topic_deliver(struct shard *sh, const struct xmsg *xm)
+{
+	struct hmsg *m = xm->ptr;
+	struct local_topic *lt = strmap_get(&sh->local.topics, hmsg_dest(m), m->dest_len);
+	const size_t plen = sizeof(TOPIC_PREFIX) - 1;
+
+	if (lt) {
+		for (struct sub *sub = lt->head, *next; sub; sub = next) {
+			next = sub->next;
+			deliver_topic(sh, sub, m);
+		}
+	}
+	for (struct sub *sub = sh->local.patterns, *next; sub; sub = next) {
+		next = sub->next;
+		if (topic_match(sub->dest + plen, sub->dest_len - plen, hmsg_dest(m) + plen,
+				m->dest_len - plen))
+			deliver_topic(sh, sub, m);
+	}
+	hmsg_unref(m);
+}
+
+void session_on_queue_deliver(struct shard *sh, const struct xmsg *xm)
+{
+	struct hmsg *m = xm->ptr;
+	uint64_t key = xm->a;
+	struct net_conn *c = NULL;
+	struct session *s = NULL;
+	struct sub *sub = NULL;
+	uint32_t slot = xmsg_key_slot(key);
+
+	if (slot < sh->loop.nconns_cap)
+		c = sh->loop.conns[slot];
+	if (c && (c->gen & 0xffff) == xmsg_key_gen(key) && c->state == NET_CONN_OPEN)
+		s = c->user;
+	if (s && !s->close_mode)
+		sub = sub_by_idx(s, xmsg_key_sub(key));
+	if (!sub) {
+		/* the consumer left while this was on its way: back to the queue */
+		struct xmsg r = { .kind = XMSG_QUEUE_RETURN, .ptr = m, .a = key, .b = xm->b,
+				  .u32 = xm->u32 >> 8 };
+
+		shard_send(sh, dest_owner(hmsg_dest(m), m->dest_len, sh->nshards), &r);
+		return;
+	}
+	deliver(sh, sub, m, xm->b, xm->u32 & XDELIVER_REDELIVERED);
+	hmsg_unref(m);
+	sub->credit_pending++;
+	/* credit flows back at once while the socket keeps up; else when it drains */
+	if (sub->credit_pending >= DEST_CREDIT_WINDOW / 4 && s->conn->out_bytes < 65536)
+		credit_return(sh, sub);
+}
+
+static void credit_return(struct shard *sh, struct sub *sub)
+{
+	struct xmsg m;
+
+	if (!sub->credit_pending)
+		return;
+	m = (struct xmsg){
+		.kind = XMSG_QUEUE_ACK,
+		.u32 = XACK_CREDIT,
+		.a = xmsg_consumer_key(sh->id, sub->s->conn->slot, sub->s->conn->gen, sub->idx),
+		.b = sub->credit_pending,
+		.ptr = xname_create(sub->dest, sub->dest_len),
+	};
+	sub->credit_pending = 0;
+	shard_send(sh, sub->owner, &m);
+}
+
+void session_on_drain(struct shard *sh, struct net_conn *c)
+{
+	struct session *s = c->user;
+
+	if (!s)
+		return;
+	for (uint32_t i = 0; i < s->nsubs; i++)
+		if (s->subs[i]->kind == SUB_QUEUE)
+			credit_return(sh, s->subs[i]);
+}
+
+/* ---- CONNECT ---- */
+
+static int pick_version(const struct stomp_view *accept, enum stomp_version *out)
+{
+	static const char *const names[] = { "1.0", "1.1", "1.2" };
+	int best = -1;
+	size_t i = 0;
+
+	if (!accept) {
+		*out = STOMP_V10;	/* no accept-version: a 1.0 client */
+		return 0;
+	}
+	while (i <= accept->len) {
+		size_t j = i;
+
+		while (j < accept->len && accept->ptr[j] != ',')
+			j++;
+		for (int v = 0; v < 3; v++) {
+			size_t k = i;
+
+			while (k < j && accept->ptr[k] == ' ')
+				k++;
+			if (j - k >= 3 && !memcmp(accept->ptr + k, names[v], 3) && v > best)
+				best = v;
+		}
+		i = j + 1;
+	}
+	if (best < 0)
+		return -1;
+	*out = (enum stomp_version)best;
+	return 0;
+}
+
+static int parse_heartbeat(const struct stomp_view *hb, uint32_t *cx, uint32_t *cy)
+{
+	char buf[48];
+	char *end;
+	unsigned long x, y;
+
+	*cx = *cy = 0;
+	if (!hb)
+		return 0;
+	if (hb->len >= sizeof(buf))
+		return -1;
+	memcpy(buf, hb->ptr, hb->len);
+	buf[hb->len] = '\0';
+	x = strtoul(buf, &end, 10);
+	if (end == buf || *end != ',')
+		return -1;
+	y = strtoul(end + 1, &end, 10);
+	if (*end || x > UINT32_MAX || y > UINT32_MAX)
+		return -1;
+	*cx = (uint32_t)x;
+	*cy = (uint32_t)y;
+	return 0;
+}
+
+static bool peer_is_loopback(const struct net_conn *c)
+{
+	return (ntohl(c->peer.sin_addr.s_addr) >> 24) == 127;
+}
+
+static bool view_eq_const_time(const struct stomp_view *v, const char *s)
+{
+	size_t len = strlen(s);
+
+	return v && v->len == len && sodium_memcmp(v->ptr, s, len) == 0;
+}
+
+static bool authenticate(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	const struct stomp_view *login = stomp_frame_header(f, "login");
+	const struct stomp_view *pass = stomp_frame_header(f, "passcode");
+	const struct herald_config *cfg = sh->cfg;
+
+	if (!login || !pass)
+		return false;
+	if (!view_eq_const_time(login, cfg->default_user) || !view_eq_const_time(pass, cfg->default_pass))
+		return false;
+	if (cfg->default_user_loopback_only && !peer_is_loopback(s->conn))
+		return false;
+	snprintf(s->user, sizeof(s->user), "%.*s", (int)login->len, login->ptr);
+	return true;
+}
+
+static void hb_list_add(struct shard *sh, struct session *s)
+{
+	if (s->on_hb_list)
+		return;
+	s->on_hb_list = true;
+	s->hb_prev = NULL;
+	s->hb_next = sh->hb_list;
+	if (sh->hb_list)
+		sh->hb_list->hb_prev = s;
+	sh->hb_list = s;
+}
+
+static void hb_list_remove(struct shard *sh, struct session *s)
+{
+	if (!s->on_hb_list)
+		return;
+	s->on_hb_list = false;
+	if (s->hb_prev)
+		s->hb_prev->hb_next = s->hb_next;
+	else
+		sh->hb_list = s->hb_next;
+	if (s->hb_next)
+		s->hb_next->hb_prev = s->hb_prev;
+}
+
+static void on_connect(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	const struct stomp_view *host = stomp_frame_header(f, "host");
+	uint32_t cx, cy;
+	char hb[32];
+	char sess[48];
+	uint32_t min = sh->cfg->limits.heartbeat_min_ms;
+
+	if (s->state != SESSION_AWAIT_CONNECT) {
+		fail_frame(sh, s, f, "already connected", "CONNECT was sent twice");
+		return;
+	}
+	if (pick_version(stomp_frame_header(f, "accept-version"), &s->version)) {
+		struct stomp_header h[3] = { HDR("message", "unsupported protocol version"),
+					     HDR("version", "1.0,1.1,1.2"), HDR("content-type", "text/plain") };
+		const char *body = "Supported protocol versions are 1.0,1.1,1.2";
+
+		s->version = STOMP_V12;
+		write_frame(sh, s, STOMP_CMD_ERROR, h, 3, body, strlen(body));
+		close_later(sh, s, CLOSE_AFTER_FLUSH);
+		return;
+	}
+	stomp_parser_set_version(&s->parser, s->version);
+	if (parse_heartbeat(stomp_frame_header(f, "heart-beat"), &cx, &cy)) {
+		fail_frame(sh, s, f, "invalid heart-beat header", "heart-beat must be '<cx>,<cy>'");
+		return;
+	}
+	if (!authenticate(sh, s, f)) {
+		hd_log_conn(HD_LOG_WARN, s->conn->id, "login refused");
+		fail_frame(sh, s, f, "Access refused",
+			   "Login failed: wrong login or passcode, or this user may not connect from "
+			   "this address");
+		return;
+	}
+	if (host && !config_has_vhost(sh->cfg, host->ptr, host->len)) {
+		char detail[160];
+
+		snprintf(detail, sizeof(detail), "Virtual host '%.*s' does not exist (or access is denied)",
+			 (int)HD_MIN(host->len, 64), host->ptr);
+		fail_frame(sh, s, f, "Access refused", detail);
+		return;
+	}
+	snprintf(s->vhost, sizeof(s->vhost), "%.*s", host ? (int)HD_MIN(host->len, 63) : 1,
+		 host ? host->ptr : "/");
+	/* we send as often as the client asks (cy), and expect what it offers (cx) */
+	s->hb_send_ms = cy ? HD_MAX(cy, min) : 0;
+	s->hb_recv_ms = cx ? HD_MAX(cx, min) : 0;
+	s->state = SESSION_CONNECTED;
+	hb_list_remove(sh, s);
+	if (s->hb_send_ms || s->hb_recv_ms)
+		hb_list_add(sh, s);
+	snprintf(hb, sizeof(hb), "%u,%u", s->hb_send_ms, s->hb_recv_ms);
+	snprintf(sess, sizeof(sess), "session-%08x-%u-%llu", shard_node_epoch, sh->id,
+		 (unsigned long long)s->conn->id);
+	{
+		struct stomp_header h[4] = { HDR("version", stomp_version_name(s->version)),
+					     HDR("heart-beat", hb), HDR("server", "Herald/" HERALD_VERSION),
+					     HDR("session", sess) };
+
+		write_frame(sh, s, STOMP_CMD_CONNECTED, h, 4, NULL, 0);
+	}
+	receipts_flush(sh, s);
+	if (receipt_begin(s, f, 0, false))
+		receipts_flush(sh, s);
+}
+
+/* ---- SEND ---- */
+
+static bool header_is_servers(struct stomp_view name)
+{
+	static const char *const owned[] = { "destination", "receipt", "transaction", "content-length",
+					     "message-id", "subscription", "ack", "redelivered" };
+
+	for (size_t i = 0; i < HD_ARRAY_LEN(owned); i++)
+		if (stomp_view_eq(name, owned[i], strlen(owned[i])))
+			return true;
+	return false;
+}
+
+static bool header_seen(const struct stomp_header *h, size_t n, struct stomp_view name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (stomp_view_eq(h[i].name, name.ptr, name.len))
+			return true;
+	return false;
+}
+
+/* Encodes the message once: id, destination, the publisher's headers, body. */
+static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f, struct stomp_view dest)
+{
+	struct stomp_header keep[STOMP_HEADERS_CAP];
+	size_t nkeep = 0;
+	size_t cap = dest.len * 2 + f->body.len + 64;
+	char id[40];
+	size_t id_len;
+	struct hmsg *m;
+	ssize_t n;
+
+	bool escaped = false;
+	bool raw_ok = true;
+
+	for (uint32_t i = 0; i < f->nheaders; i++) {
+		const struct stomp_header *h = &f->headers[i];
+
+		if (header_is_servers(h->name) || header_seen(keep, nkeep, h->name))
+			continue;	/* a repeated header: the first one wins */
+		keep[nkeep++] = *h;
+		cap += 2 * (h->name.len + h->value.len) + 2;
+		if (stomp_needs_escape(h->name.ptr, h->name.len) ||
+		    stomp_needs_escape(h->value.ptr, h->value.len)) {
+			escaped = true;
+			raw_ok = raw_ok && !memchr(h->value.ptr, '\n', h->value.len) &&
+				 !memchr(h->value.ptr, '\r', h->value.len) &&
+				 !memchr(h->name.ptr, ':', h->name.len) &&
+				 !memchr(h->name.ptr, '\n', h->name.len) &&
+				 !memchr(h->name.ptr, '\r', h->name.len);
+		}
+	}
+	if (escaped && raw_ok)
+		cap *= 2;	/* room for the 1.0 tail beside the shared one */
+	id_len = (size_t)sprintf(id, "%08x-%u-%llu", shard_node_epoch, sh->id,
+				 (unsigned long long)++sh->msg_seq);
+	m = hmsg_create((uint16_t)sh->id, dest.ptr, dest.len, id_len + 1 + cap);
+	m->msgid_off = m->tail_off;
+	m->msgid_len = (uint32_t)id_len;
+	memcpy(m->bytes + m->msgid_off, id, id_len + 1);
+	m->tail_off = m->msgid_off + (uint32_t)id_len + 1;
+	n = stomp_encode_message_tail(hmsg_tail_mut(m), cap, STOMP_V12, dest, keep, nkeep,
+				      f->body.ptr, f->body.len);
+	HD_ASSERT(n > 0);
+	m->tail_len = (uint32_t)n;
+	if (escaped && raw_ok) {
+		/* 1.0 readers get the values as sent, unescaped (spec 1.0 has no escaping) */
+		m->tail10_off = m->tail_off + m->tail_len;
+		n = stomp_encode_message_tail(m->bytes + m->tail10_off, cap - m->tail_len, STOMP_V10,
+					      dest, keep, nkeep, f->body.ptr, f->body.len);
+		HD_ASSERT(n > 0);
+		m->tail10_len = (uint32_t)n;
+	}
+	m->body_len = (uint32_t)f->body.len;
+	if (!utf8_is_valid(f->body.ptr, f->body.len))
+		m->flags |= HMSG_BODY_BINARY;
+	return m;
+}
+
+static void publish(struct shard *sh, struct session *s, struct hmsg *m, uint32_t seq)
+{
+	struct xmsg x = { .kind = XMSG_PUBLISH, .ptr = m, .a = conn_ref(s), .u32 = seq };
+
+	if (seq)
+		receipt_add_wait(s, seq);
+	shard_send(sh, dest_owner(hmsg_dest(m), m->dest_len, sh->nshards), &x);
+}
+
+static struct tx *tx_find(struct session *s, const struct stomp_view *name, struct tx ***link)
+{
+	struct tx **pp = &s->txs;
+
+	for (; *pp; pp = &(*pp)->next) {
+		if (stomp_view_eq(*name, (*pp)->name, strlen((*pp)->name))) {
+			if (link)
+				*link = pp;
+			return *pp;
+		}
+	}
+	return NULL;
+}
+
+/* The transaction a frame names, or NULL (no header). On an unknown name: ERROR, *bad. */
+static struct tx *frame_tx(struct shard *sh, struct session *s, const struct stomp_frame *f, bool *bad)
+{
+	const struct stomp_view *t = stomp_frame_header(f, "transaction");
+	struct tx *tx;
+
+	*bad = false;
+	if (!t)
+		return NULL;
+	tx = tx_find(s, t, NULL);
+	if (!tx) {
+		*bad = true;
+		fail_frame(sh, s, f, "unknown transaction", "The transaction header names no open transaction");
+	} else if (tx->nops >= sh->cfg->limits.max_tx_frames) {
+		*bad = true;
+		fail_frame(sh, s, f, "transaction too large", "The transaction holds max-tx-frames frames");
+	}
+	return tx;
+}
+
+static void tx_append(struct tx *tx, struct tx_op *op)
+{
+	op->next = NULL;
+	if (tx->tail)
+		tx->tail->next = op;
+	else
+		tx->head = op;
+	tx->tail = op;
+	tx->nops++;
+}
+
+static void mem_check(struct shard *sh)
+{
+	if (sh->now_ms - sh->mem_checked_ms < 100)
+		return;
+	sh->mem_checked_ms = sh->now_ms;
+	sh->mem_over = hd_alloc_allocated_bytes() > sh->cfg->limits.memory_high_water;
+}
+
+static void on_send(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	const struct stomp_view *d = stomp_frame_header(f, "destination");
+	struct tx *tx;
+	bool bad;
+	struct hmsg *m;
+
+	if (!check_dest(sh, s, f, d))
+		return;
+	tx = frame_tx(sh, s, f, &bad);
+	if (bad)
+		return;
+	mem_check(sh);
+	if (sh->mem_over) {
+		sh->stats.refused_sends++;
+		fail_frame(sh, s, f, "memory high-water mark reached",
+			   "The server holds too much data (memory-high-water); the message was not accepted");
+		return;
+	}
+	m = message_build(sh, f, *d);
+	if (tx) {
+		struct tx_op *op = hd_calloc(1, sizeof(*op));
+
+		op->kind = TXOP_SEND;
+		op->m = m;
+		tx_append(tx, op);
+		if (receipt_begin(s, f, 0, false))
+			receipts_flush(sh, s);
+		return;
+	}
+	publish(sh, s, m, receipt_begin(s, f, 0, false));
+	receipts_flush(sh, s);
+}
+
+/* ---- SUBSCRIBE / UNSUBSCRIBE ---- */
+
+static int parse_ack_mode(const struct stomp_view *v)
+{
+	if (!v || STOMP_VIEW_EQ_LIT(*v, "auto"))
+		return SESSION_ACK_AUTO;
+	if (STOMP_VIEW_EQ_LIT(*v, "client"))
+		return SESSION_ACK_CLIENT;
+	if (STOMP_VIEW_EQ_LIT(*v, "client-individual"))
+		return SESSION_ACK_INDIVIDUAL;
+	return -1;
+}
+
+static int parse_u32_view(const struct stomp_view *v, uint32_t *out)
+{
+	uint64_t x = 0;
+
+	if (!v->len || v->len > 10)
+		return -1;
+	for (size_t i = 0; i < v->len; i++) {
+		if (v->ptr[i] < '0' || v->ptr[i] > '9')
+			return -1;
+		x = x * 10 + (uint64_t)(v->ptr[i] - '0');
+	}
+	if (x > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)x;
+	return 0;
+}
+
+static void sync_mask(struct shard *sh, struct session *s, uint64_t mask, uint32_t seq)
+{
+	for (uint32_t i = 0; mask && i < sh->nshards; i++, mask >>= 1)
+		if (mask & 1)
+			sync_with(sh, s, i, seq);
+}
+
+static void on_subscribe(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	const struct stomp_view *d = stomp_frame_header(f, "destination");
+	const struct stomp_view *id = stomp_frame_header(f, "id");
+	const struct stomp_view *pf = stomp_frame_header(f, "prefetch-count");
+	int ack = parse_ack_mode(stomp_frame_header(f, "ack"));
+	struct stomp_view idv;
+	struct sub *sub;
+	uint32_t prefetch = 0;
+
+	if (!check_dest(sh, s, f, d))
+		return;
+	if (!id && s->version != STOMP_V10) {
+		fail_frame(sh, s, f, "missing id header", "SUBSCRIBE requires an 'id' header");
+		return;
+	}
+	idv = id ? *id : *d;	/* STOMP 1.0: the destination names the subscription */
+	if (ack < 0) {
+		fail_frame(sh, s, f, "invalid ack mode", "ack must be auto, client or client-individual");
+		return;
+	}
+	if (pf && parse_u32_view(pf, &prefetch)) {
+		fail_frame(sh, s, f, "invalid prefetch-count", "prefetch-count must be a number");
+		return;
+	}
+	if (sub_by_id(s, idv, NULL)) {
+		fail_frame(sh, s, f, "duplicate subscription id", "A subscription with this id exists");
+		return;
+	}
+	if (s->nsubs >= sh->cfg->limits.max_subscriptions) {
+		fail_frame(sh, s, f, "too many subscriptions", "The connection reached max-subscriptions");
+		return;
+	}
+	sub = hd_calloc(1, sizeof(*sub));
+	sub->s = s;
+	sub->idx = s->next_sub_idx++;
+	sub->ack_mode = (uint8_t)ack;
+	sub->prefetch = prefetch;
+	sub->dest = hd_strndup(d->ptr, d->len);
+	sub->dest_len = (uint32_t)d->len;
+	sub->id = hd_strndup(idv.ptr, idv.len);
+	sub->id_len = (uint32_t)idv.len;
+	sub->owner = dest_owner(d->ptr, d->len, sh->nshards);
+	if (dest_is_queue(*d))
+		sub->kind = SUB_QUEUE;
+	else if (topic_is_pattern(d->ptr + 7, d->len - 7))
+		sub->kind = SUB_PATTERN;
+	else
+		sub->kind = SUB_TOPIC;
+	s->subs = hd_realloc(s->subs, (s->nsubs + 1) * sizeof(*s->subs));
+	s->subs[s->nsubs++] = sub;
+	sh->stats.subscriptions++;
+	{
+		uint32_t seq = receipt_begin(s, f, 0, false);
+
+		sync_mask(sh, s, sub_attach(sh, sub, seq), seq);
+	}
+	receipts_flush(sh, s);
+}
+
+static void on_unsubscribe(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	const struct stomp_view *id = stomp_frame_header(f, "id");
+	uint32_t i;
+	struct sub *sub;
+	uint32_t owner_mask = 0;
+
+	if (!id && s->version == STOMP_V10)
+		id = stomp_frame_header(f, "destination");
+	if (!id) {
+		fail_frame(sh, s, f, "missing id header", "UNSUBSCRIBE requires an 'id' header");
+		return;
+	}
+	sub = sub_by_id(s, *id, &i);
+	if (sub) {
+		owner_mask = 1u << sub->owner;
+		session_remove_sub(sh, s, i);
+	}
+	sync_mask(sh, s, owner_mask, receipt_begin(s, f, 0, false));
+	receipts_flush(sh, s);
+}
+
+/* ---- ACK / NACK ---- */
+
+/* Finds the delivery an ACK/NACK names: (sub, index in its pending list). */
+static bool find_delivery(struct session *s, const char *id, const char *subid, struct sub **out_sub,
+			  uint32_t *out_i)
+{
+	if (s->version == STOMP_V12) {
+		char *dot;
+		unsigned long idx = strtoul(id, &dot, 10);
+		unsigned long long tag;
+		struct sub *sub;
+
+		if (*dot != '.')
+			return false;
+		tag = strtoull(dot + 1, NULL, 10);
+		sub = sub_by_idx(s, (uint32_t)idx);
+		for (uint32_t i = 0; sub && i < sub->pend_n; i++) {
+			if (pend_at(sub, i)->tag == tag) {
+				*out_sub = sub;
+				*out_i = i;
+				return true;
+			}
+		}
+		return false;
+	}
+	/* 1.0 and 1.1 name the message-id (1.1 also the subscription) */
+	for (uint32_t k = 0; k < s->nsubs; k++) {
+		struct sub *sub = s->subs[k];
+
+		if (subid && strcmp(sub->id, subid))
+			continue;
+		for (uint32_t i = 0; i < sub->pend_n; i++) {
+			struct stomp_view mid = hmsg_msgid(pend_at(sub, i)->m);
+
+			if (mid.len == strlen(id) && !memcmp(mid.ptr, id, mid.len)) {
+				*out_sub = sub;
+				*out_i = i;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+static void ack_to_owner(struct shard *sh, struct sub *sub, uint32_t mode, uint64_t tag)
+{
+	struct xmsg m = {
+		.kind = XMSG_QUEUE_ACK,
+		.u32 = mode,
+		.a = xmsg_consumer_key(sh->id, sub->s->conn->slot, sub->s->conn->gen, sub->idx),
+		.b = tag,
+		.ptr = xname_create(sub->dest, sub->dest_len),
+	};
+
+	shard_send(sh, sub->owner, &m);
+}
+
+/* Applies an ACK or NACK; returns the owner shard to sync with, -1 when the id is unknown. */
+static int apply_ack(struct shard *sh, struct session *s, bool nack, const char *id, const char *subid,
+		     bool requeue)
+{
+	struct sub *sub;
+	uint32_t i;
+	uint64_t tag;
+	bool upto;
+
+	if (!find_delivery(s, id, subid, &sub, &i))
+		return -1;
+	tag = pend_at(sub, i)->tag;
+	upto = sub->ack_mode == SESSION_ACK_CLIENT;
+	if (upto) {
+		/* client mode is cumulative: this delivery and all before it */
+		for (uint32_t k = 0; k <= i; k++)
+			hmsg_unref(pend_at(sub, k)->m);
+		sub->pend_head = (sub->pend_head + i + 1) & (sub->pend_cap - 1);
+		sub->pend_n -= i + 1;
+	} else {
+		hmsg_unref(pend_at(sub, i)->m);
+		for (uint32_t k = i; k + 1 < sub->pend_n; k++)
+			*pend_at(sub, k) = *pend_at(sub, k + 1);
+		sub->pend_n--;
+	}
+	if (sub->kind != SUB_QUEUE)
+		return (int)sh->id;	/* topics: nothing is kept, nothing to requeue */
+	if (!nack)
+		ack_to_owner(sh, sub, upto ? XACK_UPTO : XACK_ONE, tag);
+	else if (!requeue)
+		ack_to_owner(sh, sub, upto ? XACK_UPTO : XNACK_DROP_ONE, tag);
+	else
+		ack_to_owner(sh, sub, upto ? XNACK_UPTO : XNACK_ONE, tag);
+	return (int)sub->owner;
+}
+
+static void on_ack_nack(struct shard *sh, struct session *s, const struct stomp_frame *f, bool nack)
+{
+	const struct stomp_view *id = stomp_frame_header(f, s->version == STOMP_V12 ? "id" : "message-id");
+	const struct stomp_view *subv = stomp_frame_header(f, "subscription");
+	const struct stomp_view *rq = stomp_frame_header(f, "requeue");
+	bool requeue = !(rq && STOMP_VIEW_EQ_LIT(*rq, "false"));
+	char idbuf[128];
+	char subbuf[256];
+	struct tx *tx;
+	bool bad;
+	int owner;
+
+	if (!id) {
+		fail_frame(sh, s, f, "missing id header",
+			   s->version == STOMP_V12 ? "ACK and NACK require an 'id' header"
+						   : "ACK and NACK require a 'message-id' header");
+		return;
+	}
+	if (s->version == STOMP_V11 && !subv) {
+		fail_frame(sh, s, f, "missing subscription header",
+			   "STOMP 1.1 ACK and NACK require a 'subscription' header");
+		return;
+	}
+	snprintf(idbuf, sizeof(idbuf), "%.*s", (int)HD_MIN(id->len, sizeof(idbuf) - 1), id->ptr);
+	if (subv)
+		snprintf(subbuf, sizeof(subbuf), "%.*s", (int)HD_MIN(subv->len, sizeof(subbuf) - 1), subv->ptr);
+	tx = frame_tx(sh, s, f, &bad);
+	if (bad)
+		return;
+	if (tx) {
+		struct tx_op *op = hd_calloc(1, sizeof(*op));
+
+		op->kind = nack ? TXOP_NACK : TXOP_ACK;
+		op->ack_id = hd_strndup(idbuf, strlen(idbuf));
+		op->ack_sub = subv && s->version == STOMP_V11 ? hd_strndup(subbuf, strlen(subbuf)) : NULL;
+		op->requeue = requeue;
+		tx_append(tx, op);
+		if (receipt_begin(s, f, 0, false))
+			receipts_flush(sh, s);
+		return;
+	}
+	owner = apply_ack(sh, s, nack, idbuf, subv && s->version == STOMP_V11 ? subbuf : NULL, requeue);
+	if (owner < 0) {
+		char detail[256];
+
+		snprintf(detail, sizeof(detail), "No unacknowledged message has the id '%s'", idbuf);
+		fail_frame(sh, s, f, "unknown ack id", detail);
+		return;
+	}
+	sync_with(sh, s, (uint32_t)owner, receipt_begin(s, f, 0, false));
+	receipts_flush(sh, s);
+}
+
+static void on_ack(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	on_ack_nack(sh, s, f, false);
+}
+
+static void on_nack(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	on_ack_nack(sh, s, f, true);
+}
+
+/* ---- transactions ---- */
+
+static void tx_free(struct tx *tx)
+{
+	for (struct tx_op *op = tx->head, *next; op; op = next) {
+		next = op->next;
+		if (op->m)
+			hmsg_unref(op->m);
+		hd_free(op->ack_id);
+		hd_free(op->ack_sub);
+		hd_free(op);
+	}
+	hd_free(tx);
+}
+
+static void on_begin(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	const struct stomp_view *t = stomp_frame_header(f, "transaction");
+	struct tx *tx;
+
+	if (!t) {
+		fail_frame(sh, s, f, "missing transaction header", "BEGIN requires a 'transaction' header");
+		return;
+	}
+	if (tx_find(s, t, NULL)) {
+		fail_frame(sh, s, f, "transaction already started", "The transaction name is in use");
+		return;
+	}
+	tx = hd_calloc(1, sizeof(*tx) + t->len + 1);
+	memcpy(tx->name, t->ptr, t->len);
+	tx->next = s->txs;
+	s->txs = tx;
+	if (receipt_begin(s, f, 0, false))
+		receipts_flush(sh, s);
+}
+
+static struct tx *tx_take(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	const struct stomp_view *t = stomp_frame_header(f, "transaction");
+	struct tx **link;
+	struct tx *tx;
+
+	if (!t) {
+		fail_frame(sh, s, f, "missing transaction header", "This frame requires a 'transaction' header");
+		return NULL;
+	}
+	tx = tx_find(s, t, &link);
+	if (!tx) {
+		fail_frame(sh, s, f, "unknown transaction", "The transaction header names no open transaction");
+		return NULL;
+	}
+	*link = tx->next;
+	return tx;
+}
+
+static void on_commit(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	struct tx *tx = tx_take(sh, s, f);
+	uint64_t touched = 0;
+	uint32_t seq;
+
+	if (!tx)
+		return;
+	seq = receipt_begin(s, f, 0, false);
+	for (struct tx_op *op = tx->head; op; op = op->next) {
+		int owner;
+
+		if (op->kind == TXOP_SEND) {
+			publish(sh, s, op->m, seq);
+			op->m = NULL;	/* the owner has it now */
+			continue;
+		}
+		owner = apply_ack(sh, s, op->kind == TXOP_NACK, op->ack_id, op->ack_sub, op->requeue);
+		if (owner >= 0)
+			touched |= 1ull << owner;
+	}
+	tx_free(tx);
+	sync_mask(sh, s, touched, seq);
+	receipts_flush(sh, s);
+}
+
+static void on_abort(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	struct tx *tx = tx_take(sh, s, f);
+
+	if (!tx)
+		return;
+	tx_free(tx);
+	if (receipt_begin(s, f, 0, false))
+		receipts_flush(sh, s);
+}
+
+static void on_disconnect(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	if (receipt_begin(s, f, 0, true)) {
+		receipts_flush(sh, s);	/* after every earlier receipt; then close */
+		if (!s->close_mode)
+			net_conn_pause_recv(&sh->loop, s->conn);
+		return;
+	}
+	close_later(sh, s, CLOSE_AFTER_FLUSH);
+}
+
+/* ---- the command table ---- */
+
+typedef void (*frame_handler)(struct shard *sh, struct session *s, const struct stomp_frame *f);
+
+struct command {
+	frame_handler handler;
+	bool before_connect;	/* allowed before CONNECT (only CONNECT and STOMP) */
+};
+
+static const struct command commands[STOMP_CMD_COUNT] = {
+	[STOMP_CMD_CONNECT] = { on_connect, true },
+	[STOMP_CMD_STOMP] = { on_connect, true },
+	[STOMP_CMD_SEND] = { on_send, false },
+	[STOMP_CMD_SUBSCRIBE] = { on_subscribe, false },
+	[STOMP_CMD_UNSUBSCRIBE] = { on_unsubscribe, false },
+	[STOMP_CMD_ACK] = { on_ack, false },
+	[STOMP_CMD_NACK] = { on_nack, false },
+	[STOMP_CMD_BEGIN] = { on_begin, false },
+	[STOMP_CMD_COMMIT] = { on_commit, false },
+	[STOMP_CMD_ABORT] = { on_abort, false },
+	[STOMP_CMD_DISCONNECT] = { on_disconnect, false },
+};
+
+static void handle_frame(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	const struct command *cmd = &commands[f->cmd];
+
+	if (f->cmd == STOMP_CMD_UNKNOWN) {
+		fail_frame(sh, s, f, "unknown command",
+			   "The frame's command is not a STOMP client command");
+		return;
+	}
+	if (!cmd->handler) {
+		char detail[96];
+
+		snprintf(detail, sizeof(detail), "%s is a server frame; a client may not send it",
+			 stomp_cmd_name(f->cmd));
+		fail_frame(sh, s, f, "unexpected frame", detail);
+		return;
+	}
+	if (s->state == SESSION_AWAIT_CONNECT && !cmd->before_connect) {
+		fail_frame(sh, s, f, "not connected", "The first frame must be CONNECT or STOMP");
+		return;
+	}
+	if (s->version == STOMP_V10 && f->cmd == STOMP_CMD_NACK) {
+		fail_frame(sh, s, f, "unexpected frame", "NACK does not exist in STOMP 1.0");
+		return;
+	}
+	cmd->handler(sh, s, f);
+}
+
+/* ---- connection life ---- */
+
+void session_on_accept(struct shard *sh, struct net_conn *c)
+{
+	struct session *s = hd_calloc(1, sizeof(*s));
+	const struct hd_limits *lim = &sh->cfg->limits;
+	struct stomp_limits sl = {
+		.max_frame = lim->max_frame_bytes,
+		.max_headers = HD_MIN(lim->max_headers, STOMP_HEADERS_CAP),
+		.max_header_line = lim->max_header_line,
+		.max_body = lim->max_body_bytes,
+		.max_command = 16,
+	};
+
+	s->conn = c;
+	c->user = s;
+	s->version = STOMP_V12;
+	stomp_parser_init(&s->parser, &sl, sh->parse_scratch, sh->parse_scratch_cap);
+	s->parser.report_unknown = true;
+	s->last_rx_ms = s->last_tx_ms = sh->now_ms;
+	s->connect_deadline_ms = sh->now_ms + lim->connect_timeout_ms;
+	sh->stats.connections++;
+	hb_list_add(sh, s);
+	if (atomic_fetch_add_explicit(&shard_total_connections, 1, memory_order_relaxed) >=
+	    lim->max_connections) {
+		session_fail(sh, s, "too many connections", "The server reached max-connections", NULL);
+		return;
+	}
+	if (c->kind == CONN_KIND_WS)
+		s->ws = wsconn_create(&sh->http_cfg);
+}
+
+static size_t stomp_input(struct shard *sh, struct session *s, const char *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len && !s->close_mode) {
+		ssize_t n;
+
+		if (shard_is_backlogged(sh)) {
+			/* other shards cannot take more now: stop reading until they can */
+			net_conn_pause_recv(&sh->loop, s->conn);
+			if (!s->paused)
+				sh->npaused++;
+			s->paused = true;
+			break;
+		}
+		n = stomp_parse(&s->parser, buf + off, len - off, sh->frame);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			session_fail(sh, s, s->parser.reason, s->parser.reason, NULL);
+			break;
+		}
+		off += (size_t)n;
+		if (sh->frame->cmd != STOMP_CMD_NONE)
+			handle_frame(sh, s, sh->frame);
+	}
+	return off;
+}
+
+static void apply_close(struct shard *sh, struct session *s)
+{
+	if (s->close_mode == CLOSE_AFTER_FLUSH)
+		net_conn_close_after_flush(&sh->loop, s->conn);
+	else if (s->close_mode == CLOSE_NOW)
+		net_conn_close(&sh->loop, s->conn);
+}
+
+size_t session_on_data(struct shard *sh, struct net_conn *c, const char *buf, size_t len)
+{
+	struct session *s = c->user;
+	size_t used;
+
+	s->last_rx_ms = sh->now_ms;
+	s->in_data = true;
+	if (s->ws)
+		used = wsconn_input(sh, s->ws, c, buf, len, s);
+	else
+		used = stomp_input(sh, s, buf, len);
+	s->in_data = false;
+	if (s->close_mode)
+		apply_close(sh, s);
+	return used;
+}
+
+size_t session_stomp_input(struct shard *sh, struct session *s, const char *buf, size_t len)
+{
+	return stomp_input(sh, s, buf, len);
+}
+
+void session_ws_closed(struct shard *sh, struct session *s, bool now)
+{
+	close_later(sh, s, now ? CLOSE_NOW : CLOSE_AFTER_FLUSH);
+}
+
+void session_on_close(struct shard *sh, struct net_conn *c)
+{
+	struct session *s = c->user;
+
+	if (!s)
+		return;
+	while (s->nsubs)
+		session_remove_sub(sh, s, s->nsubs - 1);
+	hd_free(s->subs);
+	while (s->txs) {
+		struct tx *tx = s->txs;
+
+		s->txs = tx->next;
+		tx_free(tx);	/* a closed connection aborts its transactions */
+	}
+	while (s->rw_head) {
+		struct receipt_wait *w = s->rw_head;
+
+		s->rw_head = w->next;
+		hd_free(w);
+	}
+	hb_list_remove(sh, s);
+	if (s->paused)
+		sh->npaused--;
+	if (s->ws)
+		wsconn_destroy(s->ws);
+	atomic_fetch_sub_explicit(&shard_total_connections, 1, memory_order_relaxed);
+	sh->stats.connections--;
+	c->user = NULL;
+	hd_free(s);
+}
+
+void session_tick(struct shard *sh, uint64_t now_ms)
+{
+	for (struct session *s = sh->hb_list, *next; s; s = next) {
+		next = s->hb_next;
+		if (s->close_mode)
+			continue;
+		if (s->state == SESSION_AWAIT_CONNECT) {
+			if (now_ms > s->connect_deadline_ms)
+				session_fail(sh, s, "connect timeout", "No CONNECT frame in time", NULL);
+			continue;
+		}
+		if (s->hb_recv_ms && now_ms - s->last_rx_ms > 2ull * s->hb_recv_ms) {
+			session_fail(sh, s, "heart-beat timeout",
+				     "No data or heart-beat from the client within twice its interval", NULL);
+			continue;
+		}
+		if (s->hb_send_ms && now_ms - s->last_tx_ms >= s->hb_send_ms)
+			write_bytes(sh, s, "\n", 1);
+	}
+	for (uint32_t i = 0; sh->npaused && !sh->nparked && i < sh->loop.nconns_cap; i++) {
+		/* xrings drained: resume the connections backpressure paused */
+		struct net_conn *c = sh->loop.conns[i];
+		struct session *s = c ? c->user : NULL;
+
+		if (s && s->paused && c->state == NET_CONN_OPEN) {
+			s->paused = false;
+			sh->npaused--;
+			net_conn_resume_recv(&sh->loop, c);
+		}
+	}
+}
+
+void session_close_all(struct shard *sh)
+{
+	for (uint32_t i = 0; i < sh->loop.nconns_cap; i++) {
+		struct net_conn *c = sh->loop.conns[i];
+
+		if (c && c->user && c->state == NET_CONN_OPEN)
+			session_fail(sh, c->user, "server shutting down", "The server is shutting down", NULL);
+	}
+}

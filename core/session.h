@@ -1,0 +1,61 @@
+/*
+ * core/session.h - one STOMP session (STOMP 1.0/1.1/1.2) on one connection: frames in,
+ * shard operations out, MESSAGE/RECEIPT/ERROR frames back. Also the connection-side half of
+ * subscriptions: the local topic table (topic -> this shard's subscribers) that a
+ * XMSG_TOPIC_DELIVER fans out to, and each queue subscription's unacked deliveries.
+ *
+ * Thread: the shard that accepted the connection, for the session's whole life.
+ */
+#ifndef CORE_SESSION_H
+#define CORE_SESSION_H
+
+#include "core/strmap.h"
+#include "core/xmsg.h"
+#include "proto/stomp_parse.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct shard;
+struct net_conn;
+struct hmsg;
+
+enum session_ack_mode { SESSION_ACK_AUTO = 0, SESSION_ACK_CLIENT, SESSION_ACK_INDIVIDUAL };
+
+/* This shard's subscribers of the topics and patterns it has subscriptions for. */
+struct local_table {
+	struct strmap topics;		/* "/topic/x" -> struct local_topic */
+	struct sub *patterns;		/* pattern subscriptions on this shard */
+	uint32_t npatterns;
+};
+
+void local_table_init(struct local_table *t);
+void local_table_fini(struct local_table *t);
+
+/* net callbacks, called by the shard's loop */
+void session_on_accept(struct shard *sh, struct net_conn *c);
+size_t session_on_data(struct shard *sh, struct net_conn *c, const char *buf, size_t len);
+void session_on_close(struct shard *sh, struct net_conn *c);
+void session_on_drain(struct shard *sh, struct net_conn *c);
+
+/* xmsg handlers for the connection side */
+void session_on_done(struct shard *sh, const struct xmsg *m);
+void session_on_topic_deliver(struct shard *sh, const struct xmsg *m);
+void session_on_queue_deliver(struct shard *sh, const struct xmsg *m);
+
+/* Heart-beats, CONNECT timeouts. Call every few milliseconds with the current time. */
+void session_tick(struct shard *sh, uint64_t now_ms);
+
+/* Closes the sessions marked for closing outside session_on_data. Shard loop, each turn. */
+void session_reap_closing(struct shard *sh);
+
+/* For wsconn: STOMP bytes unwrapped from WebSocket messages; returns bytes consumed. */
+struct session;
+size_t session_stomp_input(struct shard *sh, struct session *s, const char *buf, size_t len);
+/* For wsconn: the WebSocket layer closed (now: drop output; else after flush). */
+void session_ws_closed(struct shard *sh, struct session *s, bool now);
+
+/* Graceful stop: send each session an ERROR ("server shutting down") and close after flush. */
+void session_close_all(struct shard *sh);
+
+#endif

@@ -1,0 +1,397 @@
+/*
+ * core/shard.c - shard threads: creation, pinning, the loop, xmsg dispatch, parking.
+ *
+ * Every xring has exactly one producer (the shard `from`) and one consumer (`to`); main
+ * only creates them and, to stop a shard, sets stop_requested and writes its eventfd.
+ */
+#include "core/shard.h"
+
+#include "core/base/hd_alloc.h"
+#include "core/base/hd_log.h"
+#include "core/base/hd_time.h"
+#include "core/hmsg.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define DRAIN_BATCH 256		/* xmsgs per inbound ring per turn: input stays responsive */
+#define TICK_MS 20		/* heart-beat and timeout granularity */
+#define STOP_GRACE_MS 5000	/* SIGTERM: time allowed to flush before exiting anyway */
+
+_Atomic uint64_t shard_total_connections;
+uint32_t shard_node_epoch;
+static _Thread_local struct shard *self;
+
+struct shard *shard_self(void)
+{
+	return self;
+}
+
+/* ---- xmsg dispatch: one handler per kind ---- */
+
+static void on_sync(struct shard *sh, const struct xmsg *m)
+{
+	struct xmsg r = { .kind = XMSG_DONE, .a = m->a, .u32 = m->u32, .b = XERR_OK };
+
+	shard_send(sh, m->from, &r);
+}
+
+static void on_topic_interest(struct shard *sh, const struct xmsg *m)
+{
+	dest_on_topic_interest(sh, m, 0);
+}
+
+static void on_pattern_interest(struct shard *sh, const struct xmsg *m)
+{
+	dest_on_topic_interest(sh, m, 1);
+}
+
+static void on_stop_msg(struct shard *sh, const struct xmsg *m)
+{
+	(void)m;
+	atomic_store_explicit(&sh->stop_requested, 1, memory_order_relaxed);
+}
+
+typedef void (*xmsg_handler)(struct shard *sh, const struct xmsg *m);
+
+static const xmsg_handler xmsg_handlers[] = {
+	[XMSG_PUBLISH] = dest_on_publish,
+	[XMSG_TOPIC_INTEREST] = on_topic_interest,
+	[XMSG_PATTERN_INTEREST] = on_pattern_interest,
+	[XMSG_QUEUE_CONSUMER_ADD] = dest_on_consumer_add,
+	[XMSG_QUEUE_CONSUMER_DEL] = dest_on_consumer_del,
+	[XMSG_QUEUE_ACK] = dest_on_ack,
+	[XMSG_QUEUE_RETURN] = dest_on_return,
+	[XMSG_SYNC] = on_sync,
+	[XMSG_DONE] = session_on_done,
+	[XMSG_TOPIC_DELIVER] = session_on_topic_deliver,
+	[XMSG_QUEUE_DELIVER] = session_on_queue_deliver,
+	[XMSG_STOP] = on_stop_msg,
+};
+
+/* ---- sending and parking ---- */
+
+static void park(struct xpark *p, const struct xmsg *m)
+{
+	if (p->n == p->cap) {
+		uint32_t cap = p->cap ? p->cap * 2 : 64;
+		struct xmsg *q = hd_alloc(cap * sizeof(*q));
+
+		for (uint32_t i = 0; i < p->n; i++)
+			q[i] = p->q[(p->head + i) % p->cap];
+		hd_free(p->q);
+		p->q = q;
+		p->cap = cap;
+		p->head = 0;
+	}
+	p->q[(p->head + p->n) % p->cap] = *m;
+	p->n++;
+}
+
+void shard_send(struct shard *sh, uint32_t to, const struct xmsg *m)
+{
+	struct xmsg copy = *m;
+
+	copy.from = (uint16_t)sh->id;
+	if (!sh->parked[to].n && !xring_push(sh->out[to], &copy))
+		return;
+	/* keep order: once something is parked for `to`, everything after it parks too */
+	park(&sh->parked[to], &copy);
+	sh->nparked++;
+}
+
+static void unpark_all(struct shard *sh)
+{
+	for (uint32_t to = 0; to < sh->nshards; to++) {
+		struct xpark *p = &sh->parked[to];
+
+		while (p->n && !xring_push(sh->out[to], &p->q[p->head])) {
+			p->head = (p->head + 1) % p->cap;
+			p->n--;
+			sh->nparked--;
+		}
+	}
+}
+
+/* ---- the loop ---- */
+
+static void cb_accept(void *ctx, struct net_conn *c)
+{
+	session_on_accept(ctx, c);
+}
+
+static size_t cb_data(void *ctx, struct net_conn *c, const char *buf, size_t len)
+{
+	return session_on_data(ctx, c, buf, len);
+}
+
+static void cb_close(void *ctx, struct net_conn *c)
+{
+	session_on_close(ctx, c);
+}
+
+static void cb_drain(void *ctx, struct net_conn *c)
+{
+	session_on_drain(ctx, c);
+}
+
+static void cb_wake(void *ctx)
+{
+	(void)ctx;	/* the loop drains every inbound xring after each wait anyway */
+}
+
+static const struct net_callbacks shard_net_callbacks = {
+	.on_accept = cb_accept,
+	.on_data = cb_data,
+	.on_close = cb_close,
+	.on_drain = cb_drain,
+	.on_wake = cb_wake,
+};
+
+static bool inbound_pending(struct shard *sh)
+{
+	for (uint32_t i = 0; i < sh->nshards; i++)
+		if (xring_has_items(sh->in[i]))
+			return true;
+	return false;
+}
+
+static uint32_t drain_inbound(struct shard *sh)
+{
+	struct xmsg batch[DRAIN_BATCH];
+	uint32_t total = 0;
+
+	for (uint32_t from = 0; from < sh->nshards; from++) {
+		uint32_t n = xring_pop(sh->in[from], batch, DRAIN_BATCH);
+
+		for (uint32_t i = 0; i < n; i++) {
+			HD_ASSERT(batch[i].kind < HD_ARRAY_LEN(xmsg_handlers) && xmsg_handlers[batch[i].kind]);
+			xmsg_handlers[batch[i].kind](sh, &batch[i]);
+		}
+		total += n;
+	}
+	return total;
+}
+
+static void publish_outbound(struct shard *sh)
+{
+	if (sh->nparked)
+		unpark_all(sh);
+	for (uint32_t to = 0; to < sh->nshards; to++)
+		xring_publish(sh->out[to]);
+}
+
+static void publish_stats(struct shard *sh)
+{
+	atomic_store_explicit(&sh->pub.connections, sh->stats.connections, memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.subscriptions, sh->stats.subscriptions, memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.published, sh->stats.published, memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.delivered, sh->stats.delivered, memory_order_relaxed);
+}
+
+static void begin_stop(struct shard *sh)
+{
+	sh->stopping = true;
+	sh->stop_deadline_ms = sh->now_ms + STOP_GRACE_MS;
+	net_loop_stop_accepting(&sh->loop);
+	session_close_all(sh);
+	session_reap_closing(sh);
+}
+
+static bool stop_done(struct shard *sh)
+{
+	return sh->stopping && ((!sh->loop.nopen && !sh->nparked) || sh->now_ms > sh->stop_deadline_ms);
+}
+
+static void pin_to_cpu(uint32_t id)
+{
+	cpu_set_t set;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	CPU_ZERO(&set);
+	CPU_SET(id % (ncpu > 0 ? (uint32_t)ncpu : 1u), &set);
+	if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
+		hd_log_warn("cannot pin shard %u to a CPU", id);
+}
+
+static void *shard_main(void *arg)
+{
+	struct shard *sh = arg;
+	struct net_loop_config lc = {
+		.ring_entries = 4096,
+		.buf_count = 1024,
+		.buf_size = 16384,
+		.max_rx_partial = (uint32_t)HD_MIN(sh->cfg->limits.max_frame_bytes + 65536, UINT32_MAX / 2),
+	};
+	uint64_t last_tick = 0;
+	uint64_t last_slow = 0;
+	int err;
+
+	self = sh;
+	hd_log_set_thread_shard((int)sh->id);
+	pin_to_cpu(sh->id);
+	hd_alloc_bind_thread_arena();
+	err = net_loop_init(&sh->loop, &lc, &shard_net_callbacks, sh);
+	if (err) {
+		hd_log_err("io_uring setup failed: %s", strerror(-err));
+		exit(1);
+	}
+	if (net_loop_watch_eventfd(&sh->loop, sh->wake.eventfd))
+		exit(1);
+	for (int i = 0; i < sh->nlisten; i++)
+		if (net_loop_add_listener(&sh->loop, sh->listen_fds[i], sh->listen_kinds[i]))
+			exit(1);
+	sh->now_ms = hd_now_ms();
+	while (!stop_done(sh)) {
+		uint32_t timeout = sh->hb_list || sh->stopping ? TICK_MS : 1000;
+
+		net_loop_flush(&sh->loop);
+		publish_outbound(sh);
+		xwake_sleep(&sh->wake);
+		if (inbound_pending(sh) || sh->nparked)
+			timeout = 0;
+		net_loop_run_once(&sh->loop, timeout);
+		xwake_awake(&sh->wake);
+		drain_inbound(sh);
+		sh->now_ms = hd_now_ms();
+		if (sh->nclosing)
+			session_reap_closing(sh);
+		if (sh->now_ms - last_tick >= TICK_MS) {
+			last_tick = sh->now_ms;
+			session_tick(sh, sh->now_ms);
+			session_reap_closing(sh);
+			publish_stats(sh);
+		}
+		if (sh->now_ms - last_slow >= 1000) {
+			last_slow = sh->now_ms;
+			net_loop_reap_lingering(&sh->loop);
+		}
+		if (!sh->stopping && atomic_load_explicit(&sh->stop_requested, memory_order_relaxed))
+			begin_stop(sh);
+	}
+	net_loop_flush(&sh->loop);
+	publish_outbound(sh);
+	return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg)
+{
+	struct shard **shards = hd_calloc(n, sizeof(*shards));
+	struct stomp_limits sl;
+
+	HD_ASSERT(n > 0 && n <= SHARD_MAX);
+	stomp_limits_default(&sl);
+	for (uint32_t i = 0; i < n; i++) {
+		struct shard *sh = hd_calloc(1, sizeof(*sh));
+		int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+		HD_ASSERT(efd >= 0);
+		sh->id = i;
+		sh->nshards = n;
+		sh->cfg = cfg;
+		xwake_init(&sh->wake, efd);
+		sh->in = hd_calloc(n, sizeof(*sh->in));
+		sh->out = hd_calloc(n, sizeof(*sh->out));
+		sh->parked = hd_calloc(n, sizeof(*sh->parked));
+		dest_table_init(&sh->dests);
+		local_table_init(&sh->local);
+		sh->frame = hd_alloc(sizeof(*sh->frame));
+		sh->parse_scratch_cap = (size_t)cfg->limits.max_header_line * 4 + 65536;
+		sh->parse_scratch = hd_alloc(sh->parse_scratch_cap);
+		http_upgrade_config_default(&sh->http_cfg);
+		sh->http_cfg.path = cfg->ws_path;
+		sh->enc_cap = 65536;
+		sh->enc_buf = hd_alloc(sh->enc_cap);
+		shards[i] = sh;
+	}
+	for (uint32_t from = 0; from < n; from++) {
+		for (uint32_t to = 0; to < n; to++) {
+			struct xring *r = hd_alloc(sizeof(*r));
+
+			xring_init(r, SHARD_XRING_SLOTS, &shards[to]->wake);
+			shards[from]->out[to] = r;
+			shards[to]->in[from] = r;
+		}
+	}
+	return shards;
+}
+
+void shard_add_listener(struct shard *sh, int fd, uint8_t kind)
+{
+	HD_ASSERT(sh->nlisten < (int)HD_ARRAY_LEN(sh->listen_fds));
+	sh->listen_fds[sh->nlisten] = fd;
+	sh->listen_kinds[sh->nlisten++] = kind;
+}
+
+int shard_start_all(struct shard **shards, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		int err = pthread_create(&shards[i]->thread, NULL, shard_main, shards[i]);
+
+		if (err)
+			return -err;
+	}
+	return 0;
+}
+
+void shard_stop_all(struct shard **shards, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t one = 1;
+
+		atomic_store_explicit(&shards[i]->stop_requested, 1, memory_order_relaxed);
+		/* unconditional wake: the shard may be asleep for up to a second */
+		if (write(shards[i]->wake.eventfd, &one, sizeof(one)) < 0)
+			hd_log_warn("cannot wake shard %u", i);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		pthread_join(shards[i]->thread, NULL);
+}
+
+void shard_destroy_all(struct shard **shards, uint32_t n)
+{
+	struct xmsg m;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct shard *sh = shards[i];
+
+		/* drop what is still in flight between shards */
+		for (uint32_t from = 0; from < n; from++) {
+			while (xring_pop(sh->in[from], &m, 1)) {
+				if (m.kind == XMSG_PUBLISH || m.kind == XMSG_TOPIC_DELIVER ||
+				    m.kind == XMSG_QUEUE_DELIVER || m.kind == XMSG_QUEUE_RETURN)
+					hmsg_unref(m.ptr);
+				else
+					hd_free(m.ptr);
+			}
+		}
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct shard *sh = shards[i];
+
+		net_loop_fini(&sh->loop);
+		dest_table_fini(&sh->dests);
+		local_table_fini(&sh->local);
+		for (uint32_t to = 0; to < n; to++) {
+			xring_fini(sh->out[to]);
+			hd_free(sh->out[to]);
+			hd_free(sh->parked[to].q);
+		}
+		close(sh->wake.eventfd);
+		hd_free(sh->in);
+		hd_free(sh->out);
+		hd_free(sh->parked);
+		hd_free(sh->frame);
+		hd_free(sh->parse_scratch);
+		hd_free(sh->enc_buf);
+		hd_free(sh->closing);
+		hd_free(sh);
+	}
+	hd_free(shards);
+}

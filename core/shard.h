@@ -1,0 +1,126 @@
+/*
+ * core/shard.h - one thread per core: its io_uring loop and every connection it accepted,
+ * the destinations it owns (dest_owner(name) == id), its local subscriber table, its
+ * jemalloc arena and counters. Shards talk only through xrings (one per ordered pair).
+ *
+ * Loop order per turn: flush sends, publish xrings, sleep in io_uring until a completion,
+ * a wake-up or the next timer; dispatch completions; drain inbound xrings (bounded batch);
+ * fire due timers.
+ */
+#ifndef CORE_SHARD_H
+#define CORE_SHARD_H
+
+#include "core/config.h"
+#include "core/dest.h"
+#include "core/session.h"
+#include "core/xring.h"
+#include "net/loop.h"
+#include "proto/http_upgrade.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SHARD_MAX 64		/* topic interest is a 64-bit shard mask */
+#define SHARD_XRING_SLOTS 8192
+
+enum conn_kind { CONN_KIND_STOMP = 1, CONN_KIND_WS = 2 };
+
+/* Counters the shard alone writes; published to `pub` for other threads about every 100 ms. */
+struct shard_stats {
+	uint64_t connections;
+	uint64_t subscriptions;
+	uint64_t published;	/* messages accepted by destinations this shard owns */
+	uint64_t delivered;	/* MESSAGE frames queued to this shard's connections */
+	uint64_t slow_consumers;
+	uint64_t refused_sends;
+};
+
+struct shard_stats_pub {
+	_Atomic uint64_t connections;
+	_Atomic uint64_t subscriptions;
+	_Atomic uint64_t published;
+	_Atomic uint64_t delivered;
+};
+
+/* xmsgs waiting for room in a full xring, in order */
+struct xpark {
+	struct xmsg *q;
+	uint32_t head;
+	uint32_t n;
+	uint32_t cap;
+};
+
+struct session;
+
+struct shard {
+	uint32_t id;
+	uint32_t nshards;
+	const struct herald_config *cfg;
+	struct net_loop loop;
+	struct xwake wake;
+	struct xring **in;		/* in[from]: written by shard `from`, read by us */
+	struct xring **out;		/* out[to]: written by us */
+	struct xpark *parked;		/* parked[to] */
+	uint32_t nparked;		/* total parked xmsgs */
+	struct dest_table dests;
+	struct local_table local;
+	struct session *hb_list;	/* sessions with heart-beats or awaiting CONNECT */
+	uint32_t npaused;		/* sessions not read while xrings are backlogged */
+	uint64_t *closing;		/* conn refs to close after this batch */
+	uint32_t nclosing;
+	uint32_t closing_cap;
+	struct shard_stats stats;
+	struct shard_stats_pub pub;
+	/* per-shard scratch for parsing one frame at a time */
+	struct stomp_frame *frame;
+	char *parse_scratch;
+	size_t parse_scratch_cap;
+	struct http_upgrade_config http_cfg;	/* WebSocket path, limits */
+	char *enc_buf;			/* encoder scratch for ERROR/RECEIPT/CONNECTED */
+	size_t enc_cap;
+	uint64_t now_ms;
+	uint64_t msg_seq;		/* message-id counter */
+	uint64_t mem_checked_ms;
+	bool mem_over;			/* allocator above the memory high-water mark */
+	_Atomic uint32_t stop_requested;
+	bool stopping;
+	uint64_t stop_deadline_ms;
+	int listen_fds[4];
+	uint8_t listen_kinds[4];
+	int nlisten;
+	pthread_t thread;
+};
+
+/* The node-wide connection count (all shards), for max-connections. */
+extern _Atomic uint64_t shard_total_connections;
+/* Random per-process prefix of message ids and session ids. */
+extern uint32_t shard_node_epoch;
+
+/* Creates n shards sharing cfg and all xrings between them; not started. Main thread. */
+struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg);
+/* Gives shard sh a listening socket (each shard gets its own SO_REUSEPORT member). */
+void shard_add_listener(struct shard *sh, int fd, uint8_t kind);
+/* Starts the threads (each pins itself to CPU id % online CPUs). */
+int shard_start_all(struct shard **shards, uint32_t n);
+/* Asks every shard to stop accepting, flush, close sessions, and exit; joins them. */
+void shard_stop_all(struct shard **shards, uint32_t n);
+void shard_destroy_all(struct shard **shards, uint32_t n);
+
+/* The calling thread's shard (NULL off-shard). */
+struct shard *shard_self(void);
+
+/* Sends an xmsg to shard `to` (itself included). Never fails: a full xring parks it and
+ * the shard stops reading its sockets until the park drains. Shard thread only. */
+void shard_send(struct shard *sh, uint32_t to, const struct xmsg *m);
+
+/* True when parked xmsgs are waiting: sessions should not read more input. */
+static inline bool shard_is_backlogged(const struct shard *sh)
+{
+	return sh->nparked > 0;
+}
+
+#define SHARD_OWNS(sh) HD_ASSERT((sh) == shard_self())
+
+#endif

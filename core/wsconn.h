@@ -1,0 +1,45 @@
+/*
+ * core/wsconn.h - STOMP over WebSocket in front of a session: the HTTP/1.1 upgrade (or a
+ * small page for a plain GET), RFC 6455 frames in (unmasked in place, payload fed to the
+ * session's STOMP parser as a byte stream), frames out (one WebSocket message per STOMP
+ * frame, text unless the body is not UTF-8, decided once per message by hmsg flags).
+ *
+ * Thread: the shard owning the connection.
+ */
+#ifndef CORE_WSCONN_H
+#define CORE_WSCONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct wsconn;
+struct shard;
+struct session;
+struct net_conn;
+struct net_loop;
+struct hmsg;
+
+/* Bytes reserved in front of a MESSAGE head for the WebSocket frame header. */
+#define WSCONN_HEAD_ROOM 10
+
+struct http_upgrade_config;
+
+/* cfg (the shard's) must outlive the connection. */
+struct wsconn *wsconn_create(const struct http_upgrade_config *cfg);
+void wsconn_destroy(struct wsconn *ws);
+
+/* Raw bytes from the socket (buf is writable memory: unmasking happens in place).
+ * Returns bytes consumed; drives session_stomp_input and session_ws_closed. With len 0 it
+ * retries STOMP bytes left over from an earlier call (after a backpressure pause). */
+size_t wsconn_input(struct shard *sh, struct wsconn *ws, struct net_conn *c, const char *buf,
+		    size_t len, struct session *s);
+
+/* Writes buf as one text message. */
+void wsconn_write_text(struct net_loop *l, struct net_conn *c, const char *buf, size_t len);
+
+/* head[room..room+head_len) holds a STOMP MESSAGE head whose shared tail is m's; writes the
+ * WebSocket header for head + tail just before it and moves both to head[0]. Returns the
+ * new head length. */
+size_t wsconn_prefix_head(char *head, size_t room, size_t head_len, const struct hmsg *m);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * core/xmsg.h - every message kind that travels on an xring, in one list.
+ * An xmsg is 32 bytes copied by value; `ptr`, when set, points to memory that belongs to
+ * the receiving thread once pushed (it frees or keeps it). Kinds are append-only.
+ *
+ * A "conn ref" (a) names a connection on the sending shard: slot << 32 | generation, so a
+ * reply for a connection that has since closed (and whose slot was reused) is recognised.
+ * A "consumer key" names one queue subscription: shard, conn ref and subscription index.
+ */
+#ifndef CORE_XMSG_H
+#define CORE_XMSG_H
+
+#include <stdint.h>
+
+enum xmsg_kind {
+	XMSG_NONE = 0,
+	/* connection shard -> destination owner */
+	XMSG_PUBLISH = 1,	/* ptr: hmsg (one shard ref); a: conn ref; u32: receipt seq or 0 */
+	XMSG_TOPIC_INTEREST = 2,/* ptr: struct xname; u32: +1 / -1 shard interest in a topic */
+	XMSG_PATTERN_INTEREST = 3,/* ptr: struct xname (pattern); u32: +1 / -1 */
+	XMSG_QUEUE_CONSUMER_ADD = 4,/* ptr: struct xconsumer */
+	XMSG_QUEUE_CONSUMER_DEL = 5,/* ptr: struct xname (queue); a: consumer key */
+	XMSG_QUEUE_ACK = 6,	/* ptr: struct xname (queue); a: consumer key; b: tag; u32: XACK_* */
+	XMSG_QUEUE_RETURN = 7,	/* ptr: hmsg; a: consumer key; b: tag (undelivered, conn gone) */
+	XMSG_QUEUE_FLOW = 8,	/* ptr: struct xname (queue); a: consumer key; u32: 1 pause, 0 resume */
+	XMSG_SYNC = 9,		/* a: conn ref; u32: receipt seq; owner answers XMSG_DONE in order */
+	/* destination owner -> connection shard */
+	XMSG_DONE = 10,		/* a: conn ref; u32: receipt seq; b: 0 or a negative XERR_* */
+	XMSG_TOPIC_DELIVER = 11,/* ptr: hmsg (one shard ref) */
+	XMSG_QUEUE_DELIVER = 12,/* ptr: hmsg (one shard ref); a: consumer key; b: tag; u32: flags */
+	/* main -> shard */
+	XMSG_STOP = 13,		/* begin graceful shutdown */
+};
+
+/* XMSG_QUEUE_ACK modes */
+enum {
+	XACK_ONE = 0,		/* b: tag acknowledged */
+	XACK_UPTO = 1,		/* b: every unacked tag <= b acknowledged (STOMP client mode) */
+	XNACK_ONE = 2,		/* b: tag requeued, redelivered */
+	XNACK_UPTO = 3,		/* b: every unacked tag <= b requeued */
+	XNACK_DROP_ONE = 4,	/* b: tag dropped (NACK with requeue:false) */
+	XACK_CREDIT = 5,	/* b: deliveries the connection has taken off the wire queue */
+};
+/* XMSG_QUEUE_DELIVER flags */
+enum { XDELIVER_REDELIVERED = 1 };
+/* XMSG_DONE results */
+enum { XERR_OK = 0, XERR_QUEUE_FULL = 1, XERR_MEMORY = 2 };
+
+struct xmsg {
+	uint16_t kind;		/* enum xmsg_kind */
+	uint16_t from;		/* sending shard id */
+	uint32_t u32;		/* kind-specific, see above */
+	uint64_t a;		/* kind-specific */
+	uint64_t b;		/* kind-specific */
+	void *ptr;		/* owned by the receiver once pushed */
+};
+_Static_assert(sizeof(struct xmsg) == 32, "xmsg is copied by value on hot paths");
+
+/* A destination name sent across: one allocation, freed by the receiver. */
+struct xname {
+	uint32_t len;
+	char name[];		/* NUL-terminated */
+};
+
+/* A new queue consumer, as its connection's shard describes it to the queue's owner. */
+struct xconsumer {
+	uint64_t key;		/* consumer key */
+	uint64_t conn_ref;	/* for the receipt: the owner answers XMSG_DONE(seq) */
+	uint32_t seq;		/* receipt seq, 0 = none; answered before any delivery */
+	uint32_t prefetch;	/* max unacked, 0 = unlimited */
+	uint8_t ack_mode;	/* enum session ack mode: auto / client / client-individual */
+	uint32_t len;
+	char name[];		/* queue name, NUL-terminated */
+};
+
+static inline uint64_t xmsg_conn_ref(uint32_t slot, uint32_t gen)
+{
+	return (uint64_t)slot << 32 | gen;
+}
+
+/* consumer key: shard (8 bits) | slot (24) | generation (16) | subscription index (16) */
+static inline uint64_t xmsg_consumer_key(uint32_t shard, uint32_t slot, uint32_t gen, uint32_t sub)
+{
+	return (uint64_t)(shard & 0xff) << 56 | (uint64_t)(slot & 0xffffff) << 32 |
+	       (uint64_t)(gen & 0xffff) << 16 | (sub & 0xffff);
+}
+static inline uint32_t xmsg_key_shard(uint64_t k) { return (uint32_t)(k >> 56); }
+static inline uint32_t xmsg_key_slot(uint64_t k) { return (uint32_t)(k >> 32) & 0xffffff; }
+static inline uint32_t xmsg_key_gen(uint64_t k) { return (uint32_t)(k >> 16) & 0xffff; }
+static inline uint32_t xmsg_key_sub(uint64_t k) { return (uint32_t)k & 0xffff; }
+
+#endif

@@ -1,0 +1,121 @@
+/*
+ * core/xring.c - SPSC rings between shard threads and the eventfd wake-up.
+ *
+ * Wake-up protocol (the fence pair that makes "no syscall per message" safe):
+ *   consumer: sleeping = 1; seq_cst fence; re-check every ring; block in io_uring
+ *   producer: publish tail (release); seq_cst fence; if sleeping: write eventfd
+ * Either the consumer's re-check sees the new tail, or the producer sees sleeping == 1 and
+ * writes the eventfd; both fences are needed, otherwise store->load reordering lets each
+ * side miss the other (Dekker). A spurious eventfd write costs one extra loop turn.
+ */
+#include "core/xring.h"
+
+#include "core/base/hd_alloc.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+void xring_init(struct xring *r, uint32_t capacity, struct xwake *consumer)
+{
+	HD_ASSERT(capacity && (capacity & (capacity - 1)) == 0);
+	memset(r, 0, sizeof(*r));
+	r->mask = capacity - 1;
+	r->consumer = consumer;
+	r->slots = hd_calloc(capacity, sizeof(*r->slots));
+}
+
+void xring_fini(struct xring *r)
+{
+	hd_free(r->slots);
+	r->slots = NULL;
+}
+
+int xring_push(struct xring *r, const struct xmsg *m)
+{
+	if (r->tail_local - r->head_cache > r->mask) {
+		/* acquire: the consumer's reads of the slots it freed happen before we reuse them */
+		r->head_cache = atomic_load_explicit(&r->head, memory_order_acquire);
+		if (r->tail_local - r->head_cache > r->mask)
+			return -EAGAIN;
+	}
+	r->slots[r->tail_local & r->mask] = *m;
+	r->tail_local++;
+	return 0;
+}
+
+uint32_t xring_space(struct xring *r)
+{
+	r->head_cache = atomic_load_explicit(&r->head, memory_order_acquire);
+	return r->mask + 1 - (r->tail_local - r->head_cache);
+}
+
+void xring_publish(struct xring *r)
+{
+	struct xwake *w = r->consumer;
+
+	if (r->tail_local == atomic_load_explicit(&r->tail, memory_order_relaxed))
+		return;
+	/* release: slot contents become visible before the consumer sees the new tail */
+	atomic_store_explicit(&r->tail, r->tail_local, memory_order_release);
+	/* seq_cst fence: our tail store is ordered before the load of `sleeping` (see top) */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (w && atomic_load_explicit(&w->sleeping, memory_order_relaxed)) {
+		uint64_t one = 1;
+
+		/* only a sleeping consumer costs a syscall; clear the flag so other
+		 * producers in the same window do not write too */
+		if (atomic_exchange_explicit(&w->sleeping, 0, memory_order_relaxed)) {
+			atomic_fetch_add_explicit(&w->wakes, 1, memory_order_relaxed);
+			if (write(w->eventfd, &one, sizeof(one)) < 0)
+				HD_ASSERT(errno == EAGAIN);
+		}
+	}
+}
+
+uint32_t xring_pop(struct xring *r, struct xmsg *out, uint32_t max)
+{
+	uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	uint32_t n;
+
+	if (r->tail_cache == head)
+		/* acquire: pairs with the producer's release store of tail */
+		r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+	n = r->tail_cache - head;
+	if (n > max)
+		n = max;
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = r->slots[(head + i) & r->mask];
+	if (n)
+		/* release: our slot reads complete before the producer may overwrite them */
+		atomic_store_explicit(&r->head, head + n, memory_order_release);
+	return n;
+}
+
+bool xring_has_items(struct xring *r)
+{
+	uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+
+	r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+	return r->tail_cache != head;
+}
+
+void xwake_init(struct xwake *w, int eventfd)
+{
+	atomic_init(&w->sleeping, 0);
+	atomic_init(&w->wakes, 0);
+	w->eventfd = eventfd;
+}
+
+void xwake_sleep(struct xwake *w)
+{
+	atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
+	/* seq_cst fence: the flag store is ordered before the caller's ring re-checks */
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+void xwake_awake(struct xwake *w)
+{
+	atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+}

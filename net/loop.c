@@ -1,0 +1,797 @@
+/*
+ * net/loop.c - the io_uring loop of one thread, as liburing's examples do it: multishot
+ * accept and receive over a provided buffer ring (re-armed when a completion lacks
+ * IORING_CQE_F_MORE; -ENOBUFS means refill then re-arm), batched sendmsg per connection per
+ * loop turn (NATS's pending-flush list), user_data packing op kind, slot and generation so a
+ * completion for a reused slot is recognised (liburing's proxy.h packs its fields).
+ *
+ * Owner: one thread per loop. Invariant: a connection's memory (outbound blocks, rx buffer)
+ * is freed only when no operation of it is in flight in the kernel.
+ */
+#include "net/loop.h"
+
+#include "core/base/hd_alloc.h"
+#include "core/base/hd_log.h"
+#include "core/base/hd_time.h"
+#include "net/uring_compat.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+enum net_op {
+	OP_ACCEPT = 1,
+	OP_RECV,
+	OP_SEND,
+	OP_EVENTFD,
+	OP_CANCEL,	/* completions of cancel requests: ignored */
+};
+
+#define BGID 0
+#define LINGER_MS 2000
+#define DRAIN_MS 5000
+
+struct net_send_ctx {
+	struct net_send_ctx *next;
+	struct msghdr msg;
+	struct iovec iov[NET_SEND_IOV_MAX];
+};
+
+static inline uint64_t pack_ud(enum net_op op, uint32_t slot, uint32_t gen)
+{
+	return (uint64_t)op << 56 | (uint64_t)(slot & 0xffffff) << 32 | gen;
+}
+
+static inline enum net_op ud_op(uint64_t ud) { return (enum net_op)(ud >> 56); }
+static inline uint32_t ud_slot(uint64_t ud) { return (uint32_t)(ud >> 32) & 0xffffff; }
+static inline uint32_t ud_gen(uint64_t ud) { return (uint32_t)ud; }
+
+static struct io_uring_sqe *get_sqe(struct net_loop *l)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+
+	if (HD_UNLIKELY(!sqe)) {
+		/* SQ full: hand the batch to the kernel and take a fresh slot */
+		io_uring_submit(&l->ring);
+		sqe = io_uring_get_sqe(&l->ring);
+		HD_ASSERT(sqe);
+	}
+	return sqe;
+}
+
+static int bufring_setup(struct net_loop *l)
+{
+	size_t ring_bytes = l->cfg.buf_count * sizeof(struct io_uring_buf);
+	struct io_uring_buf_reg reg = { 0 };
+	int err;
+
+	l->br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (l->br == MAP_FAILED)
+		return -errno;
+	l->bufs = hd_alloc((size_t)l->cfg.buf_count * l->cfg.buf_size);
+	reg.ring_addr = (unsigned long)l->br;
+	reg.ring_entries = l->cfg.buf_count;
+	reg.bgid = BGID;
+	err = io_uring_register_buf_ring(&l->ring, &reg, 0);
+	if (err) {
+		munmap(l->br, ring_bytes);
+		hd_free(l->bufs);
+		return err;
+	}
+	io_uring_buf_ring_init(l->br);
+	for (uint32_t i = 0; i < l->cfg.buf_count; i++)
+		io_uring_buf_ring_add(l->br, l->bufs + (size_t)i * l->cfg.buf_size, l->cfg.buf_size,
+				      (unsigned short)i, io_uring_buf_ring_mask(l->cfg.buf_count), (int)i);
+	io_uring_buf_ring_advance(l->br, (int)l->cfg.buf_count);
+	return 0;
+}
+
+static void bufring_return(struct net_loop *l, uint32_t bid)
+{
+	io_uring_buf_ring_add(l->br, l->bufs + (size_t)bid * l->cfg.buf_size, l->cfg.buf_size,
+			      (unsigned short)bid, io_uring_buf_ring_mask(l->cfg.buf_count),
+			      (int)l->br_pending);
+	l->br_pending++;
+}
+
+int net_loop_init(struct net_loop *l, const struct net_loop_config *cfg,
+		  const struct net_callbacks *cb, void *ctx)
+{
+	struct io_uring_params p = { 0 };
+	int err;
+
+	memset(l, 0, sizeof(*l));
+	l->cfg = *cfg;
+	l->cb = *cb;
+	l->ctx = ctx;
+	l->eventfd = -1;
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	p.flags |= IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+	err = io_uring_queue_init_params(cfg->ring_entries, &l->ring, &p);
+	if (err) {
+		/* older kernels: fall back to a plain ring */
+		memset(&p, 0, sizeof(p));
+		err = io_uring_queue_init_params(cfg->ring_entries, &l->ring, &p);
+		if (err)
+			return err;
+	}
+	err = bufring_setup(l);
+	if (err) {
+		io_uring_queue_exit(&l->ring);
+		return err;
+	}
+	return 0;
+}
+
+static void out_release_all(struct net_conn *c);
+
+void net_loop_fini(struct net_loop *l)
+{
+	for (uint32_t i = 0; i < l->nconns_cap; i++) {
+		struct net_conn *c = l->conns[i];
+
+		if (!c)
+			continue;
+		if (c->fd >= 0)
+			close(c->fd);
+		out_release_all(c);
+		hd_free(c->rx);
+		hd_free(c->send);
+		hd_free(c);
+	}
+	while (l->send_pool) {
+		struct net_send_ctx *s = l->send_pool;
+
+		l->send_pool = s->next;
+		hd_free(s);
+	}
+	hd_free(l->conns);
+	hd_free(l->free_slots);
+	io_uring_queue_exit(&l->ring);
+	munmap(l->br, l->cfg.buf_count * sizeof(struct io_uring_buf));
+	hd_free(l->bufs);
+}
+
+/* ---- connection slots ---- */
+
+static struct net_conn *conn_alloc(struct net_loop *l, int fd, uint8_t kind)
+{
+	struct net_conn *c;
+	uint32_t slot;
+
+	if (!l->nfree) {
+		uint32_t cap = l->nconns_cap ? l->nconns_cap * 2 : 256;
+
+		l->conns = hd_realloc(l->conns, cap * sizeof(*l->conns));
+		l->free_slots = hd_realloc(l->free_slots, cap * sizeof(*l->free_slots));
+		for (uint32_t i = cap; i > l->nconns_cap; i--) {
+			l->conns[i - 1] = NULL;
+			l->free_slots[l->nfree++] = i - 1;
+		}
+		l->nconns_cap = cap;
+	}
+	slot = l->free_slots[--l->nfree];
+	c = l->conns[slot];
+	if (!c) {
+		c = hd_calloc(1, sizeof(*c));
+		l->conns[slot] = c;
+		c->slot = slot;
+	}
+	c->gen++;
+	c->fd = fd;
+	c->id = ++l->next_id;
+	c->kind = kind;
+	c->state = NET_CONN_OPEN;
+	l->nopen++;
+	return c;
+}
+
+static void conn_free(struct net_loop *l, struct net_conn *c)
+{
+	uint32_t gen = c->gen;
+	uint32_t slot = c->slot;
+
+	if (c->fd >= 0)
+		close(c->fd);
+	out_release_all(c);
+	hd_free(c->rx);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->slot = slot;
+	c->gen = gen + 1;	/* stale completions and xmsg refs no longer match */
+	l->free_slots[l->nfree++] = slot;
+	l->nopen--;
+}
+
+struct net_conn *net_loop_conn(struct net_loop *l, uint32_t slot, uint32_t gen)
+{
+	struct net_conn *c;
+
+	if (slot >= l->nconns_cap)
+		return NULL;
+	c = l->conns[slot];
+	if (!c || c->gen != gen || c->state != NET_CONN_OPEN)
+		return NULL;
+	return c;
+}
+
+static void maybe_free(struct net_loop *l, struct net_conn *c)
+{
+	if (c->state == NET_CONN_CLOSING && !c->recv_armed && !c->send)
+		conn_free(l, c);
+}
+
+/* ---- receive ---- */
+
+static void arm_recv(struct net_loop *l, struct net_conn *c)
+{
+	struct io_uring_sqe *sqe = get_sqe(l);
+
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BGID;
+	io_uring_sqe_set_data64(sqe, pack_ud(OP_RECV, c->slot, c->gen));
+	c->recv_armed = true;
+}
+
+static void cancel_recv(struct net_loop *l, struct net_conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!c->recv_armed)
+		return;
+	sqe = get_sqe(l);
+	io_uring_prep_cancel64(sqe, pack_ud(OP_RECV, c->slot, c->gen), 0);
+	io_uring_sqe_set_data64(sqe, pack_ud(OP_CANCEL, 0, 0));
+}
+
+static void rx_append(struct net_conn *c, const char *buf, size_t len)
+{
+	if (c->rx_len + len > c->rx_cap) {
+		uint32_t cap = c->rx_cap ? c->rx_cap : 1024;
+
+		while (cap < c->rx_len + len)
+			cap *= 2;
+		c->rx = hd_realloc(c->rx, cap);
+		c->rx_cap = cap;
+	}
+	memcpy(c->rx + c->rx_len, buf, len);
+	c->rx_len += (uint32_t)len;
+}
+
+/* Offers input to the user; keeps what it did not consume. */
+static void deliver_input(struct net_loop *l, struct net_conn *c, const char *buf, size_t len)
+{
+	size_t used;
+
+	if (c->recv_paused || c->state != NET_CONN_OPEN) {
+		if (c->state == NET_CONN_OPEN)
+			rx_append(c, buf, len);
+		return;
+	}
+	if (c->rx_len) {
+		rx_append(c, buf, len);
+		buf = c->rx;
+		len = c->rx_len;
+	}
+	used = l->cb.on_data(l->ctx, c, buf, len);
+	if (c->state != NET_CONN_OPEN)
+		return;
+	if (buf == c->rx) {
+		memmove(c->rx, c->rx + used, len - used);
+		c->rx_len = (uint32_t)(len - used);
+	} else if (used < len) {
+		rx_append(c, buf + used, len - used);
+	}
+	if (c->rx_len > l->cfg.max_rx_partial) {
+		hd_log_conn(HD_LOG_WARN, c->id, "partial input over %u bytes, closing",
+			    l->cfg.max_rx_partial);
+		net_conn_close(l, c);
+	} else if (!c->rx_len && c->rx_cap > 65536) {
+		/* a big frame passed through: give the memory back */
+		hd_free(c->rx);
+		c->rx = NULL;
+		c->rx_cap = 0;
+	}
+}
+
+static void on_recv(struct net_loop *l, struct net_conn *c, struct io_uring_cqe *cqe)
+{
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+
+		if (cqe->res > 0)
+			deliver_input(l, c, l->bufs + (size_t)bid * l->cfg.buf_size, (size_t)cqe->res);
+		bufring_return(l, bid);
+	}
+	if (!more)
+		c->recv_armed = false;
+	if (c->state == NET_CONN_CLOSING) {
+		maybe_free(l, c);
+		return;
+	}
+	if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED)) {
+		if (c->state == NET_CONN_DRAINING) {
+			/* peer closed while we drain: nothing more can be delivered */
+			c->peer_closed = true;
+			if (!c->send)
+				net_conn_close(l, c);
+			return;
+		}
+		c->peer_closed = true;
+		net_conn_close(l, c);
+		return;
+	}
+	if (!more && c->state == NET_CONN_OPEN && !c->recv_paused)
+		arm_recv(l, c);
+}
+
+void net_conn_pause_recv(struct net_loop *l, struct net_conn *c)
+{
+	if (c->recv_paused || c->state != NET_CONN_OPEN)
+		return;
+	c->recv_paused = true;
+	cancel_recv(l, c);
+}
+
+void net_conn_resume_recv(struct net_loop *l, struct net_conn *c)
+{
+	if (!c->recv_paused || c->state != NET_CONN_OPEN)
+		return;
+	c->recv_paused = false;
+	if (c->rx_len) {
+		/* what arrived while paused is offered first */
+		uint32_t n = c->rx_len;
+		char *held = hd_alloc(n);
+
+		memcpy(held, c->rx, n);
+		c->rx_len = 0;
+		deliver_input(l, c, held, n);
+		hd_free(held);
+		if (c->state != NET_CONN_OPEN || c->recv_paused)
+			return;
+	}
+	if (!c->recv_armed)
+		arm_recv(l, c);
+}
+
+/* ---- accept ---- */
+
+static void arm_accept(struct net_loop *l, int idx)
+{
+	struct io_uring_sqe *sqe = get_sqe(l);
+
+	io_uring_prep_multishot_accept(sqe, l->listen_fd[idx], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, pack_ud(OP_ACCEPT, (uint32_t)idx, 0));
+}
+
+int net_loop_add_listener(struct net_loop *l, int fd, uint8_t kind)
+{
+	if (l->nlisten == (int)HD_ARRAY_LEN(l->listen_fd))
+		return -ENOSPC;
+	l->listen_fd[l->nlisten] = fd;
+	l->listen_kind[l->nlisten] = kind;
+	arm_accept(l, l->nlisten);
+	l->nlisten++;
+	l->accepting = true;
+	return 0;
+}
+
+void net_loop_stop_accepting(struct net_loop *l)
+{
+	if (!l->accepting)
+		return;
+	l->accepting = false;
+	for (int i = 0; i < l->nlisten; i++) {
+		struct io_uring_sqe *sqe = get_sqe(l);
+
+		io_uring_prep_cancel64(sqe, pack_ud(OP_ACCEPT, (uint32_t)i, 0), 0);
+		io_uring_sqe_set_data64(sqe, pack_ud(OP_CANCEL, 0, 0));
+	}
+}
+
+static void on_accept(struct net_loop *l, uint32_t idx, struct io_uring_cqe *cqe)
+{
+	struct net_conn *c;
+	socklen_t alen;
+	int one = 1;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE) && l->accepting)
+		arm_accept(l, (int)idx);
+	if (!l->accepting && cqe->res >= 0) {
+		close(cqe->res);
+		return;
+	}
+	if (cqe->res < 0) {
+		if (cqe->res != -ECANCELED)
+			hd_log_warn("accept failed: %s", strerror(-cqe->res));
+		if (!l->accepting && !(cqe->flags & IORING_CQE_F_MORE))
+			close(l->listen_fd[idx]);
+		return;
+	}
+	c = conn_alloc(l, cqe->res, l->listen_kind[idx]);
+	alen = sizeof(c->peer);
+	if (getpeername(c->fd, (struct sockaddr *)&c->peer, &alen))
+		memset(&c->peer, 0, sizeof(c->peer));
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	l->cb.on_accept(l->ctx, c);
+	if (c->state == NET_CONN_OPEN)
+		arm_recv(l, c);
+	else
+		maybe_free(l, c);
+}
+
+/* ---- send ---- */
+
+static void conn_mark_dirty(struct net_loop *l, struct net_conn *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	c->dirty_next = l->dirty;
+	l->dirty = c;
+}
+
+struct net_out *net_conn_out_reserve(struct net_conn *c)
+{
+	struct net_outblock *b = c->out_tail;
+	struct net_out *o;
+
+	if (!b || b->wr == NET_OUTBLOCK_N) {
+		struct net_outblock *nb = hd_alloc(sizeof(*nb));
+
+		nb->next = NULL;
+		nb->rd = 0;
+		nb->wr = 0;
+		if (b)
+			b->next = nb;
+		else
+			c->out_head = nb;
+		c->out_tail = nb;
+		b = nb;
+	}
+	o = &b->e[b->wr];
+	o->head_len = 0;
+	o->tail_len = 0;
+	o->tail = NULL;
+	o->release = NULL;
+	o->release_arg = NULL;
+	return o;
+}
+
+void net_conn_out_commit(struct net_loop *l, struct net_conn *c, struct net_out *o)
+{
+	HD_ASSERT(o == &c->out_tail->e[c->out_tail->wr]);
+	HD_ASSERT(o->head_len <= NET_OUT_HEAD_CAP);
+	c->out_tail->wr++;
+	c->out_bytes += o->head_len + o->tail_len;
+	conn_mark_dirty(l, c);
+}
+
+static void release_heap_tail(void *arg)
+{
+	hd_free(arg);
+}
+
+void net_conn_write_copy(struct net_loop *l, struct net_conn *c, const char *buf, size_t len)
+{
+	struct net_out *o = net_conn_out_reserve(c);
+
+	if (len <= NET_OUT_HEAD_CAP) {
+		memcpy(o->head, buf, len);
+		o->head_len = (uint16_t)len;
+	} else {
+		char *copy = hd_alloc(len);
+
+		memcpy(copy, buf, len);
+		o->tail = copy;
+		o->tail_len = (uint32_t)len;
+		o->release = release_heap_tail;
+		o->release_arg = copy;
+	}
+	net_conn_out_commit(l, c, o);
+}
+
+static void out_release_all(struct net_conn *c)
+{
+	struct net_outblock *b = c->out_head;
+
+	while (b) {
+		struct net_outblock *next = b->next;
+
+		for (uint32_t i = b->rd; i < b->wr; i++)
+			if (b->e[i].release)
+				b->e[i].release(b->e[i].release_arg);
+		hd_free(b);
+		b = next;
+	}
+	c->out_head = c->out_tail = NULL;
+	c->out_head_off = 0;
+	c->out_bytes = 0;
+}
+
+static void start_send(struct net_loop *l, struct net_conn *c)
+{
+	struct net_send_ctx *s = l->send_pool;
+	struct io_uring_sqe *sqe;
+	uint32_t off = c->out_head_off;
+	int n = 0;
+
+	if (s)
+		l->send_pool = s->next;
+	else
+		s = hd_alloc(sizeof(*s));
+	for (struct net_outblock *b = c->out_head; b && n < NET_SEND_IOV_MAX - 1; b = b->next) {
+		for (uint32_t i = b->rd; i < b->wr && n < NET_SEND_IOV_MAX - 1; i++) {
+			struct net_out *o = &b->e[i];
+
+			if (off < o->head_len) {
+				s->iov[n].iov_base = o->head + off;
+				s->iov[n++].iov_len = o->head_len - off;
+				off = 0;
+			} else {
+				off -= o->head_len;
+			}
+			if (o->tail_len > off) {
+				s->iov[n].iov_base = (char *)o->tail + off;
+				s->iov[n++].iov_len = o->tail_len - off;
+			}
+			off = 0;
+		}
+	}
+	memset(&s->msg, 0, sizeof(s->msg));
+	s->msg.msg_iov = s->iov;
+	s->msg.msg_iovlen = (size_t)n;
+	sqe = get_sqe(l);
+	io_uring_prep_sendmsg(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, pack_ud(OP_SEND, c->slot, c->gen));
+	c->send = s;
+}
+
+void net_loop_flush(struct net_loop *l)
+{
+	struct net_conn *c = l->dirty;
+
+	l->dirty = NULL;
+	while (c) {
+		struct net_conn *next = c->dirty_next;
+
+		c->dirty = false;
+		c->dirty_next = NULL;
+		if (!c->send && c->out_bytes && c->state != NET_CONN_CLOSING)
+			start_send(l, c);
+		c = next;
+	}
+}
+
+/* Drops `sent` bytes from the front of the queue, releasing finished entries. */
+static void out_consume(struct net_conn *c, size_t sent)
+{
+	c->out_bytes -= sent;
+	sent += c->out_head_off;
+	while (c->out_head) {
+		struct net_outblock *b = c->out_head;
+		struct net_out *o;
+		size_t len;
+
+		if (b->rd == b->wr) {
+			if (b == c->out_tail) {
+				/* queue empty: give the block back, idle connections hold none */
+				hd_free(b);
+				c->out_head = c->out_tail = NULL;
+				break;
+			}
+			c->out_head = b->next;
+			hd_free(b);
+			continue;
+		}
+		o = &b->e[b->rd];
+		len = (size_t)o->head_len + o->tail_len;
+		if (sent < len)
+			break;
+		sent -= len;
+		if (o->release)
+			o->release(o->release_arg);
+		b->rd++;
+		if (b->rd == NET_OUTBLOCK_N) {
+			c->out_head = b->next;
+			if (!c->out_head)
+				c->out_tail = NULL;
+			hd_free(b);
+		}
+	}
+	c->out_head_off = (uint32_t)sent;
+}
+
+static void linger_close(struct net_loop *l, struct net_conn *c);
+
+static void on_send(struct net_loop *l, struct net_conn *c, struct io_uring_cqe *cqe)
+{
+	struct net_send_ctx *s = c->send;
+
+	c->send = NULL;
+	s->next = l->send_pool;
+	l->send_pool = s;
+	if (c->state == NET_CONN_CLOSING) {
+		maybe_free(l, c);
+		return;
+	}
+	if (cqe->res < 0) {
+		if (cqe->res == -EAGAIN || cqe->res == -EINTR) {
+			conn_mark_dirty(l, c);
+			return;
+		}
+		c->peer_closed = true;
+		net_conn_close(l, c);
+		return;
+	}
+	out_consume(c, (size_t)cqe->res);
+	if (c->out_bytes) {
+		conn_mark_dirty(l, c);
+		return;
+	}
+	if (c->state == NET_CONN_DRAINING) {
+		linger_close(l, c);
+		return;
+	}
+	if (l->cb.on_drain)
+		l->cb.on_drain(l->ctx, c);
+}
+
+/* ---- close ---- */
+
+void net_conn_close(struct net_loop *l, struct net_conn *c)
+{
+	bool was_open = c->state == NET_CONN_OPEN;
+
+	if (c->state == NET_CONN_CLOSING)
+		return;
+	c->state = NET_CONN_CLOSING;
+	if (was_open)
+		l->cb.on_close(l->ctx, c);
+	c->user = NULL;
+	cancel_recv(l, c);
+	/* wakes an in-flight send or recv so their completions arrive and the slot frees */
+	shutdown(c->fd, SHUT_RDWR);
+	maybe_free(l, c);
+}
+
+void net_conn_close_after_flush(struct net_loop *l, struct net_conn *c)
+{
+	if (c->state != NET_CONN_OPEN)
+		return;
+	c->state = NET_CONN_DRAINING;
+	c->close_deadline_ms = (uint32_t)hd_now_ms() + DRAIN_MS;
+	l->cb.on_close(l->ctx, c);
+	c->user = NULL;
+	if (!c->out_bytes && !c->send)
+		linger_close(l, c);
+	else
+		conn_mark_dirty(l, c);
+}
+
+/* Everything is written: send FIN but keep reading (and discarding) until the peer closes,
+ * so unread input does not turn our close into an RST that could destroy the ERROR frame
+ * we just sent. The shard's timer closes hard after LINGER_MS (net_loop_reap_lingering). */
+static void linger_close(struct net_loop *l, struct net_conn *c)
+{
+	shutdown(c->fd, SHUT_WR);
+	c->state = NET_CONN_CLOSING;
+	if (c->peer_closed) {
+		maybe_free(l, c);
+		return;
+	}
+	/* reads continue into the bufring and are dropped (state is CLOSING); the peer's
+	 * FIN ends the recv, or the linger deadline shuts the socket */
+	c->rx_len = 0;
+	c->close_deadline_ms = (uint32_t)hd_now_ms() + LINGER_MS;
+	if (!c->recv_armed && !c->recv_paused)
+		arm_recv(l, c);
+	else if (c->recv_paused)
+		shutdown(c->fd, SHUT_RDWR);
+}
+
+void net_loop_reap_lingering(struct net_loop *l)
+{
+	uint32_t now = (uint32_t)hd_now_ms();
+
+	for (uint32_t i = 0; i < l->nconns_cap; i++) {
+		struct net_conn *c = l->conns[i];
+
+		if (!c || c->state == NET_CONN_OPEN || c->fd < 0 ||
+		    (int32_t)(now - c->close_deadline_ms) <= 0)
+			continue;
+		if (c->state == NET_CONN_DRAINING) {
+			/* the peer does not read what we queued: drop it */
+			c->state = NET_CONN_CLOSING;
+			cancel_recv(l, c);
+			shutdown(c->fd, SHUT_RDWR);
+			maybe_free(l, c);
+		} else if (c->recv_armed) {
+			shutdown(c->fd, SHUT_RDWR);
+		}
+	}
+}
+
+/* ---- wake-ups ---- */
+
+static void arm_eventfd(struct net_loop *l)
+{
+	struct io_uring_sqe *sqe = get_sqe(l);
+
+	io_uring_prep_read(sqe, l->eventfd, &l->eventfd_val, sizeof(l->eventfd_val), 0);
+	io_uring_sqe_set_data64(sqe, pack_ud(OP_EVENTFD, 0, 0));
+}
+
+int net_loop_watch_eventfd(struct net_loop *l, int efd)
+{
+	l->eventfd = efd;
+	arm_eventfd(l);
+	return 0;
+}
+
+/* ---- dispatch ---- */
+
+static void dispatch(struct net_loop *l, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	struct net_conn *c;
+
+	switch (ud_op(ud)) {
+	case OP_ACCEPT:
+		on_accept(l, ud_slot(ud), cqe);
+		return;
+	case OP_EVENTFD:
+		arm_eventfd(l);
+		if (l->cb.on_wake)
+			l->cb.on_wake(l->ctx);
+		return;
+	case OP_CANCEL:
+		return;
+	case OP_RECV:
+	case OP_SEND:
+		break;
+	}
+	c = ud_slot(ud) < l->nconns_cap ? l->conns[ud_slot(ud)] : NULL;
+	if (!c || c->gen != ud_gen(ud)) {
+		/* a completion for a freed slot can only be a buffer to hand back */
+		if (cqe->flags & IORING_CQE_F_BUFFER)
+			bufring_return(l, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+		return;
+	}
+	if (ud_op(ud) == OP_RECV)
+		on_recv(l, c, cqe);
+	else
+		on_send(l, c, cqe);
+}
+
+void net_loop_run_once(struct net_loop *l, uint32_t timeout_ms)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head;
+	unsigned n = 0;
+
+	if (timeout_ms) {
+		struct __kernel_timespec ts = {
+			.tv_sec = timeout_ms / 1000,
+			.tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
+		};
+
+		io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+	} else {
+		io_uring_submit_and_get_events(&l->ring);
+	}
+	io_uring_for_each_cqe(&l->ring, head, cqe) {
+		dispatch(l, cqe);
+		n++;
+	}
+	io_uring_cq_advance(&l->ring, n);
+	if (l->br_pending) {
+		io_uring_buf_ring_advance(l->br, (int)l->br_pending);
+		l->br_pending = 0;
+	}
+}
