@@ -153,12 +153,12 @@ class RawStomp:
         if self.eof:
             raise Closed()
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise Timeout()
-        self.sock.settimeout(remaining)
+        # Past the deadline, still take what is already there (non-blocking), so a zero
+        # timeout means "poll".
+        self.sock.settimeout(max(remaining, 0.0))
         try:
             data = self.sock.recv(1 << 20)
-        except socket.timeout:
+        except (socket.timeout, BlockingIOError):
             raise Timeout()
         except (ConnectionResetError, ConnectionAbortedError):
             self.eof = True

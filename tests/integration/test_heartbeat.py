@@ -1,0 +1,180 @@
+"""
+Heart-beats (STOMP 1.2 "Heart-beating"): negotiated both ways from CONNECT's and
+CONNECTED's heart-beat headers; the server sends on time (every max(sx, cy) ms); a client
+that promised beats and falls silent is dropped after about twice its interval; any bytes
+count as a beat. Herald may honour sub-second values; RabbitMQ rounds up to whole seconds,
+so bounds here allow periods up to 1000 ms.
+"""
+
+import time
+
+import pytest
+
+from helpers import assert_server_works, uid
+from stompraw import Closed
+
+MAX_PERIOD_MS = 1000	# RabbitMQ's floor; herald should honour the smaller asks below
+
+
+def parse_hb(f):
+    sx, sy = (int(x) for x in f["heart-beat"].split(","))
+    return sx, sy
+
+
+def test_server_sends_heart_beats_on_time(herald, raws):
+    cy = 300
+    r = raws(herald)
+    f = r.connect(heart_beat=(0, cy))
+    assert f.cmd == "CONNECTED", f
+    sx, _ = parse_hb(f)
+    assert sx > 0, "server offers no heart-beats though the client asked for them: %s" % f
+    period = max(sx, cy)
+    assert period <= MAX_PERIOD_MS, "server heart-beat period %d ms, asked %d" % (period, cy)
+    start = time.monotonic()
+    window = min(5 * period / 1000.0, 4.0)
+    frames = r.pump(window)
+    assert frames == []
+    times = [start] + r.heartbeat_times
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(r.heartbeat_times) >= int(window * 1000 / period) - 1, (period, gaps)
+    # "on time": never more than half a period late (plus scheduling slack)
+    assert max(gaps) <= period * 1.5 / 1000.0 + 0.1, (period, gaps)
+
+
+def test_server_heart_beats_keep_coming_while_other_connections_are_busy(herald, raws,
+                                                                         clients):
+    cy = 300
+    idle = raws(herald)
+    f = idle.connect(heart_beat=(0, cy))
+    sx, _ = parse_hb(f)
+    assert sx > 0
+    period = max(sx, cy)
+    assert period <= MAX_PERIOD_MS
+    q = "/queue/" + uid("busy")
+    sink = clients(herald)
+    sink.subscribe(q)
+    pub = raws(herald)
+    assert pub.connect().cmd == "CONNECTED"
+    frame = b"SEND\ndestination:" + q.encode() + b"\n\n" + b"x" * 1000 + b"\0"
+    start = time.monotonic()
+    end = start + min(5 * period / 1000.0, 3.0)
+    sent = 0
+    while time.monotonic() < end and sent < 200_000:
+        pub.send(frame * 50)
+        sent += 50
+        try:
+            idle.pump(0)
+        except Closed:
+            pytest.fail("idle heart-beating connection was closed")
+    idle.pump(0.05)
+    times = [start] + [t for t in idle.heartbeat_times if t >= start]
+    gaps = [b - a for a, b in zip(times, times[1:])] + [time.monotonic() - times[-1]]
+    assert len(times) >= 3, gaps
+    assert max(gaps) <= period * 1.5 / 1000.0 + 0.2, (period, gaps)
+
+
+def test_no_heart_beats_when_the_client_wants_none(herald, raws):
+    r = raws(herald)
+    f = r.connect(heart_beat=(0, 0))
+    assert f.cmd == "CONNECTED"
+    r.pump(0.1)  # a server frame may be followed by an EOL; that is not a heart-beat
+    r.heartbeats = 0
+    r.pump(1.2)
+    assert r.heartbeats == 0
+
+
+def test_silent_client_that_promised_heart_beats_is_disconnected(herald, raws):
+    cx = 200
+    r = raws(herald)
+    f = r.connect(heart_beat=(cx, 0))
+    assert f.cmd == "CONNECTED", f
+    _, sy = parse_hb(f)
+    assert sy > 0, "server does not watch the client's heart-beats: %s" % f
+    period = max(cx, sy)
+    assert period <= MAX_PERIOD_MS, period
+    start = time.monotonic()
+    frames, closed = r.recv_until_closed(timeout=3 * period / 1000.0 + 1.0)
+    took = time.monotonic() - start
+    assert closed, "silent client still connected after %.2fs (period %d ms)" % (took, period)
+    # Not before the client is actually late.
+    assert took >= period / 1000.0, "dropped after %.2fs, period %d ms" % (took, period)
+    assert all(fr.cmd == "ERROR" for fr in frames), frames
+    assert_server_works(herald.addr)
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+def test_client_that_sends_heart_beats_stays_connected(herald, raws, eol):
+    cx = 200
+    r = raws(herald)
+    f = r.connect(heart_beat=(cx, 0))
+    _, sy = parse_hb(f)
+    period = max(cx, sy)
+    deadline = time.monotonic() + max(1.5, 4 * period / 1000.0)
+    while time.monotonic() < deadline:
+        assert r.send(eol)
+        try:
+            r.pump(cx / 2000.0)
+        except Closed:
+            pytest.fail("server closed a client that sent heart-beats every %d ms" % (cx // 2))
+    q = "/queue/" + uid("hb")
+    r.send_frame("SUBSCRIBE", [("destination", q), ("id", "s")])
+    r.send_frame("SEND", [("destination", q)], b"alive")
+    m = r.recv_frame()
+    assert m.cmd == "MESSAGE" and m.body == b"alive"
+
+
+def test_any_frame_counts_as_a_heart_beat(herald, raws):
+    cx = 200
+    r = raws(herald)
+    f = r.connect(heart_beat=(cx, 0))
+    _, sy = parse_hb(f)
+    period = max(cx, sy)
+    q = "/queue/" + uid("hb")
+    deadline = time.monotonic() + max(1.5, 4 * period / 1000.0)
+    n = 0
+    while time.monotonic() < deadline:
+        assert r.send_frame("SEND", [("destination", q)], b"beat")
+        n += 1
+        try:
+            r.pump(cx / 2000.0)
+        except Closed:
+            pytest.fail("server closed a client that sent a frame every %d ms" % (cx // 2))
+    r.send_frame("DISCONNECT", [("receipt", "d")])
+    assert r.recv_frame().cmd == "RECEIPT"
+
+
+def test_client_that_promised_nothing_is_not_dropped_for_silence(herald, raws):
+    r = raws(herald)
+    f = r.connect(heart_beat=(0, 0))
+    assert f.cmd == "CONNECTED"
+    try:
+        r.pump(1.5)
+    except Closed:
+        pytest.fail("server dropped a client that never promised heart-beats")
+    r.send_frame("BEGIN", [("transaction", "t"), ("receipt", "r")])
+    assert r.recv_frame().cmd == "RECEIPT"
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_stomp_py_with_heart_beats_both_ways(herald, clients, version):
+    c = clients(herald, version=version, heartbeats=(200, 200))
+    sx, sy = (int(x) for x in c.listener.connected.headers["heart-beat"].split(","))
+    assert sx > 0 and sy > 0
+    period = max(sx, 200)
+    time.sleep(min(4 * period / 1000.0, 3.0))
+    assert not c.listener.disconnected
+    assert c.listener.heartbeats >= 2
+    q = "/queue/" + uid("hb")
+    c.subscribe(q)
+    c.send(q, "ok", receipt=True)
+    assert c.wait_messages(1)[0].body == "ok"
+
+
+@pytest.mark.rabbitmq_differs("RabbitMQ keeps the connection open after an ERROR")
+def test_bad_heart_beat_header_is_an_error(herald, raws):
+    r = raws(herald)
+    r.send_frame("CONNECT", [("accept-version", "1.2"), ("host", "/"), ("login", "guest"),
+                             ("passcode", "guest"), ("heart-beat", "soon,later")])
+    err = r.expect_error_then_close()
+    assert err["message"]
+    assert_server_works(herald.addr)
