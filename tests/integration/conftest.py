@@ -209,6 +209,16 @@ def herald_factory(request, tmp_path):
 
 
 @pytest.fixture
+def herald_bin():
+    """The binary itself, for command-line tests."""
+    if STOMP_EXTERNAL:
+        pytest.skip("needs herald itself (STOMP_EXTERNAL is set)")
+    if not os.access(HERALD_BIN, os.X_OK):
+        pytest.fail("herald binary not found at %s (set HERALD_BIN)" % HERALD_BIN)
+    return HERALD_BIN
+
+
+@pytest.fixture
 def herald(request, herald_factory):
     """A running server; flags from @pytest.mark.herald_args(...)."""
     marker = request.node.get_closest_marker("herald_args")

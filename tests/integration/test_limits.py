@@ -1,0 +1,377 @@
+"""
+Protecting the node (issue 3 "Protecting the node", "Errors"): every limit hit gets an ERROR
+frame whose `message` says which limit, then the connection closes, and nothing else is
+disturbed. Limits are lowered with herald's flags, so these tests need herald itself.
+"""
+
+import re
+import socket
+import time
+
+import pytest
+
+from helpers import assert_server_works, uid
+from stompraw import Closed, RawStomp, Timeout, frame_bytes
+
+pytestmark = pytest.mark.herald_only
+
+
+def session(herald, raws, **kw):
+    r = raws(herald, **kw)
+    f = r.connect()
+    assert f.cmd == "CONNECTED", f
+    return r
+
+
+def assert_limit_error(r, pattern, timeout=5.0):
+    err = r.expect_error_then_close(timeout)
+    text = err.get("message", "")
+    assert text, "ERROR without message: %r" % err
+    assert re.search(pattern, text + " " + err.body.decode("utf-8", "replace"), re.I), \
+        "ERROR message %r does not say which limit (%s)" % (text, pattern)
+    return err
+
+
+# --- frame size -----------------------------------------------------------------------
+
+@pytest.mark.herald_args("--max-frame-bytes", "4096")
+def test_frame_over_max_frame_bytes_is_refused(herald, raws):
+    r = session(herald, raws)
+    body = b"x" * 8000
+    r.send_frame("SEND", [("destination", "/queue/big"), ("content-length", len(body)),
+                          ("receipt", "r-big")], body)
+    err = assert_limit_error(r, r"frame|large|size|limit|long|exceed")
+    assert err.get("receipt-id") in (None, "r-big")
+    assert_server_works(herald.addr)
+
+
+@pytest.mark.herald_args("--max-frame-bytes", "4096")
+def test_frame_under_max_frame_bytes_passes(herald, raws, clients):
+    q = "/queue/" + uid()
+    c = clients(herald)
+    c.subscribe(q)
+    r = session(herald, raws)
+    body = b"y" * 3000
+    r.send_frame("SEND", [("destination", q), ("receipt", "ok")], body)
+    assert r.recv_frame().cmd == "RECEIPT"
+    assert c.wait_messages(1)[0].body == body.decode()
+
+
+@pytest.mark.herald_args("--max-frame-bytes", "4096")
+def test_endless_frame_is_refused_without_waiting_for_its_end(herald, raws):
+    """A frame that never ends must be refused once it passes the limit, not buffered."""
+    r = session(herald, raws)
+    r.send(b"SEND\ndestination:/queue/endless\n\n")
+    closed_early = False
+    for _ in range(64):  # up to 64 KiB, never a NUL
+        if not r.send(b"z" * 1024):
+            closed_early = True
+            break
+    if closed_early:
+        return  # closed; the ERROR may have been lost to the reset
+    assert_limit_error(r, r"frame|large|size|limit|long|exceed", timeout=3.0)
+
+
+# --- headers ----------------------------------------------------------------------------
+
+@pytest.mark.herald_args("--max-headers", "8")
+def test_too_many_headers_is_refused(herald, raws):
+    r = session(herald, raws)
+    headers = [("destination", "/queue/h")] + [("h%d" % i, "v") for i in range(20)]
+    r.send_frame("SEND", headers, b"x")
+    assert_limit_error(r, r"header")
+    assert_server_works(herald.addr)
+
+
+@pytest.mark.herald_args("--max-headers", "8")
+def test_headers_under_the_count_limit_pass(herald, raws):
+    r = session(herald, raws)
+    q = "/queue/" + uid()
+    r.send_frame("SUBSCRIBE", [("destination", q), ("id", "s")])
+    r.send_frame("SEND", [("destination", q)] + [("h%d" % i, "v") for i in range(5)], b"x")
+    m = r.recv_frame()
+    assert m.cmd == "MESSAGE" and m["h4"] == "v"
+
+
+@pytest.mark.herald_args("--max-header-line", "256")
+def test_header_line_over_the_limit_is_refused(herald, raws):
+    r = session(herald, raws)
+    r.send_frame("SEND", [("destination", "/queue/h"), ("long", "v" * 1000)], b"x")
+    assert_limit_error(r, r"header|line|long|large|limit")
+    assert_server_works(herald.addr)
+
+
+@pytest.mark.herald_args("--max-header-line", "256")
+def test_endless_header_line_is_refused_without_waiting_for_its_end(herald, raws):
+    r = session(herald, raws)
+    r.send(b"SEND\ndestination:/queue/h\nendless:")
+    for _ in range(16):
+        if not r.send(b"w" * 1024):
+            return
+    assert_limit_error(r, r"header|line|long|large|limit", timeout=3.0)
+
+
+@pytest.mark.herald_args("--max-header-line", "256")
+def test_endless_command_line_is_refused(herald, raws):
+    r = raws(herald)
+    for _ in range(16):
+        if not r.send(b"C" * 1024):
+            return
+    err = r.expect_error_then_close(3.0)
+    assert err.get("message")
+
+
+# --- body -------------------------------------------------------------------------------
+
+@pytest.mark.herald_args("--max-body-bytes", "1000")
+@pytest.mark.parametrize("with_length", [True, False])
+def test_body_over_max_body_bytes_is_refused(herald, raws, with_length):
+    r = session(herald, raws)
+    body = b"b" * 2000
+    headers = [("destination", "/queue/b")]
+    if with_length:
+        headers.append(("content-length", len(body)))
+    r.send_frame("SEND", headers, body)
+    assert_limit_error(r, r"body|large|size|limit|long|exceed")
+    assert_server_works(herald.addr)
+
+
+@pytest.mark.herald_args("--max-body-bytes", "1000")
+def test_content_length_over_the_limit_is_refused_before_the_body_arrives(herald, raws):
+    r = session(herald, raws)
+    r.send(b"SEND\ndestination:/queue/b\ncontent-length:100000000\n\n")
+    assert_limit_error(r, r"body|large|size|limit|long|exceed|content-length", timeout=3.0)
+
+
+@pytest.mark.herald_args("--max-body-bytes", "1000")
+def test_body_under_the_limit_passes(herald, raws, clients):
+    q = "/queue/" + uid()
+    c = clients(herald)
+    c.subscribe(q)
+    r = session(herald, raws)
+    r.send_frame("SEND", [("destination", q), ("receipt", "ok")], b"k" * 900)
+    assert r.recv_frame().cmd == "RECEIPT"
+    assert len(c.wait_messages(1)[0].body) == 900
+
+
+# --- slow consumers ---------------------------------------------------------------------
+
+BODY_16K = b"s" * 16384
+
+
+def flood(herald, dest, count, body=BODY_16K):
+    """Publishes count messages from one raw connection; returns after the server has taken
+    them all (a receipt on the last)."""
+    pub = RawStomp(herald.host, herald.port, timeout=30)
+    assert pub.connect().cmd == "CONNECTED"
+    one = frame_bytes("SEND", [("destination", dest), ("content-length", len(body))], body)
+    batch = 16
+    sent = 0
+    while sent < count - 1:
+        k = min(batch, count - 1 - sent)
+        assert pub.send(one * k), "publisher was disconnected"
+        sent += k
+    pub.send_frame("SEND", [("destination", dest), ("content-length", len(body)),
+                            ("receipt", "flood-done")], body)
+    f = pub.recv_frame(30)
+    assert f.cmd == "RECEIPT", f
+    return pub
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.herald_args("--max-outbound-bytes", "262144")
+def test_slow_topic_subscriber_is_disconnected_with_slow_consumer_error(herald, raws, clients):
+    t = "/topic/" + uid("slow")
+    slow = RawStomp(herald.host, herald.port, rcvbuf=4096, timeout=20)
+    assert slow.connect().cmd == "CONNECTED"
+    slow.send_frame("SUBSCRIBE", [("destination", t), ("id", "s"), ("receipt", "sub")])
+    assert slow.recv_frame().cmd == "RECEIPT"
+    fast = clients(herald)
+    fast.subscribe(t)
+    n = 600  # ~9.6 MiB: well past the 256 KiB limit plus every kernel buffer on the way
+    pub = flood(herald, t, n)
+    # The fast subscriber and the publisher are undisturbed.
+    fast.wait_messages(n, timeout=30)
+    assert not fast.errors and not fast.listener.disconnected
+    pub.send_frame("BEGIN", [("transaction", "t"), ("receipt", "pub-alive")])
+    assert pub.recv_frame().cmd == "RECEIPT"
+    # The slow one gets what fitted, then ERROR "slow consumer", then the close.
+    frames, closed = slow.recv_until_closed(timeout=20)
+    assert closed, "slow consumer still connected (%d frames read)" % len(frames)
+    errors = [f for f in frames if f.cmd == "ERROR"]
+    assert errors, "closed without an ERROR frame after %d MESSAGEs" % len(frames)
+    assert re.search(r"slow consumer", errors[0]["message"], re.I), errors[0]
+    assert frames[-1].cmd == "ERROR"
+    assert len(frames) - 1 < n, "every message was delivered; the limit never applied"
+    assert_server_works(herald.addr)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.herald_args("--max-outbound-bytes", "262144", "--max-queue-length", "100000")
+def test_slow_queue_consumer_is_paused_not_disconnected(herald, raws):
+    q = "/queue/" + uid("slowq")
+    slow = RawStomp(herald.host, herald.port, rcvbuf=4096, timeout=20)
+    assert slow.connect().cmd == "CONNECTED"
+    slow.send_frame("SUBSCRIBE", [("destination", q), ("id", "s"), ("receipt", "sub")])
+    assert slow.recv_frame().cmd == "RECEIPT"
+    n = 600
+    flood(herald, q, n)
+    time.sleep(0.3)
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < n and time.monotonic() < deadline:
+        f = slow.recv_frame(10)
+        assert f.cmd == "MESSAGE", f
+        got.append(f)
+    assert len(got) == n
+    assert all(f.body == BODY_16K for f in got)
+    assert slow.pump(0.3) == []
+    slow.send_frame("DISCONNECT", [("receipt", "bye")])
+    assert slow.recv_frame().cmd == "RECEIPT"
+
+
+# --- queue length -----------------------------------------------------------------------
+
+@pytest.mark.herald_args("--max-queue-length", "5")
+def test_send_to_a_full_queue_is_refused_and_nothing_is_dropped(herald, raws, clients):
+    q = "/queue/" + uid("full")
+    r = session(herald, raws)
+    for i in range(5):
+        r.send_frame("SEND", [("destination", q), ("receipt", "r%d" % i)], b"m%d" % i)
+        f = r.recv_frame()
+        assert f.cmd == "RECEIPT" and f["receipt-id"] == "r%d" % i, f
+    r.send_frame("SEND", [("destination", q), ("receipt", "r5")], b"m5")
+    err = assert_limit_error(r, r"queue|full|length|limit")
+    assert err.get("receipt-id") == "r5", err
+    c = clients(herald)
+    c.subscribe(q)
+    c.wait_messages(5)
+    c.quiet(5)
+    assert c.bodies() == ["m%d" % i for i in range(5)]
+    # Once drained, the queue takes messages again.
+    c.send(q, "again", receipt=True)
+    assert c.wait_messages(6)[5].body == "again"
+
+
+@pytest.mark.herald_args("--max-queue-length", "5")
+def test_queue_length_counts_per_queue(herald, raws):
+    r = session(herald, raws)
+    for name in (uid("qa"), uid("qb")):
+        for i in range(5):
+            r.send_frame("SEND", [("destination", "/queue/" + name), ("receipt", "x")], b"m")
+            assert r.recv_frame().cmd == "RECEIPT"
+
+
+@pytest.mark.herald_args("--max-queue-length", "5")
+def test_queue_length_limit_does_not_apply_to_topics(herald, raws, clients):
+    t = "/topic/" + uid()
+    c = clients(herald)
+    c.subscribe(t)
+    r = session(herald, raws)
+    for i in range(20):
+        r.send_frame("SEND", [("destination", t)], b"t%d" % i)
+    r.send_frame("SEND", [("destination", t), ("receipt", "end")], b"end")
+    assert r.recv_frame().cmd == "RECEIPT"
+    c.wait_messages(21)
+
+
+# --- connections ------------------------------------------------------------------------
+
+def try_connect(herald, timeout=3.0):
+    """Returns ('connected', r) or ('refused', frame-or-None)."""
+    try:
+        r = RawStomp(herald.host, herald.port, timeout=timeout)
+    except OSError:
+        return "refused", None
+    try:
+        f = r.connect()
+    except (Closed, Timeout, OSError):
+        r.close()
+        return "refused", None
+    if f.cmd == "CONNECTED":
+        return "connected", r
+    closed = r.is_closed(timeout)
+    r.close()
+    assert closed, "refused connection left open"
+    return "refused", f
+
+
+@pytest.mark.herald_args("--max-connections", "3")
+def test_connection_limit(herald):
+    held = []
+    try:
+        for _ in range(3):
+            state, r = try_connect(herald)
+            assert state == "connected", r
+            held.append(r)
+        state, f = try_connect(herald)
+        assert state == "refused", "a 4th connection was accepted with --max-connections 3"
+        if f is not None:
+            assert f.cmd == "ERROR" and f.get("message"), f
+        # The three are undisturbed.
+        for r in held:
+            r.send_frame("BEGIN", [("transaction", "t"), ("receipt", "ok")])
+            assert r.recv_frame().cmd == "RECEIPT"
+        # Freeing a slot lets a new client in.
+        held.pop().close()
+        deadline = time.monotonic() + 5
+        while True:
+            state, r = try_connect(herald, timeout=1.0)
+            if state == "connected":
+                held.append(r)
+                break
+            assert time.monotonic() < deadline, "no slot after a client left"
+            time.sleep(0.1)
+    finally:
+        for r in held:
+            r.close()
+
+
+# --- memory -----------------------------------------------------------------------------
+
+@pytest.mark.timeout(90)
+@pytest.mark.herald_args("--memory-high-water", str(64 << 20), "--max-queue-length", "1000000")
+def test_sends_are_refused_above_the_memory_high_water_mark(herald, raws):
+    q = "/queue/" + uid("mem")
+    body = b"M" * (512 * 1024)
+    r = RawStomp(herald.host, herald.port, timeout=10)
+    assert r.connect().cmd == "CONNECTED"
+    err = None
+    accepted = 0
+    for i in range(1024):  # at most 512 MiB
+        ok = r.send_frame("SEND", [("destination", q), ("content-length", len(body)),
+                                   ("receipt", "m%d" % i)], body)
+        try:
+            f = r.recv_frame()
+        except Closed:
+            pytest.fail("closed without ERROR after %d accepted SENDs (send ok=%s)"
+                        % (accepted, ok))
+        if f.cmd == "ERROR":
+            err = f
+            break
+        assert f.cmd == "RECEIPT", f
+        accepted += 1
+    assert err is not None, "no refusal after %d MiB held" % (accepted // 2)
+    assert re.search(r"memory|high.water|resource|overload", err["message"], re.I), err
+    assert r.is_closed(3.0)
+    assert accepted * len(body) <= 4 * (64 << 20), "refused only after %d MiB" % (accepted // 2)
+    # Other work that needs no memory still goes on: a consumer drains the queue.
+    c = RawStomp(herald.host, herald.port, timeout=10)
+    assert c.connect().cmd == "CONNECTED"
+    c.send_frame("SUBSCRIBE", [("destination", q), ("id", "s")])
+    for _ in range(accepted):
+        f = c.recv_frame()
+        assert f.cmd == "MESSAGE" and len(f.body) == len(body)
+    c.close()
+    # Memory falls, so SENDs are taken again (allocator may return memory lazily).
+    deadline = time.monotonic() + 15
+    while True:
+        p = RawStomp(herald.host, herald.port, timeout=5)
+        assert p.connect().cmd == "CONNECTED"
+        p.send_frame("SEND", [("destination", q), ("receipt", "after")], b"small")
+        f = p.recv_frame()
+        p.close()
+        if f.cmd == "RECEIPT":
+            break
+        assert time.monotonic() < deadline, "SENDs still refused after draining: %r" % f
+        time.sleep(0.5)
