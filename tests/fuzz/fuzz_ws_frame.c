@@ -7,7 +7,8 @@
  * the two transcripts must agree (a 1007 may let a longer valid prefix out when split).
  * Checked on every event: spans lie inside the read, NONE means all consumed, control
  * payloads fit 125 bytes, a message never exceeds the limit, a finished text message is
- * UTF-8, and the close/pong a server would send back encodes.
+ * UTF-8, and the close/pong a server would send back encodes. The raw input also goes
+ * through proto/utf8.c, whole and split, against a naive decoder of RFC 3629.
  */
 #include "proto/ws_frame.h"
 
@@ -110,6 +111,55 @@ static void feed(struct ws_decoder *d, uint8_t *buf, size_t len, struct run *r,
 	}
 }
 
+/* RFC 3629 section 4 decoded the slow way: what the DFA must agree with. */
+static bool naive_utf8(const uint8_t *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		uint32_t cp;
+		uint32_t min;
+		size_t n;
+
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((p[i] & 0xe0) == 0xc0)
+			n = 1, cp = p[i] & 0x1f, min = 0x80;
+		else if ((p[i] & 0xf0) == 0xe0)
+			n = 2, cp = p[i] & 0x0f, min = 0x800;
+		else if ((p[i] & 0xf8) == 0xf0)
+			n = 3, cp = p[i] & 0x07, min = 0x10000;
+		else
+			return false;
+		if (len - i <= n)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+static void check_utf8(const uint8_t *p, size_t len, uint32_t seed)
+{
+	bool valid = utf8_is_valid(p, len);
+	struct utf8_stream s;
+	size_t cut = len ? seed % (len + 1) : 0;
+
+	check(valid == naive_utf8(p, len), "utf8_is_valid disagrees with RFC 3629");
+	utf8_stream_init(&s);
+	utf8_stream_feed(&s, p, cut);
+	check((utf8_stream_feed(&s, p + cut, len - cut) == UTF8_COMPLETE) == valid,
+	      "utf8 stream disagrees with utf8_is_valid");
+}
+
 static void run_init(struct run *r, size_t cap)
 {
 	memset(r, 0, sizeof(*r));
@@ -135,6 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	seed = data[1] * 2654435761u + 1;
 	data += 2;
 	len = size - 2;
+	check_utf8(data, len, seed);
 	/* each event adds at most 4 marker bytes and each frame takes >= 2 input bytes */
 	run_init(&whole, 3 * len + 16);
 	run_init(&split, 3 * len + 16);
