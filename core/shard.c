@@ -223,8 +223,8 @@ static void *shard_main(void *arg)
 	struct shard *sh = arg;
 	struct net_loop_config lc = {
 		.ring_entries = 4096,
-		.buf_count = 1024,
-		.buf_size = 16384,
+		.buf_count = 512,
+		.buf_size = 8192,
 		.max_rx_partial = (uint32_t)HD_MIN(sh->cfg->limits.max_frame_bytes + 65536, UINT32_MAX / 2),
 	};
 	uint64_t last_tick = 0;
