@@ -159,40 +159,86 @@ def test_body_under_the_limit_passes(herald, raws, clients):
 BODY_16K = b"s" * 16384
 
 
-def flood(herald, dest, count, body=BODY_16K):
-    """Publishes count messages from one raw connection; returns after the server has taken
-    them all (a receipt on the last)."""
+def flood(herald, dest, count, body=BODY_16K, batch=32, pace=None):
+    """Publishes count messages from one raw connection, batch by batch with a receipt on
+    each batch's last message (so a subscriber that keeps reading is never far behind);
+    returns once the server has taken them all."""
     pub = RawStomp(herald.host, herald.port, timeout=30)
     assert pub.connect().cmd == "CONNECTED"
     one = frame_bytes("SEND", [("destination", dest), ("content-length", len(body))], body)
-    batch = 16
     sent = 0
-    while sent < count - 1:
-        k = min(batch, count - 1 - sent)
-        assert pub.send(one * k), "publisher was disconnected"
+    while sent < count:
+        k = min(batch, count - sent)
+        last = frame_bytes("SEND", [("destination", dest), ("content-length", len(body)),
+                                    ("receipt", "b%d" % sent)], body)
+        assert pub.send(one * (k - 1) + last), "publisher was disconnected"
+        f = pub.recv_frame(30)
+        assert f.cmd == "RECEIPT" and f["receipt-id"] == "b%d" % sent, f
         sent += k
-    pub.send_frame("SEND", [("destination", dest), ("content-length", len(body)),
-                            ("receipt", "flood-done")], body)
-    f = pub.recv_frame(30)
-    assert f.cmd == "RECEIPT", f
+        if pace:
+            pace(sent)
     return pub
 
 
+class FastReader:
+    """A topic subscriber that reads as fast as the kernel delivers, on its own thread:
+    recv() in 1 MiB chunks and count frame-ending NULs (bodies here hold none)."""
+
+    def __init__(self, herald, dest):
+        import threading
+        self.r = RawStomp(herald.host, herald.port, timeout=30)
+        assert self.r.connect().cmd == "CONNECTED"
+        self.r.send_frame("SUBSCRIBE", [("destination", dest), ("id", "f"), ("receipt", "f")])
+        assert self.r.recv_frame().cmd == "RECEIPT"
+        self.frames = 0
+        self.tail = b""
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        s = self.r.sock
+        s.settimeout(0.2)
+        while not self.stop:
+            try:
+                data = s.recv(1 << 20)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            self.frames += data.count(b"\0")
+            self.tail = (self.tail + data)[-256:]
+
+    def wait_frames(self, n, timeout, stop=True):
+        deadline = time.monotonic() + timeout
+        while self.frames < n and time.monotonic() < deadline and self.t.is_alive():
+            time.sleep(0.002)
+        if not stop:
+            return self.frames
+        self.stop = True
+        self.t.join(1)
+        self.r.close()
+        return self.frames
+
+
 @pytest.mark.timeout(60)
-@pytest.mark.herald_args("--max-outbound-bytes", "262144")
+@pytest.mark.herald_args("--max-outbound-bytes", str(1 << 20))
 def test_slow_topic_subscriber_is_disconnected_with_slow_consumer_error(herald, raws, clients):
     t = "/topic/" + uid("slow")
     slow = RawStomp(herald.host, herald.port, rcvbuf=4096, timeout=20)
     assert slow.connect().cmd == "CONNECTED"
     slow.send_frame("SUBSCRIBE", [("destination", t), ("id", "s"), ("receipt", "sub")])
     assert slow.recv_frame().cmd == "RECEIPT"
-    fast = clients(herald)
-    fast.subscribe(t)
-    n = 600  # ~9.6 MiB: well past the 256 KiB limit plus every kernel buffer on the way
-    pub = flood(herald, t, n)
-    # The fast subscriber and the publisher are undisturbed.
-    fast.wait_messages(n, timeout=30)
-    assert not fast.errors and not fast.listener.disconnected
+    fast = FastReader(herald, t)
+    n = 800  # ~12.8 MiB: well past the 1 MiB limit plus every kernel buffer on the way
+    # The publisher waits for the fast reader after each 512 KiB batch, so a reader that
+    # keeps up never has more than one batch outstanding.
+    pub = flood(herald, t, n, pace=lambda sent: fast.wait_frames(sent, 10, stop=False))
+    # A subscriber that keeps up and the publisher are undisturbed.
+    assert fast.wait_frames(n, timeout=30) == n, fast.tail
+    assert b"ERROR" not in fast.tail
     pub.send_frame("BEGIN", [("transaction", "t"), ("receipt", "pub-alive")])
     assert pub.recv_frame().cmd == "RECEIPT"
     # The slow one gets what fitted, then ERROR "slow consumer", then the close.
