@@ -15,7 +15,7 @@
 struct cluster_config {
 	char node_name[128];		/* default: hostname + ":" + STOMP port */
 	char cluster_name[64];		/* default "herald" */
-	char bind_addr[64];		/* gossip bind address, default "127.0.0.1"? see main */
+	char bind_addr[64];		/* gossip bind address (numeric), default "0.0.0.0" */
 	uint16_t gossip_port;		/* UDP + TCP push-pull; 0 = pick a free one */
 	char join[CLUSTER_MAX_JOIN][128];/* "host:port" seeds */
 	int njoin;
@@ -23,6 +23,9 @@ struct cluster_config {
 	char admin_bind[64];		/* default "127.0.0.1" */
 	uint16_t admin_port;		/* default 15672; 0 = pick a free one */
 	uint32_t gossip_interval_ms;	/* protocol period, default 1000 */
+	char gossip_advertise[64];	/* numeric address peers reach our gossip port at; "":
+					 * the bind address, or for 0.0.0.0 the first
+					 * non-loopback interface address */
 	/* metadata this node advertises */
 	char advertise_addr[64];	/* client-facing address */
 	uint16_t stomp_port;

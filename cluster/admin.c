@@ -1,0 +1,181 @@
+/*
+ * cluster/admin.c - status JSON and the minimal HTTP around it (see admin.h). Called on the
+ * cluster thread, which owns the swim instance it reads.
+ */
+#include "cluster/admin.h"
+
+#include "cluster/swim.h"
+#include "core/base/hd_alloc.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REQ_MAX 8192	/* request head limit, bytes */
+
+void admin_buf_free(struct admin_buf *b)
+{
+	hd_free(b->ptr);
+	memset(b, 0, sizeof(*b));
+}
+
+static void reserve(struct admin_buf *b, size_t more)
+{
+	if (b->len + more + 1 <= b->cap)
+		return;
+	while (b->len + more + 1 > b->cap)
+		b->cap = b->cap ? b->cap * 2 : 1024;
+	b->ptr = hd_realloc(b->ptr, b->cap);
+}
+
+static void HD_PRINTF(2, 3) append(struct admin_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n <= 0)
+		return;
+	reserve(b, (size_t)n);
+	va_start(ap, fmt);
+	vsnprintf(b->ptr + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+/* Names are printable ASCII (wire.c checks), but escape as if they were not. */
+static void append_json_str(struct admin_buf *b, const char *s)
+{
+	append(b, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			append(b, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			append(b, "\\u%04x", c);
+		else
+			append(b, "%c", c);
+	}
+	append(b, "\"");
+}
+
+static int by_name(const void *a, const void *b)
+{
+	const struct swim_member *x = *(const struct swim_member *const *)a;
+	const struct swim_member *y = *(const struct swim_member *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+static uint64_t last_seen_ms(const struct swim *s, const struct swim_member *m, uint64_t now_ms)
+{
+	uint64_t t = m->last_contact_ms ? m->last_contact_ms : m->state_change_ms;
+
+	if (m == swim_self(s))
+		return 0;
+	return now_ms > t ? now_ms - t : 0;
+}
+
+static void render_member(const struct swim *s, const struct swim_member *m, uint64_t now_ms,
+			  const struct node_meta *self_load, struct admin_buf *out)
+{
+	struct node_meta meta;
+	char addr[64];
+
+	meta_decode(m->meta, m->meta_len, &meta);
+	if (m == swim_self(s) && self_load) {
+		meta.connections = self_load->connections;
+		meta.subscriptions = self_load->subscriptions;
+		meta.msgs_per_s = self_load->msgs_per_s;
+	}
+	append(out, "{\"name\": ");
+	append_json_str(out, m->name);
+	append(out, ", \"address\": \"%s\", \"state\": \"%s\", \"incarnation\": %u, "
+	       "\"last_seen_ms\": %" PRIu64 ", \"connections\": %" PRIu64 ", "
+	       "\"subscriptions\": %" PRIu64 ", \"msgs_per_s\": %" PRIu64 ", \"client_address\": ",
+	       wire_addr_format(&m->addr, addr, sizeof(addr)), swim_state_name(m->state),
+	       m->incarnation, last_seen_ms(s, m, now_ms), meta.connections, meta.subscriptions,
+	       meta.msgs_per_s);
+	append_json_str(out, meta.addr);
+	append(out, ", \"stomp_port\": %u, \"ws_port\": %u, \"shards\": %u}", meta.stomp_port,
+	       meta.ws_port, meta.nshards);
+}
+
+void admin_render_status(const struct swim *s, uint64_t now_ms, const char *cluster,
+			 const struct node_meta *self_load, struct admin_buf *out)
+{
+	size_t n = swim_member_count(s);
+	const struct swim_member **sorted = hd_alloc((n ? n : 1) * sizeof(*sorted));
+
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = swim_member_at(s, i);
+	qsort(sorted, n, sizeof(*sorted), by_name);
+	append(out, "{\"self\": ");
+	append_json_str(out, swim_self(s)->name);
+	append(out, ", \"cluster\": ");
+	append_json_str(out, cluster);
+	append(out, ", \"health_score\": %d, \"members\": [", swim_health_score(s));
+	for (size_t i = 0; i < n; i++) {
+		append(out, i ? ", " : "");
+		render_member(s, sorted[i], now_ms, self_load, out);
+	}
+	append(out, "]}\n");
+	hd_free(sorted);
+}
+
+static void respond(struct admin_buf *out, int code, const char *reason, const char *body,
+		    size_t body_len)
+{
+	append(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+	       "Cache-Control: no-store\r\nConnection: close\r\n\r\n", code, reason, body_len);
+	reserve(out, body_len);
+	memcpy(out->ptr + out->len, body, body_len);
+	out->len += body_len;
+	out->ptr[out->len] = '\0';
+}
+
+static void respond_error(struct admin_buf *out, int code, const char *reason)
+{
+	char body[128];
+	int n = snprintf(body, sizeof(body), "{\"error\": \"%s\"}\n", reason);
+
+	respond(out, code, reason, body, (size_t)n);
+}
+
+static bool path_is(const char *path, size_t len, const char *want)
+{
+	return strlen(want) == len && !memcmp(path, want, len);
+}
+
+int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t now_ms,
+		  const char *cluster, const struct node_meta *self_load, struct admin_buf *out)
+{
+	const char *sp1 = memchr(req, ' ', len);
+	const char *path;
+	size_t plen;
+	struct admin_buf body = { 0 };
+
+	if (!sp1 || len > REQ_MAX) {
+		respond_error(out, 400, "Bad Request");
+		return 400;
+	}
+	path = sp1 + 1;
+	plen = strcspn(path, " ?\r\n");
+	if (sp1 - req != 3 || memcmp(req, "GET", 3)) {
+		respond_error(out, 405, "Method Not Allowed");
+		return 405;
+	}
+	if (!path_is(path, plen, "/cluster/status") && !path_is(path, plen, "/api/cluster/status")) {
+		respond_error(out, 404, "Not Found");
+		return 404;
+	}
+	admin_render_status(s, now_ms, cluster, self_load, &body);
+	respond(out, 200, "OK", body.ptr, body.len);
+	admin_buf_free(&body);
+	return 200;
+}

@@ -1,0 +1,44 @@
+/*
+ * cluster/admin.h - the admin endpoint's content: the membership table as JSON, and the
+ * HTTP/1.1 request line parsing and response framing around it. Pure: the cluster thread
+ * owns the sockets (cluster.c) and calls these with its swim instance.
+ *
+ * GET /cluster/status (also /api/cluster/status) answers
+ *   {"self": "<name>", "cluster": "<cluster>", "health_score": 0,
+ *    "members": [{"name", "address", "state", "incarnation", "last_seen_ms",
+ *                 "connections", "subscriptions", "msgs_per_s",
+ *                 "client_address", "stomp_port", "ws_port", "shards"}, ...]}
+ * members sorted by name; "state" is "alive", "suspect", "dead" or "left"; last_seen_ms is
+ * the age of the last direct contact (ack or ping; 0 for self; since the last state change
+ * when there was none). `heraldctl cluster status` and monitoring parse it.
+ */
+#ifndef CLUSTER_ADMIN_H
+#define CLUSTER_ADMIN_H
+
+#include "cluster/meta.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct swim;
+
+/* A growable output buffer (hd_alloc'd). */
+struct admin_buf {
+	char *ptr;
+	size_t len;
+	size_t cap;
+};
+
+void admin_buf_free(struct admin_buf *b);
+
+/* Renders the status JSON of s at now_ms into *out (appended). self_load, when non-NULL,
+ * replaces the load our own metadata last gossiped (it is fresher). */
+void admin_render_status(const struct swim *s, uint64_t now_ms, const char *cluster,
+			 const struct node_meta *self_load, struct admin_buf *out);
+
+/* Given a complete request head (through the blank line), writes the whole HTTP response
+ * to *out. Returns the status code. Only GET of the paths above is served. */
+int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t now_ms,
+		  const char *cluster, const struct node_meta *self_load, struct admin_buf *out);
+
+#endif
