@@ -40,7 +40,7 @@ for bin in "$builddir"/tests/fuzz/fuzz_*; do
 		>"$work/log" 2>&1 || rc=$?
 	grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added)' \
 		"$work/log" | sed "s/^/fuzz: $name /" || true
-	grep -E '^#[0-9]+ +DONE' "$work/log" | tail -1 | sed "s/^/fuzz: $name /" || true
+	grep -E '^#[0-9]+[[:space:]]+DONE' "$work/log" | tail -1 | sed "s/^/fuzz: $name /" || true
 	if [ $rc -ne 0 ]; then
 		failed=$((failed + 1))
 		echo "fuzz: $name FAILED (exit $rc); log and inputs kept in $work" >&2
