@@ -1,0 +1,408 @@
+// tests/browser/e2e.mjs - the real-browser end-to-end test of issue 4.
+//
+// Debian's chromium, driven by playwright-core (never `npx playwright install`), loads
+// page.html - the seed's page on @stomp/stompjs from npm - from a tiny static server started
+// here, and replays the seed's scenario against a herald started here:
+//   1. jack connects (login/passcode/host headers), subscribes /queue/jack, sends a JSON body
+//      (content-type text/plain) to it and sees it come back;
+//   2. a second page as rose does not see jack's message;
+//   3. a message a Python/TCP client (stomp.py) sends to /queue/jack arrives in jack's page;
+//   4. a topic message reaches both pages;
+//   5. a non-UTF-8 body published over TCP reaches jack's page as a binary WebSocket message
+//      and the connection stays up (a text frame would make the browser close it: 1007);
+//   6. herald's built-in page (http://127.0.0.1:<wsport>/) connects, sends to its own queue,
+//      shows the message in #log; screenshot saved.
+// Until per-user logins exist both pages log in as guest/guest; isolation is by queue name.
+//
+// Environment:
+//   HERALD_BIN   the server binary (default <repo>/build/core/herald)
+//   E2E_OUT      where screenshots and logs go (default <repo>/build/browser-e2e; never the
+//                source tree)
+//   CHROMIUM     the browser (default /usr/bin/chromium)
+//   PYTHON       the interpreter with Debian's python3-stomp (default /usr/bin/python3)
+//   HERALD_SHARDS  --shards (default 2)
+// Bounded: every wait has a timeout and the whole run is capped at 55 s. Only processes
+// started here are signalled, by PID.
+
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, '..', '..');
+const HERALD_BIN = process.env.HERALD_BIN || path.join(REPO, 'build', 'core', 'herald');
+const OUT = path.resolve(process.env.E2E_OUT || path.join(REPO, 'build', 'browser-e2e'));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const PYTHON = process.env.PYTHON || '/usr/bin/python3';
+const SHARDS = process.env.HERALD_SHARDS || '2';
+const TOTAL_MS = 55000;
+const WAIT_MS = 10000;
+const STOMPJS = path.join(HERE, 'node_modules', '@stomp', 'stompjs', 'bundles', 'stomp.umd.js');
+
+const t0 = Date.now();
+const cleanups = [];
+let failed = 0;
+let passed = 0;
+
+function log(...a) {
+	console.log(`[e2e ${((Date.now() - t0) / 1000).toFixed(2)}s]`, ...a);
+}
+
+function check(cond, what, detail) {
+	if (cond) {
+		passed++;
+		log('ok  ', what);
+	} else {
+		failed++;
+		log('FAIL', what, detail === undefined ? '' : typeof detail === 'string' ? detail : JSON.stringify(detail));
+	}
+	return cond;
+}
+
+function withTimeout(promise, ms, what) {
+	let timer;
+	return Promise.race([
+		promise,
+		new Promise((_, reject) => {
+			timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+		}),
+	]).finally(() => clearTimeout(timer));
+}
+
+async function cleanup() {
+	while (cleanups.length) {
+		const fn = cleanups.pop();
+		try {
+			await withTimeout(Promise.resolve().then(fn), 8000, 'cleanup step');
+		} catch (e) {
+			log('cleanup:', e.message);
+		}
+	}
+}
+
+// The whole run is bounded: past TOTAL_MS clean up what was started and fail.
+const watchdog = setTimeout(async () => {
+	log(`FAIL whole test exceeded ${TOTAL_MS} ms`);
+	await cleanup();
+	process.exit(1);
+}, TOTAL_MS);
+
+// --- herald ---------------------------------------------------------------------------------
+
+async function startHerald() {
+	if (!fs.existsSync(HERALD_BIN))
+		throw new Error(`herald binary not found at ${HERALD_BIN} (set HERALD_BIN)`);
+	const logPath = path.join(OUT, 'herald.log');
+	const logFd = fs.openSync(logPath, 'w');
+	const args = ['--bind', '127.0.0.1', '--stomp-port', '0', '--ws-port', '0', '--gossip-port', '0',
+		'--admin-port', '0', '--shards', SHARDS, '--log-level', 'info'];
+	const proc = spawn(HERALD_BIN, args, { stdio: ['ignore', logFd, logFd] });
+	fs.closeSync(logFd);
+	let exited = null;
+	proc.on('exit', (code, sig) => { exited = { code, sig }; });
+	cleanups.push(async () => {
+		if (exited) return;
+		proc.kill('SIGTERM');
+		const done = once(proc, 'exit');
+		const timer = setTimeout(() => { if (!exited) proc.kill('SIGKILL'); }, 5000);
+		await done;
+		clearTimeout(timer);
+	});
+	const re = /listening proto=(\w+) addr=([0-9.]+):(\d+)/g;
+	const ports = {};
+	const deadline = Date.now() + WAIT_MS;
+	while (!(ports.stomp && ports.ws)) {
+		const text = fs.readFileSync(logPath, 'utf8');
+		for (const m of text.matchAll(re)) ports[m[1]] = Number(m[3]);
+		if (ports.stomp && ports.ws) break;
+		if (exited) throw new Error(`herald exited (${JSON.stringify(exited)}) before listening:\n${text}`);
+		if (Date.now() > deadline) throw new Error(`herald did not log its listeners in ${WAIT_MS} ms:\n${text}`);
+		await new Promise((r) => setTimeout(r, 20));
+	}
+	log(`herald pid ${proc.pid} stomp=${ports.stomp} ws=${ports.ws}`);
+	return { proc, ports, logPath, alive: () => !exited, exitInfo: () => exited };
+}
+
+// --- the static server for page.html and stomp.umd.js -----------------------------------------
+
+async function startStatic() {
+	const files = {
+		'/': { file: path.join(HERE, 'page.html'), type: 'text/html; charset=utf-8' },
+		'/stomp.umd.js': { file: STOMPJS, type: 'text/javascript; charset=utf-8' },
+	};
+	if (!fs.existsSync(STOMPJS))
+		throw new Error(`${STOMPJS} missing: run \`npm ci\` in tests/browser`);
+	const server = http.createServer((req, res) => {
+		const f = files[new URL(req.url, 'http://x').pathname];
+		if (!f || req.method !== 'GET') {
+			res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+			return;
+		}
+		res.writeHead(200, { 'content-type': f.type, 'cache-control': 'no-store' });
+		res.end(fs.readFileSync(f.file));
+	});
+	server.listen(0, '127.0.0.1');
+	await withTimeout(once(server, 'listening'), 5000, 'static server listen');
+	cleanups.push(() => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }));
+	return server.address().port;
+}
+
+// --- the Python/TCP back end ----------------------------------------------------------------------
+
+async function pyPublish(stompPort, msgs) {
+	const args = [path.join(HERE, 'publish.py'), '127.0.0.1', String(stompPort)];
+	for (const [dest, ctype, body] of msgs)
+		args.push(dest, ctype, Buffer.from(body).toString('hex'));
+	const proc = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+	let out = '';
+	proc.stdout.on('data', (d) => { out += d; });
+	proc.stderr.on('data', (d) => { out += d; });
+	const exit = once(proc, 'exit');
+	const timer = setTimeout(() => proc.kill('SIGKILL'), 20000);
+	try {
+		const [code] = await withTimeout(exit, 21000, 'publish.py');
+		if (code !== 0) throw new Error(`publish.py exited ${code}: ${out}`);
+	} finally {
+		clearTimeout(timer);
+	}
+	return out.trim();
+}
+
+// --- the browser ------------------------------------------------------------------------------------
+
+async function launchBrowser() {
+	if (!fs.existsSync(path.join(HERE, 'node_modules', 'playwright-core')))
+		throw new Error('playwright-core missing: run `npm ci` in tests/browser');
+	if (!fs.existsSync(CHROMIUM))
+		throw new Error(`${CHROMIUM} missing: apt-get install chromium`);
+	const { chromium } = await import('playwright-core');
+	const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-e2e-chromium-'));
+	cleanups.push(() => fs.rmSync(userDataDir, { recursive: true, force: true }));
+	// a persistent context is how playwright takes a user-data-dir of our choosing (fresh)
+	const context = await chromium.launchPersistentContext(userDataDir, {
+		executablePath: CHROMIUM,
+		headless: true,
+		timeout: 20000,
+		args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+			'--disable-background-networking', '--disable-component-update', '--disable-sync'],
+		viewport: { width: 1000, height: 720 },
+	});
+	cleanups.push(() => context.close());
+	context.setDefaultTimeout(WAIT_MS);
+	return context;
+}
+
+// WebSocket messages each page received, as the browser saw them: { type: 'text' | 'binary',
+// data: Buffer }. (stompjs marks every received body binary, so the message type is taken
+// from the browser's side of the wire, through playwright's websocket events.)
+const wsFrames = new Map();
+
+function watchPage(page, name, problems) {
+	const frames = [];
+	wsFrames.set(name, frames);
+	page.on('pageerror', (e) => problems.push(`${name}: page error: ${e.message}`));
+	page.on('console', (m) => {
+		const url = m.location()?.url || '';
+		if (m.type() === 'error' && !url.endsWith('/favicon.ico'))
+			problems.push(`${name}: console error: ${m.text()} (${url})`);
+	});
+	page.on('websocket', (ws) => {
+		ws.on('framereceived', (f) => {
+			const text = typeof f.payload === 'string';
+			frames.push({ type: text ? 'text' : 'binary', data: text ? Buffer.from(f.payload, 'utf8') : Buffer.from(f.payload) });
+		});
+		ws.on('socketerror', (e) => problems.push(`${name}: websocket error: ${e}`));
+		ws.on('close', () => log(`${name}: websocket ${ws.url()} closed`));
+	});
+}
+
+// The type of the WebSocket message that carried a STOMP frame whose bytes include `needle`.
+function frameTypeOf(name, needle) {
+	const f = (wsFrames.get(name) || []).find((x) => x.data.includes(Buffer.from(needle)));
+	return f ? f.type : null;
+}
+
+async function openSeedPage(context, staticPort, wsPort, user, problems) {
+	const page = await context.newPage();
+	watchPage(page, user, problems);
+	const url = `http://127.0.0.1:${staticPort}/?user=${encodeURIComponent(user)}&ws=` +
+		encodeURIComponent(`ws://127.0.0.1:${wsPort}/ws`);
+	await page.goto(url, { timeout: WAIT_MS });
+	await page.fill('#username', user);
+	await page.click('#loginButton');
+	await page.waitForFunction(() => window.e2e.connected || window.e2e.errors.length ||
+		window.e2e.closes.length, null, { timeout: WAIT_MS });
+	const st = await page.evaluate(() => window.e2e);
+	if (!st.connected)
+		throw new Error(`${user}: did not connect: errors ${JSON.stringify(st.errors)} closes ` +
+			`${JSON.stringify(st.closes)} debug ${JSON.stringify(st.debug.slice(-10))}`);
+	await page.waitForFunction(() => document.querySelector('#response').textContent.includes('Connected'),
+		null, { timeout: WAIT_MS });
+	return page;
+}
+
+// Waits until pred(received) holds in the page; returns the received list.
+async function waitReceived(page, fnSource, arg, what) {
+	try {
+		await page.waitForFunction(([src, a]) => {
+			const pred = new Function('r', 'a', src);
+			return pred(window.e2e.received, a);
+		}, [fnSource, arg], { timeout: WAIT_MS });
+		return true;
+	} catch (e) {
+		const st = await page.evaluate(() => window.e2e).catch(() => ({}));
+		log(`     ${what}: ${e.message.split('\n')[0]}; page saw ${JSON.stringify(st.received)} ` +
+			`closes ${JSON.stringify(st.closes)} debug tail ${JSON.stringify((st.debug || []).slice(-8))}`);
+		return false;
+	}
+}
+
+// --- the scenario -------------------------------------------------------------------------------------
+
+async function main() {
+	fs.mkdirSync(OUT, { recursive: true });
+	const problems = [];
+	const herald = await startHerald();
+	const staticPort = await startStatic();
+	const context = await launchBrowser();
+	const version = context.browser()?.version?.() ?? '(persistent context)';
+	log(`chromium ${version} launched from ${CHROMIUM}`);
+
+	const nonce = Math.random().toString(36).slice(2, 8);
+
+	// 1. jack: connect, subscribe /queue/jack, send JSON to it, see it come back
+	const jack = await openSeedPage(context, staticPort, herald.ports.ws, 'jack', problems);
+	const jackVersion = await jack.evaluate(() => window.e2e.version);
+	check(jackVersion === '1.2', 'jack connected over STOMP 1.2 (login/passcode/host headers)', jackVersion);
+	const rose = await openSeedPage(context, staticPort, herald.ports.ws, 'rose', problems);
+	check(true, 'rose connected');
+
+	const jackText = `hello from jack ${nonce}`;
+	await jack.fill('#message', jackText);
+	await jack.click('#send');
+	const jackBody = JSON.stringify({ username: 'jack', message: jackText });
+	check(await waitReceived(jack, 'return r.some(m => m.where === "queue" && m.body === a && ' +
+		'm.destination === "/queue/jack" && m.contentType === "text/plain")', jackBody,
+		'jack round trip'), 'jack sees his JSON message come back on /queue/jack (text/plain)');
+	check(frameTypeOf('jack', jackBody) === 'text', 'it came as a text WebSocket message',
+		frameTypeOf('jack', jackBody));
+	check(await jack.evaluate((t) => document.querySelector('#response').textContent.includes(t), jackText),
+		"jack's #response shows the message");
+
+	// 3. a Python/TCP service publishes to /queue/jack; 4. and to the topic both pages follow
+	const pyText = `from the python service ${nonce}`;
+	const topicText = `topic news ${nonce}`;
+	const out = await pyPublish(herald.ports.stomp, [
+		['/queue/jack', 'text/plain', pyText],
+		['/topic/news', 'text/plain', topicText],
+	]);
+	log(`publish.py: ${out}`);
+	check(await waitReceived(jack, 'return r.some(m => m.where === "queue" && m.body === a)', pyText,
+		'python -> jack'), "stomp.py's message to /queue/jack arrives in jack's page");
+	for (const [name, page] of [['jack', jack], ['rose', rose]]) {
+		check(await waitReceived(page, 'return r.some(m => m.where === "topic" && m.body === a && ' +
+			'm.destination === "/topic/news")', topicText, `topic -> ${name}`),
+		`the topic message reaches ${name}'s page`);
+	}
+
+	// 2. rose saw the topic message (so she was listening) and nothing of jack's queue
+	const roseGot = await rose.evaluate(() => window.e2e.received);
+	check(!roseGot.some((m) => m.where === 'queue' || (m.body || '').includes('jack')),
+		"rose's page does not see jack's messages", roseGot);
+	check(!(await rose.evaluate(() => document.querySelector('#response').textContent))
+		.includes(jackText), "rose's #response does not show jack's message");
+
+	// 5. a non-UTF-8 body from TCP: a binary WebSocket message; the connection stays up
+	const bin = Buffer.from([0xff, 0xfe, 0x00, 0x80, 0x41, 0xc3]);
+	await pyPublish(herald.ports.stomp, [['/queue/jack', 'application/octet-stream', bin],
+		['/queue/jack', 'text/plain', `after binary ${nonce}`]]);
+	check(await waitReceived(jack, 'return r.some(m => JSON.stringify(m.bytes) === a)',
+		JSON.stringify([...bin]), 'binary -> jack'),
+	"a non-UTF-8 body arrives in jack's page, bytes intact");
+	check(frameTypeOf('jack', bin) === 'binary', 'it came as a binary WebSocket message',
+		frameTypeOf('jack', bin));
+	check(frameTypeOf('jack', `after binary ${nonce}`) === 'text', 'the next UTF-8 body came as text',
+		frameTypeOf('jack', `after binary ${nonce}`));
+	check(await waitReceived(jack, 'return r.some(m => m.body === a)', `after binary ${nonce}`,
+		'text after binary'), "jack's connection survives the binary message (no 1007)");
+
+	// no connection dropped, no script errors so far
+	for (const [name, page] of [['jack', jack], ['rose', rose]]) {
+		const st = await page.evaluate(() => window.e2e);
+		check(st.connected && st.closes.length === 0 && st.errors.length === 0,
+			`${name}'s STOMP connection stayed up`, { closes: st.closes, errors: st.errors });
+	}
+	await jack.screenshot({ path: path.join(OUT, 'seed-page-jack.png'), fullPage: true });
+	await rose.screenshot({ path: path.join(OUT, 'seed-page-rose.png'), fullPage: true });
+
+	// jack disconnects cleanly (DISCONNECT + receipt): the browser should see a clean close
+	await jack.click('#disconnect');
+	try {
+		await jack.waitForFunction(() => window.e2e.closes.length > 0, null, { timeout: 5000 });
+		const closes = await jack.evaluate(() => window.e2e.closes);
+		check(closes[0].code === 1000, 'after DISCONNECT the browser sees a clean close (1000)', closes);
+	} catch (e) {
+		check(false, 'after DISCONNECT the WebSocket closes', e.message.split('\n')[0]);
+	}
+
+	// 6. herald's built-in page, served on the WebSocket port
+	const builtin = await context.newPage();
+	watchPage(builtin, 'built-in', problems);
+	const resp = await builtin.goto(`http://127.0.0.1:${herald.ports.ws}/`, { timeout: WAIT_MS });
+	check(resp && resp.status() === 200, 'built-in page served with 200 at /', resp && resp.status());
+	const own = `e2e-${nonce}`;
+	await builtin.fill('#user', 'guest');
+	await builtin.fill('#pass', 'guest');
+	await builtin.fill('#vhost', '/');
+	await builtin.fill('#name', own);
+	await builtin.click('#connect');
+	let builtinOk = true;
+	try {
+		await builtin.waitForFunction((q) => document.querySelector('#log').textContent.includes('subscribed to ' + q),
+			`/queue/${own}`, { timeout: WAIT_MS });
+	} catch (e) {
+		builtinOk = false;
+	}
+	check(builtinOk, 'built-in page connects and subscribes to its own queue',
+		builtinOk ? undefined : await builtin.evaluate(() => document.body.innerText));
+	const builtinText = `hi from the built-in page ${nonce}`;
+	await builtin.fill('#to', `/queue/${own}`);
+	await builtin.fill('#text', builtinText);
+	await builtin.click('#send');
+	let shown = true;
+	try {
+		await builtin.waitForFunction((t) => document.querySelector('#log').textContent.includes(t),
+			builtinText, { timeout: WAIT_MS });
+	} catch (e) {
+		shown = false;
+	}
+	check(shown, "the message sent to its own queue shows in the built-in page's #log",
+		shown ? undefined : await builtin.evaluate(() => document.querySelector('#log').innerText));
+	const shot = path.join(OUT, 'builtin-page.png');
+	await builtin.screenshot({ path: shot, fullPage: true });
+	check(fs.statSync(shot).size > 1000, `screenshot saved: ${shot}`);
+
+	check(problems.length === 0, 'no page errors or console errors', problems);
+	check(herald.alive(), 'herald still running', herald.exitInfo());
+}
+
+let code = 0;
+try {
+	await main();
+} catch (e) {
+	failed++;
+	log('FAIL', e.stack || e.message);
+}
+await cleanup();
+clearTimeout(watchdog);
+if (failed) {
+	code = 1;
+	log(`${failed} failed, ${passed} passed (logs and screenshots in ${OUT})`);
+} else {
+	log(`all ${passed} checks passed (screenshots in ${OUT})`);
+}
+process.exit(code);
