@@ -1,0 +1,88 @@
+/*
+ * bench/bench_cfg.h - herald-bench's command line: the workload, the server URL, the
+ * topology (publishers, subscribers, users, connections), pacing and reporting options.
+ * Parsed once by main before any worker starts; read-only afterwards (workers and child
+ * processes only read it).
+ */
+#ifndef BENCH_CFG_H
+#define BENCH_CFG_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum bench_workload {
+	BENCH_FANOUT = 0,	/* P publishers -> one topic -> S subscribers, saturating */
+	BENCH_QUEUES,		/* P producers -> /queue/user-<i> -> U consumers, saturating */
+	BENCH_LATENCY,		/* like fanout, at a fixed publish rate */
+	BENCH_CONNECTIONS,	/* C idle connections, each subscribed to its own queue */
+	BENCH_RAW_SERVER,	/* not a workload: the raw-ceiling relay (bench_raw.c) */
+};
+
+enum bench_ack { BENCH_ACK_AUTO = 0, BENCH_ACK_CLIENT_INDIVIDUAL };
+
+struct bench_cfg {
+	enum bench_workload workload;
+	const char *url;
+	bool ws;			/* ws:// (STOMP over WebSocket), else stomp:// (TCP) */
+	bool ws_binary;			/* send binary frames instead of text (stomp.js: text) */
+	char host[64];
+	unsigned port;
+	char path[128];			/* ws:// only */
+	struct sockaddr_in server;
+	const char *login;
+	const char *passcode;
+	const char *vhost;
+	/* topology */
+	uint32_t publishers;		/* fanout/latency publishers, queues producers */
+	uint32_t subscribers;		/* fanout/latency subscribers */
+	uint32_t users;			/* queues: one consumer per /queue/user-<i> */
+	uint32_t connections;		/* connections workload */
+	const char *topic;		/* fanout/latency destination */
+	const char *queue_prefix;	/* queues: destination prefix, "/queue/user-" */
+	enum bench_ack ack;
+	uint32_t prefetch;		/* prefetch-count on SUBSCRIBE, 0: none sent */
+	/* pacing */
+	uint32_t body;			/* bytes per message body, >= BENCH_BODY_MIN */
+	double duration_s;		/* publishing time (ignored when count is set) */
+	uint64_t count;			/* messages per publisher, 0: use duration */
+	double warmup_s;		/* messages sent before this are not measured */
+	double rate;			/* latency: messages/s over all publishers */
+	uint32_t window;		/* saturating: messages in flight per publisher */
+	uint32_t batch;			/* frames per publisher per loop pass */
+	double hold_s;			/* connections: time to hold them open */
+	/* processes and threads */
+	uint32_t threads;		/* worker threads per process */
+	uint32_t procs;			/* worker processes, 0: as many as conns_per_proc needs */
+	uint32_t conns_per_proc;
+	uint32_t conns_per_addr;	/* then the next source address 127.0.0.<n+1> */
+	uint32_t connect_concurrency;	/* handshakes in progress over all workers */
+	double setup_timeout_s;
+	double drain_timeout_s;
+	/* reporting */
+	pid_t server_pid;		/* 0: no server CPU/RSS figures */
+	const char *json_path;		/* NULL: none; "-": stdout instead of the table */
+	const char *label;
+	bool quiet;			/* no progress line */
+	/* raw-server */
+	const char *raw_bind;
+	unsigned raw_port;
+};
+
+/* Smallest body: it carries "<publisher id:8 hex><seq:16 hex><send time ns:16 hex>". */
+#define BENCH_BODY_MIN 40
+
+/* Parses argv into cfg (defaults first, per workload). Returns 0, or -1 after printing
+ * the reason (or the usage when asked with --help, then exit code 0 is the caller's). */
+int bench_cfg_parse(struct bench_cfg *cfg, int argc, char **argv);
+
+/* Connections of the workload: publishers first (global ids 0..P-1), then subscribers. */
+uint32_t bench_cfg_npub(const struct bench_cfg *cfg);
+uint32_t bench_cfg_nsub(const struct bench_cfg *cfg);
+/* Deliveries each published message should cause (S for a topic, 1 for queues). */
+uint32_t bench_cfg_fan(const struct bench_cfg *cfg);
+
+const char *bench_workload_name(enum bench_workload w);
+
+#endif
