@@ -164,6 +164,9 @@ static void close_later(struct shard *sh, struct session *s, enum close_mode mod
 	if (s->close_mode)
 		return;
 	s->close_mode = (uint8_t)mode;
+	if (s->ws && mode == CLOSE_AFTER_FLUSH)
+		/* 1001 "going away" on shutdown, else a normal closure after the STOMP frames */
+		wsconn_send_close(&sh->loop, s->ws, s->conn, sh->stopping ? 1001 : 1000);
 	if (s->in_data)
 		return;
 	if (sh->nclosing == sh->closing_cap) {
@@ -297,10 +300,15 @@ void session_on_done(struct shard *sh, const struct xmsg *m)
 	if (!s)
 		return;
 	if (m->b == XERR_QUEUE_FULL) {
+		struct stomp_view rid = { 0 };
+
+		for (struct receipt_wait *w = s->rw_head; w && m->u32; w = w->next)
+			if (w->seq == m->u32)
+				rid = (struct stomp_view){ w->id, strlen(w->id) };
 		sh->stats.refused_sends++;
 		session_fail(sh, s, "queue is full",
 			     "The destination queue reached max-queue-length; the message was not accepted",
-			     NULL);
+			     rid.ptr ? &rid : NULL);
 		return;
 	}
 	for (struct receipt_wait *w = s->rw_head; w; w = w->next) {
@@ -1619,8 +1627,11 @@ void session_tick(struct shard *sh, uint64_t now_ms)
 		if (s->hb_send_ms && now_ms - s->last_tx_ms >= s->hb_send_ms)
 			write_bytes(sh, s, "\n", 1);
 	}
+}
+
+void session_resume_paused(struct shard *sh)
+{
 	for (uint32_t i = 0; sh->npaused && !sh->nparked && i < sh->loop.nconns_cap; i++) {
-		/* xrings drained: resume the connections backpressure paused */
 		struct net_conn *c = sh->loop.conns[i];
 		struct session *s = c ? c->user : NULL;
 
@@ -1628,6 +1639,8 @@ void session_tick(struct shard *sh, uint64_t now_ms)
 			s->paused = false;
 			sh->npaused--;
 			net_conn_resume_recv(&sh->loop, c);
+			if (s->ws && !s->close_mode)
+				wsconn_input(sh, s->ws, c, NULL, 0, s);	/* STOMP bytes it kept */
 		}
 	}
 }

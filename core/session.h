@@ -46,6 +46,9 @@ void session_on_queue_deliver(struct shard *sh, const struct xmsg *m);
 /* Heart-beats, CONNECT timeouts. Call every few milliseconds with the current time. */
 void session_tick(struct shard *sh, uint64_t now_ms);
 
+/* Resumes reading on the sessions paused while xrings were backlogged (none parked now). */
+void session_resume_paused(struct shard *sh);
+
 /* Closes the sessions marked for closing outside session_on_data. Shard loop, each turn. */
 void session_reap_closing(struct shard *sh);
 

@@ -179,8 +179,11 @@ static uint32_t drain_inbound(struct shard *sh)
 
 static void publish_outbound(struct shard *sh)
 {
-	if (sh->nparked)
+	if (sh->nparked) {
 		unpark_all(sh);
+		if (!sh->nparked)
+			session_resume_paused(sh);	/* read again at once, not at the next tick */
+	}
 	for (uint32_t to = 0; to < sh->nshards; to++)
 		xring_publish(sh->out[to]);
 }
@@ -252,7 +255,9 @@ static void *shard_main(void *arg)
 		net_loop_flush(&sh->loop);
 		publish_outbound(sh);
 		xwake_sleep(&sh->wake);
-		if (inbound_pending(sh) || sh->nparked)
+		if (sh->nparked)
+			timeout = 1;	/* a full xring: retry soon, without spinning */
+		if (inbound_pending(sh))
 			timeout = 0;
 		net_loop_run_once(&sh->loop, timeout);
 		xwake_awake(&sh->wake);

@@ -84,6 +84,19 @@ size_t wsconn_prefix_head(char *head, size_t room, size_t head_len, const struct
 	return (size_t)hl + head_len;
 }
 
+void wsconn_send_close(struct net_loop *l, struct wsconn *ws, struct net_conn *c, uint16_t code)
+{
+	uint8_t frame[WS_HEADER_MAX + 2];
+	ssize_t n;
+
+	if (ws->phase != WS_PHASE_OPEN)
+		return;
+	n = ws_encode_close(frame, sizeof(frame), code, NULL, 0);
+	if (n > 0)
+		net_conn_write_copy(l, c, (const char *)frame, (size_t)n);
+	ws->phase = WS_PHASE_CLOSED;
+}
+
 static void close_with(struct shard *sh, struct wsconn *ws, struct net_conn *c, struct session *s,
 		       uint16_t code, const char *reason)
 {

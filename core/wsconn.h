@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct wsconn;
 struct shard;
@@ -33,6 +34,10 @@ void wsconn_destroy(struct wsconn *ws);
  * retries STOMP bytes left over from an earlier call (after a backpressure pause). */
 size_t wsconn_input(struct shard *sh, struct wsconn *ws, struct net_conn *c, const char *buf,
 		    size_t len, struct session *s);
+
+/* Starts the closing handshake from our side (RFC 6455 7.1.2) when the STOMP session ends
+ * (DISCONNECT, ERROR, shutdown): queues a close frame with `code` unless one was sent. */
+void wsconn_send_close(struct net_loop *l, struct wsconn *ws, struct net_conn *c, uint16_t code);
 
 /* Writes buf as one text message. */
 void wsconn_write_text(struct net_loop *l, struct net_conn *c, const char *buf, size_t len);
