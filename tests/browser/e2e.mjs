@@ -390,6 +390,14 @@ async function main() {
 	check(herald.alive(), 'herald still running', herald.exitInfo());
 }
 
+for (const sig of ['SIGINT', 'SIGTERM']) {
+	process.on(sig, async () => {
+		log(`FAIL interrupted by ${sig}`);
+		await cleanup();
+		process.exit(1);
+	});
+}
+
 let code = 0;
 try {
 	await main();

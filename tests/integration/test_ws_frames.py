@@ -6,14 +6,13 @@ Raw sockets build the exact bytes; RawWS checks every server frame (no mask, RSV
 length) and that the TCP connection ends after the server's close frame.
 """
 
-import socket
 import struct
 import time
 
 import pytest
 
 from helpers import uid
-from stompraw import Closed, Timeout, frame_bytes
+from stompraw import frame_bytes
 from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, WSClosed,
                       close_payload, encode_frame, ws, wsc)	# noqa: F401
 

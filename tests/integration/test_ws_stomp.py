@@ -15,9 +15,8 @@ import time
 import pytest
 
 from helpers import uid
-from stompraw import Closed, RawStomp, Timeout, frame_bytes
-from wsclient import (OP_BINARY, OP_TEXT, WSClosed, WSStomp, encode_frame, ws, ws_addr, ws_url,
-                      wsc)	# noqa: F401
+from stompraw import Timeout, frame_bytes
+from wsclient import ws, ws_addr, wsc	# noqa: F401
 
 
 def only_eols(b):
@@ -150,6 +149,7 @@ def test_bad_login_is_error(wsc):
     assert closed and not frames, (frames, closed)
 
 
+@pytest.mark.rabbitmq_differs("Web-STOMP never closes after ERROR")
 def test_bad_login_error_then_close_frame(wsc):
     r = wsc.raw()
     f = r.connect(login="nobody", passcode="nothing")
@@ -158,6 +158,7 @@ def test_bad_login_error_then_close_frame(wsc):
     expect_error_then_ws_close(r)
 
 
+@pytest.mark.rabbitmq_differs("Web-STOMP never closes after ERROR")
 def test_unknown_vhost_is_error(wsc):
     r = wsc.raw()
     f = r.connect(host="/other-vhost")
@@ -166,12 +167,14 @@ def test_unknown_vhost_is_error(wsc):
     expect_error_then_ws_close(r)
 
 
+@pytest.mark.rabbitmq_differs("Web-STOMP never closes after ERROR")
 def test_frame_before_connect_is_error(wsc):
     r = wsc.raw()
     r.send_frame("SEND", [("destination", "/queue/x")], b"early")
     expect_error_then_ws_close(r)
 
 
+@pytest.mark.rabbitmq_differs("Web-STOMP never closes after ERROR")
 def test_stomp_syntax_error_over_ws(wsc):
     r = wsc.raw()
     stomp_connect(r)
@@ -189,6 +192,7 @@ def test_stomp_limits_apply_over_ws(wsc):
     assert e["message"], e
 
 
+@pytest.mark.rabbitmq_differs("Web-STOMP closes on DISCONNECT without the RECEIPT")
 def test_disconnect_receipt_then_close(wsc):
     r = wsc.raw()
     stomp_connect(r)
@@ -202,6 +206,7 @@ def test_disconnect_receipt_then_close(wsc):
         % r.close_frame)
 
 
+@pytest.mark.rabbitmq_differs("Web-STOMP closes on DISCONNECT without the RECEIPT")
 def test_library_sees_clean_close_after_disconnect(wsc):
     c = wsc()
     stomp_connect(c)
@@ -222,6 +227,7 @@ def test_connect_timeout_over_ws(herald_factory):
         r.close()
 
 
+@pytest.mark.herald_only
 def test_server_shutdown_closes_ws_clients(herald_factory):
     srv = herald_factory()
     from wsclient import RawWS
@@ -555,6 +561,7 @@ def test_transaction_over_ws(herald, raws, wsc):
 NON_UTF8 = [b"\xff\xfe\xfd", b"\x89PNG\r\n\x1a\n\x00\x00", b"ok until \xe4\xb8", b"\xed\xa0\x80"]
 
 
+@pytest.mark.rabbitmq_differs("every server frame is a text message")
 @pytest.mark.parametrize("body", NON_UTF8)
 def test_non_utf8_body_arrives_as_binary_message(herald, raws, wsc, body):
     q = "/queue/" + uid("bin")
@@ -586,6 +593,7 @@ def test_utf8_body_arrives_as_text_message(herald, raws, wsc, body):
     assert [k for k, _ in kinds] == ["text"]
 
 
+@pytest.mark.rabbitmq_differs("every server frame is a text message")
 def test_text_and_binary_interleaved_in_order(herald, raws, wsc):
     q = "/queue/" + uid("mix")
     w = wsc()
@@ -600,6 +608,7 @@ def test_text_and_binary_interleaved_in_order(herald, raws, wsc):
     assert [k for k, _ in message_kinds(w)] == ["text", "binary", "text", "binary", "text"]
 
 
+@pytest.mark.rabbitmq_differs("every server frame is a text message")
 def test_binary_body_on_topic_is_binary_for_every_ws_subscriber(herald, raws, wsc):
     topic = "/topic/" + uid("bin")
     subs = [wsc() for _ in range(3)]
@@ -616,6 +625,7 @@ def test_binary_body_on_topic_is_binary_for_every_ws_subscriber(herald, raws, ws
     assert recv_message(t_sub).body == body
 
 
+@pytest.mark.rabbitmq_differs("every server frame is a text message")
 def test_binary_ws_publisher_reaches_tcp_and_ws(herald, raws, wsc):
     q = "/topic/" + uid("wsbin")
     t = tcp(herald, raws)
