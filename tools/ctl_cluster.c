@@ -1,0 +1,118 @@
+/*
+ * tools/ctl_cluster.c - `heraldctl cluster status` (see ctl_cluster.h). The table has one
+ * row per member, sorted as the node sent them (by name), ours marked with '*', then
+ * "N alive, N suspect, N dead, N left".
+ */
+#include "tools/ctl_cluster.h"
+
+#include "core/base/hd_alloc.h"
+#include "tools/ctl_http.h"
+#include "tools/ctl_json.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define NCOLS 8
+
+static const char *const headers[NCOLS] = {
+	"NAME", "ADDRESS", "STATE", "INCARNATION", "LAST SEEN", "CONNECTIONS", "SUBSCRIPTIONS",
+	"MSGS/S",
+};
+
+static void format_age(uint64_t ms, char *out, size_t cap)
+{
+	if (ms < 1000)
+		snprintf(out, cap, "%" PRIu64 "ms", ms);
+	else if (ms < 60000)
+		snprintf(out, cap, "%.1fs", (double)ms / 1000.0);
+	else if (ms < 3600000)
+		snprintf(out, cap, "%" PRIu64 "m%02" PRIu64 "s", ms / 60000, ms / 1000 % 60);
+	else
+		snprintf(out, cap, "%" PRIu64 "h%02" PRIu64 "m", ms / 3600000, ms / 60000 % 60);
+}
+
+/* The cells of one member row. */
+static void row_cells(const struct ctl_json *m, const char *self, char cells[NCOLS][160])
+{
+	const char *name = ctl_json_get_str(m, "name", "?");
+
+	snprintf(cells[0], 160, "%s%s", name, strcmp(name, self) ? "" : " *");
+	snprintf(cells[1], 160, "%s", ctl_json_get_str(m, "address", "-"));
+	snprintf(cells[2], 160, "%s", ctl_json_get_str(m, "state", "?"));
+	snprintf(cells[3], 160, "%" PRIu64, ctl_json_get_u64(m, "incarnation", 0));
+	format_age(ctl_json_get_u64(m, "last_seen_ms", 0), cells[4], 160);
+	snprintf(cells[5], 160, "%" PRIu64, ctl_json_get_u64(m, "connections", 0));
+	snprintf(cells[6], 160, "%" PRIu64, ctl_json_get_u64(m, "subscriptions", 0));
+	snprintf(cells[7], 160, "%" PRIu64, ctl_json_get_u64(m, "msgs_per_s", 0));
+}
+
+static void print_row(char cells[NCOLS][160], const int *width)
+{
+	for (int c = 0; c < NCOLS - 1; c++)
+		printf("%-*s  ", width[c], cells[c]);
+	printf("%s\n", cells[NCOLS - 1]);
+}
+
+static void print_table(const struct ctl_json *members, const char *self)
+{
+	char cells[NCOLS][160];
+	int width[NCOLS];
+	size_t count[4] = { 0 };
+	static const char *const states[4] = { "alive", "suspect", "dead", "left" };
+
+	for (int c = 0; c < NCOLS; c++)
+		width[c] = (int)strlen(headers[c]);
+	for (size_t i = 0; i < members->n; i++) {
+		row_cells(members->items[i], self, cells);
+		for (int c = 0; c < NCOLS; c++)
+			width[c] = (int)strlen(cells[c]) > width[c] ? (int)strlen(cells[c]) : width[c];
+	}
+	for (int c = 0; c < NCOLS; c++)
+		snprintf(cells[c], 160, "%s", headers[c]);
+	print_row(cells, width);
+	for (size_t i = 0; i < members->n; i++) {
+		const char *st = ctl_json_get_str(members->items[i], "state", "");
+
+		row_cells(members->items[i], self, cells);
+		print_row(cells, width);
+		for (int s = 0; s < 4; s++)
+			count[s] += !strcmp(st, states[s]);
+	}
+	printf("%zu alive, %zu suspect, %zu dead, %zu left\n", count[0], count[1], count[2],
+	       count[3]);
+}
+
+int ctl_cluster_status(const struct ctl_opts *o)
+{
+	struct ctl_http_reply reply;
+	struct ctl_json *doc;
+	const struct ctl_json *members;
+	char err[256];
+
+	if (ctl_http_get(o->node, "/cluster/status", o->timeout_ms, &reply, err, sizeof(err))) {
+		fprintf(stderr, "heraldctl: %s\n", err);
+		return 1;
+	}
+	if (reply.status != 200) {
+		fprintf(stderr, "heraldctl: %s answered HTTP %d\n", o->node, reply.status);
+		ctl_http_reply_free(&reply);
+		return 1;
+	}
+	doc = ctl_json_parse(reply.body, reply.body_len, err, sizeof(err));
+	members = ctl_json_get(doc, "members");
+	if (!doc || !members || members->type != CTL_JSON_ARRAY) {
+		fprintf(stderr, "heraldctl: %s sent an unexpected status document: %s\n", o->node,
+			doc ? "no members array" : err);
+		ctl_json_free(doc);
+		ctl_http_reply_free(&reply);
+		return 1;
+	}
+	if (o->json)
+		fwrite(reply.body, 1, reply.body_len, stdout);
+	else
+		print_table(members, ctl_json_get_str(doc, "self", ""));
+	ctl_json_free(doc);
+	ctl_http_reply_free(&reply);
+	return fflush(stdout) ? 1 : 0;
+}

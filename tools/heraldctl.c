@@ -1,0 +1,89 @@
+/*
+ * tools/heraldctl.c - `heraldctl`, the admin CLI. Talks HTTP/JSON to a node's admin
+ * endpoint (loopback by default); never links the server. Commands are a table: add a row
+ * for each new one.
+ *
+ *   heraldctl [--node host:port] [--timeout ms] cluster status [--json]
+ *
+ * Exit codes: 0 success, 1 node unreachable or bad answer, 2 usage error.
+ */
+#include "tools/ctl_cluster.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_NODE "127.0.0.1:15672"
+
+struct command {
+	const char *group;
+	const char *verb;
+	int (*run)(const struct ctl_opts *o);
+	const char *help;
+};
+
+static const struct command commands[] = {
+	{ "cluster", "status", ctl_cluster_status,
+	  "members as this node sees them: name, address, state, incarnation, last contact, load" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: heraldctl [--node host:port] [--timeout ms] <command> [--json]\n\n"
+		   "commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %s %-10s %s\n", commands[i].group, commands[i].verb, commands[i].help);
+	fprintf(f, "\noptions:\n"
+		   "  --node host:port  admin endpoint of the node to ask (default %s)\n"
+		   "  --timeout ms      give up after this long (default 3000)\n"
+		   "  --json            print the node's JSON document instead of a table\n"
+		   "\nexit status: 0 ok, 1 node unreachable or bad answer, 2 usage\n",
+		DEFAULT_NODE);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "node", required_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct ctl_opts o = { .node = DEFAULT_NODE, .timeout_ms = 3000 };
+	int c;
+
+	/* options may come before or after the command words (getopt permutes) */
+	while ((c = getopt_long(argc, argv, "hn:t:j", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			o.node = optarg;
+			break;
+		case 't':
+			o.timeout_ms = atoi(optarg);
+			if (o.timeout_ms <= 0) {
+				fprintf(stderr, "heraldctl: --timeout wants a positive number of ms\n");
+				return 2;
+			}
+			break;
+		case 'j':
+			o.json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind == 2) {
+		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+			if (!strcmp(argv[optind], commands[i].group) &&
+			    !strcmp(argv[optind + 1], commands[i].verb))
+				return commands[i].run(&o);
+	}
+	usage(stderr);
+	return 2;
+}
