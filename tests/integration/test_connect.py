@@ -191,3 +191,37 @@ def test_many_sequential_connections(herald, raws):
         assert r.connect().cmd == "CONNECTED"
         r.close()
     assert_server_works(herald.addr)
+
+
+# --- configured users and virtual hosts (herald flags) ---------------------------------
+
+@pytest.mark.herald_args("--default-user", "admin", "--default-pass", "admin")
+def test_configured_default_user_as_in_the_seed(herald, raws):
+    """The seed's page logs in with admin/admin."""
+    r = raws(herald)
+    assert r.connect(login="admin", passcode="admin").cmd == "CONNECTED"
+    g = raws(herald)
+    f = g.connect(login="guest", passcode="guest")
+    assert f.cmd == "ERROR", f
+    assert g.is_closed(2.0)
+
+
+@pytest.mark.herald_args("--vhosts", "/,tenant-a")
+def test_configured_virtual_hosts_are_accepted_and_kept_apart(herald, raws):
+    q = "/queue/" + uid("vh")
+    a = raws(herald)
+    assert a.connect(host="tenant-a").cmd == "CONNECTED"
+    d = raws(herald)
+    assert d.connect(host="/").cmd == "CONNECTED"
+    # The same queue name in two virtual hosts is two queues.
+    d.send_frame("SEND", [("destination", q), ("receipt", "d")], b"default-vhost")
+    assert d.recv_frame().cmd == "RECEIPT"
+    a.send_frame("SUBSCRIBE", [("destination", q), ("id", "s"), ("receipt", "s")])
+    assert a.recv_frame().cmd == "RECEIPT"
+    a.send_frame("SEND", [("destination", q)], b"tenant-a")
+    m = a.recv_frame()
+    assert m.cmd == "MESSAGE" and m.body == b"tenant-a", m
+    assert a.pump(0.3) == []
+    x = raws(herald)
+    f = x.connect(host="tenant-b")
+    assert f.cmd == "ERROR", f

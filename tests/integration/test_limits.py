@@ -421,3 +421,88 @@ def test_sends_are_refused_above_the_memory_high_water_mark(herald, raws):
             break
         assert time.monotonic() < deadline, "SENDs still refused after draining: %r" % f
         time.sleep(0.5)
+
+
+# --- per-connection subscription and transaction limits; CONNECT deadline ---------------
+
+@pytest.mark.herald_args("--max-subscriptions", "3")
+def test_subscriptions_over_the_per_connection_limit_are_refused(herald, raws):
+    r = session(herald, raws)
+    for i in range(3):
+        r.send_frame("SUBSCRIBE", [("destination", "/queue/" + uid()), ("id", "s%d" % i),
+                                   ("receipt", "r%d" % i)])
+        f = r.recv_frame()
+        assert f.cmd == "RECEIPT", f
+    r.send_frame("SUBSCRIBE", [("destination", "/queue/" + uid()), ("id", "s3"),
+                               ("receipt", "r3")])
+    err = assert_limit_error(r, r"subscription|limit|too many")
+    assert err.get("receipt-id") == "r3", err
+    assert_server_works(herald.addr)
+
+
+@pytest.mark.herald_args("--max-subscriptions", "3")
+def test_unsubscribe_frees_a_subscription_slot(herald, raws):
+    r = session(herald, raws)
+    for i in range(3):
+        r.send_frame("SUBSCRIBE", [("destination", "/topic/" + uid()), ("id", "s%d" % i)])
+    r.send_frame("UNSUBSCRIBE", [("id", "s0")])
+    r.send_frame("SUBSCRIBE", [("destination", "/topic/" + uid()), ("id", "s3"),
+                               ("receipt", "ok")])
+    f = r.recv_frame()
+    assert f.cmd == "RECEIPT", f
+
+
+@pytest.mark.herald_args("--max-tx-frames", "5")
+def test_transaction_over_max_tx_frames_is_refused_and_nothing_leaks(herald, raws, clients):
+    q = "/queue/" + uid("tx")
+    c = clients(herald)
+    c.subscribe(q)
+    r = session(herald, raws)
+    r.send_frame("BEGIN", [("transaction", "t")])
+    for i in range(5):
+        r.send_frame("SEND", [("destination", q), ("transaction", "t")], b"t%d" % i)
+    r.send_frame("SEND", [("destination", q), ("transaction", "t"), ("receipt", "sixth")],
+                 b"t5")
+    err = assert_limit_error(r, r"transaction|frames|limit|too many")
+    assert err.get("receipt-id") == "sixth", err
+    # The transaction died with its connection: none of it is delivered.
+    c.send(q, "sentinel", receipt=True)
+    assert c.wait_messages(1)[0].body == "sentinel"
+    c.quiet(1)
+
+
+@pytest.mark.herald_args("--connect-timeout-ms", "300")
+def test_connection_that_never_sends_connect_is_closed(herald, raws):
+    r = raws(herald)
+    start = time.monotonic()
+    frames, closed = r.recv_until_closed(timeout=3.0)
+    took = time.monotonic() - start
+    assert closed, "no CONNECT for 3 s and still open"
+    assert took >= 0.25, "closed after %.2fs, before the 300 ms deadline" % took
+    assert all(f.cmd == "ERROR" for f in frames), frames
+    assert_server_works(herald.addr)
+
+
+@pytest.mark.herald_args("--connect-timeout-ms", "300")
+def test_connect_deadline_does_not_apply_after_connect(herald, raws):
+    r = session(herald, raws)
+    try:
+        r.pump(0.8)
+    except Closed:
+        pytest.fail("connected session closed by the CONNECT deadline")
+
+
+@pytest.mark.herald_args("--connect-timeout-ms", "300")
+def test_connect_deadline_counts_from_accept_even_after_the_server_was_idle(herald):
+    """Clients that never send CONNECT, arriving after pauses of different lengths: each
+    must get its whole 300 ms from the moment it connected, not less."""
+    took = []
+    for pause in (0.0, 0.37, 0.74, 0.11, 0.48, 0.85):
+        time.sleep(pause)
+        r = RawStomp(herald.host, herald.port)
+        t0 = time.monotonic()
+        _, closed = r.recv_until_closed(3.0)
+        took.append(round(time.monotonic() - t0, 3))
+        r.close()
+        assert closed
+    assert min(took) >= 0.27, "closed for 'connect timeout' after %s s (deadline 0.3 s)" % took
