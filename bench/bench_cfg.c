@@ -36,7 +36,7 @@ static const struct opt opts[] = {
 	{ "queue-prefix", OPT_STR, F(queue_prefix), "queues: destination prefix" },
 	{ "ack", OPT_ACK, F(ack), "queues: auto or client-individual" },
 	{ "prefetch", OPT_U32, F(prefetch), "prefetch-count on SUBSCRIBE (0: not sent)" },
-	{ "body", OPT_U32, F(body), "bytes per message body (>= 40)" },
+	{ "body", OPT_U32, F(body), "bytes per message body (>= 56)" },
 	{ "duration", OPT_DBL, F(duration_s), "seconds of publishing" },
 	{ "count", OPT_U64, F(count), "messages per publisher (instead of --duration)" },
 	{ "warmup", OPT_DBL, F(warmup_s), "seconds published but not measured" },

@@ -70,8 +70,9 @@ struct bench_cfg {
 	unsigned raw_port;
 };
 
-/* Smallest body: it carries "<publisher id:8 hex><seq:16 hex><send time ns:16 hex>". */
-#define BENCH_BODY_MIN 40
+/* Smallest body: it carries "<publisher id:8 hex><seq:16 hex><scheduled send time ns:16 hex>
+ * <write time ns:16 hex>" (the two times differ only when a paced publisher runs late). */
+#define BENCH_BODY_MIN 56
 
 /* Parses argv into cfg (defaults first, per workload). Returns 0, or -1 after printing
  * the reason (or the usage when asked with --help, then exit code 0 is the caller's). */

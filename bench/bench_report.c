@@ -55,6 +55,14 @@ static void topology(const struct bench_result *r, FILE *f)
 	fprintf(f, "\n  %u process(es) x %u thread(s)\n", r->procs, r->threads);
 }
 
+static void latency_line(FILE *f, const char *what, const struct bench_hist *h)
+{
+	fprintf(f, "  %s p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (%llu samples)\n", what,
+		us(bench_hist_quantile(h, 0.5)), us(bench_hist_quantile(h, 0.9)),
+		us(bench_hist_quantile(h, 0.99)), us(bench_hist_quantile(h, 0.999)), us(h->max_ns),
+		(unsigned long long)h->count);
+}
+
 static void table_run(const struct bench_result *r, FILE *f)
 {
 	char a[32];
@@ -67,10 +75,9 @@ static void table_run(const struct bench_result *r, FILE *f)
 		human(r->pub_rate, a, sizeof(a)));
 	fprintf(f, "  delivered     %14llu %14s\n", (unsigned long long)r->m_delivered,
 		human(r->del_rate, b, sizeof(b)));
-	fprintf(f, "  latency (us)  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (%llu samples)\n",
-		us(bench_hist_quantile(&r->hist, 0.5)), us(bench_hist_quantile(&r->hist, 0.9)),
-		us(bench_hist_quantile(&r->hist, 0.99)), us(bench_hist_quantile(&r->hist, 0.999)),
-		us(r->hist.max_ns), (unsigned long long)r->hist.count);
+	latency_line(f, "latency (us) ", &r->hist);
+	if (r->cfg->workload == BENCH_LATENCY)
+		latency_line(f, "  from write ", &r->hist_sent);
 	fprintf(f, "  checks        lost %llu  duplicates %llu  order violations %llu  errors %llu",
 		(unsigned long long)r->lost, (unsigned long long)r->extra,
 		(unsigned long long)r->order_errors, (unsigned long long)r->errors);
@@ -129,6 +136,19 @@ static void json_str(FILE *f, const char *key, const char *v)
 #define JU(key, v) fprintf(f, "\"%s\":%llu,", key, (unsigned long long)(v))
 #define JD(key, v) fprintf(f, "\"%s\":%.6g,", key, (double)(v))
 
+static void json_hist(FILE *f, const char *key, const struct bench_hist *h)
+{
+	fprintf(f, "\"%s\":{", key);
+	JU("count", h->count);
+	JD("min", h->count ? us(h->min_ns) : 0);
+	JD("mean", h->count ? us(h->sum_ns / h->count) : 0);
+	JD("p50", us(bench_hist_quantile(h, 0.5)));
+	JD("p90", us(bench_hist_quantile(h, 0.9)));
+	JD("p99", us(bench_hist_quantile(h, 0.99)));
+	JD("p999", us(bench_hist_quantile(h, 0.999)));
+	fprintf(f, "\"max\":%.6g},", us(h->max_ns));
+}
+
 void bench_report_json(const struct bench_result *r, FILE *f)
 {
 	const struct bench_cfg *c = r->cfg;
@@ -170,15 +190,8 @@ void bench_report_json(const struct bench_result *r, FILE *f)
 	JU("measured_delivered", r->m_delivered);
 	JD("pub_rate", r->pub_rate);
 	JD("del_rate", r->del_rate);
-	fprintf(f, "\"latency_us\":{");
-	JU("count", h->count);
-	JD("min", h->count ? us(h->min_ns) : 0);
-	JD("mean", h->count ? us(h->sum_ns / h->count) : 0);
-	JD("p50", us(bench_hist_quantile(h, 0.5)));
-	JD("p90", us(bench_hist_quantile(h, 0.9)));
-	JD("p99", us(bench_hist_quantile(h, 0.99)));
-	JD("p999", us(bench_hist_quantile(h, 0.999)));
-	fprintf(f, "\"max\":%.6g},", us(h->max_ns));
+	json_hist(f, "latency_us", h);
+	json_hist(f, "latency_from_write_us", &r->hist_sent);
 	if (r->have_server) {
 		fprintf(f, "\"server\":{\"pid\":%d,", (int)c->server_pid);
 		JD("cpu_s", r->server_cpu_s);

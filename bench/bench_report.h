@@ -45,7 +45,8 @@ struct bench_result {
 	uint64_t errors;
 	double pub_rate;		/* measured messages/s */
 	double del_rate;		/* measured deliveries/s */
-	struct bench_hist hist;		/* latency of measured deliveries */
+	struct bench_hist hist;		/* latency of measured deliveries, from scheduled time */
+	struct bench_hist hist_sent;	/* ... from the time the frame was queued */
 	/* the server, when --server-pid was given */
 	bool have_server;
 	double server_cpu_s;		/* over the measured window and the drain */

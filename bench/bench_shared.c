@@ -21,8 +21,10 @@ struct bench_shared *bench_shared_create(uint32_t nthreads)
 		abort();
 	}
 	sh->nthreads = nthreads;
-	for (uint32_t i = 0; i < nthreads; i++)
+	for (uint32_t i = 0; i < nthreads; i++) {
 		bench_hist_init(&sh->t[i].hist);
+		bench_hist_init(&sh->t[i].hist_sent);
+	}
 	return sh;
 }
 

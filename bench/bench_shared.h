@@ -45,7 +45,8 @@ struct bench_tstats {
 	_Atomic uint64_t last_ready_ns;
 	_Atomic uint32_t error_set;	/* 1 once last_error holds text */
 	char last_error[200];
-	struct bench_hist hist;		/* latency of measured deliveries, ns */
+	struct bench_hist hist;		/* latency from the scheduled send time, ns */
+	struct bench_hist hist_sent;	/* latency from when the frame was queued, ns */
 } HD_ALIGNED_CACHELINE;
 
 struct bench_shared {

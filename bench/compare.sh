@@ -175,7 +175,7 @@ run_one() {	# run_one CASE TARGET RUN
 	json="$out/$c.$t.$run.json"
 	# shellcheck disable=SC2046
 	local cmd=("$HB" $(args_of "$c" "$run") --url "$url" --server-pid "$pid" --label "$t" --json "$json" --quiet)
-	echo "${cmd[*]}" | sed "s|$HB|herald-bench|" >>"$out/commands.txt"
+	echo "${cmd[*]}  # load $(cut -d' ' -f1 /proc/loadavg)" | sed "s|$HB|herald-bench|" >>"$out/commands.txt"
 	log "$c $t run $run"
 	timeout 300 "${cmd[@]}" >>"$out/tables.txt" 2>>"$out/stderr.txt" || log "$c $t run $run: exit $?"
 }

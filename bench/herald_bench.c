@@ -293,8 +293,11 @@ static void finish(struct coord *co)
 		r->del_rate = (double)r->m_delivered / r->measured_s;
 	}
 	bench_hist_init(&r->hist);
-	for (uint32_t i = 0; i < co->sh->nthreads; i++)
+	bench_hist_init(&r->hist_sent);
+	for (uint32_t i = 0; i < co->sh->nthreads; i++) {
 		bench_hist_merge(&r->hist, &co->sh->t[i].hist);
+		bench_hist_merge(&r->hist_sent, &co->sh->t[i].hist_sent);
+	}
 	r->first_error = bench_shared_first_error(co->sh);
 }
 
