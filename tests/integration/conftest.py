@@ -81,7 +81,8 @@ class Herald:
         if not os.access(HERALD_BIN, os.X_OK):
             pytest.fail("herald binary not found at %s (set HERALD_BIN)" % HERALD_BIN)
         cmd = [HERALD_BIN, "--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0",
-               "--gossip-port", "0", "--admin-port", "0", "--shards", str(HERALD_SHARDS),
+               "--gossip-port", "0", "--gossip-bind", "127.0.0.1", "--admin-port", "0",
+               "--shards", str(HERALD_SHARDS),
                "--log-level", "info"] + self.args
         self.cmd = cmd
         self.log_file = open(self.log_path, "wb")

@@ -89,7 +89,8 @@ class Client:
     """A stomp.py connection. version: "1.0", "1.1" or "1.2"."""
 
     def __init__(self, addr, version="1.2", login="guest", passcode="guest", vhost="/",
-                 heartbeats=(0, 0), headers=None, connect=True, timeout=WAIT):
+                 heartbeats=(0, 0), headers=None, connect=True, timeout=WAIT,
+                 receive_scale=1.5):
         self.version = version
         self.listener = Listener()
         # No socket timeout: stomp.py applies it to every recv and treats an idle period as
@@ -98,9 +99,11 @@ class Client:
         if version == "1.0":
             self.conn = stomp.Connection10(**kw)
         elif version == "1.1":
-            self.conn = stomp.Connection11(heartbeats=heartbeats, vhost=vhost, **kw)
+            self.conn = stomp.Connection11(heartbeats=heartbeats, vhost=vhost,
+                                           heart_beat_receive_scale=receive_scale, **kw)
         else:
-            self.conn = stomp.Connection12(heartbeats=heartbeats, vhost=vhost, **kw)
+            self.conn = stomp.Connection12(heartbeats=heartbeats, vhost=vhost,
+                                           heart_beat_receive_scale=receive_scale, **kw)
         self.conn.set_listener("t", self.listener)
         self.login, self.passcode, self.headers = login, passcode, headers or {}
         self.subs = {}
