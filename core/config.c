@@ -87,7 +87,7 @@ void config_defaults(struct herald_config *cfg)
 		.connect_timeout_ms = 10000,
 	};
 	cfg->cluster_enabled = true;
-	cluster_config_defaults(&cfg->cluster);
+	/* cfg->cluster: main fills it with cluster_config_defaults (core never calls cluster) */
 }
 
 bool config_has_vhost(const struct herald_config *cfg, const char *name, size_t len)
@@ -203,12 +203,12 @@ static int config_ini_line(void *user, const char *section, const char *name, co
 	return 1;
 }
 
-static void print_help(void)
+/* Lists every option with its current value (the defaults, plus --config's if it came first). */
+static void print_help(const struct herald_config *cur)
 {
-	struct herald_config d;
+	const struct herald_config d = *cur;
 	char val[64];
 
-	config_defaults(&d);
 	printf("usage: herald [--config FILE] [--OPTION VALUE ...] [--version] [--help]\n"
 	       "Every option may also be set as `name = value` in the INI config file.\n\n");
 	for (size_t i = 0; i < HD_ARRAY_LEN(opts); i++) {
@@ -233,7 +233,7 @@ int config_load(struct herald_config *cfg, int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			print_help();
+			print_help(cfg);
 			return 1;
 		}
 		if (!strcmp(argv[i], "--version")) {

@@ -47,7 +47,8 @@ struct herald_config {
 /* True when name[0..len) is one of cfg->vhosts. */
 bool config_has_vhost(const struct herald_config *cfg, const char *name, size_t len);
 
-/* Embedded defaults (RabbitMQ's ports: STOMP 61613, WebSocket 15674 at /ws). */
+/* Embedded defaults (RabbitMQ's ports: STOMP 61613, WebSocket 15674 at /ws). Leaves
+ * cfg->cluster zeroed: the caller applies cluster_config_defaults (core does not use cluster). */
 void config_defaults(struct herald_config *cfg);
 
 /* Applies --config FILE (if given) then every flag. Returns 0, 1 when the caller should

@@ -247,7 +247,7 @@ static void topic_publish(struct shard *sh, struct hmsg *m)
 		struct dest_pattern *p = dt->pattern_list[i];
 
 		if ((p->shard_mask & ~mask) &&
-		    topic_match(p->name, p->len, name + plen, m->dest_len - plen))
+		    topic_match_scoped(p->name, p->len, name + plen, m->dest_len - plen))
 			mask |= p->shard_mask;
 	}
 	if (mask)
@@ -328,7 +328,8 @@ static void queue_dispatch(struct shard *sh, struct dest_queue *q)
 			sh->dests.queued_msgs--;
 		}
 		d = (struct xmsg){ .kind = XMSG_QUEUE_DELIVER, .ptr = e.m, .a = c->key, .b = e.tag,
-				   .u32 = e.redelivered ? XDELIVER_REDELIVERED : 0 };
+				   .u32 = (e.redelivered ? XDELIVER_REDELIVERED : 0) |
+					  (uint32_t)c->ack_mode << XDELIVER_ACK_MODE_SHIFT };
 		shard_send(sh, xmsg_key_shard(c->key), &d);
 	}
 }

@@ -108,6 +108,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	config_defaults(&cfg);
+	cluster_config_defaults(&cfg.cluster);
 	rc = config_load(&cfg, argc, argv);
 	if (rc)
 		return rc > 0 ? 0 : 2;

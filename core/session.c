@@ -15,6 +15,7 @@
 #include "core/session.h"
 
 #include "core/base/hd_alloc.h"
+#include "core/base/hd_fmt.h"
 #include "core/base/hd_log.h"
 #include "core/hmsg.h"
 #include "core/shard.h"
@@ -349,6 +350,10 @@ static bool check_dest(struct shard *sh, struct session *s, const struct stomp_f
 			   "This frame requires a 'destination' header");
 		return false;
 	}
+	if (memchr(d->ptr, TOPIC_SCOPE_SEP, d->len)) {
+		fail_frame(sh, s, f, "invalid destination", "Destination names may not hold control bytes");
+		return false;
+	}
 	if (dest_is_queue(*d) || dest_is_topic(*d))
 		return true;
 	snprintf(detail, sizeof(detail),
@@ -356,6 +361,26 @@ static bool check_dest(struct shard *sh, struct session *s, const struct stomp_f
 		 (int)HD_MIN(d->len, 256), d->ptr);
 	fail_frame(sh, s, f, "unknown destination", detail);
 	return false;
+}
+
+/* The internal key of a destination: the name itself in the default virtual host,
+ * "<name>\x1f<vhost>" in any other, so each vhost is its own namespace. Valid until the
+ * next call on this shard. */
+static struct stomp_view dest_key(struct shard *sh, const struct session *s, struct stomp_view d)
+{
+	size_t vlen;
+
+	if (s->vhost[0] == '/' && !s->vhost[1])
+		return d;
+	vlen = strlen(s->vhost);
+	if (d.len + 1 + vlen > sh->key_cap) {
+		sh->key_cap = d.len + 1 + vlen;
+		sh->key_buf = hd_realloc(sh->key_buf, sh->key_cap);
+	}
+	memcpy(sh->key_buf, d.ptr, d.len);
+	sh->key_buf[d.len] = TOPIC_SCOPE_SEP;
+	memcpy(sh->key_buf + d.len + 1, s->vhost, vlen);
+	return (struct stomp_view){ sh->key_buf, d.len + 1 + vlen };
 }
 
 static struct xname *xname_create(const char *name, size_t len)
@@ -555,7 +580,10 @@ static struct pend *pend_at(struct sub *sub, uint32_t i)
 /* ack id: "<subscription index>.<tag>", unique within the session */
 static size_t format_ack_id(char *out, uint32_t idx, uint64_t tag)
 {
-	return (size_t)sprintf(out, "%u.%llu", idx, (unsigned long long)tag);
+	size_t n = hd_fmt_u64(out, idx);
+
+	out[n++] = '.';
+	return n + hd_fmt_u64(out + n, tag);
 }
 
 /* Queues one MESSAGE: per-subscriber head inline, shared tail by reference. */
@@ -634,8 +662,8 @@ void session_on_topic_deliver(struct shard *sh, const struct xmsg *xm)
 	}
 	for (struct sub *sub = sh->local.patterns, *next; sub; sub = next) {
 		next = sub->next;
-		if (topic_match(sub->dest + plen, sub->dest_len - plen, hmsg_dest(m) + plen,
-				m->dest_len - plen))
+		if (topic_match_scoped(sub->dest + plen, sub->dest_len - plen, hmsg_dest(m) + plen,
+				       m->dest_len - plen))
 			deliver_topic(sh, sub, m);
 	}
 	hmsg_unref(m);
@@ -659,7 +687,7 @@ void session_on_queue_deliver(struct shard *sh, const struct xmsg *xm)
 	if (!sub) {
 		/* the consumer left while this was on its way: back to the queue */
 		struct xmsg r = { .kind = XMSG_QUEUE_RETURN, .ptr = m, .a = key, .b = xm->b,
-				  .u32 = xm->u32 >> 8 };
+				  .u32 = (xm->u32 >> XDELIVER_ACK_MODE_SHIFT) & 0xff };
 
 		shard_send(sh, dest_owner(hmsg_dest(m), m->dest_len, sh->nshards), &r);
 		return;
@@ -878,13 +906,19 @@ static void on_connect(struct shard *sh, struct session *s, const struct stomp_f
 
 /* ---- SEND ---- */
 
+#define VIEW_LIT(s) { s, sizeof(s) - 1 }
+
+/* Headers the server sets on MESSAGE (or that only mean something on SEND). */
 static bool header_is_servers(struct stomp_view name)
 {
-	static const char *const owned[] = { "destination", "receipt", "transaction", "content-length",
-					     "message-id", "subscription", "ack", "redelivered" };
+	static const struct stomp_view owned[] = {
+		VIEW_LIT("destination"), VIEW_LIT("receipt"), VIEW_LIT("transaction"),
+		VIEW_LIT("content-length"), VIEW_LIT("message-id"), VIEW_LIT("subscription"),
+		VIEW_LIT("ack"), VIEW_LIT("redelivered"),
+	};
 
 	for (size_t i = 0; i < HD_ARRAY_LEN(owned); i++)
-		if (stomp_view_eq(name, owned[i], strlen(owned[i])))
+		if (name.len == owned[i].len && !memcmp(name.ptr, owned[i].ptr, name.len))
 			return true;
 	return false;
 }
@@ -897,8 +931,10 @@ static bool header_seen(const struct stomp_header *h, size_t n, struct stomp_vie
 	return false;
 }
 
-/* Encodes the message once: id, destination, the publisher's headers, body. */
-static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f, struct stomp_view dest)
+/* Encodes the message once: id, destination, the publisher's headers, body. `key` is the
+ * internal destination (dest_key), `dest` the name subscribers see. */
+static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f, struct stomp_view dest,
+				  struct stomp_view key)
 {
 	struct stomp_header keep[STOMP_HEADERS_CAP];
 	size_t nkeep = 0;
@@ -930,9 +966,14 @@ static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f,
 	}
 	if (escaped && raw_ok)
 		cap *= 2;	/* room for the 1.0 tail beside the shared one */
-	id_len = (size_t)sprintf(id, "%08x-%u-%llu", shard_node_epoch, sh->id,
-				 (unsigned long long)++sh->msg_seq);
-	m = hmsg_create((uint16_t)sh->id, dest.ptr, dest.len, id_len + 1 + cap);
+	/* "<node epoch>-<shard>-<seq>": unique per node run */
+	id_len = hd_fmt_hex32(id, shard_node_epoch);
+	id[id_len++] = '-';
+	id_len += hd_fmt_u64(id + id_len, sh->id);
+	id[id_len++] = '-';
+	id_len += hd_fmt_u64(id + id_len, ++sh->msg_seq);
+	id[id_len] = '\0';
+	m = hmsg_create((uint16_t)sh->id, key.ptr, key.len, id_len + 1 + cap);
 	m->msgid_off = m->tail_off;
 	m->msgid_len = (uint32_t)id_len;
 	memcpy(m->bytes + m->msgid_off, id, id_len + 1);
@@ -1036,7 +1077,7 @@ static void on_send(struct shard *sh, struct session *s, const struct stomp_fram
 			   "The server holds too much data (memory-high-water); the message was not accepted");
 		return;
 	}
-	m = message_build(sh, f, *d);
+	m = message_build(sh, f, *d, dest_key(sh, s, *d));
 	if (tx) {
 		struct tx_op *op = hd_calloc(1, sizeof(*op));
 
@@ -1126,11 +1167,15 @@ static void on_subscribe(struct shard *sh, struct session *s, const struct stomp
 	sub->idx = s->next_sub_idx++;
 	sub->ack_mode = (uint8_t)ack;
 	sub->prefetch = prefetch;
-	sub->dest = hd_strndup(d->ptr, d->len);
-	sub->dest_len = (uint32_t)d->len;
+	{
+		struct stomp_view key = dest_key(sh, s, *d);
+
+		sub->dest = hd_strndup(key.ptr, key.len);
+		sub->dest_len = (uint32_t)key.len;
+	}
 	sub->id = hd_strndup(idv.ptr, idv.len);
 	sub->id_len = (uint32_t)idv.len;
-	sub->owner = dest_owner(d->ptr, d->len, sh->nshards);
+	sub->owner = dest_owner(sub->dest, sub->dest_len, sh->nshards);
 	if (dest_is_queue(*d))
 		sub->kind = SUB_QUEUE;
 	else if (topic_is_pattern(d->ptr + 7, d->len - 7))

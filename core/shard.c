@@ -121,12 +121,18 @@ static void unpark_all(struct shard *sh)
 
 static void cb_accept(void *ctx, struct net_conn *c)
 {
-	session_on_accept(ctx, c);
+	struct shard *sh = ctx;
+
+	sh->now_ms = sh->loop.now_ms;
+	session_on_accept(sh, c);
 }
 
 static size_t cb_data(void *ctx, struct net_conn *c, const char *buf, size_t len)
 {
-	return session_on_data(ctx, c, buf, len);
+	struct shard *sh = ctx;
+
+	sh->now_ms = sh->loop.now_ms;
+	return session_on_data(sh, c, buf, len);
 }
 
 static void cb_close(void *ctx, struct net_conn *c)
@@ -299,6 +305,7 @@ struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg)
 		HD_ASSERT(efd >= 0);
 		sh->id = i;
 		sh->nshards = n;
+		sh->loop.ring.ring_fd = -1;	/* no ring until the thread starts */
 		sh->cfg = cfg;
 		xwake_init(&sh->wake, efd);
 		sh->in = hd_calloc(n, sizeof(*sh->in));
@@ -396,6 +403,7 @@ void shard_destroy_all(struct shard **shards, uint32_t n)
 		hd_free(sh->parse_scratch);
 		hd_free(sh->enc_buf);
 		hd_free(sh->closing);
+		hd_free(sh->key_buf);
 		hd_free(sh);
 	}
 	hd_free(shards);

@@ -78,6 +78,8 @@ struct shard {
 	char *parse_scratch;
 	size_t parse_scratch_cap;
 	struct http_upgrade_config http_cfg;	/* WebSocket path, limits */
+	char *key_buf;			/* scratch for vhost-scoped destination keys */
+	size_t key_cap;
 	char *enc_buf;			/* encoder scratch for ERROR/RECEIPT/CONNECTED */
 	size_t enc_cap;
 	uint64_t now_ms;

@@ -1,6 +1,6 @@
 /*
- * core/topic_match.c - word-wise matcher with backtracking only at `#` (bounded by the
- * number of words, so a hostile pattern costs at most words(pattern) * words(topic)).
+ * core/topic_match.c - word-wise glob matcher: `#` backtracks only to the latest `#`, so a
+ * hostile pattern costs at most words(pattern) * words(topic).
  */
 #include "core/topic_match.h"
 
@@ -25,39 +25,93 @@ bool topic_is_pattern(const char *name, size_t len)
 	return false;
 }
 
-/* pi/ti: start of the current word; a position past the end means "no words left". */
-static bool match_from(const char *p, size_t plen, size_t pi, const char *t, size_t tlen, size_t ti)
+/*
+ * Word cursor over a dot-separated name. An empty name has no words (RabbitMQ: the empty
+ * routing key is zero words), so `*` does not match it while `#` does.
+ */
+struct words {
+	const char *s;
+	size_t len;
+	size_t at;	/* start of the current word; > len when no word is left */
+	size_t end;	/* end of the current word */
+};
+
+static void words_init(struct words *w, const char *s, size_t len)
 {
-	while (pi <= plen) {
-		size_t pe = word_end(p, plen, pi);
-
-		if (pe - pi == 1 && p[pi] == '#') {
-			/* zero words, or one more word and try again */
-			if (match_from(p, plen, pe + 1, t, tlen, ti))
-				return true;
-			while (ti <= tlen) {
-				ti = word_end(t, tlen, ti) + 1;
-				if (match_from(p, plen, pe + 1, t, tlen, ti))
-					return true;
-			}
-			return false;
-		}
-		if (ti > tlen)
-			return false;
-		{
-			size_t te = word_end(t, tlen, ti);
-			bool star = pe - pi == 1 && p[pi] == '*';
-
-			if (!star && (pe - pi != te - ti || memcmp(p + pi, t + ti, pe - pi)))
-				return false;
-			ti = te + 1;
-		}
-		pi = pe + 1;
-	}
-	return ti > tlen;
+	w->s = s;
+	w->len = len;
+	w->at = len ? 0 : 1;
+	w->end = len ? word_end(s, len, 0) : 0;
 }
 
+static bool words_left(const struct words *w)
+{
+	return w->at <= w->len;
+}
+
+static void words_next(struct words *w)
+{
+	w->at = w->end + 1;
+	if (w->at <= w->len)
+		w->end = word_end(w->s, w->len, w->at);
+}
+
+static bool word_is(const struct words *w, char c)
+{
+	return w->end - w->at == 1 && w->s[w->at] == c;
+}
+
+/*
+ * Glob matching over words: `#` is glob's `*`, `*` is glob's `?`. On a mismatch only the
+ * most recent `#` is retried one word further (an earlier `#` can never do better), so a
+ * hostile pattern costs at most words(pattern) * words(topic) word comparisons.
+ */
 bool topic_match(const char *pattern, size_t plen, const char *topic, size_t tlen)
 {
-	return match_from(pattern, plen, 0, topic, tlen, 0);
+	struct words p, t, star_p, star_t;
+	bool have_star = false;
+
+	words_init(&p, pattern, plen);
+	words_init(&t, topic, tlen);
+	while (words_left(&t)) {
+		if (words_left(&p) && word_is(&p, '#')) {
+			words_next(&p);
+			star_p = p;	/* `#` first tries to match zero words */
+			star_t = t;
+			have_star = true;
+			continue;
+		}
+		if (words_left(&p) && (word_is(&p, '*') ||
+				       (p.end - p.at == t.end - t.at &&
+					!memcmp(pattern + p.at, topic + t.at, p.end - p.at)))) {
+			words_next(&p);
+			words_next(&t);
+			continue;
+		}
+		if (!have_star)
+			return false;
+		words_next(&star_t);	/* the last `#` swallows one more word */
+		t = star_t;
+		p = star_p;
+	}
+	while (words_left(&p) && word_is(&p, '#'))
+		words_next(&p);
+	return !words_left(&p);
+}
+
+static size_t scope_start(const char *s, size_t len)
+{
+	const char *sep = memrchr(s, TOPIC_SCOPE_SEP, len);
+
+	return sep ? (size_t)(sep - s) : len;
+}
+
+bool topic_match_scoped(const char *pattern, size_t plen, const char *topic, size_t tlen)
+{
+	size_t pn = scope_start(pattern, plen);
+	size_t tn = scope_start(topic, tlen);
+
+	if (plen - pn != tlen - tn || memcmp(pattern + pn, topic + tn, plen - pn))
+		return false;
+	return topic_match(pattern, pn, topic, tn);
 }

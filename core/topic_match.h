@@ -15,4 +15,11 @@ bool topic_is_pattern(const char *name, size_t len);
 /* True when topic matches pattern (both without the "/topic/" prefix). */
 bool topic_match(const char *pattern, size_t plen, const char *topic, size_t tlen);
 
+/* Destinations outside the default virtual host are keyed "<name>\x1f<vhost>". */
+#define TOPIC_SCOPE_SEP '\x1f'
+
+/* topic_match for scoped keys: the scopes (after the last TOPIC_SCOPE_SEP, empty when
+ * absent) must be equal, and the names before them must match. */
+bool topic_match_scoped(const char *pattern, size_t plen, const char *topic, size_t tlen);
+
 #endif

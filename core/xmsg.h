@@ -21,13 +21,15 @@ enum xmsg_kind {
 	XMSG_QUEUE_CONSUMER_ADD = 4,/* ptr: struct xconsumer */
 	XMSG_QUEUE_CONSUMER_DEL = 5,/* ptr: struct xname (queue); a: consumer key */
 	XMSG_QUEUE_ACK = 6,	/* ptr: struct xname (queue); a: consumer key; b: tag; u32: XACK_* */
-	XMSG_QUEUE_RETURN = 7,	/* ptr: hmsg; a: consumer key; b: tag (undelivered, conn gone) */
+	XMSG_QUEUE_RETURN = 7,	/* ptr: hmsg; a: consumer key; b: tag; u32: the consumer's ack
+				 * mode (undelivered: the consumer was gone when it arrived) */
 	XMSG_QUEUE_FLOW = 8,	/* ptr: struct xname (queue); a: consumer key; u32: 1 pause, 0 resume */
 	XMSG_SYNC = 9,		/* a: conn ref; u32: receipt seq; owner answers XMSG_DONE in order */
 	/* destination owner -> connection shard */
-	XMSG_DONE = 10,		/* a: conn ref; u32: receipt seq; b: 0 or a negative XERR_* */
+	XMSG_DONE = 10,		/* a: conn ref; u32: receipt seq (0: none); b: XERR_* */
 	XMSG_TOPIC_DELIVER = 11,/* ptr: hmsg (one shard ref) */
-	XMSG_QUEUE_DELIVER = 12,/* ptr: hmsg (one shard ref); a: consumer key; b: tag; u32: flags */
+	XMSG_QUEUE_DELIVER = 12,/* ptr: hmsg (one shard ref); a: consumer key; b: tag;
+				 * u32: XDELIVER_* flags | ack mode << XDELIVER_ACK_MODE_SHIFT */
 	/* main -> shard */
 	XMSG_STOP = 13,		/* begin graceful shutdown */
 };
@@ -41,8 +43,9 @@ enum {
 	XNACK_DROP_ONE = 4,	/* b: tag dropped (NACK with requeue:false) */
 	XACK_CREDIT = 5,	/* b: deliveries the connection has taken off the wire queue */
 };
-/* XMSG_QUEUE_DELIVER flags */
-enum { XDELIVER_REDELIVERED = 1 };
+/* XMSG_QUEUE_DELIVER flags; the consumer's ack mode rides in bits 8..15 so a delivery that
+ * comes back (XMSG_QUEUE_RETURN) says whether the owner already requeued it */
+enum { XDELIVER_REDELIVERED = 1, XDELIVER_ACK_MODE_SHIFT = 8 };
 /* XMSG_DONE results */
 enum { XERR_OK = 0, XERR_QUEUE_FULL = 1, XERR_MEMORY = 2 };
 

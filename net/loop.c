@@ -129,6 +129,8 @@ static void out_release_all(struct net_conn *c);
 
 void net_loop_fini(struct net_loop *l)
 {
+	if (l->ring.ring_fd < 0)
+		return;	/* never initialised (its thread did not start) */
 	for (uint32_t i = 0; i < l->nconns_cap; i++) {
 		struct net_conn *c = l->conns[i];
 
@@ -785,6 +787,8 @@ void net_loop_run_once(struct net_loop *l, uint32_t timeout_ms)
 	} else {
 		io_uring_submit_and_get_events(&l->ring);
 	}
+	/* callbacks see the time the wait ended, not the time it began (maybe a second ago) */
+	l->now_ms = hd_now_ms();
 	io_uring_for_each_cqe(&l->ring, head, cqe) {
 		dispatch(l, cqe);
 		n++;

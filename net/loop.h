@@ -128,7 +128,7 @@ struct net_loop {
 	/* wake-up */
 	int eventfd;
 	uint64_t eventfd_val;
-	uint64_t sqes_pending;
+	uint64_t now_ms;		/* monotonic clock read when the last wait returned */
 };
 
 /* Sets up the ring and the buffer ring. Returns 0 or a negative errno. */

@@ -192,8 +192,8 @@ int ctl_http_get(const char *hostport, const char *path, int timeout_ms,
 	char host[256];
 	char port[8];
 	char req[512];
-	char *raw;
-	size_t raw_len;
+	char *raw = NULL;
+	size_t raw_len = 0;
 	int fd = -ECONNREFUSED;
 	int rc;
 

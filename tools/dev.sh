@@ -10,7 +10,7 @@ jobs=2
 
 build_pkgs=(build-essential cmake pkg-config clang liburing-dev libxxhash-dev libjemalloc-dev
 	libcriterion-dev libssl-dev libsodium-dev libinih-dev)
-test_pkgs=(python3 python3-stomp python3-pytest python3-websockets libclang-rt-14-dev)
+test_pkgs=(python3 python3-stomp python3-pytest python3-websockets libclang-rt-14-dev chromium)
 
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -48,6 +48,9 @@ cmd_run() {
 
 cmd_test() {
 	install_missing "${build_pkgs[@]}" "${test_pkgs[@]}"
+	# the browser test: playwright-core drives Debian's chromium; @stomp/stompjs from npm
+	command -v npm >/dev/null || install_missing nodejs npm
+	(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 	# 1. release build: every test (units, fuzz corpus replays, integration suites)
 	build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	ctest --test-dir build --output-on-failure -j"$jobs"

@@ -778,15 +778,10 @@ Test(dest_queue, returned_delivery_goes_back_to_the_front)
 	finish();
 }
 
-/* BUG (dest.c queue_dispatch / dest_on_return): session.c returns an undeliverable message
- * with u32 = delivery.u32 >> 8, expecting the ack mode in bits 8..15 of XMSG_QUEUE_DELIVER's
- * u32, but queue_dispatch sets only XDELIVER_REDELIVERED there, so every return reads as
- * SESSION_ACK_AUTO. For a client-mode consumer the removal has already requeued the message
- * from its unacked list; dest_on_return then pushes it a second time: delivered twice.
- * Enable once queue_dispatch sends the ack mode (or dest_on_return finds the consumer's
- * mode another way). */
-Test(dest_queue, returned_delivery_of_a_client_mode_consumer_is_delivered_once,
-     .disabled = true)
+/* A client-mode consumer's removal already requeued its unacked messages; a delivery that
+ * comes back afterwards (XMSG_QUEUE_RETURN, ack mode taken from the delivery's u32) must not
+ * be queued a second time. */
+Test(dest_queue, returned_delivery_of_a_client_mode_consumer_is_delivered_once)
 {
 	enum session_ack_mode modes[] = { SESSION_ACK_CLIENT, SESSION_ACK_INDIVIDUAL };
 
