@@ -57,7 +57,11 @@ cmd_test() {
 	# 2. ASan + UBSan build: units and fuzz replays
 	build build-asan -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=ON
 	ctest --test-dir build-asan --output-on-failure -j"$jobs" -L 'unit|fuzz'
-	# 3. libFuzzer, briefly (bounded): clang builds each target and runs it
+	# 3. ThreadSanitizer: the cross-thread pieces (xring, hmsg)
+	cmake -S "$top" -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TSAN=ON >/dev/null
+	cmake --build build-tsan -j"$jobs" --target unit_core_test_xring unit_core_test_hmsg
+	ctest --test-dir build-tsan --output-on-failure -R 'unit_core_test_(xring|hmsg)'
+	# 4. libFuzzer, briefly (bounded): clang builds each target and runs it
 	if [ -x tests/fuzz/run.sh ]; then
 		CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_FUZZ=ON
 		tests/fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-20}"
