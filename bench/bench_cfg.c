@@ -41,7 +41,7 @@ static const struct opt opts[] = {
 	{ "count", OPT_U64, F(count), "messages per publisher (instead of --duration)" },
 	{ "warmup", OPT_DBL, F(warmup_s), "seconds published but not measured (1)" },
 	{ "rate", OPT_DBL, F(rate), "latency: messages/s over all publishers (1000)" },
-	{ "window", OPT_U32, F(window), "saturating workloads: messages in flight per publisher (1000)" },
+	{ "window", OPT_U32, F(window), "saturating: deliveries published and not yet received (10000)" },
 	{ "batch", OPT_U32, F(batch), "frames per publisher per loop pass (64)" },
 	{ "hold", OPT_DBL, F(hold_s), "connections: seconds to hold them (2)" },
 	{ "threads", OPT_U32, F(threads), "worker threads per process (2)" },
@@ -100,7 +100,7 @@ static void defaults(struct bench_cfg *c)
 	c->duration_s = 10;
 	c->warmup_s = 1;
 	c->rate = 1000;
-	c->window = 1000;
+	c->window = 10000;
 	c->batch = 64;
 	c->hold_s = 2;
 	c->threads = 2;

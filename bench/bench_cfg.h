@@ -49,7 +49,7 @@ struct bench_cfg {
 	uint64_t count;			/* messages per publisher, 0: use duration */
 	double warmup_s;		/* messages sent before this are not measured */
 	double rate;			/* latency: messages/s over all publishers */
-	uint32_t window;		/* saturating: messages in flight per publisher */
+	uint32_t window;		/* saturating: deliveries in flight, all publishers */
 	uint32_t batch;			/* frames per publisher per loop pass */
 	double hold_s;			/* connections: time to hold them open */
 	/* processes and threads */

@@ -341,20 +341,21 @@ static bool may_publish(const struct bench_worker *w, const struct bconn *c)
 	       (!w->cfg->count || c->seq < w->cfg->count);
 }
 
-/* Saturating: as many messages as the window allows, at most --batch per publisher. */
+/* Saturating: as many messages as the window of in-flight deliveries allows (this worker's
+ * publishers' share of it), at most --batch per publisher. */
 static void publish_window(struct bench_worker *w)
 {
 	struct bench_sums s;
-	uint64_t cap = (uint64_t)w->cfg->window * w->npub_total;
+	uint64_t cap = w->cfg->window;
 	uint64_t inflight;
 	uint64_t budget;
 
 	bench_shared_sum(w->sh, &s);
-	inflight = s.published - s.delivered / w->fan;
+	inflight = s.published * w->fan - s.delivered;
 	w->blocked = inflight >= cap;
 	if (w->blocked)
 		return;
-	budget = (cap - inflight) * w->npubs / w->npub_total + 1;
+	budget = (cap - inflight) / w->fan * w->npubs / w->npub_total + 1;
 	for (uint32_t i = 0; i < w->npubs && budget; i++) {
 		struct bconn *c = w->pubs[i];
 		uint64_t n = w->cfg->batch < budget ? w->cfg->batch : budget;

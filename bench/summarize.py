@@ -4,7 +4,9 @@ latency.dat (for latency.gp). Usage: summarize.py RESULTS_DIR
 
 Files are named <case>.<target>.<run>.json (target: herald, rabbitmq, raw). Each figure is
 the median over the runs; ratios are Herald / other, so above 1 means Herald has more of
-that figure (good for rates, bad for CPU-s per million or latency)."""
+that figure (good for rates, bad for CPU-s per million or latency). A saturating case run
+at several windows is named <case>@w<deliveries in flight>; each target is reported at the
+window that gave it the most deliveries per server CPU-second (median)."""
 
 import glob
 import json
@@ -91,6 +93,23 @@ CONN_ROWS = [
 ]
 
 
+def pick_windows(res):
+    """Folds <case>@w<N> into <case>, keeping for each target the best window's runs."""
+    out, chosen = {}, {}
+    for name, per in res.items():
+        if "@w" not in name:
+            out[name] = per
+            continue
+        base, win = name.split("@w", 1)
+        for target, runs in per.items():
+            score = med(runs, "deliveries_per_cpu_s") or med(runs, "del_rate") or 0
+            best = chosen.setdefault(base, {}).get(target)
+            if best is None or score > best[1]:
+                chosen[base][target] = (int(win), score)
+                out.setdefault(base, {})[target] = runs
+    return out, {b: {t: w for t, (w, _) in per.items()} for b, per in chosen.items()}
+
+
 def derived(runs):
     for r in runs or []:
         s = r.get("server") or {}
@@ -106,7 +125,7 @@ def checks(runs):
                              sum(r.get("errors", 0) for r in runs))
 
 
-def table(case, per, rows, lines):
+def table(case, per, rows, lines, windows=None):
     has_raw = "raw" in per
     head = "| %s | Herald | RabbitMQ | Herald/RabbitMQ |" % case
     sep = "|---|---:|---:|---:|"
@@ -114,6 +133,12 @@ def table(case, per, rows, lines):
         head += " raw ceiling | Herald/raw |"
         sep += "---:|---:|"
     lines += [head, sep]
+    if windows:
+        w = [windows.get(t) for t in TARGETS]
+        line = "| best window (deliveries in flight) | %s | %s | |" % (fmt(w[0]), fmt(w[1]))
+        if has_raw:
+            line += " %s | |" % fmt(w[2])
+        lines.append(line)
     for label, key, unit in rows:
         if key == "_checks":
             cells = [checks(per.get(t)) for t in TARGETS]
@@ -202,7 +227,7 @@ def targets(res, lines):
 
 def main():
     outdir = sys.argv[1]
-    res = load(outdir)
+    res, windows = pick_windows(load(outdir))
     for per in res.values():
         for runs in per.values():
             derived(runs)
@@ -217,7 +242,7 @@ def main():
     for c in order + sorted(c for c in res if c not in order and not c.startswith("latency-")
                             and c != "connections"):
         if c in res:
-            table(c, res[c], SAT_ROWS, lines)
+            table(c, res[c], SAT_ROWS, lines, windows.get(c))
     if "connections" in res:
         table("connections", res["connections"], CONN_ROWS, lines)
     latency(res, lines, outdir)
