@@ -325,7 +325,8 @@ static void conn_read(struct relay *r, struct rconn *c)
 	size_t off = 0;
 	ssize_t n;
 
-	memcpy(r->rbuf, c->part, have);
+	if (have)
+		memcpy(r->rbuf, c->part, have);
 	n = read(c->fd, r->rbuf + have, RBUF_CAP - have);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
