@@ -21,6 +21,7 @@
 #include "core/base/hd_log.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #define MAX_RELAYS 64		/* indirect probes we run for others at once */
@@ -442,6 +443,16 @@ static void start_suspicion(struct swim *s, struct swim_member *m, uint64_t from
 	suspect_list_add(s, m);
 }
 
+static void queue_confirmation(struct swim *s, const struct swim_member *m,
+			       const struct wire_msg *msg)
+{
+	char key[2 * WIRE_NAME_MAX + 2];
+
+	/* a space never occurs in a name (wire.c), so no member name looks like this key */
+	snprintf(key, sizeof(key), "%s %.*s", m->name, (int)msg->from.len, msg->from.ptr);
+	queue_msg(s, key, msg);
+}
+
 static void on_suspect(struct swim *s, uint64_t now_ms, const struct wire_msg *msg)
 {
 	struct swim_member *m = find_view(s, msg->node);
@@ -457,9 +468,11 @@ static void on_suspect(struct swim *s, uint64_t now_ms, const struct wire_msg *m
 		return;
 	}
 	if (m->state == SWIM_SUSPECT) {
-		/* Another accuser: a shorter timer, and worth telling others (Lifeguard IV-B). */
+		/* Another accuser: a shorter timer, and worth telling others (Lifeguard IV-B).
+		 * Queued beside the first accusation, not over it, so every node hears every
+		 * independent accuser; the next ALIVE or DEAD makes these stale. */
 		if (suspicion_confirm(m->suspicion, from_hash))
-			queue_msg(s, m->name, msg);
+			queue_confirmation(s, m, msg);
 		return;
 	}
 	old = m->state;
