@@ -1,0 +1,259 @@
+"""
+tests/cluster/test_membership.py - cluster membership with real `herald` processes on
+127.0.0.1 (issue 6): five nodes form a cluster and `heraldctl cluster status` shows them
+alive; kill -9 one and the rest mark it dead within the bound; restart it and it is alive
+again with a higher incarnation; SIGTERM one and it is `left`, never dead; a wrong gossip
+key or cluster name keeps a node out; heraldctl exits non-zero for an unreachable node.
+
+Every port is 0 (the node picks one and logs `listening proto=<p> addr=127.0.0.1:<port>`),
+the protocol period is 200 ms to keep the run short, every wait has a deadline, and only
+the processes started here are stopped, by PID.
+
+Run: HERALD_BIN=build/core/herald HERALDCTL_BIN=build/tools/heraldctl \
+     /usr/bin/python3 -m pytest -q tests/cluster/test_membership.py
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+HERALD = os.environ.get("HERALD_BIN")
+HERALDCTL = os.environ.get("HERALDCTL_BIN")
+PERIOD_MS = 200
+N = 5
+
+# Detection bound at N = 5 (cluster/swim.c, suspicion.h): one period to probe the crashed
+# node, the suspicion timeout at its maximum (6 x 4 periods, used when no other node
+# confirms in time), and 5 periods for the verdict to reach everyone.
+DEAD_BOUND_S = (1 + 6 * 4 + 5) * PERIOD_MS / 1000.0
+
+pytestmark = pytest.mark.skipif(not HERALD or not HERALDCTL,
+                                reason="HERALD_BIN and HERALDCTL_BIN must name the binaries")
+
+LISTEN_RE = re.compile(r"listening proto=(\w+) addr=([0-9.]+):(\d+)")
+
+
+class Node:
+    def __init__(self, name, proc, log_path, ports):
+        self.name = name
+        self.proc = proc
+        self.log_path = log_path
+        self.ports = ports  # proto -> port
+
+    @property
+    def gossip(self):
+        return "127.0.0.1:%d" % self.ports["gossip"]
+
+    @property
+    def admin(self):
+        return "127.0.0.1:%d" % self.ports["admin"]
+
+
+class Cluster:
+    """Starts and stops herald processes; remembers every PID it started."""
+
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.nodes = {}
+        self.procs = []
+        self.starts = 0
+
+    def start(self, name, join=None, extra=()):
+        self.starts += 1
+        log_path = self.tmp / ("%s.%d.log" % (name, self.starts))
+        args = [HERALD, "--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0",
+                "--shards", "1", "--node-name", name, "--gossip-bind", "127.0.0.1",
+                "--gossip-port", "0", "--admin-bind", "127.0.0.1", "--admin-port", "0",
+                "--gossip-interval", str(PERIOD_MS)]
+        if join:
+            args += ["--join", join]
+        args += list(extra)
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        ports = self._wait_ports(proc, log_path, ("gossip", "admin"))
+        node = Node(name, proc, log_path, ports)
+        self.nodes[name] = node
+        return node
+
+    def _wait_ports(self, proc, log_path, protos, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ports = {m.group(1): int(m.group(3))
+                     for m in LISTEN_RE.finditer(log_path.read_text(errors="replace"))}
+            if all(p in ports for p in protos):
+                return ports
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError("%s did not log its ports; log:\n%s"
+                             % (log_path.name, log_path.read_text(errors="replace")))
+
+    def kill9(self, name):
+        node = self.nodes.pop(name)
+        os.kill(node.proc.pid, signal.SIGKILL)
+        node.proc.wait(timeout=10)
+
+    def terminate(self, name, timeout=10.0):
+        node = self.nodes.pop(name)
+        os.kill(node.proc.pid, signal.SIGTERM)
+        return node.proc.wait(timeout=timeout)
+
+    def stop_all(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path)
+    yield c
+    c.stop_all()
+
+
+def ctl(*args, timeout=10):
+    return subprocess.run([HERALDCTL] + list(args), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def status(node):
+    r = ctl("cluster", "status", "--node", node.admin, "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def states(node):
+    return {m["name"]: m["state"] for m in status(node)["members"]}
+
+
+def member(node, name):
+    for m in status(node)["members"]:
+        if m["name"] == name:
+            return m
+    return None
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError("timed out after %.1fs waiting for %s (last: %r)"
+                         % (timeout, what, last))
+
+
+def start_five(cluster, extra=()):
+    seed = cluster.start("n1", extra=extra)
+    for i in range(2, N + 1):
+        cluster.start("n%d" % i, join=seed.gossip, extra=extra)
+    names = {"n%d" % i for i in range(1, N + 1)}
+    for node in list(cluster.nodes.values()):
+        wait_for(lambda: {n for n, s in states(node).items() if s == "alive"} == names,
+                 10, "%s to see 5 alive" % node.name)
+    return seed
+
+
+def test_five_nodes_form_a_cluster_and_heraldctl_shows_them(cluster):
+    start_five(cluster)
+    for node in cluster.nodes.values():
+        r = ctl("cluster", "status", "--node", node.admin)
+        assert r.returncode == 0, r.stderr
+        assert "5 alive, 0 suspect, 0 dead" in r.stdout, r.stdout
+        assert r.stdout.splitlines()[0].split()[:3] == ["NAME", "ADDRESS", "STATE"]
+        doc = status(node)
+        assert doc["self"] == node.name
+        for m in doc["members"]:
+            for key in ("name", "address", "state", "incarnation", "last_seen_ms",
+                        "connections", "subscriptions", "msgs_per_s"):
+                assert key in m, (key, m)
+            assert m["address"].startswith("127.0.0.1:")
+
+
+def test_kill9_is_dead_within_the_bound_and_a_restart_is_alive_again(cluster):
+    seed = start_five(cluster)
+    before = member(seed, "n5")["incarnation"]
+    cluster.kill9("n5")
+    killed = time.monotonic()
+    for node in cluster.nodes.values():
+        wait_for(lambda: states(node)["n5"] == "dead", DEAD_BOUND_S + 5,
+                 "%s to mark n5 dead" % node.name)
+    took = time.monotonic() - killed
+    print("n5 dead on every live node %.2fs after kill -9 (bound %.2fs)" % (took, DEAD_BOUND_S))
+    assert took <= DEAD_BOUND_S, "dead after %.2fs, bound %.2fs" % (took, DEAD_BOUND_S)
+
+    cluster.start("n5", join=seed.gossip)
+    for node in cluster.nodes.values():
+        wait_for(lambda: (member(node, "n5")["state"] == "alive"
+                          and member(node, "n5")["incarnation"] > before),
+                 10, "%s to see n5 alive at an incarnation above %d" % (node.name, before))
+
+
+def test_sigterm_leaves_and_is_never_counted_dead(cluster):
+    start_five(cluster)
+    log_path = cluster.nodes["n4"].log_path
+    assert cluster.terminate("n4") == 0
+    assert "cluster: left (announced)" in log_path.read_text(errors="replace")
+    for node in cluster.nodes.values():
+        wait_for(lambda: states(node)["n4"] == "left", 5, "%s to mark n4 left" % node.name)
+    # Stays left: no one's suspicion timer turns a departed node into a failure.
+    deadline = time.monotonic() + DEAD_BOUND_S
+    while time.monotonic() < deadline:
+        for node in cluster.nodes.values():
+            assert states(node)["n4"] == "left"
+        time.sleep(0.2)
+    r = ctl("cluster", "status", "--node", cluster.nodes["n1"].admin)
+    assert "4 alive, 0 suspect, 0 dead, 1 left" in r.stdout, r.stdout
+
+
+def test_shared_key_admits_and_a_wrong_key_keeps_out(cluster, tmp_path):
+    good = tmp_path / "good.key"
+    bad = tmp_path / "bad.key"
+    good.write_text("correct horse battery staple 0123456789\n")
+    bad.write_text("another secret altogether 9876543210\n")
+    os.chmod(good, 0o600)
+    os.chmod(bad, 0o600)
+    a = cluster.start("a", extra=("--gossip-key", str(good)))
+    b = cluster.start("b", join=a.gossip, extra=("--gossip-key", str(good)))
+    intruder = cluster.start("x", join=a.gossip, extra=("--gossip-key", str(bad)))
+    plain = cluster.start("p", join=a.gossip)
+    wait_for(lambda: states(a).get("b") == "alive" and states(b).get("a") == "alive", 10,
+             "a and b to see each other")
+    time.sleep(10 * PERIOD_MS / 1000.0)
+    for node in (a, b):
+        assert set(states(node)) == {"a", "b"}, states(node)
+    assert set(states(intruder)) == {"x"}
+    assert set(states(plain)) == {"p"}
+    assert "bad mac" in a.log_path.read_text(errors="replace")
+
+
+def test_other_cluster_name_is_refused(cluster):
+    a = cluster.start("a")
+    other = cluster.start("o", join=a.gossip, extra=("--cluster-name", "elsewhere"))
+    time.sleep(10 * PERIOD_MS / 1000.0)
+    assert set(states(a)) == {"a"}
+    assert set(states(other)) == {"o"}
+    assert "other cluster" in a.log_path.read_text(errors="replace")
+
+
+def test_heraldctl_fails_for_an_unreachable_node(cluster):
+    a = cluster.start("a")
+    port = a.ports["admin"]
+    cluster.terminate("a")
+    r = ctl("cluster", "status", "--node", "127.0.0.1:%d" % port, "--timeout", "2000")
+    assert r.returncode == 1
+    assert "cannot connect" in r.stderr
+    assert ctl("cluster").returncode == 2
