@@ -88,7 +88,11 @@ def test_unacked_message_is_not_given_to_another_consumer_while_its_owner_is_con
     b.subscribe(q, ack="auto")
     pub = clients(herald)
     pub.send_many(q, ["m1", "m2", "m3", "m4"])
-    time.sleep(0.3)
+    a.wait_messages(1)
+    deadline = time.monotonic() + 5
+    while len(a.messages) + len(b.messages) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
     ab = a.bodies()
     bb = b.bodies()
     assert len(ab) == 1, (ab, bb)
@@ -321,7 +325,9 @@ def test_prefetch_sends_the_rest_to_a_consumer_with_room(herald, clients):
     b.subscribe(q, ack="client-individual", headers={"prefetch-count": "1"})
     pub = clients(herald)
     pub.send_many(q, ["m1", "m2", "m3"])
-    time.sleep(0.3)
+    a.wait_messages(1)
+    b.wait_messages(1)
+    time.sleep(0.2)
     assert len(a.messages) == 1 and len(b.messages) == 1
     b.ack(b.messages[0])
     b.wait_messages(2)
