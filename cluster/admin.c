@@ -106,6 +106,24 @@ static void render_member(const struct swim *s, const struct swim_member *m, uin
 	       meta.ws_port, meta.nshards);
 }
 
+/* Gossip counters: how much went out and in, and what was dropped and why. */
+static void render_stats(const struct swim_stats *st, struct admin_buf *out)
+{
+	append(out, "\"gossip\": {\"packets_in\": %" PRIu64 ", \"bytes_in\": %" PRIu64
+	       ", \"packets_out\": %" PRIu64 ", \"bytes_out\": %" PRIu64
+	       ", \"dropped_other_cluster\": %" PRIu64 ", \"dropped_bad_mac\": %" PRIu64
+	       ", \"dropped_malformed\": %" PRIu64 ", \"dropped_version\": %" PRIu64
+	       ", \"dropped_not_gossip\": %" PRIu64 ", \"probes\": %" PRIu64
+	       ", \"probes_failed\": %" PRIu64 ", \"suspicions\": %" PRIu64
+	       ", \"refutes\": %" PRIu64 ", \"declared_dead\": %" PRIu64
+	       ", \"push_pulls\": %" PRIu64 "}",
+	       st->pkts_in, st->bytes_in, st->pkts_out, st->bytes_out,
+	       st->dropped[WIRE_E_CLUSTER], st->dropped[WIRE_E_MAC], st->dropped[WIRE_E_MSG],
+	       st->dropped[WIRE_E_VERSION], st->dropped[WIRE_E_MAGIC] + st->dropped[WIRE_E_SHORT],
+	       st->probes, st->probes_failed, st->suspicions, st->refutes, st->declared_dead,
+	       st->push_pulls);
+}
+
 void admin_render_status(const struct swim *s, uint64_t now_ms, const char *cluster,
 			 const struct node_meta *self_load, struct admin_buf *out)
 {
@@ -124,7 +142,9 @@ void admin_render_status(const struct swim *s, uint64_t now_ms, const char *clus
 		append(out, i ? ", " : "");
 		render_member(s, sorted[i], now_ms, self_load, out);
 	}
-	append(out, "]}\n");
+	append(out, "], ");
+	render_stats(swim_get_stats(s), out);
+	append(out, "}\n");
 	hd_free(sorted);
 }
 

@@ -7,7 +7,11 @@
  *   {"self": "<name>", "cluster": "<cluster>", "health_score": 0,
  *    "members": [{"name", "address", "state", "incarnation", "last_seen_ms",
  *                 "connections", "subscriptions", "msgs_per_s",
- *                 "client_address", "stomp_port", "ws_port", "shards"}, ...]}
+ *                 "client_address", "stomp_port", "ws_port", "shards"}, ...],
+ *    "gossip": {"packets_in", "bytes_in", "packets_out", "bytes_out",
+ *               "dropped_other_cluster", "dropped_bad_mac", "dropped_malformed",
+ *               "dropped_version", "dropped_not_gossip", "probes", "probes_failed",
+ *               "suspicions", "refutes", "declared_dead", "push_pulls"}}
  * members sorted by name; "state" is "alive", "suspect", "dead" or "left"; last_seen_ms is
  * the age of the last direct contact (ack or ping; 0 for self; since the last state change
  * when there was none). `heraldctl cluster status` and monitoring parse it.

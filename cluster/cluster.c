@@ -96,6 +96,7 @@ struct cluster {
 	uint64_t next_meta_ms;		/* earliest next metadata gossip */
 	struct node_meta meta;		/* what we advertise; load part sampled */
 	uint64_t last_warn_ms;
+	uint64_t refutes_logged;	/* swim's refute count when we last logged one */
 	char gossip_str[80];		/* our gossip address, for logs */
 };
 
@@ -618,8 +619,12 @@ static void on_member_change(void *arg, const struct swim_member *m, int old_sta
 	char a[64];
 
 	if (m == swim_self(c->swim)) {
-		if (old_state == SWIM_ALIVE && m->state == SWIM_ALIVE)
-			hd_log_info("cluster: self now at incarnation %u", m->incarnation);
+		/* Metadata refreshes raise the incarnation too: log only refutations. */
+		if (swim_get_stats(c->swim)->refutes != c->refutes_logged) {
+			c->refutes_logged = swim_get_stats(c->swim)->refutes;
+			hd_log_info("cluster: refuted a suspicion of this node (incarnation %u)",
+				    m->incarnation);
+		}
 		return;
 	}
 	wire_addr_format(&m->addr, a, sizeof(a));

@@ -102,6 +102,8 @@ Test(admin, status_json_lists_members_sorted_with_their_load)
 			    "\"msgs_per_s\": 7"), "%s", out.ptr);
 	cr_assert(strstr(a, "\"last_seen_ms\": 500"), "%s", out.ptr);
 	cr_assert(strstr(b, "\"address\": \"127.0.0.1:7946\""), "%s", out.ptr);
+	cr_assert(strstr(out.ptr, "], \"gossip\": {\"packets_in\": 0, "), "%s", out.ptr);
+	cr_assert(strstr(out.ptr, "\"dropped_bad_mac\": 0"), "%s", out.ptr);
 	admin_buf_free(&out);
 	swim_destroy(s);
 }
