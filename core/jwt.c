@@ -87,6 +87,18 @@ int jwt_keys_set_hs256(struct jwt_keys *k, const void *secret, size_t len, char 
 	return 0;
 }
 
+/* One verify set-up on the loading (main) thread, so whatever OpenSSL caches in the key on
+ * first use (its provider export) is done before shards share the key read-only. */
+static void warm_up(const struct jwt_keys *k, EVP_PKEY *pkey)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	if (ctx)
+		(void)EVP_DigestVerifyInit(ctx, NULL, k->sha256, NULL, pkey);
+	EVP_MD_CTX_free(ctx);
+	ERR_clear_error();
+}
+
 static EVP_PKEY *read_pem_pubkey(const char *pem, size_t len)
 {
 	BIO *bio;
@@ -117,6 +129,7 @@ int jwt_keys_set_rs256_pem(struct jwt_keys *k, const char *pem, size_t len, char
 		EVP_PKEY_free(pkey);
 		return fail(err, cap, "RS256 key: RSA keys under 2048 bits are refused");
 	}
+	warm_up(k, pkey);
 	EVP_PKEY_free(k->rsa);
 	k->rsa = pkey;
 	k->algs |= JWT_ALG_RS256;
@@ -138,6 +151,7 @@ int jwt_keys_set_es256_pem(struct jwt_keys *k, const char *pem, size_t len, char
 		ERR_clear_error();
 		return fail(err, cap, "ES256 key: not an EC P-256 public key");
 	}
+	warm_up(k, pkey);
 	EVP_PKEY_free(k->ec);
 	k->ec = pkey;
 	k->algs |= JWT_ALG_ES256;
