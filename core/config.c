@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_type { OPT_STR, OPT_U16, OPT_U32, OPT_U64, OPT_BOOL, OPT_LOG, OPT_JOIN };
+enum opt_type { OPT_STR, OPT_U16, OPT_U32, OPT_U64, OPT_BOOL, OPT_LOG, OPT_JOIN, OPT_USER };
 
 struct opt {
 	const char *name;	/* flag --name; INI key name in any section */
@@ -32,6 +32,15 @@ static const struct opt opts[] = {
 	{ "node-name", OPT_STR, C(node_name), "node name (default: hostname:stomp-port)" },
 	{ "log-level", OPT_LOG, C(log_level), "error, warn, info or debug" },
 	{ "vhosts", OPT_STR, C(vhosts), "comma-separated virtual hosts (CONNECT's host header)" },
+	{ "users-file", OPT_STR, C(users_file), "users file written by `heraldctl user` (docs/auth.md)" },
+	{ "rules-file", OPT_STR, C(rules_file), "authorization rules file (docs/auth.md); none: built-in defaults" },
+	{ "user", OPT_USER, C(users), "NAME:PASSWORD[:TAG,...] quick-start user (repeatable)" },
+	{ "jwt-hs256-secret-file", OPT_STR, C(jwt_hs256_secret_file), "file with the HS256 secret: passcodes may be JWTs" },
+	{ "jwt-rs256-key-file", OPT_STR, C(jwt_rs256_key_file), "PEM public key for RS256 JWTs" },
+	{ "jwt-es256-key-file", OPT_STR, C(jwt_es256_key_file), "PEM public key for ES256 JWTs" },
+	{ "jwt-audience", OPT_STR, C(jwt_audience), "required JWT aud" },
+	{ "jwt-issuer", OPT_STR, C(jwt_issuer), "required JWT iss" },
+	{ "jwt-leeway-s", OPT_U32, C(jwt_leeway_s), "clock skew allowed on JWT exp/nbf, seconds" },
 	{ "default-user", OPT_STR, C(default_user), "built-in user (loopback only)" },
 	{ "default-pass", OPT_STR, C(default_pass), "built-in user's password" },
 	{ "heartbeat-min-ms", OPT_U32, C(limits.heartbeat_min_ms), "shortest heart-beat interval honoured" },
@@ -88,20 +97,6 @@ void config_defaults(struct herald_config *cfg)
 	};
 	cfg->cluster_enabled = true;
 	/* cfg->cluster: main fills it with cluster_config_defaults (core never calls cluster) */
-}
-
-bool config_has_vhost(const struct herald_config *cfg, const char *name, size_t len)
-{
-	const char *p = cfg->vhosts;
-
-	while (*p) {
-		size_t n = strcspn(p, ",");
-
-		if (n == len && !memcmp(p, name, len))
-			return true;
-		p += n + (p[n] == ',');
-	}
-	return false;
 }
 
 static int parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -175,6 +170,11 @@ static int set_opt(struct herald_config *cfg, const struct opt *o, const char *v
 		return 0;
 	case OPT_JOIN:
 		return set_join(cfg, val);
+	case OPT_USER:
+		if (cfg->nusers == HD_ARRAY_LEN(cfg->users) || strlen(val) >= sizeof(cfg->users[0]))
+			return -1;
+		strcpy(cfg->users[cfg->nusers++], val);
+		return 0;
 	}
 	return -1;
 }
@@ -224,6 +224,7 @@ static void print_help(const struct herald_config *cur)
 		case OPT_BOOL: snprintf(val, sizeof(val), "%s", *(const bool *)field ? "true" : "false"); break;
 		case OPT_LOG: snprintf(val, sizeof(val), "info"); break;
 		case OPT_JOIN: snprintf(val, sizeof(val), "none"); break;
+		case OPT_USER: snprintf(val, sizeof(val), "none"); break;
 		}
 		printf("  --%-20s %s (default: %s)\n", o->name, o->help, val[0] ? val : "\"\"");
 	}
@@ -282,7 +283,9 @@ int config_load(struct herald_config *cfg, int argc, char **argv)
 			return -1;
 		}
 		if (set_opt(cfg, o, val)) {
-			fprintf(stderr, "herald: bad value for --%s: %s\n", name, val);
+			/* never echo a --user value: it holds a password */
+			fprintf(stderr, "herald: bad value for --%s%s%s\n", name, o->type == OPT_USER ? "" : ": ",
+				o->type == OPT_USER ? "" : val);
 			return -1;
 		}
 	}

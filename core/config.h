@@ -36,6 +36,16 @@ struct herald_config {
 	char node_name[128];
 	int log_level;
 	char vhosts[512];		/* comma-separated virtual hosts; "/" by default */
+	char users_file[256];		/* users file (heraldctl user ...); "" = none */
+	char rules_file[256];		/* authorization rules; "" = the built-in defaults */
+	char users[16][160];		/* --user NAME:PASSWORD[:TAG,...] (repeatable) */
+	uint32_t nusers;
+	char jwt_hs256_secret_file[256];
+	char jwt_rs256_key_file[256];
+	char jwt_es256_key_file[256];
+	char jwt_audience[128];
+	char jwt_issuer[128];
+	uint32_t jwt_leeway_s;
 	char default_user[64];		/* guest */
 	char default_pass[64];
 	bool default_user_loopback_only;
@@ -43,9 +53,6 @@ struct herald_config {
 	struct cluster_config cluster;
 	bool cluster_enabled;
 };
-
-/* True when name[0..len) is one of cfg->vhosts. */
-bool config_has_vhost(const struct herald_config *cfg, const char *name, size_t len);
 
 /* Embedded defaults (RabbitMQ's ports: STOMP 61613, WebSocket 15674 at /ws). Leaves
  * cfg->cluster zeroed: the caller applies cluster_config_defaults (core does not use cluster). */

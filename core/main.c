@@ -8,6 +8,8 @@
 #include "cluster/cluster.h"
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_log.h"
+#include "core/auth.h"
+#include "core/authsvc.h"
 #include "core/config.h"
 #include "core/shard.h"
 #include "net/listen.h"
@@ -81,6 +83,62 @@ static void sum_load(void *arg, struct cluster_load *out)
 	last_ms = now_ms;
 }
 
+static struct users_table *static_users;
+
+static void auth_settings_from(const struct herald_config *cfg, struct auth_settings *as)
+{
+	memset(as, 0, sizeof(*as));
+	as->vhosts = cfg->vhosts;
+	as->users_file = cfg->users_file;
+	as->rules_file = cfg->rules_file;
+	as->static_users = static_users;
+	as->jwt_hs256_secret_file = cfg->jwt_hs256_secret_file;
+	as->jwt_rs256_key_file = cfg->jwt_rs256_key_file;
+	as->jwt_es256_key_file = cfg->jwt_es256_key_file;
+	as->jwt_audience = cfg->jwt_audience;
+	as->jwt_issuer = cfg->jwt_issuer;
+	as->jwt_leeway_s = cfg->jwt_leeway_s;
+}
+
+/* Loads users, rules and keys into a new auth db and hands it to every shard. */
+static int load_auth(const struct herald_config *cfg)
+{
+	struct auth_settings as;
+	struct auth_db *db;
+	char err[256];
+	int rc;
+
+	auth_settings_from(cfg, &as);
+	rc = auth_db_create(&as, &db, err, sizeof(err));
+	if (rc) {
+		hd_log_err("auth: %s", err);
+		return rc;
+	}
+	shard_publish_auth_db(shards, nshards, db);
+	hd_log_info("auth: %zu password users, virtual hosts %s", auth_db_user_count(db),
+		    auth_db_vhosts(db));
+	auth_db_unref(db);
+	return 0;
+}
+
+static int make_static_users(const struct herald_config *cfg)
+{
+	const char *specs[HD_ARRAY_LEN(cfg->users)];
+	char err[256];
+
+	for (uint32_t i = 0; i < cfg->nusers; i++)
+		specs[i] = cfg->users[i];
+	/* these hashes live in memory only, beside the plaintext they came from at start-up:
+	 * argon2id's cost buys nothing here, so the cheapest setting keeps logins fast */
+	if (auth_static_users_create(specs, cfg->nusers, cfg->default_user, cfg->default_pass,
+				     cfg->default_user_loopback_only, USERS_COST_MIN,
+				     &static_users, err, sizeof(err))) {
+		hd_log_err("auth: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
 static void derive_names(struct herald_config *cfg)
 {
 	char host[100];
@@ -103,6 +161,7 @@ int main(int argc, char **argv)
 {
 	static struct herald_config cfg;
 	struct cluster *cluster = NULL;
+	struct authsvc *authsvc = NULL;
 	sigset_t sigs;
 	int sig;
 	int rc;
@@ -131,6 +190,12 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	shards = shard_create_all(nshards, &cfg);
+	if (make_static_users(&cfg) || load_auth(&cfg))
+		return 1;
+	if (authsvc_start(&authsvc, shards, nshards)) {
+		hd_log_err("cannot start the auth thread");
+		return 1;
+	}
 	if (open_listeners("stomp", cfg.bind_addr, &cfg.stomp_port, CONN_KIND_STOMP))
 		return 1;
 	if (open_listeners("ws", cfg.bind_addr, &cfg.ws_port, CONN_KIND_WS))
@@ -153,7 +218,10 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig))
 			continue;
 		if (sig == SIGHUP) {
-			hd_log_info("SIGHUP: nothing to reload yet");
+			/* new users, rules and keys; live connections stay (docs/auth.md) */
+			hd_log_info("SIGHUP: reloading users, rules and keys");
+			if (load_auth(&cfg))
+				hd_log_warn("reload failed: the previous users and rules stay in force");
 			continue;
 		}
 		break;
@@ -162,7 +230,9 @@ int main(int argc, char **argv)
 	if (cluster)
 		cluster_leave_and_destroy(cluster);
 	shard_stop_all(shards, nshards);
+	authsvc_stop(authsvc);
 	shard_destroy_all(shards, nshards);
+	users_table_destroy(static_users);
 	hd_log_info("stopped");
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_fmt.h"
 #include "core/base/hd_log.h"
+#include "core/base/hd_time.h"
 #include "core/hmsg.h"
 #include "core/shard.h"
 #include "core/topic_match.h"
@@ -127,6 +128,22 @@ struct session {
 	struct tx *txs;
 	char vhost[64];
 	char user[64];
+	/* authentication */
+	struct auth_identity *id;	/* who, fixed at CONNECT */
+	struct pending_connect *pc;	/* CONNECT's leftovers while its login is decided */
+	uint64_t expires_ms;		/* a token's expiry (monotonic ms); 0: never */
+	uint64_t deny_at_ms;		/* a refused login's ERROR goes out then (rate limit) */
+	bool auth_pending;		/* the auth thread has our job */
+};
+
+/* What CONNECT asked for beyond credentials, kept while the login is being decided. */
+struct pending_connect {
+	uint32_t cx;
+	uint32_t cy;
+	bool has_receipt;
+	char receipt[128];
+	const char *message;		/* a refusal waiting for deny_at_ms */
+	char detail[200];
 };
 
 static uint64_t conn_ref(const struct session *s)
@@ -728,6 +745,8 @@ void session_on_drain(struct shard *sh, struct net_conn *c)
 			credit_return(sh, s->subs[i]);
 }
 
+static void session_read_again(struct shard *sh, struct session *s);
+
 /* ---- CONNECT ---- */
 
 static int pick_version(const struct stomp_view *accept, enum stomp_version *out)
@@ -785,34 +804,6 @@ static int parse_heartbeat(const struct stomp_view *hb, uint32_t *cx, uint32_t *
 	return 0;
 }
 
-static bool peer_is_loopback(const struct net_conn *c)
-{
-	return (ntohl(c->peer.sin_addr.s_addr) >> 24) == 127;
-}
-
-static bool view_eq_const_time(const struct stomp_view *v, const char *s)
-{
-	size_t len = strlen(s);
-
-	return v && v->len == len && sodium_memcmp(v->ptr, s, len) == 0;
-}
-
-static bool authenticate(struct shard *sh, struct session *s, const struct stomp_frame *f)
-{
-	const struct stomp_view *login = stomp_frame_header(f, "login");
-	const struct stomp_view *pass = stomp_frame_header(f, "passcode");
-	const struct herald_config *cfg = sh->cfg;
-
-	if (!login || !pass)
-		return false;
-	if (!view_eq_const_time(login, cfg->default_user) || !view_eq_const_time(pass, cfg->default_pass))
-		return false;
-	if (cfg->default_user_loopback_only && !peer_is_loopback(s->conn))
-		return false;
-	snprintf(s->user, sizeof(s->user), "%.*s", (int)login->len, login->ptr);
-	return true;
-}
-
 static void hb_list_add(struct shard *sh, struct session *s)
 {
 	if (s->on_hb_list)
@@ -838,15 +829,112 @@ static void hb_list_remove(struct shard *sh, struct session *s)
 		s->hb_next->hb_prev = s->hb_prev;
 }
 
+static void pc_fail(struct shard *sh, struct session *s, const char *message, const char *detail)
+{
+	struct stomp_view rid = { s->pc->receipt, strlen(s->pc->receipt) };
+
+	session_fail(sh, s, message, detail, s->pc->has_receipt ? &rid : NULL);
+}
+
+/* The login succeeded: CONNECTED, heart-beats, token expiry, then frames flow again. */
+static void connect_complete(struct shard *sh, struct session *s)
+{
+	uint32_t min = sh->cfg->limits.heartbeat_min_ms;
+	struct pending_connect *pc = s->pc;
+	int64_t left = auth_identity_ms_left(s->id, hd_now_unix_ms());
+	char hb[32];
+	char sess[48];
+
+	snprintf(s->user, sizeof(s->user), "%s", s->id->user);
+	snprintf(s->vhost, sizeof(s->vhost), "%s", s->id->vhost);
+	/* we send as often as the client asks (cy), and expect what it offers (cx) */
+	s->hb_send_ms = pc->cy ? HD_MAX(pc->cy, min) : 0;
+	s->hb_recv_ms = pc->cx ? HD_MAX(pc->cx, min) : 0;
+	s->expires_ms = left >= 0 ? sh->now_ms + (uint64_t)left : 0;
+	s->state = SESSION_CONNECTED;
+	hb_list_remove(sh, s);
+	if (s->hb_send_ms || s->hb_recv_ms || s->expires_ms)
+		hb_list_add(sh, s);
+	snprintf(hb, sizeof(hb), "%u,%u", s->hb_send_ms, s->hb_recv_ms);
+	snprintf(sess, sizeof(sess), "session-%08x-%u-%llu", shard_node_epoch, sh->id,
+		 (unsigned long long)s->conn->id);
+	{
+		struct stomp_header h[5] = { HDR("version", stomp_version_name(s->version)),
+					     HDR("heart-beat", hb), HDR("server", "Herald/" HERALD_VERSION),
+					     HDR("session", sess), HDR("user-name", s->user) };
+
+		write_frame(sh, s, STOMP_CMD_CONNECTED, h, 5, NULL, 0);
+	}
+	if (pc->has_receipt) {
+		struct stomp_header h[1] = { HDR("receipt-id", pc->receipt) };
+
+		write_frame(sh, s, STOMP_CMD_RECEIPT, h, 1, NULL, 0);
+	}
+	hd_free(pc);
+	s->pc = NULL;
+}
+
+/* Acts on auth_connect's or auth_job_finish's answer. */
+static void connect_decided(struct shard *sh, struct session *s, struct auth_result *r)
+{
+	switch (r->status) {
+	case AUTH_OK:
+		s->id = r->identity;
+		connect_complete(sh, s);
+		return;
+	case AUTH_DENIED:
+		hd_log_conn(HD_LOG_WARN, s->conn->id, "login refused: %s", r->log_reason);
+		if (!r->delay_ms) {
+			pc_fail(sh, s, r->message, r->detail);
+			return;
+		}
+		/* repeated failures from this address: answer later, never faster */
+		s->pc->message = r->message;
+		snprintf(s->pc->detail, sizeof(s->pc->detail), "%s", r->detail);
+		s->deny_at_ms = sh->now_ms + r->delay_ms;
+		return;
+	case AUTH_SLOW: {
+		struct xmsg m = { .kind = XMSG_AUTH_JOB, .ptr = r->job, .a = conn_ref(s) };
+
+		auth_job_set_cookie(r->job, conn_ref(s));
+		if (!shard_send_auth(sh, &m)) {
+			auth_job_destroy(r->job, &sh->auth, sh->now_ms);
+			pc_fail(sh, s, "server busy", "Too many logins in progress; try again");
+			return;
+		}
+		s->auth_pending = true;
+		return;
+	}
+	}
+}
+
+void session_on_auth_done(struct shard *sh, const struct xmsg *m)
+{
+	struct session *s = session_by_ref(sh, auth_job_cookie(m->ptr));
+	struct auth_result r;
+
+	if (!s || !s->auth_pending) {
+		auth_job_destroy(m->ptr, &sh->auth, sh->now_ms);	/* the client left */
+		return;
+	}
+	s->auth_pending = false;
+	auth_job_finish(m->ptr, &sh->auth, sh->now_ms, &r);
+	connect_decided(sh, s, &r);
+	if (!s->close_mode && !s->deny_at_ms && s->state == SESSION_CONNECTED)
+		session_read_again(sh, s);	/* frames the client sent behind CONNECT */
+}
+
 static void on_connect(struct shard *sh, struct session *s, const struct stomp_frame *f)
 {
 	const struct stomp_view *host = stomp_frame_header(f, "host");
+	const struct stomp_view *login = stomp_frame_header(f, "login");
+	const struct stomp_view *pass = stomp_frame_header(f, "passcode");
+	const struct stomp_view *receipt = frame_receipt(f);
+	struct auth_request rq = { 0 };
+	struct auth_result r;
 	uint32_t cx, cy;
-	char hb[32];
-	char sess[48];
-	uint32_t min = sh->cfg->limits.heartbeat_min_ms;
 
-	if (s->state != SESSION_AWAIT_CONNECT) {
+	if (s->state != SESSION_AWAIT_CONNECT || s->pc) {
 		fail_frame(sh, s, f, "already connected", "CONNECT was sent twice");
 		return;
 	}
@@ -865,43 +953,46 @@ static void on_connect(struct shard *sh, struct session *s, const struct stomp_f
 		fail_frame(sh, s, f, "invalid heart-beat header", "heart-beat must be '<cx>,<cy>'");
 		return;
 	}
-	if (!authenticate(sh, s, f)) {
-		hd_log_conn(HD_LOG_WARN, s->conn->id, "login refused");
-		fail_frame(sh, s, f, "Access refused",
-			   "Login failed: wrong login or passcode, or this user may not connect from "
-			   "this address");
-		return;
+	s->pc = hd_calloc(1, sizeof(*s->pc));
+	s->pc->cx = cx;
+	s->pc->cy = cy;
+	if (receipt) {
+		s->pc->has_receipt = true;
+		snprintf(s->pc->receipt, sizeof(s->pc->receipt), "%.*s", (int)HD_MIN(receipt->len, 127),
+			 receipt->ptr);
 	}
-	if (host && !config_has_vhost(sh->cfg, host->ptr, host->len)) {
-		char detail[160];
+	if (login) {
+		rq.login = login->ptr;
+		rq.login_len = login->len;
+	}
+	if (pass) {
+		rq.passcode = pass->ptr;
+		rq.passcode_len = pass->len;
+	}
+	if (host) {
+		rq.vhost = host->ptr;
+		rq.vhost_len = host->len;
+	}
+	rq.peer = (const struct sockaddr *)&s->conn->peer;
+	rq.now_ms = sh->now_ms;
+	rq.now_unix_ms = hd_now_unix_ms();
+	auth_connect(sh->auth_db, &sh->auth, &rq, &r);
+	connect_decided(sh, s, &r);
+}
 
-		snprintf(detail, sizeof(detail), "Virtual host '%.*s' does not exist (or access is denied)",
-			 (int)HD_MIN(host->len, 64), host->ptr);
-		fail_frame(sh, s, f, "Access refused", detail);
-		return;
-	}
-	snprintf(s->vhost, sizeof(s->vhost), "%.*s", host ? (int)HD_MIN(host->len, 63) : 1,
-		 host ? host->ptr : "/");
-	/* we send as often as the client asks (cy), and expect what it offers (cx) */
-	s->hb_send_ms = cy ? HD_MAX(cy, min) : 0;
-	s->hb_recv_ms = cx ? HD_MAX(cx, min) : 0;
-	s->state = SESSION_CONNECTED;
-	hb_list_remove(sh, s);
-	if (s->hb_send_ms || s->hb_recv_ms)
-		hb_list_add(sh, s);
-	snprintf(hb, sizeof(hb), "%u,%u", s->hb_send_ms, s->hb_recv_ms);
-	snprintf(sess, sizeof(sess), "session-%08x-%u-%llu", shard_node_epoch, sh->id,
-		 (unsigned long long)s->conn->id);
-	{
-		struct stomp_header h[4] = { HDR("version", stomp_version_name(s->version)),
-					     HDR("heart-beat", hb), HDR("server", "Herald/" HERALD_VERSION),
-					     HDR("session", sess) };
+/* Is the session allowed to act on d? On a denial: ERROR naming it, then close. */
+static bool authorized(struct shard *sh, struct session *s, const struct stomp_frame *f,
+		       enum acl_action a, const struct stomp_view *d)
+{
+	struct auth_verdict v;
+	char detail[400];
 
-		write_frame(sh, s, STOMP_CMD_CONNECTED, h, 4, NULL, 0);
-	}
-	receipts_flush(sh, s);
-	if (receipt_begin(s, f, 0, false))
-		receipts_flush(sh, s);
+	if (auth_authorize(sh->auth_db, s->id, a, d->ptr, d->len, &v))
+		return true;
+	auth_verdict_format(&v, s->id, a, d->ptr, d->len, detail, sizeof(detail));
+	hd_log_conn(HD_LOG_INFO, s->conn->id, "denied: %s", detail);
+	fail_frame(sh, s, f, "Access refused", detail);
+	return false;
 }
 
 /* ---- SEND ---- */
@@ -1065,7 +1156,7 @@ static void on_send(struct shard *sh, struct session *s, const struct stomp_fram
 	bool bad;
 	struct hmsg *m;
 
-	if (!check_dest(sh, s, f, d))
+	if (!check_dest(sh, s, f, d) || !authorized(sh, s, f, ACL_SEND, d))
 		return;
 	tx = frame_tx(sh, s, f, &bad);
 	if (bad)
@@ -1139,7 +1230,7 @@ static void on_subscribe(struct shard *sh, struct session *s, const struct stomp
 	struct sub *sub;
 	uint32_t prefetch = 0;
 
-	if (!check_dest(sh, s, f, d))
+	if (!check_dest(sh, s, f, d) || !authorized(sh, s, f, ACL_SUBSCRIBE, d))
 		return;
 	if (!id && s->version != STOMP_V10) {
 		fail_frame(sh, s, f, "missing id header", "SUBSCRIBE requires an 'id' header");
@@ -1564,6 +1655,11 @@ static size_t stomp_input(struct shard *sh, struct session *s, const char *buf, 
 	while (off < len && !s->close_mode) {
 		ssize_t n;
 
+		if (s->auth_pending || s->deny_at_ms) {
+			/* the login is being decided: later frames wait, unread */
+			net_conn_pause_recv(&sh->loop, s->conn);
+			break;
+		}
 		if (shard_is_backlogged(sh)) {
 			/* other shards cannot take more now: stop reading until they can */
 			net_conn_pause_recv(&sh->loop, s->conn);
@@ -1645,6 +1741,8 @@ void session_on_close(struct shard *sh, struct net_conn *c)
 	hb_list_remove(sh, s);
 	if (s->paused)
 		sh->npaused--;
+	auth_identity_destroy(s->id);
+	hd_free(s->pc);
 	if (s->ws)
 		wsconn_destroy(s->ws);
 	atomic_fetch_sub_explicit(&shard_total_connections, 1, memory_order_relaxed);
@@ -1659,7 +1757,18 @@ void session_tick(struct shard *sh, uint64_t now_ms)
 		next = s->hb_next;
 		if (s->close_mode)
 			continue;
+		if (s->deny_at_ms) {
+			if (now_ms >= s->deny_at_ms)
+				pc_fail(sh, s, s->pc->message, s->pc->detail);
+			continue;
+		}
+		if (s->expires_ms && now_ms >= s->expires_ms) {
+			session_fail(sh, s, "Token expired", "The login token expired; connect again", NULL);
+			continue;
+		}
 		if (s->state == SESSION_AWAIT_CONNECT) {
+			if (s->auth_pending)
+				continue;	/* the auth thread answers; the job is bounded */
 			if (now_ms > s->connect_deadline_ms)
 				session_fail(sh, s, "connect timeout", "No CONNECT frame in time", NULL);
 			continue;
@@ -1674,6 +1783,18 @@ void session_tick(struct shard *sh, uint64_t now_ms)
 	}
 }
 
+/* Reading stopped (login decided, backlog gone): take what the client sent meanwhile. */
+static void session_read_again(struct shard *sh, struct session *s)
+{
+	struct net_conn *c = s->conn;
+
+	net_conn_resume_recv(&sh->loop, c);	/* re-offers the bytes it kept */
+	if (c->state != NET_CONN_OPEN || c->user != s)
+		return;
+	if (s->ws && !s->close_mode)
+		wsconn_input(sh, s->ws, c, NULL, 0, s);	/* STOMP bytes it kept */
+}
+
 void session_resume_paused(struct shard *sh)
 {
 	for (uint32_t i = 0; sh->npaused && !sh->nparked && i < sh->loop.nconns_cap; i++) {
@@ -1683,9 +1804,8 @@ void session_resume_paused(struct shard *sh)
 		if (s && s->paused && c->state == NET_CONN_OPEN) {
 			s->paused = false;
 			sh->npaused--;
-			net_conn_resume_recv(&sh->loop, c);
-			if (s->ws && !s->close_mode)
-				wsconn_input(sh, s->ws, c, NULL, 0, s);	/* STOMP bytes it kept */
+			if (!s->auth_pending && !s->deny_at_ms)
+				session_read_again(sh, s);
 		}
 	}
 }

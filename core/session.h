@@ -42,6 +42,8 @@ void session_on_drain(struct shard *sh, struct net_conn *c);
 void session_on_done(struct shard *sh, const struct xmsg *m);
 void session_on_topic_deliver(struct shard *sh, const struct xmsg *m);
 void session_on_queue_deliver(struct shard *sh, const struct xmsg *m);
+/* An auth job came back from the auth thread (XMSG_AUTH_JOB). */
+void session_on_auth_done(struct shard *sh, const struct xmsg *m);
 
 /* Heart-beats, CONNECT timeouts. Call every few milliseconds with the current time. */
 void session_tick(struct shard *sh, uint64_t now_ms);

@@ -71,6 +71,7 @@ static const xmsg_handler xmsg_handlers[] = {
 	[XMSG_TOPIC_DELIVER] = session_on_topic_deliver,
 	[XMSG_QUEUE_DELIVER] = session_on_queue_deliver,
 	[XMSG_STOP] = on_stop_msg,
+	[XMSG_AUTH_JOB] = session_on_auth_done,
 };
 
 /* ---- sending and parking ---- */
@@ -160,16 +161,60 @@ static const struct net_callbacks shard_net_callbacks = {
 
 static bool inbound_pending(struct shard *sh)
 {
+	if (sh->auth_in && xring_has_items(sh->auth_in))
+		return true;
 	for (uint32_t i = 0; i < sh->nshards; i++)
 		if (xring_has_items(sh->in[i]))
 			return true;
 	return false;
 }
 
+bool shard_send_auth(struct shard *sh, const struct xmsg *m)
+{
+	struct xmsg copy = *m;
+
+	copy.from = (uint16_t)sh->id;
+	return sh->auth_out && !xring_push(sh->auth_out, &copy);
+}
+
+void shard_publish_auth_db(struct shard **shards, uint32_t n, struct auth_db *db)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t one = 1;
+		struct auth_db *old;
+
+		/* release: the db's contents are visible before the shard sees the pointer */
+		old = atomic_exchange_explicit(&shards[i]->auth_db_next, auth_db_ref(db),
+					       memory_order_acq_rel);
+		auth_db_unref(old);	/* a newer one replaced it before the shard took it */
+		if (write(shards[i]->wake.eventfd, &one, sizeof(one)) < 0)
+			hd_log_warn("cannot wake shard %u", i);
+	}
+}
+
+static void take_auth_db(struct shard *sh)
+{
+	/* acquire: pairs with the release in shard_publish_auth_db */
+	struct auth_db *next = atomic_exchange_explicit(&sh->auth_db_next, NULL, memory_order_acquire);
+
+	if (!next)
+		return;
+	auth_db_unref(sh->auth_db);
+	sh->auth_db = next;
+}
+
 static uint32_t drain_inbound(struct shard *sh)
 {
 	struct xmsg batch[DRAIN_BATCH];
 	uint32_t total = 0;
+
+	if (sh->auth_in) {
+		uint32_t n = xring_pop(sh->auth_in, batch, DRAIN_BATCH);
+
+		for (uint32_t i = 0; i < n; i++)
+			session_on_auth_done(sh, &batch[i]);
+		total += n;
+	}
 
 	for (uint32_t from = 0; from < sh->nshards; from++) {
 		uint32_t n = xring_pop(sh->in[from], batch, DRAIN_BATCH);
@@ -192,6 +237,8 @@ static void publish_outbound(struct shard *sh)
 	}
 	for (uint32_t to = 0; to < sh->nshards; to++)
 		xring_publish(sh->out[to]);
+	if (sh->auth_out)
+		xring_publish(sh->auth_out);
 }
 
 static void publish_stats(struct shard *sh)
@@ -244,6 +291,7 @@ static void *shard_main(void *arg)
 	hd_log_set_thread_shard((int)sh->id);
 	pin_to_cpu(sh->id);
 	hd_alloc_bind_thread_arena();
+	take_auth_db(sh);
 	err = net_loop_init(&sh->loop, &lc, &shard_net_callbacks, sh);
 	if (err) {
 		hd_log_err("io_uring setup failed: %s", strerror(-err));
@@ -268,6 +316,7 @@ static void *shard_main(void *arg)
 		net_loop_run_once(&sh->loop, timeout);
 		xwake_awake(&sh->wake);
 		drain_inbound(sh);
+		take_auth_db(sh);
 		sh->now_ms = hd_now_ms();
 		if (sh->nclosing)
 			session_reap_closing(sh);
@@ -313,6 +362,7 @@ struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg)
 		sh->parked = hd_calloc(n, sizeof(*sh->parked));
 		dest_table_init(&sh->dests);
 		local_table_init(&sh->local);
+		auth_shard_init(&sh->auth);
 		sh->frame = hd_alloc(sizeof(*sh->frame));
 		sh->parse_scratch_cap = (size_t)cfg->limits.max_header_line * 4 + 65536;
 		sh->parse_scratch = hd_alloc(sh->parse_scratch_cap);
@@ -390,6 +440,9 @@ void shard_destroy_all(struct shard **shards, uint32_t n)
 		net_loop_fini(&sh->loop);
 		dest_table_fini(&sh->dests);
 		local_table_fini(&sh->local);
+		auth_shard_fini(&sh->auth);
+		auth_db_unref(sh->auth_db);
+		auth_db_unref(atomic_load(&sh->auth_db_next));
 		for (uint32_t to = 0; to < n; to++) {
 			xring_fini(sh->out[to]);
 			hd_free(sh->out[to]);

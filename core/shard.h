@@ -10,6 +10,7 @@
 #ifndef CORE_SHARD_H
 #define CORE_SHARD_H
 
+#include "core/auth.h"
 #include "core/config.h"
 #include "core/dest.h"
 #include "core/session.h"
@@ -66,6 +67,13 @@ struct shard {
 	uint32_t nparked;		/* total parked xmsgs */
 	struct dest_table dests;
 	struct local_table local;
+	/* authentication: the db checked against (refcounted, swapped on SIGHUP through
+	 * auth_db_next), this shard's credential cache and rate limiter, the auth thread's rings */
+	struct auth_db *auth_db;
+	_Atomic(struct auth_db *) auth_db_next;
+	struct auth_shard auth;
+	struct xring *auth_out;		/* to the auth thread (we produce) */
+	struct xring *auth_in;		/* from the auth thread (we consume) */
 	struct session *hb_list;	/* sessions with heart-beats or awaiting CONNECT */
 	uint32_t npaused;		/* sessions not read while xrings are backlogged */
 	uint64_t *closing;		/* conn refs to close after this batch */
@@ -104,6 +112,10 @@ extern uint32_t shard_node_epoch;
 struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg);
 /* Gives shard sh a listening socket (each shard gets its own SO_REUSEPORT member). */
 void shard_add_listener(struct shard *sh, int fd, uint8_t kind);
+/* Hands every shard a reference to db (at start, and on SIGHUP): each swaps it in at its
+ * next loop turn and drops the one it had. Main thread; the caller keeps its own ref. */
+void shard_publish_auth_db(struct shard **shards, uint32_t n, struct auth_db *db);
+
 /* Starts the threads (each pins itself to CPU id % online CPUs). */
 int shard_start_all(struct shard **shards, uint32_t n);
 /* Asks every shard to stop accepting, flush, close sessions, and exit; joins them. */
@@ -116,6 +128,9 @@ struct shard *shard_self(void);
 /* Sends an xmsg to shard `to` (itself included). Never fails: a full xring parks it and
  * the shard stops reading its sockets until the park drains. Shard thread only. */
 void shard_send(struct shard *sh, uint32_t to, const struct xmsg *m);
+
+/* Sends an auth job to the auth thread; false when its ring is full (refuse the login). */
+bool shard_send_auth(struct shard *sh, const struct xmsg *m);
 
 /* True when parked xmsgs are waiting: sessions should not read more input. */
 static inline bool shard_is_backlogged(const struct shard *sh)

@@ -32,6 +32,8 @@ enum xmsg_kind {
 				 * u32: XDELIVER_* flags | ack mode << XDELIVER_ACK_MODE_SHIFT */
 	/* main -> shard */
 	XMSG_STOP = 13,		/* begin graceful shutdown */
+	/* shard <-> auth thread */
+	XMSG_AUTH_JOB = 14,	/* ptr: struct auth_job (cookie: conn ref); run there, sent back */
 };
 
 /* XMSG_QUEUE_ACK modes */
