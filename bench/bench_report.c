@@ -97,6 +97,10 @@ void bench_report_table(const struct bench_result *r, FILE *f)
 	fprintf(f, "  set-up        %llu connections in %.2f s: %s CONNECTED/s, %s ready/s\n",
 		(unsigned long long)r->ready, r->setup_s, human(r->connect_rate, a, sizeof(a)),
 		human(r->ready_rate, a + 16, sizeof(a) - 16));
+	if (r->partial)
+		fprintf(f, "  PARTIAL       the server held %llu of %u connections (%llu failed or hung)\n",
+			(unsigned long long)r->ready, r->npub + r->nsub,
+			(unsigned long long)(r->npub + r->nsub - r->ready));
 	if (c->workload != BENCH_CONNECTIONS)
 		table_run(r, f);
 	else if (r->errors)
@@ -170,6 +174,7 @@ void bench_report_json(const struct bench_result *r, FILE *f)
 	JU("procs", r->procs);
 	JU("threads", r->threads);
 	JU("aborted", r->aborted);
+	JU("partial", r->partial);
 	JD("setup_s", r->setup_s);
 	JD("connect_rate", r->connect_rate);
 	JD("ready_rate", r->ready_rate);

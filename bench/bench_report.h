@@ -21,6 +21,7 @@ struct bench_result {
 	uint32_t procs;
 	uint32_t threads;		/* per process */
 	bool aborted;			/* set-up failed or the run was cut short */
+	bool partial;			/* connections: the server took fewer than asked */
 	const char *first_error;	/* NULL when none */
 	char date[40];			/* UTC, ISO 8601 */
 	char host[64];

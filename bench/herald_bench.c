@@ -31,6 +31,7 @@
 
 #define POLL_NS 10000000ull		/* coordinator's poll period: 10 ms */
 #define DRAIN_IDLE_NS 2000000000ull	/* drain ends after 2 s without a delivery */
+#define SETUP_STALL_NS 10000000000ull	/* set-up gives up after 10 s without progress */
 
 struct coord {
 	const struct bench_cfg *cfg;
@@ -157,25 +158,42 @@ static void end_progress(struct coord *co)
 		fputc('\n', stderr);
 }
 
-/* Waits until every connection is set up; false on error, timeout or interrupt. */
+/* Waits until every connection is set up; false on error, timeout, a stall or interrupt.
+ * The connections workload instead settles for the connections the server took (a broker
+ * may cap them below the open-files limit) and reports them as partial. */
 static bool setup(struct coord *co, uint64_t t0)
 {
 	struct bench_result *r = co->r;
+	bool settle = co->cfg->workload == BENCH_CONNECTIONS;
 	uint64_t deadline = t0 + (uint64_t)(co->cfg->setup_timeout_s * 1e9);
+	uint64_t last_change = t0;
+	uint64_t last_done = 0;
 	struct bench_sums s;
 
 	for (;;) {
 		uint64_t now = hd_now_ns();
+		bool stalled;
 
 		bench_shared_sum(co->sh, &s);
 		progress(co, "setup", now, t0);
 		if (s.ready == co->total)
 			break;
-		if (s.errors || interrupted || now > deadline || !kids_alive(co)) {
-			if (now > deadline)
-				fprintf(stderr, "herald-bench: set-up timed out (%llu of %u ready)\n",
-					(unsigned long long)s.ready, co->total);
+		if (s.ready + s.errors != last_done) {
+			last_done = s.ready + s.errors;
+			last_change = now;
+		}
+		stalled = now > deadline || now - last_change > SETUP_STALL_NS;
+		if (stalled)
+			fprintf(stderr, "herald-bench: set-up %s (%llu of %u ready, %llu failed)\n",
+				now > deadline ? "timed out" : "stalled", (unsigned long long)s.ready,
+				co->total, (unsigned long long)s.errors);
+		if (interrupted || !kids_alive(co) || (!settle && (s.errors || stalled))) {
 			r->aborted = true;
+			break;
+		}
+		if (settle && (stalled || s.ready + s.errors == co->total)) {
+			r->partial = true;
+			r->aborted = !s.ready;
 			break;
 		}
 		sleep_ns(POLL_NS);
@@ -385,9 +403,9 @@ static int coordinate(const struct bench_cfg *cfg)
 		bench_proc_sample(cfg->server_pid, &s1);
 		t_s1 = hd_now_ns();
 		hold(&co, t0);
-		if (s1.ok && base.ok) {
-			res.rss_per_conn = ((double)s1.rss_bytes - (double)base.rss_bytes) / co.total;
-			res.setup_cpu_us_per_conn = (s1.cpu_s - base.cpu_s) * 1e6 / co.total;
+		if (s1.ok && base.ok && res.ready) {
+			res.rss_per_conn = ((double)s1.rss_bytes - (double)base.rss_bytes) / res.ready;
+			res.setup_cpu_us_per_conn = (s1.cpu_s - base.cpu_s) * 1e6 / res.ready;
 		}
 	} else if (!res.aborted) {
 		run(&co, t0, &s1, &t_s1);
