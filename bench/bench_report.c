@@ -111,8 +111,9 @@ void bench_report_table(const struct bench_result *r, FILE *f)
 			r->server_wall_s > 0 ? 100.0 * r->server_cpu_s / r->server_wall_s : 0.0,
 			mib(r->rss_start), mib(r->rss_end), mib(r->rss_peak), mib(r->rss_base));
 		if (c->workload == BENCH_CONNECTIONS)
-			fprintf(f, "  per connection  %.0f bytes of server RSS, %.1f us of server CPU to set up\n",
-				r->rss_per_conn, r->setup_cpu_us_per_conn);
+			fprintf(f, "  per connection  %.0f bytes of server RSS, %.1f us of server CPU to set up; "
+				   "kernel slab +%.0f bytes (both ends)\n",
+				r->rss_per_conn, r->setup_cpu_us_per_conn, r->slab_per_conn);
 		else
 			fprintf(f, "  efficiency    %s deliveries per server CPU-second  (%.3f CPU-s per million)\n",
 				human(r->del_per_cpu_s, a, sizeof(a)), r->cpu_s_per_million);
@@ -209,6 +210,7 @@ void bench_report_json(const struct bench_result *r, FILE *f)
 		JD("cpu_s_per_million", r->cpu_s_per_million);
 		JD("rss_per_conn", r->rss_per_conn);
 		JD("setup_cpu_us_per_conn", r->setup_cpu_us_per_conn);
+		JD("kernel_slab_per_conn", r->slab_per_conn);
 	}
 	json_str(f, "first_error", r->first_error ? r->first_error : "");
 	fprintf(f, "\"version\":1}\n");

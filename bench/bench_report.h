@@ -60,6 +60,7 @@ struct bench_result {
 	double cpu_s_per_million;	/* server CPU-seconds per million deliveries */
 	double rss_per_conn;		/* connections: (rss after set-up - base) / connections */
 	double setup_cpu_us_per_conn;	/* connections: server CPU per connection set up */
+	double slab_per_conn;		/* connections: kernel slab growth per connection */
 };
 
 /* The human-readable summary. */

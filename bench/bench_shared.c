@@ -79,6 +79,21 @@ const char *bench_shared_first_error(const struct bench_shared *sh)
 	return NULL;
 }
 
+uint64_t bench_kernel_slab_bytes(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[256];
+	unsigned long kb = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Slab: %lu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kb * 1024;
+}
+
 void bench_proc_sample(pid_t pid, struct bench_proc_sample *out)
 {
 	char path[64];

@@ -84,4 +84,9 @@ struct bench_proc_sample {
 /* Reads /proc/<pid>/stat and /proc/<pid>/status. */
 void bench_proc_sample(pid_t pid, struct bench_proc_sample *out);
 
+/* The kernel's slab memory (/proc/meminfo "Slab:"), bytes; 0 if unknown. Socket structures
+ * live there, so its growth over a connections run approximates what the kernel spends per
+ * connection (both ends on loopback; anything else on the machine adds noise). */
+uint64_t bench_kernel_slab_bytes(void);
+
 #endif

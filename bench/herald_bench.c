@@ -379,6 +379,7 @@ static int coordinate(const struct bench_cfg *cfg)
 	uint64_t t_s1 = 0;
 	uint64_t t_s2;
 	uint64_t t0;
+	uint64_t slab0;
 
 	res.npub = bench_cfg_npub(cfg);
 	res.nsub = bench_cfg_nsub(cfg);
@@ -393,6 +394,7 @@ static int coordinate(const struct bench_cfg *cfg)
 	stamp_result(&res);
 	bench_proc_sample(cfg->server_pid, &base);
 	res.rss_base = base.rss_bytes;
+	slab0 = bench_kernel_slab_bytes();
 	t0 = hd_now_ns();
 	if (fork_workers(&co)) {
 		set_phase(&co, BENCH_PH_ABORT);
@@ -403,6 +405,8 @@ static int coordinate(const struct bench_cfg *cfg)
 		bench_proc_sample(cfg->server_pid, &s1);
 		t_s1 = hd_now_ns();
 		hold(&co, t0);
+		if (res.ready)
+			res.slab_per_conn = ((double)bench_kernel_slab_bytes() - (double)slab0) / res.ready;
 		if (s1.ok && base.ok && res.ready) {
 			res.rss_per_conn = ((double)s1.rss_bytes - (double)base.rss_bytes) / res.ready;
 			res.setup_cpu_us_per_conn = (s1.cpu_s - base.cpu_s) * 1e6 / res.ready;

@@ -90,6 +90,7 @@ CONN_ROWS = [
     ("connections set up (subscribed)/s", "ready_rate", ""),
     ("server RSS per connection (KiB)", "rss_per_conn", "KiB"),
     ("server CPU per connection set-up (µs)", "setup_cpu_us_per_conn", ""),
+    ("kernel slab per connection, both ends (KiB)", "kernel_slab_per_conn", "KiB"),
 ]
 
 
