@@ -50,6 +50,9 @@ BAD_FRAMES = [
     ("empty-destination", b"SEND\ndestination:\n\nx\0"),
     ("duplicate-subscription-id",
      b"SUBSCRIBE\ndestination:/queue/a\nid:1\n\n\0SUBSCRIBE\ndestination:/queue/b\nid:1\n\n\0"),
+    # RABBITMQ-REFERENCE "MESSAGE frames": a SEND may not set message-id (RabbitMQ:
+    # ERROR "'message-id' is not allowed on 'SEND'").
+    ("send-with-message-id", b"SEND\ndestination:/queue/a\nmessage-id:client-chosen\n\nx\0"),
     ("bad-ack-mode", b"SUBSCRIBE\ndestination:/queue/a\nid:1\nack:sometimes\n\n\0"),
     ("binary-garbage", b"\x00\x01\x02\xff\xfe\n\n\0"),
     ("nul-in-command", b"SE\0ND\ndestination:/queue/a\n\nx\0"),

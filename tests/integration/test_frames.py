@@ -294,3 +294,4 @@ def test_server_frames_are_well_formed(herald, raws):
     assert sorted(f.cmd for f in frames) == ["MESSAGE", "RECEIPT", "RECEIPT", "RECEIPT"]
     for f in frames:
         assert f.raw.endswith(b"\0")
+
