@@ -586,6 +586,11 @@ static void connect_password(const struct auth_db *db, struct auth_shard *as,
 		return;
 	}
 	if (auth_ratelimit_is_blocked(&as->rl, rq->peer, rq->now_ms)) {
+		if (!auth_ratelimit_has_failed_too_often(&as->rl, rq->peer, rq->now_ms)) {
+			out->status = AUTH_RETRY;	/* only busy: wait, do not refuse */
+			out->delay_ms = 20;
+			return;
+		}
 		deny(as, rq->peer, rq->now_ms, true, "address blocked after repeated failures",
 		     login_failed, out);
 		return;

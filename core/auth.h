@@ -160,6 +160,9 @@ enum auth_status {
 	AUTH_OK = 0,		/* logged in: identity set */
 	AUTH_DENIED = 1,	/* refused: send ERROR(message, detail) after delay_ms, close */
 	AUTH_SLOW = 2,		/* password needs argon2id: run job on the auth thread */
+	AUTH_RETRY = 3,		/* this address has max_pending checks in flight already: ask
+				 * auth_connect again after delay_ms (a burst of real logins
+				 * from one address, e.g. behind NAT, waits; it is not refused) */
 };
 
 struct auth_job;

@@ -141,6 +141,14 @@ bool auth_ratelimit_is_blocked(struct auth_ratelimit *rl, const struct sockaddr 
 	return e && (e->failures >= rl->p.block_after || e->pending >= rl->p.max_pending);
 }
 
+bool auth_ratelimit_has_failed_too_often(struct auth_ratelimit *rl, const struct sockaddr *peer,
+					 uint64_t now_ms)
+{
+	struct auth_rl_entry *e = lookup(rl, peer, now_ms, false);
+
+	return e && e->failures >= rl->p.block_after;
+}
+
 void auth_ratelimit_begin(struct auth_ratelimit *rl, const struct sockaddr *peer, uint64_t now_ms)
 {
 	struct auth_rl_entry *e = lookup(rl, peer, now_ms, true);

@@ -64,6 +64,10 @@ uint32_t auth_ratelimit_delay_ms(struct auth_ratelimit *rl, const struct sockadd
 bool auth_ratelimit_is_blocked(struct auth_ratelimit *rl, const struct sockaddr *peer,
 			       uint64_t now_ms);
 
+/* True when peer is blocked for its failures alone (not merely for checks in flight): a
+ * login then is refused; at the in-flight cap it should only wait (AUTH_RETRY). */
+bool auth_ratelimit_has_failed_too_often(struct auth_ratelimit *rl, const struct sockaddr *peer,
+					 uint64_t now_ms);
 /* A slow check for peer starts / ends (pair them; an evicted entry is simply forgotten). */
 void auth_ratelimit_begin(struct auth_ratelimit *rl, const struct sockaddr *peer, uint64_t now_ms);
 void auth_ratelimit_end(struct auth_ratelimit *rl, const struct sockaddr *peer, uint64_t now_ms);

@@ -133,6 +133,7 @@ struct session {
 	struct pending_connect *pc;	/* CONNECT's leftovers while its login is decided */
 	uint64_t expires_ms;		/* a token's expiry (monotonic ms); 0: never */
 	uint64_t deny_at_ms;		/* a refused login's ERROR goes out then (rate limit) */
+	uint64_t retry_at_ms;		/* AUTH_RETRY: ask again then */
 	bool auth_pending;		/* the auth thread has our job */
 };
 
@@ -140,6 +141,16 @@ struct session {
 struct pending_connect {
 	uint32_t cx;
 	uint32_t cy;
+	/* kept only for AUTH_RETRY; wiped when freed */
+	char login[USERS_NAME_MAX + 1];
+	char passcode[8193];		/* a password or a JWT */
+	char host[USERS_VHOST_MAX + 1];
+	uint32_t login_len;
+	uint32_t passcode_len;
+	uint32_t host_len;
+	bool has_login;
+	bool has_passcode;
+	bool has_host;
 	bool has_receipt;
 	char receipt[128];
 	const char *message;		/* a refusal waiting for deny_at_ms */
@@ -829,6 +840,38 @@ static void hb_list_remove(struct shard *sh, struct session *s)
 		s->hb_next->hb_prev = s->hb_prev;
 }
 
+static void connect_decided(struct shard *sh, struct session *s, struct auth_result *r);
+
+static void pc_free(struct session *s)
+{
+	if (!s->pc)
+		return;
+	sodium_memzero(s->pc, sizeof(*s->pc));	/* it held a password */
+	hd_free(s->pc);
+	s->pc = NULL;
+}
+
+/* Runs auth_connect on what CONNECT carried (again, after AUTH_RETRY). */
+static void pc_authenticate(struct shard *sh, struct session *s)
+{
+	struct pending_connect *pc = s->pc;
+	struct auth_request rq = {
+		.login = pc->has_login ? pc->login : NULL,
+		.login_len = pc->login_len,
+		.passcode = pc->has_passcode ? pc->passcode : NULL,
+		.passcode_len = pc->passcode_len,
+		.vhost = pc->has_host ? pc->host : NULL,
+		.vhost_len = pc->host_len,
+		.peer = (const struct sockaddr *)&s->conn->peer,
+		.now_ms = sh->now_ms,
+		.now_unix_ms = hd_now_unix_ms(),
+	};
+	struct auth_result r;
+
+	auth_connect(sh->auth_db, &sh->auth, &rq, &r);
+	connect_decided(sh, s, &r);
+}
+
 static void pc_fail(struct shard *sh, struct session *s, const char *message, const char *detail)
 {
 	struct stomp_view rid = { s->pc->receipt, strlen(s->pc->receipt) };
@@ -870,8 +913,7 @@ static void connect_complete(struct shard *sh, struct session *s)
 
 		write_frame(sh, s, STOMP_CMD_RECEIPT, h, 1, NULL, 0);
 	}
-	hd_free(pc);
-	s->pc = NULL;
+	pc_free(s);
 }
 
 /* Acts on auth_connect's or auth_job_finish's answer. */
@@ -892,6 +934,9 @@ static void connect_decided(struct shard *sh, struct session *s, struct auth_res
 		s->pc->message = r->message;
 		snprintf(s->pc->detail, sizeof(s->pc->detail), "%s", r->detail);
 		s->deny_at_ms = sh->now_ms + r->delay_ms;
+		return;
+	case AUTH_RETRY:
+		s->retry_at_ms = sh->now_ms + HD_MAX(r->delay_ms, 1u);
 		return;
 	case AUTH_SLOW: {
 		struct xmsg m = { .kind = XMSG_AUTH_JOB, .ptr = r->job, .a = conn_ref(s) };
@@ -924,14 +969,27 @@ void session_on_auth_done(struct shard *sh, const struct xmsg *m)
 		session_read_again(sh, s);	/* frames the client sent behind CONNECT */
 }
 
+/* Copies a CONNECT header into pending_connect storage; false when it does not fit. */
+static bool pc_keep(char *dst, size_t cap, const struct stomp_view *v, uint32_t *len, bool *has)
+{
+	*has = v != NULL;
+	*len = 0;
+	if (!v)
+		return true;
+	if (v->len >= cap)
+		return false;
+	memcpy(dst, v->ptr, v->len);
+	dst[v->len] = '\0';
+	*len = (uint32_t)v->len;
+	return true;
+}
+
 static void on_connect(struct shard *sh, struct session *s, const struct stomp_frame *f)
 {
 	const struct stomp_view *host = stomp_frame_header(f, "host");
 	const struct stomp_view *login = stomp_frame_header(f, "login");
 	const struct stomp_view *pass = stomp_frame_header(f, "passcode");
 	const struct stomp_view *receipt = frame_receipt(f);
-	struct auth_request rq = { 0 };
-	struct auth_result r;
 	uint32_t cx, cy;
 
 	if (s->state != SESSION_AWAIT_CONNECT || s->pc) {
@@ -961,23 +1019,14 @@ static void on_connect(struct shard *sh, struct session *s, const struct stomp_f
 		snprintf(s->pc->receipt, sizeof(s->pc->receipt), "%.*s", (int)HD_MIN(receipt->len, 127),
 			 receipt->ptr);
 	}
-	if (login) {
-		rq.login = login->ptr;
-		rq.login_len = login->len;
+	if (!pc_keep(s->pc->login, sizeof(s->pc->login), login, &s->pc->login_len, &s->pc->has_login) ||
+	    !pc_keep(s->pc->passcode, sizeof(s->pc->passcode), pass, &s->pc->passcode_len,
+		     &s->pc->has_passcode) ||
+	    !pc_keep(s->pc->host, sizeof(s->pc->host), host, &s->pc->host_len, &s->pc->has_host)) {
+		pc_fail(sh, s, "Access refused", "Login failed: login, passcode or host too long");
+		return;
 	}
-	if (pass) {
-		rq.passcode = pass->ptr;
-		rq.passcode_len = pass->len;
-	}
-	if (host) {
-		rq.vhost = host->ptr;
-		rq.vhost_len = host->len;
-	}
-	rq.peer = (const struct sockaddr *)&s->conn->peer;
-	rq.now_ms = sh->now_ms;
-	rq.now_unix_ms = hd_now_unix_ms();
-	auth_connect(sh->auth_db, &sh->auth, &rq, &r);
-	connect_decided(sh, s, &r);
+	pc_authenticate(sh, s);
 }
 
 /* Is the session allowed to act on d? On a denial: ERROR naming it, then close. */
@@ -1655,7 +1704,7 @@ static size_t stomp_input(struct shard *sh, struct session *s, const char *buf, 
 	while (off < len && !s->close_mode) {
 		ssize_t n;
 
-		if (s->auth_pending || s->deny_at_ms) {
+		if (s->auth_pending || s->deny_at_ms || s->retry_at_ms) {
 			/* the login is being decided: later frames wait, unread */
 			net_conn_pause_recv(&sh->loop, s->conn);
 			break;
@@ -1742,7 +1791,7 @@ void session_on_close(struct shard *sh, struct net_conn *c)
 	if (s->paused)
 		sh->npaused--;
 	auth_identity_destroy(s->id);
-	hd_free(s->pc);
+	pc_free(s);
 	if (s->ws)
 		wsconn_destroy(s->ws);
 	atomic_fetch_sub_explicit(&shard_total_connections, 1, memory_order_relaxed);
@@ -1760,6 +1809,15 @@ void session_tick(struct shard *sh, uint64_t now_ms)
 		if (s->deny_at_ms) {
 			if (now_ms >= s->deny_at_ms)
 				pc_fail(sh, s, s->pc->message, s->pc->detail);
+			continue;
+		}
+		if (s->retry_at_ms) {
+			if (now_ms >= s->retry_at_ms) {
+				s->retry_at_ms = 0;
+				pc_authenticate(sh, s);
+				if (!s->close_mode && !s->deny_at_ms && s->state == SESSION_CONNECTED)
+					session_read_again(sh, s);
+			}
 			continue;
 		}
 		if (s->expires_ms && now_ms >= s->expires_ms) {
@@ -1804,7 +1862,7 @@ void session_resume_paused(struct shard *sh)
 		if (s && s->paused && c->state == NET_CONN_OPEN) {
 			s->paused = false;
 			sh->npaused--;
-			if (!s->auth_pending && !s->deny_at_ms)
+			if (!s->auth_pending && !s->deny_at_ms && !s->retry_at_ms)
 				session_read_again(sh, s);
 		}
 	}
