@@ -1207,6 +1207,12 @@ static void on_send(struct shard *sh, struct session *s, const struct stomp_fram
 
 	if (!check_dest(sh, s, f, d) || !authorized(sh, s, f, ACL_SEND, d))
 		return;
+	if (stomp_frame_header(f, "message-id")) {
+		/* the server names messages (RabbitMQ refuses this header too) */
+		fail_frame(sh, s, f, "'message-id' is not allowed on 'SEND'",
+			   "The server assigns message-id; remove the header from SEND");
+		return;
+	}
 	tx = frame_tx(sh, s, f, &bad);
 	if (bad)
 		return;
