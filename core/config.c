@@ -28,6 +28,8 @@ static const struct opt opts[] = {
 	{ "stomp-port", OPT_U16, C(stomp_port), "STOMP over TCP port (0: pick a free one)" },
 	{ "ws-port", OPT_U16, C(ws_port), "STOMP over WebSocket port (0: pick a free one)" },
 	{ "ws-path", OPT_STR, C(ws_path), "WebSocket endpoint path" },
+	{ "ws-origins", OPT_STR, C(ws_origins),
+	  "comma-separated Origins allowed to open WebSockets (e.g. https://app.example); empty: any" },
 	{ "shards", OPT_U32, C(shards), "shard threads (0: one per online CPU)" },
 	{ "node-name", OPT_STR, C(node_name), "node name (default: hostname:stomp-port)" },
 	{ "log-level", OPT_LOG, C(log_level), "error, warn, info or debug" },

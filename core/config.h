@@ -32,6 +32,7 @@ struct herald_config {
 	uint16_t stomp_port;
 	uint16_t ws_port;
 	char ws_path[128];
+	char ws_origins[1024];		/* comma-separated allowed Origins; "" = any */
 	uint32_t shards;		/* 0: online CPUs */
 	char node_name[128];
 	int log_level;

@@ -340,13 +340,29 @@ static void *shard_main(void *arg)
 
 /* ---- lifecycle ---- */
 
+/* Splits cfg->ws_origins into the allow-list every shard's upgrade parser reads. */
+static void ws_origins_parse(const struct herald_config *cfg, const char ***out, size_t *n)
+{
+	static char buf[sizeof(cfg->ws_origins)];
+	static const char *list[64];
+	char *save = NULL;
+
+	*n = 0;
+	snprintf(buf, sizeof(buf), "%s", cfg->ws_origins);
+	for (char *t = strtok_r(buf, ", ", &save); t && *n < HD_ARRAY_LEN(list);
+	     t = strtok_r(NULL, ", ", &save))
+		list[(*n)++] = t;
+	*out = list;
+}
+
 struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg)
 {
+	const char **origins;
+	size_t norigins;
 	struct shard **shards = hd_calloc(n, sizeof(*shards));
-	struct stomp_limits sl;
 
 	HD_ASSERT(n > 0 && n <= SHARD_MAX);
-	stomp_limits_default(&sl);
+	ws_origins_parse(cfg, &origins, &norigins);
 	for (uint32_t i = 0; i < n; i++) {
 		struct shard *sh = hd_calloc(1, sizeof(*sh));
 		int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -368,6 +384,8 @@ struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg)
 		sh->parse_scratch = hd_alloc(sh->parse_scratch_cap);
 		http_upgrade_config_default(&sh->http_cfg);
 		sh->http_cfg.path = cfg->ws_path;
+		sh->http_cfg.origins = origins;
+		sh->http_cfg.norigins = norigins;
 		sh->enc_cap = 65536;
 		sh->enc_buf = hd_alloc(sh->enc_cap);
 		shards[i] = sh;

@@ -85,7 +85,7 @@ struct shard {
 	struct stomp_frame *frame;
 	char *parse_scratch;
 	size_t parse_scratch_cap;
-	struct http_upgrade_config http_cfg;	/* WebSocket path, limits */
+	struct http_upgrade_config http_cfg;	/* WebSocket path, Origin allow-list, limits */
 	char *key_buf;			/* scratch for vhost-scoped destination keys */
 	size_t key_cap;
 	char *enc_buf;			/* encoder scratch for ERROR/RECEIPT/CONNECTED */
