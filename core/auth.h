@@ -182,7 +182,9 @@ struct auth_result {
  *     (microseconds), AUTH_OK or AUTH_DENIED;
  *   - a password whose (user, password) this shard verified before: AUTH_OK from the cache;
  *   - a default user refused off loopback, a malformed login, or an address blocked by the
- *     rate limiter: AUTH_DENIED;
+ *     rate limiter for its failures: AUTH_DENIED;
+ *   - an address with max_pending checks already in flight: AUTH_RETRY (call again after
+ *     delay_ms; nothing counted, the credentials are not looked at further);
  *   - otherwise AUTH_SLOW (also for unknown users, which are checked against a dummy hash so
  *     that the answer takes as long as for a real one).
  * Failures are counted per address in as->rl and delayed accordingly. The virtual host is

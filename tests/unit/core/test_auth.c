@@ -350,6 +350,45 @@ Test(auth, repeated_failures_are_delayed_then_blocked_but_known_credentials_pass
 	fx_fini(&f);
 }
 
+/* A burst of real logins from one address (NAT, a load test) waits, it is not refused. */
+Test(auth, a_busy_address_is_asked_to_retry_not_refused)
+{
+	const char *specs[] = { "jack:pw" };
+	struct fx f;
+	struct auth_result r;
+	struct auth_job *jobs[8];
+	struct auth_request rq = req("jack", "pw", "/", &REMOTE, 0);
+
+	fx_init(&f, specs, 1, NULL);
+	for (int i = 0; i < 8; i++) {
+		auth_connect(f.db, &f.as, &rq, &r);
+		cr_assert_eq(r.status, AUTH_SLOW, "login %d", i);
+		jobs[i] = r.job;
+	}
+	auth_connect(f.db, &f.as, &rq, &r);
+	cr_assert_eq(r.status, AUTH_RETRY);
+	cr_assert_gt(r.delay_ms, 0);
+	cr_assert_null(r.job);
+	cr_assert_null(r.identity);
+	cr_assert_eq(f.as.logins_failed, 0, "waiting is not failing");
+	/* one check comes back: the next attempt gets its turn */
+	auth_job_run(jobs[0]);
+	auth_job_finish(jobs[0], &f.as, 0, &r);
+	cr_assert_eq(r.status, AUTH_OK);
+	auth_identity_destroy(r.identity);
+	auth_connect(f.db, &f.as, &rq, &r);
+	cr_assert_eq(r.status, AUTH_OK, "now answered from the cache");
+	auth_identity_destroy(r.identity);
+	rq.passcode = "other";
+	rq.passcode_len = 5;
+	auth_connect(f.db, &f.as, &rq, &r);
+	cr_assert_eq(r.status, AUTH_SLOW);
+	jobs[0] = r.job;
+	for (int i = 0; i < 8; i++)
+		auth_job_destroy(jobs[i], &f.as, 0);
+	fx_fini(&f);
+}
+
 Test(auth, destroying_a_job_settles_the_in_flight_count)
 {
 	const char *specs[] = { "jack:pw" };

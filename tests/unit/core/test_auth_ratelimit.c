@@ -49,8 +49,10 @@ Test(auth_ratelimit, blocks_slow_checks_after_the_threshold)
 	for (int i = 0; i < 9; i++)
 		auth_ratelimit_on_failure(&rl, SA(a), 0);
 	cr_assert_not(auth_ratelimit_is_blocked(&rl, SA(a), 0));
+	cr_assert_not(auth_ratelimit_has_failed_too_often(&rl, SA(a), 0));
 	auth_ratelimit_on_failure(&rl, SA(a), 0);
 	cr_assert(auth_ratelimit_is_blocked(&rl, SA(a), 0));
+	cr_assert(auth_ratelimit_has_failed_too_often(&rl, SA(a), 0));
 }
 
 Test(auth_ratelimit, failures_decay_one_per_period)
@@ -118,6 +120,7 @@ Test(auth_ratelimit, limits_slow_checks_in_flight)
 		auth_ratelimit_begin(&rl, SA(a), 0);
 	}
 	cr_assert(auth_ratelimit_is_blocked(&rl, SA(a), 0));
+	cr_assert_not(auth_ratelimit_has_failed_too_often(&rl, SA(a), 0), "busy is not failed");
 	auth_ratelimit_end(&rl, SA(a), 0);
 	cr_assert_not(auth_ratelimit_is_blocked(&rl, SA(a), 0));
 	for (int i = 0; i < 7; i++)
