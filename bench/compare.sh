@@ -114,7 +114,7 @@ start_herald() {
 }
 
 start_raw() {
-	"$HB" raw-server --port 0 >"$work/raw.log" 2>&1 &
+	"$HB" raw-server --port 0 --threads "$SHARDS" >"$work/raw.log" 2>&1 &
 	raw_pid=$!
 	raw_stomp=$(port_of "$work/raw.log" stomp)
 	log "raw ceiling pid $raw_pid port $raw_stomp"
@@ -193,7 +193,7 @@ main() {
 	mkdir -p "$out"
 	{
 		echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-		echo "commit: $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+		echo "commit: ${COMMIT:-$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 		echo "kernel: $(uname -r)"
 		echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
 		echo "memory: $(free -g | awk '/Mem:/{print $2}') GiB"
