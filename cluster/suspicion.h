@@ -26,6 +26,7 @@ struct suspicion {
 	uint32_t n;			/* independent confirmations so far */
 	uint64_t seen[SUSPICION_MAX_CONFIRM + 1];	/* name hashes: first accuser + confirmers */
 	uint32_t nseen;
+	bool rechecked;			/* swim probed the suspect itself once (see swim.c) */
 };
 
 /* Suspicion timeout floor for a cluster of n nodes:

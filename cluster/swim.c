@@ -64,6 +64,7 @@ struct swim {
 	size_t suspects_cap;
 	uint32_t count[SWIM_LEFT + 1];	/* members per state */
 	struct probe probe;
+	struct swim_member *recheck;	/* a lone suspicion to probe next (expire_suspicions) */
 	struct relay relays[MAX_RELAYS];
 	uint32_t seq;			/* last probe sequence number used */
 	uint64_t next_probe_ms;
@@ -294,6 +295,8 @@ static void reap(struct swim *s, uint64_t now_ms)
 			continue;
 		}
 		HD_ASSERT(s->probe.target != m);
+		if (s->recheck == m)
+			s->recheck = NULL;
 		hash_remove(s, m);
 		s->count[m->state]--;
 		member_free(m);
@@ -385,6 +388,19 @@ static void refute(struct swim *s, uint32_t accused_incarnation)
 	notify(s, me, SWIM_ALIVE);
 }
 
+/* An accusation of an incarnation we already outbid: its sender missed our refutation,
+ * which may have run out of retransmits. Gossip our current ALIVE again (once at a time),
+ * so it rides on our answer to that node and reaches whoever else is behind. */
+static void reassert(struct swim *s, uint32_t accused_incarnation)
+{
+	struct swim_member *me = s->self;
+
+	if (s->leaving || accused_incarnation >= me->incarnation ||
+	    broadcast_transmits(&s->bq, me->name) >= 0)
+		return;
+	queue_alive(s, me);
+}
+
 /* quiet: a member new to us is added without gossiping it (push-pull records, seeds). */
 static void on_alive(struct swim *s, uint64_t now_ms, const struct wire_msg *msg, bool quiet)
 {
@@ -459,6 +475,8 @@ static void on_suspect(struct swim *s, uint64_t now_ms, const struct wire_msg *m
 	uint64_t from_hash = hash_name(msg->from.ptr, msg->from.len);
 	int old;
 
+	if (m == s->self && msg->incarnation < m->incarnation)
+		reassert(s, msg->incarnation);
 	if (!m || msg->incarnation < m->incarnation)
 		return;
 	if (m->state == SWIM_DEAD || m->state == SWIM_LEFT)
@@ -491,6 +509,8 @@ static void on_dead(struct swim *s, uint64_t now_ms, const struct wire_msg *msg)
 	bool left = msg->type == WIRE_LEFT;
 	int old;
 
+	if (m == s->self && msg->incarnation < m->incarnation)
+		reassert(s, msg->incarnation);
 	if (!m || msg->incarnation < m->incarnation)
 		return;
 	if (m->state == SWIM_DEAD || m->state == SWIM_LEFT)
@@ -590,9 +610,21 @@ static bool ok_state(const struct swim *s, const struct swim_member *m, const vo
 	return m != s->self && m->state == *(const enum swim_state *)state;
 }
 
+static struct swim_member *pick_target(struct swim *s, uint64_t now_ms)
+{
+	struct swim_member *r = s->recheck;
+
+	s->recheck = NULL;
+	if (s->leaving)
+		return NULL;
+	if (r && r->state == SWIM_SUSPECT)
+		return r;
+	return next_target(s, now_ms);
+}
+
 static void start_probe(struct swim *s, uint64_t now_ms)
 {
-	struct swim_member *t = s->leaving ? NULL : next_target(s, now_ms);
+	struct swim_member *t = pick_target(s, now_ms);
 	struct wire_msg ping = { .type = WIRE_PING, .from = view(s->self->name) };
 	struct wire_msg buddy = { .type = WIRE_SUSPECT, .from = view(s->self->name) };
 
@@ -832,6 +864,17 @@ static void expire_relays(struct swim *s, uint64_t now_ms)
 	}
 }
 
+/* A suspicion too few confirmed has likely outlived a refutation we missed (each update
+ * reaches each node with probability about 1 - e^-(sends), so over many updates a few
+ * nodes miss one): once the minimum timeout has passed short of k confirmations, probe the
+ * suspect ourselves before its timer runs out. The ping carries the suspicion (buddy
+ * system), so a live suspect answers with its current ALIVE on the ack; a dead one fails
+ * the probe, which confirms the suspicion. */
+static uint64_t recheck_ms(const struct suspicion *sp)
+{
+	return sp->n < sp->k ? sp->start_ms + sp->min_ms : UINT64_MAX;
+}
+
 static void expire_suspicions(struct swim *s, uint64_t now_ms)
 {
 	/* Backwards: declaring one dead swaps the last suspect into its slot. */
@@ -842,6 +885,10 @@ static void expire_suspicions(struct swim *s, uint64_t now_ms)
 			.from = view(s->self->name),
 		};
 
+		if (now_ms >= recheck_ms(m->suspicion) && !m->suspicion->rechecked && !s->recheck) {
+			m->suspicion->rechecked = true;
+			s->recheck = m;
+		}
 		if (now_ms < m->suspicion->deadline_ms)
 			continue;
 		dead.incarnation = m->incarnation;
@@ -924,8 +971,13 @@ uint64_t swim_next_deadline_ms(const struct swim *s)
 	for (size_t i = 0; i < MAX_RELAYS; i++)
 		if (s->relays[i].active)
 			t = HD_MIN(t, s->relays[i].deadline_ms);
-	for (size_t i = 0; i < s->nsuspects; i++)
-		t = HD_MIN(t, s->suspects[i]->suspicion->deadline_ms);
+	for (size_t i = 0; i < s->nsuspects; i++) {
+		const struct suspicion *sp = s->suspects[i]->suspicion;
+
+		t = HD_MIN(t, sp->deadline_ms);
+		if (!sp->rechecked && !s->recheck)
+			t = HD_MIN(t, recheck_ms(sp));
+	}
 	/* An idle gossip timer need not wake us; the next update is sent at once. */
 	if (s->cfg.gossip_interval_ms && s->bq.count)
 		t = HD_MIN(t, s->next_gossip_ms);

@@ -45,6 +45,7 @@ struct net {
 	bool (*drop)(struct net *net, int from, int to, const uint8_t *buf, size_t len);
 	int seen_suspect_in_ping;
 	int pushes;
+	uint64_t mark_ms;		/* for filters that look at a time window */
 };
 
 static struct net *global;
@@ -529,6 +530,68 @@ Test(swim, ping_for_another_node_is_not_acked)
 
 	inject(net, 0, 1, &ping);
 	cr_assert_eq(swim_get_stats(net->node[1])->dropped_misdirected, 1);
+	net_destroy(net);
+}
+
+/* The first ping n0 sends at or after net->mark_ms: its target's name. */
+static char first_ping_target[16];
+
+static bool note_first_ping(struct net *net, int from, int to, const uint8_t *buf, size_t len)
+{
+	const uint8_t *body;
+	const uint8_t *pos;
+	size_t blen;
+	struct wire_msg m;
+
+	(void)to;
+	if (from != 0 || first_ping_target[0] || net->now_ms < net->mark_ms ||
+	    wire_open(buf, len, "test", NULL, &body, &blen))
+		return false;
+	for (pos = body; wire_next(&pos, body + blen, &m) > 0;)
+		if (m.type == WIRE_PING)
+			snprintf(first_ping_target, sizeof(first_ping_target), "%.*s",
+				 (int)m.node.len, m.node.ptr);
+	return false;
+}
+
+Test(swim, unconfirmed_suspicion_is_rechecked_by_probing_the_suspect)
+{
+	struct net *net = net_create(8, false);
+	struct wire_msg sus = {
+		.type = WIRE_SUSPECT, .incarnation = 0, .node = VIEW("n7"), .from = VIEW("n1"),
+	};
+
+	/* Only n0 runs, so nobody confirms or refutes: n0 holds a lone suspicion of n7.
+	 * 8 nodes: min timeout 4 periods (log10 8 < 1), k = 2. Once min has passed, n0's
+	 * next probe goes to n7, whatever its round-robin says. */
+	for (int i = 1; i < 8; i++)
+		net->down[i] = true;
+	inject(net, 1, 0, &sus);
+	net->mark_ms = net->now_ms + 4 * PERIOD + 1;
+	first_ping_target[0] = '\0';
+	net->drop = note_first_ping;
+	run(net, 20 * PERIOD);
+	cr_assert_str_eq(first_ping_target, "n7");
+	/* the failed recheck was one confirmation: 24 - 20 * log 2 / log 3 = 11.4 periods,
+	 * so n7 is dead long before the 24-period maximum */
+	cr_assert_eq(state_at(net, 0, 7), SWIM_DEAD);
+	net_destroy(net);
+}
+
+Test(swim, stale_accusation_makes_the_node_gossip_its_current_alive_again)
+{
+	struct net *net = net_create(3, false);
+	struct wire_msg sus = {
+		.type = WIRE_SUSPECT, .incarnation = 0, .node = VIEW("n2"), .from = VIEW("n0"),
+	};
+
+	inject(net, 0, 2, &sus);	/* refuted: n2 at incarnation 1 */
+	cr_assert_eq(swim_self(net->node[2])->incarnation, 1);
+	run(net, 20 * PERIOD);		/* its ALIVE runs out of retransmits */
+	cr_assert_eq(swim_pending_broadcasts(net->node[2]), 0);
+	inject(net, 0, 2, &sus);	/* someone still accuses incarnation 0 */
+	cr_assert_eq(swim_self(net->node[2])->incarnation, 1, "no new incarnation");
+	cr_assert_eq(swim_pending_broadcasts(net->node[2]), 1, "but its ALIVE goes out again");
 	net_destroy(net);
 }
 
