@@ -238,6 +238,34 @@ def reload(srv, timeout=5.0):
                          % (timeout, srv.log()[-3000:]))
 
 
+_LOG_RE = None
+
+
+def refusal_gaps(srv, reason=None):
+    """From the server log: for each refused login, in order, (connection, reason, seconds
+    between the refusal being decided and its ERROR being written). The log's millisecond
+    timestamps measure the server's own hold-back, whatever the load on the test machine."""
+    import datetime
+    import re
+    global _LOG_RE
+    if _LOG_RE is None:
+        _LOG_RE = re.compile(r"^(\S+Z) \w+ (s\d+ c\d+) (login refused: (.*)|ERROR (.*))$")
+    decided, out = {}, []
+    for line in srv.log().splitlines():
+        m = _LOG_RE.match(line)
+        if not m:
+            continue
+        ts = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+        conn = m.group(2)
+        if m.group(4) is not None:
+            decided[conn] = (ts, m.group(4))
+        elif conn in decided and m.group(5).startswith("Access refused"):
+            t0, why = decided.pop(conn)
+            if reason is None or why == reason:
+                out.append((conn, why, ts - t0))
+    return out
+
+
 # ---- logins --------------------------------------------------------------------------------
 
 class Conn(RawStomp):
