@@ -405,9 +405,9 @@ def test_token_expiry_closes_the_connection_with_an_error_at_exp(hs, logins):
 
 @pytest.mark.timeout(20)
 def test_token_expiry_with_leeway_closes_at_exp_plus_leeway(hs, logins):
-    srv = hs("--jwt-leeway-s", "2")
+    srv = hs("--jwt-leeway-s", "1")
     exp = int(time.time()) + 1
-    _expiry_case(srv, logins, exp, exp + 2)
+    _expiry_case(srv, logins, exp, exp + 1)
 
 
 @pytest.mark.timeout(20)
