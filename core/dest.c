@@ -1,9 +1,11 @@
 /*
  * core/dest.c - owner side of topics and queues.
  *
- * Topics: per topic a count of subscriptions per shard and a bitmask of shards with any.
- * A publish sends one XMSG_TOPIC_DELIVER per interested shard (exact topic and every
- * matching pattern), never one per subscriber: each shard fans out to its own connections.
+ * Topics: per topic a count of subscriptions per shard and a bitmask of shards with any;
+ * every shard keeps this table for all topics (interest changes are broadcast), so the
+ * publisher's own shard routes a publish: one XMSG_TOPIC_DELIVER per interested shard
+ * (exact topic and every matching pattern), never one per subscriber; each shard then fans
+ * out to its own connections.
  *
  * Queues: ready messages in FIFO order; consumers served round robin, each limited by a
  * credit window (deliveries not yet taken onto its connection's wire queue; a slow consumer

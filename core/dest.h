@@ -1,10 +1,15 @@
 /*
- * core/dest.h - the destination table of one shard: the topics, topic patterns and queues
- * this shard owns (xxh64(name) % nshards == shard id). Owner side only: which shards have
- * topic subscribers (a count per shard, so a publish costs one xmsg per interested shard),
- * and every queue's ready messages, consumers and unacked deliveries.
+ * core/dest.h - the destination table of one shard.
  *
- * Thread: the owning shard only; everything arrives as xmsgs (shard.c dispatches them here).
+ * Topics: every shard keeps, for every topic and pattern with subscribers anywhere, a
+ * subscription count per shard (interest changes are broadcast: a shard's 0->1 and 1->0
+ * only). A publish is routed on the publisher's own shard: one xmsg per interested shard,
+ * never one per subscriber, and one publisher's messages to any topics reach each shard in
+ * order over the same xring.
+ * Queues: owned by shard xxh64(name) % nshards; the owner holds the ready messages,
+ * consumers and unacked deliveries.
+ *
+ * Thread: its shard only; everything else arrives as xmsgs (shard.c dispatches them here).
  */
 #ifndef CORE_DEST_H
 #define CORE_DEST_H

@@ -139,6 +139,8 @@ static int make_static_users(const struct herald_config *cfg)
 	return 0;
 }
 
+static char gossip_bind_default[64];
+
 static void derive_names(struct herald_config *cfg)
 {
 	char host[100];
@@ -152,6 +154,9 @@ static void derive_names(struct herald_config *cfg)
 	snprintf(cfg->cluster.node_name, sizeof(cfg->cluster.node_name), "%s", cfg->node_name);
 	snprintf(cfg->cluster.advertise_addr, sizeof(cfg->cluster.advertise_addr), "%s",
 		 strcmp(cfg->bind_addr, "0.0.0.0") ? cfg->bind_addr : "127.0.0.1");
+	/* gossip listens where the clients do unless told otherwise (--gossip-bind) */
+	if (!strcmp(cfg->cluster.bind_addr, gossip_bind_default) && strcmp(cfg->bind_addr, "0.0.0.0"))
+		snprintf(cfg->cluster.bind_addr, sizeof(cfg->cluster.bind_addr), "%s", cfg->bind_addr);
 	cfg->cluster.stomp_port = cfg->stomp_port;
 	cfg->cluster.ws_port = cfg->ws_port;
 	cfg->cluster.nshards = (uint16_t)nshards;
@@ -168,6 +173,7 @@ int main(int argc, char **argv)
 
 	config_defaults(&cfg);
 	cluster_config_defaults(&cfg.cluster);
+	snprintf(gossip_bind_default, sizeof(gossip_bind_default), "%s", cfg.cluster.bind_addr);
 	rc = config_load(&cfg, argc, argv);
 	if (rc)
 		return rc > 0 ? 0 : 2;

@@ -461,6 +461,11 @@ static void list_remove(struct sub **head, struct sub *sub)
 		sub->next->prev = sub->prev;
 }
 
+static uint64_t all_shards(const struct shard *sh)
+{
+	return sh->nshards >= 64 ? ~0ull : (1ull << sh->nshards) - 1;
+}
+
 /* Registers sub with the local table and the owner(s); returns shards to SYNC with
  * (a bitmask) for receipt `seq` (a queue's owner answers it directly). */
 static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
@@ -490,7 +495,7 @@ static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
 		lt->npatterns++;
 		for (uint32_t i = 0; i < sh->nshards; i++)
 			interest(sh, i, XMSG_PATTERN_INTEREST, sub->dest + plen, sub->dest_len - plen, true);
-		return sh->nshards >= 64 ? ~0ull : (1ull << sh->nshards) - 1;
+		return all_shards(sh);
 	}
 	sub->lt = strmap_get(&lt->topics, sub->dest, sub->dest_len);
 	if (!sub->lt) {
@@ -498,12 +503,14 @@ static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
 		sub->lt->len = sub->dest_len;
 		memcpy(sub->lt->name, sub->dest, sub->dest_len);
 		strmap_put(&lt->topics, sub->lt->name, sub->lt->len, sub->lt);
-		/* only this shard's first subscriber is news to the owner */
-		interest(sh, sub->owner, XMSG_TOPIC_INTEREST, sub->dest, sub->dest_len, true);
+		/* only this shard's first subscriber is news; every shard routes publishes, so
+		 * every shard hears it */
+		for (uint32_t i = 0; i < sh->nshards; i++)
+			interest(sh, i, XMSG_TOPIC_INTEREST, sub->dest, sub->dest_len, true);
 	}
 	list_insert(&sub->lt->head, sub);
 	sub->lt->n++;
-	return 1ull << sub->owner;
+	return all_shards(sh);	/* an earlier 0->1 may still be on its way to some */
 }
 
 static void pend_clear(struct sub *sub)
@@ -541,7 +548,8 @@ static void sub_detach(struct shard *sh, struct sub *sub)
 		list_remove(&sub->lt->head, sub);
 		if (--sub->lt->n == 0) {
 			strmap_del(&lt->topics, sub->lt->name, sub->lt->len);
-			interest(sh, sub->owner, XMSG_TOPIC_INTEREST, sub->dest, sub->dest_len, false);
+			for (uint32_t i = 0; i < sh->nshards; i++)
+				interest(sh, i, XMSG_TOPIC_INTEREST, sub->dest, sub->dest_len, false);
 			hd_free(sub->lt);
 		}
 	}
@@ -1136,13 +1144,22 @@ static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f,
 	return m;
 }
 
+/* A queue message goes to its owner shard. A topic message is routed right here: every
+ * shard knows which shards have subscribers for every topic, so the fan-out costs one xmsg
+ * per interested shard straight from the publisher's shard, and one publisher's messages
+ * reach a subscriber in the order sent, across topics too (as with RabbitMQ's one queue
+ * per subscription), because they all travel the same xring. */
 static void publish(struct shard *sh, struct session *s, struct hmsg *m, uint32_t seq)
 {
-	struct xmsg x = { .kind = XMSG_PUBLISH, .ptr = m, .a = conn_ref(s), .u32 = seq };
+	struct xmsg x = { .kind = XMSG_PUBLISH, .ptr = m, .a = conn_ref(s), .u32 = seq,
+			  .from = (uint16_t)sh->id };
 
 	if (seq)
 		receipt_add_wait(s, seq);
-	shard_send(sh, dest_owner(hmsg_dest(m), m->dest_len, sh->nshards), &x);
+	if (m->dest_len > 7 && !memcmp(hmsg_dest(m), QUEUE_PREFIX, 7))
+		shard_send(sh, dest_owner(hmsg_dest(m), m->dest_len, sh->nshards), &x);
+	else
+		dest_on_publish(sh, &x);
 }
 
 static struct tx *tx_find(struct session *s, const struct stomp_view *name, struct tx ***link)

@@ -8,6 +8,7 @@
  * Exit codes: 0 success, 1 node unreachable or bad answer, 2 usage error.
  */
 #include "tools/ctl_cluster.h"
+#include "tools/ctl_user.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@ static void usage(FILE *f)
 		   "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %s %-10s %s\n", commands[i].group, commands[i].verb, commands[i].help);
+	fprintf(f, "  user ...         users file: add, passwd, set, remove, list (heraldctl user --help)\n");
 	fprintf(f, "\noptions:\n"
 		   "  --node host:port  admin endpoint of the node to ask (default %s)\n"
 		   "  --timeout ms      give up after this long (default 3000)\n"
@@ -53,6 +55,10 @@ int main(int argc, char **argv)
 	};
 	struct ctl_opts o = { .node = DEFAULT_NODE, .timeout_ms = 3000 };
 	int c;
+
+	/* `user` has its own options: hand it the arguments before getopt permutes them */
+	if (argc > 1 && !strcmp(argv[1], "user"))
+		return ctl_user_main(argc - 1, argv + 1);
 
 	/* options may come before or after the command words (getopt permutes) */
 	while ((c = getopt_long(argc, argv, "hn:t:j", longopts, NULL)) != -1) {

@@ -246,3 +246,22 @@ def test_fanout_to_many_subscribers_on_one_connection_and_many_connections(heral
         assert len(by_sub) == per_conn
         for bodies in by_sub.values():
             assert bodies == ["f%d" % i for i in range(20)]
+
+
+def test_one_publishers_order_holds_across_topics_for_a_pattern_subscriber(herald, raws):
+    """RabbitMQ gives each subscription one queue, so a wildcard subscriber sees a
+    publisher's messages to different topics in the order sent. Topics hash to different
+    shards; Herald routes on the publisher's shard, so the order must hold here too."""
+    base = uid("ord").replace("-", "")
+    sub = raws(herald)
+    assert sub.connect().cmd == "CONNECTED"
+    sub.send_frame("SUBSCRIBE", [("destination", "/topic/%s.#" % base), ("id", "s"),
+                                 ("receipt", "r")])
+    assert sub.recv_frame().cmd == "RECEIPT"
+    pub = raws(herald)
+    assert pub.connect().cmd == "CONNECTED"
+    n = 600
+    pub.send(b"".join(b"SEND\ndestination:/topic/%s.%d\n\n%d\0" % (base.encode(), i % 23, i)
+                      for i in range(n)))
+    got = [int(sub.recv_frame().body) for _ in range(n)]
+    assert got == list(range(n))
