@@ -315,3 +315,23 @@ def test_bad_rules_file_refuses_start_naming_the_line(herald_bin, tmp_path, text
     out = (proc.stdout + proc.stderr).decode("utf-8", "replace")
     assert proc.returncode != 0, "started with a bad rules file:\n" + out
     assert "rules file %s line %d" % (p, line) in out, out
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "herald bug (authorization design): user names may contain '.', which is also the "
+    "pattern word separator, so `{user}.#` for user 'jack' is /queue/jack.# and matches "
+    "/queue/jack.smith, the own queue of user 'jack.smith': one user reads another's queue "
+    "under the documented example rule `allow subscribe,send * /queue/{user} /queue/{user}.#`"))
+def test_user_template_does_not_reach_another_users_queue(herald_factory, tmp_path, logins):
+    p = tmp_path / "rules"
+    p.write_text("[vhost /]\nallow subscribe,send * /queue/{user} /queue/{user}.#\n")
+    srv = herald_factory("--rules-file", str(p), "--user", "jack:jackpw",
+                         "--user", "jack.smith:smithpw")
+    r, f, _ = logins(srv, "jack.smith", "smithpw")
+    assert_connected(f, "jack.smith")
+    assert_receipt(subscribe(r, "/queue/jack.smith", "s", "r0"), "r0")	# his own queue
+    jack, f, _ = logins(srv, "jack", "jackpw")
+    assert_connected(f, "jack")
+    f = subscribe(jack, "/queue/jack.smith", "s", "r1")
+    assert_denied(jack, f, "/queue/jack.smith", "subscribe",
+                  "jack subscribing to jack.smith's own queue")

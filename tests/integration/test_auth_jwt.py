@@ -448,3 +448,37 @@ def test_hs256_secret_shorter_than_32_bytes_is_refused_at_start(herald_bin, tmp_
                            "--jwt-hs256-secret-file", str(p)], stdin=subprocess.DEVNULL,
                           capture_output=True, timeout=10)
     assert proc.returncode != 0, (proc.stdout + proc.stderr).decode()
+
+
+def test_token_sub_does_not_inherit_a_password_users_tags(hs, logins):
+    """A token names a user; its rights come from its own claims, not from a same-named
+    password user (ops is an administrator by --user, the token says nothing)."""
+    srv = hs("--user", "ops:opspw:administrator")
+    r, f, _ = logins(srv, None, hs256_token(SECRET, claims("ops")))
+    assert_connected(f, "ops")
+    assert_denied(r, subscribe(r, "/queue/rose", "a", "r1"), "/queue/rose", "subscribe")
+
+
+def test_token_sub_guest_is_not_the_default_administrator(hs, logins):
+    srv = hs()
+    r, f, _ = logins(srv, "guest", hs256_token(SECRET, claims("guest")))
+    assert_connected(f, "guest")
+    assert_denied(r, subscribe(r, "/queue/rose", "a", "r1"), "/queue/rose", "subscribe")
+
+
+def _raw_claims_token(text):
+    import hashlib
+    import hmac
+    head = b64url_json({"alg": "HS256", "typ": "JWT"})
+    payload = b64url(text.encode())
+    sig = hmac.new(SECRET.encode(), (head + "." + payload).encode(), hashlib.sha256).digest()
+    return head + "." + payload + "." + b64url(sig)
+
+
+def test_exp_with_a_fraction_is_accepted_and_an_exponent_refused(hs, logins):
+    srv = hs()
+    exp = int(time.time()) + 120
+    r, f, _ = logins(srv, None, _raw_claims_token('{"sub":"alice","exp":%d.75}' % exp))
+    assert_connected(f, "alice", "exp with a fraction")
+    _refused(srv, logins, _raw_claims_token('{"sub":"alice","exp":%de0}' % exp), "exp 1e0 form")
+    _refused(srv, logins, _raw_claims_token('{"sub":"alice","exp":"%d"}' % exp), "exp a string")

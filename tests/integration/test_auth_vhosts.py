@@ -133,3 +133,20 @@ def test_vhost_refusals_do_not_count_as_failed_logins(herald, logins):
     assert_refused(r, f)
     # (had the 6 refusals counted, this would be failure 7: held back 2 s)
     assert t < 1.0, "first real failure held back %.2fs after vhost refusals" % t
+
+
+@pytest.mark.herald_args(*VH)
+@pytest.mark.parametrize("pattern", ["/topic/#", "/topic/*", "/topic/x.#"])
+def test_wildcard_topic_subscription_does_not_cross_vhosts(herald, as_user, pattern):
+    root = as_user(herald, "ops", "/")
+    prod = as_user(herald, "ops", "prod")
+    assert_receipt(subscribe(root, pattern, "s", "a"), "a")
+    assert_receipt(subscribe(prod, pattern, "s", "b"), "b")
+    pub_prod = as_user(herald, "billing", "prod")
+    pub_root = as_user(herald, "billing", "/")
+    assert_receipt(send(pub_prod, "/topic/x", "from prod", "c"), "c")
+    assert_receipt(send(pub_root, "/topic/x", "from root", "d"), "d")
+    mp, mr = prod.recv_frame(), root.recv_frame()
+    assert mp.body == b"from prod" and mr.body == b"from root", (mp, mr)
+    _no_frames(prod)
+    _no_frames(root)
