@@ -235,3 +235,22 @@ def test_unknown_user_takes_as_long_as_a_wrong_password_users_file(herald_factor
 @pytest.mark.herald_args("--user", "jack:jackpw", *ONE_SHARD)
 def test_unknown_user_takes_as_long_as_a_wrong_password_cli_user(herald, logins):
     _compare_refusal_times(herald, logins, "jack", "nobody", 20)
+
+
+def test_bad_tokens_count_as_failures_too(herald_factory, tmp_path, logins):
+    sf = tmp_path / "secret"
+    sf.write_text(SECRET)
+    srv = herald_factory("--jwt-hs256-secret-file", str(sf), *ONE_SHARD)
+    bad = hs256_token("not-the-secret-but-32-bytes-long!!", claims("alice"))
+    for n in range(1, 6):
+        r, f, _ = logins(srv, None, bad, timeout=5.0)
+        assert_refused(r, f, "bad token %d" % n)
+    gaps = [g for _, _, g in refusal_gaps(srv, "token signature does not verify")]
+    assert len(gaps) == 5, gaps
+    for i, g in enumerate(gaps):
+        want = expected_delay(i + 1)
+        assert (g < 0.05) if want == 0 else (want - 0.025 <= g <= want + 0.5), (i + 1, gaps)
+    # a valid token is not held back by the bad ones
+    r, f, t = logins(srv, None, hs256_token(SECRET, claims("alice")))
+    assert_connected(f, "alice")
+    assert t < 1.0, t
