@@ -148,19 +148,13 @@ def test_bad_signature_is_refused(hs, logins):
     _refused(srv, logins, good.rsplit(".", 1)[0] + ".", "signature removed")
 
 
-@pytest.mark.parametrize("alg,sig", [
-    ("none", ""),
-    ("None", ""),
-    ("NONE", ""),
-    ("none", "valid-hs256"),
-])
-def test_alg_none_is_refused(hs, logins, alg, sig):
+def test_alg_none_is_refused(hs, logins):
     srv = hs()
     payload = claims("alice")
-    if sig == "valid-hs256":
-        sig = hs256_token(SECRET, payload).split(".")[2]
-    f = _refused(srv, logins, unsigned_token(payload, alg=alg, sig=sig), "alg %s" % alg)
-    assert f.get("message") == "Access refused"
+    valid_sig = hs256_token(SECRET, payload).split(".")[2]
+    for alg, sig in (("none", ""), ("None", ""), ("NONE", ""), ("none", valid_sig)):
+        _refused(srv, logins, unsigned_token(payload, alg=alg, sig=sig),
+                 "alg %s, signature %r" % (alg, sig[:10]))
 
 
 @pytest.mark.parametrize("alg,digest", [("HS384", "sha384"), ("HS512", "sha512")])

@@ -129,10 +129,10 @@ def _remote_refused(reply, what):
 
 # ---- loopback ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("src", ["127.0.0.1", "127.0.0.2", "127.1.2.3"])
-def test_guest_from_any_loopback_address_connects(herald, logins, src):
-    r, f, _ = logins(herald, "guest", "guest", src=src)
-    assert_connected(f, "guest", "guest from %s" % src)
+def test_guest_from_any_loopback_address_connects(herald, logins):
+    for src in ("127.0.0.1", "127.0.0.2", "127.1.2.3"):
+        r, f, _ = logins(herald, "guest", "guest", src=src)
+        assert_connected(f, "guest", "guest from %s" % src)
 
 
 # ---- a peer in another network namespace --------------------------------------------------

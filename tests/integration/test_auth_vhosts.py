@@ -74,12 +74,12 @@ def test_topics_are_per_vhost(herald, as_user):
 
 
 @pytest.mark.herald_args(*VH)
-@pytest.mark.parametrize("user", ["jack", "ops", "guest"])
-def test_unknown_vhost_is_refused_at_connect(herald, logins, user):
-    r, f, _ = logins(herald, user, PW[user], host="staging")
-    assert_refused(r, f, "vhost staging")
-    assert f.body.decode() == ("Virtual host 'staging' does not exist or access to it is "
-                               "denied"), f
+def test_unknown_vhost_is_refused_at_connect(herald, logins):
+    for user in ("jack", "ops", "guest"):
+        r, f, _ = logins(herald, user, PW[user], host="staging")
+        assert_refused(r, f, "%s to vhost staging" % user)
+        assert f.body.decode() == ("Virtual host 'staging' does not exist or access to it is "
+                                   "denied"), f
 
 
 @pytest.mark.herald_args(*VH)
@@ -136,17 +136,19 @@ def test_vhost_refusals_do_not_count_as_failed_logins(herald, logins):
 
 
 @pytest.mark.herald_args(*VH)
-@pytest.mark.parametrize("pattern", ["/topic/#", "/topic/*", "/topic/x.#"])
-def test_wildcard_topic_subscription_does_not_cross_vhosts(herald, as_user, pattern):
-    root = as_user(herald, "ops", "/")
-    prod = as_user(herald, "ops", "prod")
-    assert_receipt(subscribe(root, pattern, "s", "a"), "a")
-    assert_receipt(subscribe(prod, pattern, "s", "b"), "b")
+def test_wildcard_topic_subscription_does_not_cross_vhosts(herald, as_user):
     pub_prod = as_user(herald, "billing", "prod")
     pub_root = as_user(herald, "billing", "/")
-    assert_receipt(send(pub_prod, "/topic/x", "from prod", "c"), "c")
-    assert_receipt(send(pub_root, "/topic/x", "from root", "d"), "d")
-    mp, mr = prod.recv_frame(), root.recv_frame()
-    assert mp.body == b"from prod" and mr.body == b"from root", (mp, mr)
-    _no_frames(prod)
-    _no_frames(root)
+    for i, pattern in enumerate(("/topic/#", "/topic/*", "/topic/x.#")):
+        root = as_user(herald, "ops", "/")
+        prod = as_user(herald, "ops", "prod")
+        assert_receipt(subscribe(root, pattern, "s", "a"), "a")
+        assert_receipt(subscribe(prod, pattern, "s", "b"), "b")
+        assert_receipt(send(pub_prod, "/topic/x", "from prod", "c%d" % i), "c%d" % i)
+        assert_receipt(send(pub_root, "/topic/x", "from root", "d%d" % i), "d%d" % i)
+        mp, mr = prod.recv_frame(), root.recv_frame()
+        assert mp.body == b"from prod" and mr.body == b"from root", (pattern, mp, mr)
+        _no_frames(prod)
+        _no_frames(root)
+        root.close()
+        prod.close()
