@@ -18,39 +18,20 @@
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_log.h"
 #include "core/hmsg.h"
+#include "core/mdeque.h"
 #include "core/session.h"
 #include "core/shard.h"
 #include "core/topic_match.h"
 
 #include <string.h>
 
-struct dest_topic {
+/* Which shards have subscriptions to a topic or a pattern. */
+struct dest_interest {
 	uint64_t shard_mask;	/* shards with count > 0 */
 	uint32_t *counts;	/* subscriptions per shard */
+	uint32_t index;		/* patterns: place in pattern_list */
 	uint32_t len;
-	char name[];
-};
-
-struct dest_pattern {
-	uint64_t shard_mask;
-	uint32_t *counts;
-	uint32_t index;		/* in pattern_list */
-	uint32_t len;
-	char name[];		/* without "/topic/" */
-};
-
-struct qentry {
-	struct hmsg *m;		/* one reference */
-	uint64_t tag;		/* delivery tag while unacked */
-	uint32_t redelivered;
-};
-
-/* A double-ended ring of entries; grows by doubling. */
-struct qdeque {
-	struct qentry *e;
-	uint32_t cap;		/* power of two or 0 */
-	uint32_t head;
-	uint32_t n;
+	char name[];		/* topic key; a pattern without "/topic/" */
 };
 
 struct qconsumer {
@@ -58,11 +39,11 @@ struct qconsumer {
 	uint8_t ack_mode;
 	uint32_t prefetch;	/* 0: unlimited */
 	uint32_t inflight;	/* deliveries not yet credited back */
-	struct qdeque unacked;	/* client modes: in tag order */
+	struct mdeque unacked;	/* client modes: in tag order */
 };
 
 struct dest_queue {
-	struct qdeque ready;
+	struct mdeque ready;
 	struct qconsumer **consumers;
 	uint32_t nconsumers;
 	uint32_t rr;		/* next consumer to try */
@@ -84,114 +65,44 @@ void dest_table_init(struct dest_table *t)
 	strmap_init(&t->queues);
 }
 
-/* ---- deque ---- */
-
-static void qd_grow(struct qdeque *d)
-{
-	uint32_t cap = d->cap ? d->cap * 2 : 8;
-	struct qentry *e = hd_alloc(cap * sizeof(*e));
-
-	for (uint32_t i = 0; i < d->n; i++)
-		e[i] = d->e[(d->head + i) & (d->cap - 1)];
-	hd_free(d->e);
-	d->e = e;
-	d->cap = cap;
-	d->head = 0;
-}
-
-static void qd_push_back(struct qdeque *d, struct qentry x)
-{
-	if (d->n == d->cap)
-		qd_grow(d);
-	d->e[(d->head + d->n) & (d->cap - 1)] = x;
-	d->n++;
-}
-
-static void qd_push_front(struct qdeque *d, struct qentry x)
-{
-	if (d->n == d->cap)
-		qd_grow(d);
-	d->head = (d->head - 1) & (d->cap - 1);
-	d->e[d->head] = x;
-	d->n++;
-}
-
-static struct qentry *qd_at(struct qdeque *d, uint32_t i)
-{
-	return &d->e[(d->head + i) & (d->cap - 1)];
-}
-
-static struct qentry qd_pop_front(struct qdeque *d)
-{
-	struct qentry x = d->e[d->head];
-
-	d->head = (d->head + 1) & (d->cap - 1);
-	d->n--;
-	return x;
-}
-
-static void qd_remove_at(struct qdeque *d, uint32_t i)
-{
-	for (; i + 1 < d->n; i++)
-		*qd_at(d, i) = *qd_at(d, i + 1);
-	d->n--;
-}
-
-static void qd_free(struct qdeque *d)
-{
-	for (uint32_t i = 0; i < d->n; i++)
-		hmsg_unref(qd_at(d, i)->m);
-	hd_free(d->e);
-	memset(d, 0, sizeof(*d));
-}
-
 /* ---- topics ---- */
 
-static struct dest_topic *topic_get(struct shard *sh, const char *name, size_t len, bool create)
+static struct dest_interest *interest_get(struct shard *sh, struct strmap *map, const char *name,
+					  size_t len, bool create)
 {
-	struct dest_topic *t = strmap_get(&sh->dests.topics, name, len);
+	struct dest_interest *t = strmap_get(map, name, len);
 
 	if (t || !create)
 		return t;
 	t = hd_alloc(sizeof(*t) + len + 1);
 	t->shard_mask = 0;
 	t->counts = hd_calloc(sh->nshards, sizeof(*t->counts));
+	t->index = 0;
 	t->len = (uint32_t)len;
 	memcpy(t->name, name, len);
 	t->name[len] = '\0';
-	strmap_put(&sh->dests.topics, t->name, len, t);
+	strmap_put(map, t->name, len, t);
+	if (map == &sh->dests.patterns) {
+		struct dest_table *dt = &sh->dests;
+
+		dt->pattern_list = hd_realloc(dt->pattern_list, (dt->npatterns + 1) * sizeof(t));
+		t->index = dt->npatterns;
+		dt->pattern_list[dt->npatterns++] = t;
+	}
 	return t;
 }
 
-static struct dest_pattern *pattern_get(struct shard *sh, const char *name, size_t len, bool create)
-{
-	struct dest_table *dt = &sh->dests;
-	struct dest_pattern *p = strmap_get(&dt->patterns, name, len);
-
-	if (p || !create)
-		return p;
-	p = hd_alloc(sizeof(*p) + len + 1);
-	p->shard_mask = 0;
-	p->counts = hd_calloc(sh->nshards, sizeof(*p->counts));
-	p->len = (uint32_t)len;
-	memcpy(p->name, name, len);
-	p->name[len] = '\0';
-	strmap_put(&dt->patterns, p->name, len, p);
-	dt->pattern_list = hd_realloc(dt->pattern_list, (dt->npatterns + 1) * sizeof(p));
-	p->index = dt->npatterns;
-	dt->pattern_list[dt->npatterns++] = p;
-	return p;
-}
-
-static void pattern_drop(struct shard *sh, struct dest_pattern *p)
+static void interest_drop(struct shard *sh, struct strmap *map, struct dest_interest *t)
 {
 	struct dest_table *dt = &sh->dests;
 
-	strmap_del(&dt->patterns, p->name, p->len);
-	dt->pattern_list[p->index] = dt->pattern_list[--dt->npatterns];
-	dt->pattern_list[p->index]->index = p->index;
-	hd_free(p->counts);
-	hd_free(p);
+	strmap_del(map, t->name, t->len);
+	if (map == &dt->patterns) {
+		dt->pattern_list[t->index] = dt->pattern_list[--dt->npatterns];
+		dt->pattern_list[t->index]->index = t->index;
+	}
+	hd_free(t->counts);
+	hd_free(t);
 }
 
 /* Applies +1/-1 from shard `from`; returns the new count. */
@@ -213,26 +124,14 @@ void dest_on_topic_interest(struct shard *sh, const struct xmsg *m, int pattern)
 	struct xname *n = m->ptr;
 	int delta = m->u32 ? 1 : -1;
 
-	if (pattern) {
-		/* patterns reach every shard; the name is stored without "/topic/" */
-		struct dest_pattern *p = pattern_get(sh, n->name, n->len, delta > 0);
+	/* a pattern's name comes without "/topic/" */
+	struct strmap *map = pattern ? &sh->dests.patterns : &sh->dests.topics;
+	struct dest_interest *t = interest_get(sh, map, n->name, n->len, delta > 0);
 
-		if (p) {
-			count_apply(p->counts, &p->shard_mask, m->from, delta);
-			if (!p->shard_mask)
-				pattern_drop(sh, p);
-		}
-	} else {
-		struct dest_topic *t = topic_get(sh, n->name, n->len, delta > 0);
-
-		if (t) {
-			count_apply(t->counts, &t->shard_mask, m->from, delta);
-			if (!t->shard_mask) {
-				strmap_del(&sh->dests.topics, t->name, t->len);
-				hd_free(t->counts);
-				hd_free(t);
-			}
-		}
+	if (t) {
+		count_apply(t->counts, &t->shard_mask, m->from, delta);
+		if (!t->shard_mask)
+			interest_drop(sh, map, t);
 	}
 	hd_free(n);
 }
@@ -240,13 +139,13 @@ void dest_on_topic_interest(struct shard *sh, const struct xmsg *m, int pattern)
 static void topic_publish(struct shard *sh, struct hmsg *m)
 {
 	const char *name = hmsg_dest(m);
-	struct dest_topic *t = topic_get(sh, name, m->dest_len, false);
+	struct dest_interest *t = interest_get(sh, &sh->dests.topics, name, m->dest_len, false);
 	uint64_t mask = t ? t->shard_mask : 0;
 	const size_t plen = sizeof("/topic/") - 1;
 	struct dest_table *dt = &sh->dests;
 
 	for (uint32_t i = 0; i < dt->npatterns; i++) {
-		struct dest_pattern *p = dt->pattern_list[i];
+		struct dest_interest *p = dt->pattern_list[i];
 
 		if ((p->shard_mask & ~mask) &&
 		    topic_match_scoped(p->name, p->len, name + plen, m->dest_len - plen))
@@ -286,7 +185,7 @@ static void queue_maybe_drop(struct shard *sh, struct dest_queue *q)
 	if (q->nconsumers || q->ready.n)
 		return;
 	strmap_del(&sh->dests.queues, q->name, q->len);
-	qd_free(&q->ready);
+	mdeque_free(&q->ready);
 	hd_free(q->consumers);
 	hd_free(q);
 }
@@ -315,17 +214,17 @@ static void queue_dispatch(struct shard *sh, struct dest_queue *q)
 {
 	while (q->ready.n && q->nconsumers) {
 		struct qconsumer *c = pick_consumer(q);
-		struct qentry e;
+		struct mentry e;
 		struct xmsg d;
 
 		if (!c)
 			break;
-		e = qd_pop_front(&q->ready);
+		e = mdeque_pop_front(&q->ready);
 		e.tag = ++q->next_tag;
 		c->inflight++;
 		if (c->ack_mode != SESSION_ACK_AUTO) {
 			hmsg_ref(e.m, 1);	/* kept until acked */
-			qd_push_back(&c->unacked, e);
+			mdeque_push_back(&c->unacked, e);
 		} else {
 			sh->dests.queued_msgs--;
 		}
@@ -352,7 +251,7 @@ static void queue_publish(struct shard *sh, const struct xmsg *xm, struct hmsg *
 		reply_done(sh, xm, XERR_QUEUE_FULL);
 		return;
 	}
-	qd_push_back(&q->ready, (struct qentry){ .m = m });
+	mdeque_push_back(&q->ready, (struct mentry){ .m = m });
 	sh->dests.queued_msgs++;
 	sh->stats.published++;
 	queue_dispatch(sh, q);
@@ -407,14 +306,14 @@ void dest_on_consumer_add(struct shard *sh, const struct xmsg *m)
 }
 
 /* Puts unacked[from..) back at the front of the ready queue, in order, redelivered. */
-static void requeue_tail(struct dest_queue *q, struct qdeque *unacked, uint32_t keep)
+static void requeue_tail(struct dest_queue *q, struct mdeque *unacked, uint32_t keep)
 {
 	while (unacked->n > keep) {
-		struct qentry e = *qd_at(unacked, unacked->n - 1);
+		struct mentry e = *mdeque_at(unacked, unacked->n - 1);
 
 		unacked->n--;
 		e.redelivered = 1;
-		qd_push_front(&q->ready, e);
+		mdeque_push_front(&q->ready, e);
 	}
 }
 
@@ -429,7 +328,7 @@ void dest_on_consumer_del(struct shard *sh, const struct xmsg *m)
 	if (!q || !(c = consumer_find(q, m->a, &idx)))
 		return;
 	requeue_tail(q, &c->unacked, 0);
-	qd_free(&c->unacked);
+	mdeque_free(&c->unacked);
 	q->consumers[idx] = q->consumers[--q->nconsumers];
 	hd_free(c);
 	if (q->rr >= q->nconsumers)
@@ -442,7 +341,7 @@ void dest_on_consumer_del(struct shard *sh, const struct xmsg *m)
 static int64_t unacked_find(struct qconsumer *c, uint64_t tag)
 {
 	for (uint32_t i = 0; i < c->unacked.n; i++)
-		if (qd_at(&c->unacked, i)->tag == tag)
+		if (mdeque_at(&c->unacked, i)->tag == tag)
 			return i;
 	return -1;
 }
@@ -463,37 +362,37 @@ static void ack_apply(struct shard *sh, struct dest_queue *q, struct qconsumer *
 		if (i < 0)
 			return;
 		if (mode == XNACK_ONE) {
-			struct qentry e = *qd_at(&c->unacked, (uint32_t)i);
+			struct mentry e = *mdeque_at(&c->unacked, (uint32_t)i);
 
 			e.redelivered = 1;
-			qd_remove_at(&c->unacked, (uint32_t)i);
-			qd_push_front(&q->ready, e);
+			mdeque_remove_at(&c->unacked, (uint32_t)i);
+			mdeque_push_front(&q->ready, e);
 			return;
 		}
-		hmsg_unref(qd_at(&c->unacked, (uint32_t)i)->m);
-		qd_remove_at(&c->unacked, (uint32_t)i);
+		hmsg_unref(mdeque_at(&c->unacked, (uint32_t)i)->m);
+		mdeque_remove_at(&c->unacked, (uint32_t)i);
 		sh->dests.queued_msgs--;
 		return;
 	case XACK_UPTO:
-		while (c->unacked.n && qd_at(&c->unacked, 0)->tag <= tag) {
-			hmsg_unref(qd_pop_front(&c->unacked).m);
+		while (c->unacked.n && mdeque_at(&c->unacked, 0)->tag <= tag) {
+			hmsg_unref(mdeque_pop_front(&c->unacked).m);
 			sh->dests.queued_msgs--;
 		}
 		return;
 	case XNACK_UPTO: {
 		uint32_t n = 0;
 
-		while (n < c->unacked.n && qd_at(&c->unacked, n)->tag <= tag)
+		while (n < c->unacked.n && mdeque_at(&c->unacked, n)->tag <= tag)
 			n++;
 		/* requeue the first n, keeping their order, ahead of everything ready */
 		for (uint32_t k = n; k > 0; k--) {
-			struct qentry e = *qd_at(&c->unacked, k - 1);
+			struct mentry e = *mdeque_at(&c->unacked, k - 1);
 
 			e.redelivered = 1;
-			qd_push_front(&q->ready, e);
+			mdeque_push_front(&q->ready, e);
 		}
 		for (uint32_t k = 0; k < n; k++)
-			qd_pop_front(&c->unacked);
+			mdeque_pop_front(&c->unacked);
 		return;
 	}
 	}
@@ -527,7 +426,7 @@ void dest_on_return(struct shard *sh, const struct xmsg *m)
 	c = consumer_find(q, m->a, NULL);
 	if (c && c->inflight)
 		c->inflight--;
-	qd_push_front(&q->ready, (struct qentry){ .m = msg, .redelivered = 0 });
+	mdeque_push_front(&q->ready, (struct mentry){ .m = msg, .redelivered = 0 });
 	sh->dests.queued_msgs++;
 	queue_dispatch(sh, q);
 }
@@ -538,7 +437,7 @@ void dest_table_fini(struct dest_table *t)
 		struct strmap_slot *s = &t->topics.slots[i];
 
 		if (s->hash && s->val) {
-			struct dest_topic *tp = s->val;
+			struct dest_interest *tp = s->val;
 
 			hd_free(tp->counts);
 			hd_free(tp);
@@ -554,9 +453,9 @@ void dest_table_fini(struct dest_table *t)
 		if (s->hash && s->val) {
 			struct dest_queue *q = s->val;
 
-			qd_free(&q->ready);
+			mdeque_free(&q->ready);
 			for (uint32_t k = 0; k < q->nconsumers; k++) {
-				qd_free(&q->consumers[k]->unacked);
+				mdeque_free(&q->consumers[k]->unacked);
 				hd_free(q->consumers[k]);
 			}
 			hd_free(q->consumers);

@@ -22,9 +22,9 @@
 struct shard;
 
 struct dest_table {
-	struct strmap topics;		/* name -> struct dest_topic */
-	struct strmap patterns;		/* pattern -> struct dest_pattern */
-	struct dest_pattern **pattern_list;	/* the same patterns, for matching */
+	struct strmap topics;		/* name -> struct dest_interest */
+	struct strmap patterns;		/* pattern -> struct dest_interest */
+	struct dest_interest **pattern_list;	/* the same patterns, for matching */
 	uint32_t npatterns;
 	struct strmap queues;		/* name -> struct dest_queue */
 	uint64_t queued_msgs;		/* ready + unacked, for stats */

@@ -19,6 +19,7 @@
 #include "core/base/hd_log.h"
 #include "core/base/hd_time.h"
 #include "core/hmsg.h"
+#include "core/mdeque.h"
 #include "core/shard.h"
 #include "core/topic_match.h"
 #include "core/wsconn.h"
@@ -41,11 +42,6 @@ enum close_mode { CLOSE_NONE = 0, CLOSE_AFTER_FLUSH, CLOSE_NOW };
 #define QUEUE_PREFIX "/queue/"
 #define MAX_PENDING_TOPIC_ACKS 65536	/* client-ack topic deliveries not acked: slow consumer */
 
-struct pend {
-	uint64_t tag;
-	struct hmsg *m;		/* one reference, for 1.0/1.1 ACK by message-id */
-};
-
 struct sub {
 	struct session *s;
 	struct sub *next;	/* in its local_topic or in the shard's pattern list */
@@ -58,10 +54,8 @@ struct sub {
 	uint32_t owner;		/* owner shard of dest (queues and topics) */
 	uint32_t credit_pending;/* queue deliveries queued on the wire, not yet credited */
 	uint64_t next_tag;	/* topic client-mode deliveries */
-	struct pend *pend;	/* unacked deliveries in order (client modes) */
-	uint32_t pend_head;
-	uint32_t pend_n;
-	uint32_t pend_cap;	/* power of two */
+	struct mdeque pend;	/* unacked deliveries in order (client modes); the message
+				 * reference serves 1.0/1.1 ACKs by message-id */
 	uint32_t dest_len;
 	uint32_t id_len;
 	char *dest;
@@ -513,15 +507,6 @@ static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
 	return all_shards(sh);	/* an earlier 0->1 may still be on its way to some */
 }
 
-static void pend_clear(struct sub *sub)
-{
-	for (uint32_t i = 0; i < sub->pend_n; i++)
-		hmsg_unref(sub->pend[(sub->pend_head + i) & (sub->pend_cap - 1)].m);
-	hd_free(sub->pend);
-	sub->pend = NULL;
-	sub->pend_n = sub->pend_cap = sub->pend_head = 0;
-}
-
 static void credit_return(struct shard *sh, struct sub *sub);
 
 /* Undoes sub_attach and frees sub; a queue's owner requeues the unacked messages. */
@@ -553,7 +538,7 @@ static void sub_detach(struct shard *sh, struct sub *sub)
 			hd_free(sub->lt);
 		}
 	}
-	pend_clear(sub);
+	mdeque_free(&sub->pend);
 	sh->stats.subscriptions--;
 	hd_free(sub->dest);
 	hd_free(sub->id);
@@ -590,29 +575,6 @@ static struct sub *sub_by_idx(struct session *s, uint32_t idx)
 
 /* ---- delivery ---- */
 
-static void pend_push(struct sub *sub, uint64_t tag, struct hmsg *m)
-{
-	if (sub->pend_n == sub->pend_cap) {
-		uint32_t cap = sub->pend_cap ? sub->pend_cap * 2 : 8;
-		struct pend *p = hd_alloc(cap * sizeof(*p));
-
-		for (uint32_t i = 0; i < sub->pend_n; i++)
-			p[i] = sub->pend[(sub->pend_head + i) & (sub->pend_cap - 1)];
-		hd_free(sub->pend);
-		sub->pend = p;
-		sub->pend_cap = cap;
-		sub->pend_head = 0;
-	}
-	hmsg_ref(m, 1);
-	sub->pend[(sub->pend_head + sub->pend_n) & (sub->pend_cap - 1)] = (struct pend){ tag, m };
-	sub->pend_n++;
-}
-
-static struct pend *pend_at(struct sub *sub, uint32_t i)
-{
-	return &sub->pend[(sub->pend_head + i) & (sub->pend_cap - 1)];
-}
-
 /* ack id: "<subscription index>.<tag>", unique within the session */
 static size_t format_ack_id(char *out, uint32_t idx, uint64_t tag)
 {
@@ -634,7 +596,8 @@ static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t 
 
 	if (sub->ack_mode != SESSION_ACK_AUTO) {
 		ackv.len = format_ack_id(ack, sub->idx, tag);
-		pend_push(sub, tag, m);
+		hmsg_ref(m, 1);
+		mdeque_push_back(&sub->pend, (struct mentry){ .m = m, .tag = tag });
 	}
 	n = stomp_encode_message_head(o->head + room, NET_OUT_HEAD_CAP - room, s->version,
 				      (struct stomp_view){ sub->id, sub->id_len }, hmsg_msgid(m),
@@ -673,7 +636,7 @@ static void deliver_topic(struct shard *sh, struct sub *sub, struct hmsg *m)
 
 	if (s->close_mode)
 		return;
-	if (is_slow(sh, s) || sub->pend_n >= MAX_PENDING_TOPIC_ACKS) {
+	if (is_slow(sh, s) || sub->pend.n >= MAX_PENDING_TOPIC_ACKS) {
 		sh->stats.slow_consumers++;
 		/* its backlog is dropped: a consumer that cannot keep up must not hold memory */
 		session_fail(sh, s, "slow consumer",
@@ -1394,8 +1357,8 @@ static bool find_delivery(struct session *s, const char *id, const char *subid, 
 			return false;
 		tag = strtoull(dot + 1, NULL, 10);
 		sub = sub_by_idx(s, (uint32_t)idx);
-		for (uint32_t i = 0; sub && i < sub->pend_n; i++) {
-			if (pend_at(sub, i)->tag == tag) {
+		for (uint32_t i = 0; sub && i < sub->pend.n; i++) {
+			if (mdeque_at(&sub->pend, i)->tag == tag) {
 				*out_sub = sub;
 				*out_i = i;
 				return true;
@@ -1409,8 +1372,8 @@ static bool find_delivery(struct session *s, const char *id, const char *subid, 
 
 		if (subid && strcmp(sub->id, subid))
 			continue;
-		for (uint32_t i = 0; i < sub->pend_n; i++) {
-			struct stomp_view mid = hmsg_msgid(pend_at(sub, i)->m);
+		for (uint32_t i = 0; i < sub->pend.n; i++) {
+			struct stomp_view mid = hmsg_msgid(mdeque_at(&sub->pend, i)->m);
 
 			if (mid.len == strlen(id) && !memcmp(mid.ptr, id, mid.len)) {
 				*out_sub = sub;
@@ -1446,19 +1409,15 @@ static int apply_ack(struct shard *sh, struct session *s, bool nack, const char 
 
 	if (!find_delivery(s, id, subid, &sub, &i))
 		return -1;
-	tag = pend_at(sub, i)->tag;
+	tag = mdeque_at(&sub->pend, i)->tag;
 	upto = sub->ack_mode == SESSION_ACK_CLIENT;
 	if (upto) {
 		/* client mode is cumulative: this delivery and all before it */
 		for (uint32_t k = 0; k <= i; k++)
-			hmsg_unref(pend_at(sub, k)->m);
-		sub->pend_head = (sub->pend_head + i + 1) & (sub->pend_cap - 1);
-		sub->pend_n -= i + 1;
+			hmsg_unref(mdeque_pop_front(&sub->pend).m);
 	} else {
-		hmsg_unref(pend_at(sub, i)->m);
-		for (uint32_t k = i; k + 1 < sub->pend_n; k++)
-			*pend_at(sub, k) = *pend_at(sub, k + 1);
-		sub->pend_n--;
+		hmsg_unref(mdeque_at(&sub->pend, i)->m);
+		mdeque_remove_at(&sub->pend, i);
 	}
 	if (sub->kind != SUB_QUEUE)
 		return (int)sh->id;	/* topics: nothing is kept, nothing to requeue */
@@ -1854,12 +1813,16 @@ void session_tick(struct shard *sh, uint64_t now_ms)
 				session_fail(sh, s, "connect timeout", "No CONNECT frame in time", NULL);
 			continue;
 		}
-		if (s->hb_recv_ms && now_ms - s->last_rx_ms > 2ull * s->hb_recv_ms) {
+		/* about twice the promised interval, plus a grace for a loaded box (RabbitMQ
+		 * allows three periods) */
+		if (s->hb_recv_ms && now_ms - s->last_rx_ms > 2ull * s->hb_recv_ms +
+							      HD_MAX(s->hb_recv_ms / 2, 250u)) {
 			session_fail(sh, s, "heart-beat timeout",
 				     "No data or heart-beat from the client within twice its interval", NULL);
 			continue;
 		}
-		if (s->hb_send_ms && now_ms - s->last_tx_ms >= s->hb_send_ms)
+		/* a little early rather than late: the tick is coarse and the client counts */
+		if (s->hb_send_ms && now_ms - s->last_tx_ms >= s->hb_send_ms - s->hb_send_ms / 10)
 			write_bytes(sh, s, "\n", 1);
 	}
 }
