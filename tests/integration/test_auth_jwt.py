@@ -408,13 +408,13 @@ def test_token_expiry_with_leeway_closes_at_exp_plus_leeway(hs, logins):
 def test_token_expiry_while_heart_beating_and_receiving(hs, logins):
     """Traffic and heart-beats do not keep an expired session alive."""
     srv = hs()
-    exp = int(time.time()) + 2
+    pub, f2, _ = logins(srv, "guest", "guest")
+    assert_connected(f2)
+    exp = int(time.time()) + 3
     tok = hs256_token(SECRET, {"sub": "alice", "exp": exp})
     r, f, _ = logins(srv, None, tok, extra=[("heart-beat", "200,200")])
     assert_connected(f, "alice")
-    r.send_frame("SUBSCRIBE", [("destination", "/topic/tick"), ("id", "t")])
-    pub, f2, _ = logins(srv, "guest", "guest")
-    assert_connected(f2)
+    assert_receipt(subscribe(r, "/topic/tick", "t", "rt"), "rt")
     errors, closed, got = [], False, 0
     while time.time() < exp + 3:
         r.send(b"\n")
