@@ -204,15 +204,6 @@ def heraldctl_path():
     return p if os.access(p, os.X_OK) else None
 
 
-def heraldctl_has_user_command():
-    ctl = heraldctl_path()
-    if not ctl:
-        return False
-    r = subprocess.run([ctl, "user", "list", "--file", "/nonexistent/herald-users"],
-                       capture_output=True, timeout=10)
-    return b"unrecognized option" not in r.stderr and b"cluster status" not in r.stderr
-
-
 # ---- server control ------------------------------------------------------------------------
 
 RELOAD_LINE = "INF auth: "

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from authutil import (assert_connected, assert_denied, assert_receipt, assert_refused,  # noqa
-                      claims, heraldctl_has_user_command, heraldctl_path, hs256_token, logins,
+                      claims, heraldctl_path, hs256_token, logins,
                       reload, send, subscribe, users_line, write_atomic, write_users)
 
 pytestmark = [pytest.mark.herald_only, pytest.mark.timeout(30)]
@@ -190,14 +190,9 @@ def _ctl(*args, password=None):
 
 
 _CTL = heraldctl_path()
-_CTL_HAS_USER = heraldctl_has_user_command() if _CTL else False
 
 
 @pytest.mark.skipif(_CTL is None, reason="no heraldctl beside HERALD_BIN (build/tools/heraldctl)")
-@pytest.mark.xfail(_CTL is not None and not _CTL_HAS_USER, strict=True,
-                   reason="herald bug: tools/ctl_user.c's ctl_user_main is never called from "
-                          "tools/heraldctl.c's command table, so `heraldctl user ...` prints the "
-                          "usage and exits 2 (docs/auth.md documents it)")
 def test_heraldctl_user_add_remove_passwd_then_sighup(herald_factory, tmp_path, logins):
     path = str(tmp_path / "users")
     p = _ctl("add", "jack", "--password-stdin", "--file", path, password="jack pw 1")
