@@ -128,10 +128,11 @@ static int make_static_users(const struct herald_config *cfg)
 
 	for (uint32_t i = 0; i < cfg->nusers; i++)
 		specs[i] = cfg->users[i];
-	/* these hashes live in memory only, beside the plaintext they came from at start-up:
-	 * argon2id's cost buys nothing here, so the cheapest setting keeps logins fast */
+	/* the interactive cost, like users-file hashes and the dummy hash unknown names are
+	 * checked against: a wrong password must take as long for every name, or timing
+	 * tells which names exist. Each shard then caches a verified login (auth_cache). */
 	if (auth_static_users_create(specs, cfg->nusers, cfg->default_user, cfg->default_pass,
-				     cfg->default_user_loopback_only, USERS_COST_MIN,
+				     cfg->default_user_loopback_only, USERS_COST_INTERACTIVE,
 				     &static_users, err, sizeof(err))) {
 		hd_log_err("auth: %s", err);
 		return -1;

@@ -516,14 +516,15 @@ int users_table_load(struct users_table *t, const char *path, struct users_error
 	buf = hd_alloc((size_t)st.st_size + 1);
 	rc = read_all(fd, buf, (size_t)st.st_size);
 	close(fd);
-	if (!rc)
-		rc = users_table_parse(t, buf, (size_t)st.st_size, err);
-	hd_free(buf);
-	if (rc == -EINVAL)
-		return rc;	/* a parse error: err already names the line */
-	if (rc)
+	if (rc) {
+		hd_free(buf);
 		goto err_msg;
-	return 0;
+	}
+	/* a parse error (bad line, duplicate name: -EINVAL, -EEXIST, ...) names its lines in
+	 * err already; only reading failures get the generic message */
+	rc = users_table_parse(t, buf, (size_t)st.st_size, err);
+	hd_free(buf);
+	return rc;
 
 err_close:
 	close(fd);

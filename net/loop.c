@@ -691,10 +691,11 @@ static void linger_close(struct net_loop *l, struct net_conn *c)
 	 * FIN ends the recv, or the linger deadline shuts the socket */
 	c->rx_len = 0;
 	c->close_deadline_ms = (uint32_t)hd_now_ms() + LINGER_MS;
-	if (!c->recv_armed && !c->recv_paused)
+	/* a paused connection reads again now, only to see the peer's FIN: the completion
+	 * that ends that recv is what frees the slot (maybe_free), so one must be armed */
+	c->recv_paused = false;
+	if (!c->recv_armed)
 		arm_recv(l, c);
-	else if (c->recv_paused)
-		shutdown(c->fd, SHUT_RDWR);
 }
 
 void net_loop_reap_lingering(struct net_loop *l)

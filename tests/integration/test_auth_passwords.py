@@ -178,9 +178,6 @@ def test_server_refuses_to_start_with_a_bad_users_file(herald_bin, tmp_path, con
         why, out)
 
 
-@pytest.mark.xfail(strict=True, reason="herald bug: users_table_load treats the parser's -EEXIST "
-                   "(duplicate name) as an I/O error and overwrites the message with "
-                   "'cannot read users file PATH: File exists', losing both line numbers")
 def test_duplicate_user_in_users_file_names_both_lines(herald_bin, tmp_path):
     """docs/auth.md: 'a name defined twice is an error naming both lines'."""
     import subprocess
@@ -238,11 +235,6 @@ def _open_fds(srv):
     return len(os.listdir("/proc/%d/fd" % srv.proc.pid))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "herald bug: a login refused after the auth thread's check, on a connection that sent "
-    "frames behind CONNECT (reading paused), never frees its socket: linger_close() in "
-    "net/loop.c only shutdown()s a recv-paused connection and nothing calls maybe_free(), so "
-    "the fd leaks (remote, unauthenticated fd exhaustion) and SIGTERM later waits 5 s"))
 @pytest.mark.herald_args("--user", "jack:jackpw")
 def test_refused_connect_with_pipelined_frames_frees_its_socket(herald, logins):
     import time

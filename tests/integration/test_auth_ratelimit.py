@@ -227,11 +227,6 @@ def test_unknown_user_takes_as_long_as_a_wrong_password_users_file(herald_factor
     _compare_refusal_times(srv, logins, "jack", "nobody", 10, rounds=3)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "herald bug: --user (and default-user) passwords are hashed at USERS_COST_MIN (8 KiB, 1 "
-    "pass, core/main.c make_static_users) while unknown names are checked against the "
-    "interactive-cost dummy hash (64 MiB, 2 passes, core/auth.c), so a wrong password for a "
-    "--user name is refused ~100x faster than for an unknown name: timing reveals the names"))
 @pytest.mark.herald_args("--user", "jack:jackpw", *ONE_SHARD)
 def test_unknown_user_takes_as_long_as_a_wrong_password_cli_user(herald, logins):
     _compare_refusal_times(herald, logins, "jack", "nobody", 20)
