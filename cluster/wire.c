@@ -62,7 +62,8 @@ static void put_bytes(struct out *o, const void *src, size_t len)
 		o->overflow = true;
 		return;
 	}
-	memcpy(o->p, src, len);
+	if (len)	/* an empty view may have a NULL pointer, which memcpy must not see */
+		memcpy(o->p, src, len);
 	o->p += len;
 }
 

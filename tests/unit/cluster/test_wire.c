@@ -22,7 +22,7 @@ static struct wire_addr v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t 
 
 static bool str_eq(struct wire_str a, struct wire_str b)
 {
-	return a.len == b.len && !memcmp(a.ptr, b.ptr, a.len);
+	return a.len == b.len && (!a.len || !memcmp(a.ptr, b.ptr, a.len));
 }
 
 /* One of each type, every field set. */
