@@ -27,6 +27,7 @@ enum bconn_state {
 	BC_STOMP_CONNECT,	/* CONNECT sent, waiting for CONNECTED */
 	BC_SUBSCRIBING,		/* SUBSCRIBE with receipt sent, waiting for RECEIPT */
 	BC_READY,		/* set-up done */
+	BC_CLOSING,		/* DISCONNECT with receipt sent */
 	BC_DEAD,		/* closed */
 };
 

@@ -83,6 +83,8 @@ static void table_run(const struct bench_result *r, FILE *f)
 		(unsigned long long)r->order_errors, (unsigned long long)r->errors);
 	if (r->acks)
 		fprintf(f, "  acks %llu", (unsigned long long)r->acks);
+	if (r->stale)
+		fprintf(f, "  stale %llu", (unsigned long long)r->stale);
 	fprintf(f, "\n");
 }
 
@@ -192,6 +194,7 @@ void bench_report_json(const struct bench_result *r, FILE *f)
 	JU("order_violations", r->order_errors);
 	JU("errors", r->errors);
 	JU("acks", r->acks);
+	JU("stale", r->stale);
 	JU("measured_published", r->m_published);
 	JU("measured_delivered", r->m_delivered);
 	JD("pub_rate", r->pub_rate);

@@ -44,6 +44,7 @@ struct bench_result {
 	uint64_t order_errors;
 	uint64_t acks;
 	uint64_t errors;
+	uint64_t stale;			/* earlier runs' messages received (acked, not counted) */
 	double pub_rate;		/* measured messages/s */
 	double del_rate;		/* measured deliveries/s */
 	struct bench_hist hist;		/* latency of measured deliveries, from scheduled time */

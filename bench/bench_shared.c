@@ -47,6 +47,8 @@ void bench_shared_sum(const struct bench_shared *sh, struct bench_sums *o)
 		o->connected += LOAD(t->connected);
 		o->ready += LOAD(t->ready);
 		o->errors += LOAD(t->errors);
+		o->stale += LOAD(t->stale);
+		o->open += LOAD(t->open);
 		o->last_connected_ns = lc > o->last_connected_ns ? lc : o->last_connected_ns;
 		o->last_ready_ns = lr > o->last_ready_ns ? lr : o->last_ready_ns;
 	}

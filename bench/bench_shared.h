@@ -25,6 +25,7 @@ enum bench_phase {
 	BENCH_PH_SETUP = 0,	/* connect, CONNECT, SUBSCRIBE with receipt */
 	BENCH_PH_RUN,		/* publish */
 	BENCH_PH_STOP,		/* stop publishing; keep receiving (drain) */
+	BENCH_PH_CLOSE,		/* DISCONNECT with a receipt, so the server has every ACK */
 	BENCH_PH_DONE,		/* close everything and exit */
 	BENCH_PH_ABORT,		/* as DONE, after a fatal error */
 };
@@ -41,6 +42,8 @@ struct bench_tstats {
 	_Atomic uint64_t connected;	/* CONNECTED received */
 	_Atomic uint64_t ready;		/* set-up finished (subscribed, receipt seen) */
 	_Atomic uint64_t errors;	/* ERROR frames, refused or dropped connections */
+	_Atomic uint64_t stale;		/* MESSAGEs left over from an earlier run (acked, ignored) */
+	_Atomic uint64_t open;		/* connections started and not closed */
 	_Atomic uint64_t last_connected_ns;
 	_Atomic uint64_t last_ready_ns;
 	_Atomic uint32_t error_set;	/* 1 once last_error holds text */
@@ -54,6 +57,8 @@ struct bench_shared {
 	_Atomic uint64_t t_run_ns;	/* publishing started (CLOCK_MONOTONIC) */
 	_Atomic uint64_t t_measure_ns;	/* t_run_ns + warmup */
 	uint32_t nthreads;		/* worker threads over all processes */
+	uint32_t run_id;		/* 16 bits in every stamp: tells this run's messages
+					 * from ones an earlier run left in a queue */
 	struct bench_tstats t[] HD_ALIGNED_CACHELINE;
 };
 
@@ -64,7 +69,7 @@ struct bench_shared *bench_shared_create(uint32_t nthreads);
 /* Sums of the running totals over every worker. */
 struct bench_sums {
 	uint64_t published, delivered, m_published, m_delivered, order_errors, acks;
-	uint64_t connected, ready, errors, last_connected_ns, last_ready_ns;
+	uint64_t connected, ready, errors, stale, open, last_connected_ns, last_ready_ns;
 };
 void bench_shared_sum(const struct bench_shared *sh, struct bench_sums *out);
 

@@ -66,7 +66,9 @@ struct bench_worker {
 	char *body;			/* a body to patch for queue SENDs */
 	/* running totals, stored to st once per pass */
 	uint64_t published, delivered, m_published, m_delivered, order_errors, acks;
-	uint64_t connected, ready;
+	uint64_t connected, ready, stale, open;
+	bool closing;			/* DISCONNECTs sent */
+	uint32_t run_id;
 };
 
 static const char hexdig[] = "0123456789abcdef";
@@ -124,15 +126,26 @@ static void mark_dirty(struct bench_worker *w, struct bconn *c)
 	w->dirty = c;
 }
 
+static void close_conn(struct bench_worker *w, struct bconn *c)
+{
+	if (c->state < BC_READY && c->state != BC_IDLE)
+		w->handshaking--;
+	if (c->state != BC_IDLE)
+		w->open--;
+	bconn_kill(c);
+}
+
 static void fail(struct bench_worker *w, struct bconn *c, const char *why)
 {
 	if (c->state == BC_DEAD)
 		return;
-	if (c->state < BC_READY && c->state != BC_IDLE)
-		w->handshaking--;
+	if (c->state == BC_CLOSING) {
+		close_conn(w, c);	/* the server closed first: that ends it too */
+		return;
+	}
 	bench_tstats_error(w->st, "%s %u: %s", c->role == BC_PUB ? "publisher" : "subscriber",
 			   c->idx, why);
-	bconn_kill(c);
+	close_conn(w, c);
 }
 
 static int sub_dest(const struct bench_worker *w, const struct bconn *c, char *out)
@@ -221,6 +234,19 @@ static void send_ack(struct bench_worker *w, struct bconn *c, const struct stomp
 	}
 }
 
+static void maybe_ack(struct bench_worker *w, struct bconn *c, const struct stomp_frame *f)
+{
+	const struct stomp_view *a;
+
+	if (w->cfg->ack != BENCH_ACK_CLIENT_INDIVIDUAL)
+		return;
+	a = stomp_frame_header(f, "ack");
+	if (!a)
+		a = stomp_frame_header(f, "message-id");
+	if (a)
+		send_ack(w, c, a);
+}
+
 static void on_message(struct bench_worker *w, struct bconn *c, const struct stomp_frame *f)
 {
 	uint64_t pub;
@@ -228,13 +254,20 @@ static void on_message(struct bench_worker *w, struct bconn *c, const struct sto
 	uint64_t ts;
 	uint64_t sent;
 
-	w->delivered++;
 	if (f->body.len < BENCH_BODY_MIN || !get_hex(f->body.ptr, 8, &pub) ||
 	    !get_hex(f->body.ptr + 8, 16, &seq) || !get_hex(f->body.ptr + 24, 16, &ts) ||
 	    !get_hex(f->body.ptr + 40, 16, &sent)) {
 		bench_tstats_error(w->st, "subscriber %u: MESSAGE without a bench stamp", c->idx);
 		return;
 	}
+	if (pub >> 16 != w->run_id) {
+		/* an earlier run's message still in a queue: take it off, do not count it */
+		w->stale++;
+		maybe_ack(w, c, f);
+		return;
+	}
+	pub &= 0xffff;
+	w->delivered++;
 	if (pub < w->npub_total && c->last_seq) {
 		if (seq <= c->last_seq[pub])
 			w->order_errors++;
@@ -250,14 +283,7 @@ static void on_message(struct bench_worker *w, struct bconn *c, const struct sto
 		bench_hist_record(&w->st->hist, w->now > ts ? w->now - ts : 0);
 		bench_hist_record(&w->st->hist_sent, w->now > sent ? w->now - sent : 0);
 	}
-	if (w->cfg->ack == BENCH_ACK_CLIENT_INDIVIDUAL) {
-		const struct stomp_view *a = stomp_frame_header(f, "ack");
-
-		if (!a)
-			a = stomp_frame_header(f, "message-id");
-		if (a)
-			send_ack(w, c, a);
-	}
+	maybe_ack(w, c, f);
 }
 
 static int on_frame(void *arg, struct bconn *c, const struct stomp_frame *f)
@@ -273,8 +299,12 @@ static int on_frame(void *arg, struct bconn *c, const struct stomp_frame *f)
 		mark_dirty(w, c);
 		break;
 	case STOMP_CMD_RECEIPT:
-		if (c->state == BC_SUBSCRIBING)
+		if (c->state == BC_SUBSCRIBING) {
 			mark_ready(w, c);
+		} else if (c->state == BC_CLOSING) {
+			close_conn(w, c);
+			return 1;
+		}
 		break;
 	case STOMP_CMD_ERROR:
 		on_error_frame(w, c, f);
@@ -319,7 +349,7 @@ static void emit(struct bench_worker *w, struct bconn *c, uint64_t ts, uint64_t 
 
 		if (++c->next_dest == cfg->users)
 			c->next_dest = 0;
-		stamp(w->body, c->idx, seq, ts, now);
+		stamp(w->body, w->run_id << 16 | c->idx, seq, ts, now);
 		n = stomp_encode_frame(p, cap, STOMP_V12, STOMP_CMD_SEND, h, 1, w->body, cfg->body, true);
 		if (n > 0)
 			bconn_out_commit(c, (size_t)n);
@@ -327,7 +357,7 @@ static void emit(struct bench_worker *w, struct bconn *c, uint64_t ts, uint64_t 
 		char *p = bconn_out_reserve(c, w->tpl_len);
 
 		memcpy(p, w->tpl, w->tpl_len);
-		stamp(p + w->tpl_body, c->idx, seq, ts, now);
+		stamp(p + w->tpl_body, w->run_id << 16 | c->idx, seq, ts, now);
 		bconn_out_commit(c, w->tpl_len);
 	}
 	w->published++;
@@ -351,7 +381,7 @@ static void publish_window(struct bench_worker *w)
 	uint64_t budget;
 
 	bench_shared_sum(w->sh, &s);
-	inflight = s.published * w->fan - s.delivered;
+	inflight = s.published * w->fan > s.delivered ? s.published * w->fan - s.delivered : 0;
 	w->blocked = inflight >= cap;
 	if (w->blocked)
 		return;
@@ -404,6 +434,7 @@ static void start_connects(struct bench_worker *w)
 		int err = bconn_start(c, w->cfg, w->epfd, src);
 
 		w->handshaking++;
+		w->open++;
 		if (err) {
 			char why[96];
 
@@ -442,6 +473,8 @@ static void store_stats(struct bench_worker *w)
 	STORE(acks);
 	STORE(connected);
 	STORE(ready);
+	STORE(stale);
+	STORE(open);
 }
 
 static void handle(struct bench_worker *w, struct bconn *c, uint32_t events)
@@ -471,6 +504,33 @@ static void handle(struct bench_worker *w, struct bconn *c, uint32_t events)
 	}
 	if ((events & EPOLLOUT) && !c->dirty && bconn_flush(c, w->epfd))
 		fail(w, c, "write failed");
+}
+
+/* Ends every session politely: DISCONNECT with a receipt, so a server has processed every
+ * ACK before the connection goes (an unacked message would be requeued for the next run). */
+static void send_disconnects(struct bench_worker *w)
+{
+	static const struct stomp_header h[1] = { { { "receipt", 7 }, { "bye", 3 } } };
+
+	w->closing = true;
+	for (uint32_t i = 0; i < w->nconns; i++) {
+		struct bconn *c = &w->conns[i];
+		char *p;
+		ssize_t n;
+
+		if (c->state == BC_IDLE || c->state == BC_DEAD)
+			continue;
+		if (c->state < BC_READY) {
+			close_conn(w, c);
+			continue;
+		}
+		p = bconn_out_reserve(c, 64);
+		n = stomp_encode_frame(p, 64, STOMP_V12, STOMP_CMD_DISCONNECT, h, 1, NULL, 0, false);
+		if (n > 0)
+			bconn_out_commit(c, (size_t)n);
+		c->state = BC_CLOSING;
+		mark_dirty(w, c);
+	}
 }
 
 /* How long to wait in epoll: not at all while publishing flat out; until the next
@@ -503,7 +563,10 @@ static void loop(struct bench_worker *w)
 			w->t_run = atomic_load_explicit(&w->sh->t_run_ns, memory_order_relaxed);
 			w->t_measure = atomic_load_explicit(&w->sh->t_measure_ns, memory_order_relaxed);
 		}
-		start_connects(w);
+		if (phase == BENCH_PH_CLOSE && !w->closing)
+			send_disconnects(w);
+		if (phase < BENCH_PH_CLOSE)
+			start_connects(w);
 		store_stats(w);
 		if (phase == BENCH_PH_RUN && w->npubs) {
 			if (w->cfg->workload == BENCH_LATENCY)
@@ -554,6 +617,7 @@ static void worker_init(struct bench_worker *w, const struct bench_cfg *cfg, str
 	w->npub_total = npub;
 	w->fan = bench_cfg_fan(cfg);
 	w->t_measure = UINT64_MAX;
+	w->run_id = sh->run_id;
 	w->handshake_cap = cfg->connect_concurrency / sh->nthreads;
 	w->handshake_cap = w->handshake_cap ? w->handshake_cap : 1;
 	if (cfg->workload == BENCH_LATENCY)

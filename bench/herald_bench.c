@@ -32,6 +32,7 @@
 #define POLL_NS 10000000ull		/* coordinator's poll period: 10 ms */
 #define DRAIN_IDLE_NS 2000000000ull	/* drain ends after 2 s without a delivery */
 #define SETUP_STALL_NS 10000000000ull	/* set-up gives up after 10 s without progress */
+#define CLOSE_WAIT_NS 5000000000ull	/* DISCONNECT receipts: at most 5 s */
 
 struct coord {
 	const struct bench_cfg *cfg;
@@ -280,6 +281,20 @@ static void drain(struct coord *co, uint64_t t0)
 	co->r->drain_s = (double)(last_change - t_stop) / 1e9;
 }
 
+/* DISCONNECT every session and wait (bounded) for the receipts, so the server has
+ * processed every ACK: unacked messages would otherwise be requeued into the next run. */
+static void close_sessions(struct coord *co)
+{
+	uint64_t end = hd_now_ns() + CLOSE_WAIT_NS;
+	struct bench_sums s;
+
+	set_phase(co, BENCH_PH_CLOSE);
+	do {
+		sleep_ns(POLL_NS);
+		bench_shared_sum(co->sh, &s);
+	} while (s.open && hd_now_ns() < end && kids_alive(co));
+}
+
 static void hold(struct coord *co, uint64_t t0)
 {
 	uint64_t end = hd_now_ns() + (uint64_t)(co->cfg->hold_s * 1e9);
@@ -303,6 +318,7 @@ static void finish(struct coord *co)
 	r->order_errors = s.order_errors;
 	r->acks = s.acks;
 	r->errors = s.errors;
+	r->stale = s.stale;
 	r->expected = co->cfg->workload == BENCH_CONNECTIONS ? 0 : s.published * bench_cfg_fan(co->cfg);
 	r->lost = r->expected > r->delivered ? r->expected - r->delivered : 0;
 	r->extra = r->delivered > r->expected ? r->delivered - r->expected : 0;
@@ -390,6 +406,7 @@ static int coordinate(const struct bench_cfg *cfg)
 	res.threads = cfg->threads;
 	co.tty = isatty(2);
 	co.sh = bench_shared_create(co.nkids * cfg->threads);
+	co.sh->run_id = (uint32_t)((hd_now_ns() ^ (uint64_t)getpid() << 7) % 0xffff) + 1;
 	co.kids = calloc(co.nkids, sizeof(*co.kids));
 	stamp_result(&res);
 	bench_proc_sample(cfg->server_pid, &base);
@@ -418,6 +435,8 @@ static int coordinate(const struct bench_cfg *cfg)
 	bench_proc_sample(cfg->server_pid, &s2);
 	t_s2 = hd_now_ns();
 	end_progress(&co);
+	if (!res.aborted)
+		close_sessions(&co);
 	set_phase(&co, res.aborted ? BENCH_PH_ABORT : BENCH_PH_DONE);
 	reap_kids(&co);
 	finish(&co);
