@@ -63,6 +63,8 @@ static const struct opt opts[] = {
 	{ "cluster-name", OPT_STR, C(cluster.cluster_name), "cluster name (gossip is refused across names)" },
 	{ "gossip-port", OPT_U16, C(cluster.gossip_port), "gossip port, UDP and TCP (0: pick)" },
 	{ "gossip-bind", OPT_STR, C(cluster.bind_addr), "gossip bind address" },
+	{ "gossip-advertise", OPT_STR, C(cluster.gossip_advertise),
+	  "address peers should use for our gossip port (default: the bind address)" },
 	{ "gossip-interval", OPT_U32, C(cluster.gossip_interval_ms), "gossip protocol period, ms" },
 	{ "gossip-key", OPT_STR, C(cluster.key_file), "file holding the shared gossip key" },
 	{ "join", OPT_JOIN, C(cluster.join), "host:port[,host:port...] seeds to join" },

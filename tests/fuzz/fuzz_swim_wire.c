@@ -16,18 +16,12 @@
  * Checked: every decoded view lies inside the input; every re-encoded message decodes to
  * the same fields; swim keeps its counts consistent (members per state add up).
  *
- * tests/fuzz/CMakeLists.txt links hd_core/hd_proto/hd_base, not hd_cluster, so wire.c is
- * compiled into this file (its HMAC needs libsodium, which hd_core brings). The swim modes
- * need libm too: build them by hand with -DFUZZ_SWIM_STATE ... -lm (docs/cluster.md).
+ * tests/fuzz/CMakeLists.txt links hd_cluster (and libm), so every mode is built.
  */
-#include "cluster/wire.c"
+#define FUZZ_SWIM_STATE 1
 
-#ifdef FUZZ_SWIM_STATE
-#include "cluster/awareness.c"
-#include "cluster/broadcast.c"
-#include "cluster/suspicion.c"
-#include "cluster/swim.c"
-#endif
+#include "cluster/wire.h"
+#include "cluster/swim.h"
 
 #include <stdint.h>
 #include <stdio.h>
