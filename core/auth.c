@@ -429,8 +429,12 @@ static struct auth_identity *identity_create(const char *user, const char *vhost
 {
 	size_t tlen = strlen(tags) + 1;
 	size_t plen = c ? c->pool_len : 0;
-	struct auth_identity *id = hd_calloc(1, sizeof(*id) + tlen + plen);
-	char *tail = (char *)(id + 1);
+	size_t nptr = c ? (size_t)c->subscribe.n + c->send.n : 0;
+	/* one allocation: the identity, its scope pointer arrays (sized to the claims: a
+	 * password login carries none, which keeps idle sessions small), tags, claim strings */
+	struct auth_identity *id = hd_calloc(1, sizeof(*id) + nptr * sizeof(char *) + tlen + plen);
+	const char **ptrs = (const char **)(id + 1);
+	char *tail = (char *)(ptrs + nptr);
 
 	snprintf(id->user, sizeof(id->user), "%s", user);
 	memcpy(id->vhost, vhost, vlen);	/* a configured vhost: vlen <= USERS_VHOST_MAX */
@@ -444,6 +448,8 @@ static struct auth_identity *identity_create(const char *user, const char *vhost
 	id->send_scoped = c->send.present;
 	id->nsub = c->subscribe.n;
 	id->nsend = c->send.n;
+	id->sub_scope = ptrs;
+	id->send_scope = ptrs + c->subscribe.n;
 	for (unsigned i = 0; i < c->subscribe.n; i++)
 		id->sub_scope[i] = tail + tlen + c->subscribe.off[i];
 	for (unsigned i = 0; i < c->send.n; i++)

@@ -131,8 +131,8 @@ struct auth_identity {
 	bool send_scoped;
 	uint8_t nsub;
 	uint8_t nsend;
-	const char *sub_scope[JWT_LIST_MAX];
-	const char *send_scope[JWT_LIST_MAX];
+	const char **sub_scope;		/* nsub patterns, in the same allocation */
+	const char **send_scope;	/* nsend patterns, in the same allocation */
 	/* strings follow in the same allocation */
 };
 

@@ -588,7 +588,7 @@ static size_t format_ack_id(char *out, uint32_t idx, uint64_t tag)
 static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t tag, bool redelivered)
 {
 	struct session *s = sub->s;
-	struct net_out *o = net_conn_out_reserve(s->conn);
+	struct net_out *o = net_conn_out_reserve(&sh->loop, s->conn);
 	char ack[48];
 	struct stomp_view ackv = { ack, 0 };
 	size_t room = s->ws ? WSCONN_HEAD_ROOM : 0;
@@ -614,7 +614,7 @@ static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t 
 		HD_ASSERT(n > 0);
 		net_conn_write_copy(&sh->loop, s->conn, sh->enc_buf,
 				    s->ws ? wsconn_prefix_head(sh->enc_buf, room, (size_t)n, m) : (size_t)n);
-		o = net_conn_out_reserve(s->conn);
+		o = net_conn_out_reserve(&sh->loop, s->conn);
 	}
 	hmsg_ref(m, 1);
 	o->tail = hmsg_tail_for(m, s->version, &o->tail_len);

@@ -18,7 +18,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define DRAIN_BATCH 256		/* xmsgs per inbound ring per turn: input stays responsive */
+#define DRAIN_BATCH 256		/* xmsgs popped at a time */
+#define DRAIN_BUDGET 4096	/* xmsgs per inbound ring per loop turn */
 #define TICK_MS 20		/* heart-beat and timeout granularity */
 #define STOP_GRACE_MS 5000	/* SIGTERM: time allowed to flush before exiting anyway */
 
@@ -217,13 +218,20 @@ static uint32_t drain_inbound(struct shard *sh)
 	}
 
 	for (uint32_t from = 0; from < sh->nshards; from++) {
-		uint32_t n = xring_pop(sh->in[from], batch, DRAIN_BATCH);
+		uint32_t taken = 0;
+		uint32_t n;
 
-		for (uint32_t i = 0; i < n; i++) {
-			HD_ASSERT(batch[i].kind < HD_ARRAY_LEN(xmsg_handlers) && xmsg_handlers[batch[i].kind]);
-			xmsg_handlers[batch[i].kind](sh, &batch[i]);
+		/* up to DRAIN_BUDGET per ring per turn: enough that deliveries to one socket
+		 * gather into one sendmsg, few enough that input stays responsive */
+		while (taken < DRAIN_BUDGET && (n = xring_pop(sh->in[from], batch, DRAIN_BATCH))) {
+			for (uint32_t i = 0; i < n; i++) {
+				HD_ASSERT(batch[i].kind < HD_ARRAY_LEN(xmsg_handlers) &&
+					  xmsg_handlers[batch[i].kind]);
+				xmsg_handlers[batch[i].kind](sh, &batch[i]);
+			}
+			taken += n;
 		}
-		total += n;
+		total += taken;
 	}
 	return total;
 }

@@ -56,7 +56,7 @@ static void write_frame_of(struct net_loop *l, struct net_conn *c, enum ws_opcod
 
 	HD_ASSERT(hl > 0);
 	if ((size_t)hl + len <= NET_OUT_HEAD_CAP) {
-		o = net_conn_out_reserve(c);
+		o = net_conn_out_reserve(l, c);
 		memcpy(o->head, hdr, (size_t)hl);
 		memcpy(o->head + hl, buf, len);
 		o->head_len = (uint16_t)(hl + (ssize_t)len);

@@ -23,6 +23,7 @@
 #define NET_OUT_HEAD_CAP 104	/* inline bytes per queued write (per-subscriber head) */
 #define NET_OUTBLOCK_N 15	/* queued writes per block: a block is ~2 KiB */
 #define NET_SEND_IOV_MAX 128	/* iovecs in one sendmsg */
+#define NET_BLOCK_POOL_MAX 1024	/* spare outbound blocks a loop keeps (~2 MiB) */
 
 /* One queued write: an inline head (copied) and an optional tail that is NOT copied; the
  * tail's owner is told through release(release_arg) once it was written or dropped. */
@@ -120,6 +121,8 @@ struct net_loop {
 	uint64_t next_id;
 	struct net_conn *dirty;		/* pending-flush list */
 	struct net_send_ctx *send_pool;
+	struct net_outblock *block_pool;	/* spare outbound blocks, at most NET_BLOCK_POOL_MAX */
+	uint32_t nblock_pool;
 	/* listeners */
 	int listen_fd[8];
 	uint8_t listen_kind[8];
@@ -153,7 +156,7 @@ void net_loop_flush(struct net_loop *l);
 
 /* Returns an entry at the end of c's outbound queue for the caller to fill (head_len,
  * head bytes, tail, release), then net_conn_out_commit. */
-struct net_out *net_conn_out_reserve(struct net_conn *c);
+struct net_out *net_conn_out_reserve(struct net_loop *l, struct net_conn *c);
 void net_conn_out_commit(struct net_loop *l, struct net_conn *c, struct net_out *o);
 /* Queues a copy of `len` bytes (split over entries if large). */
 void net_conn_write_copy(struct net_loop *l, struct net_conn *c, const char *buf, size_t len);
