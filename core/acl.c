@@ -11,6 +11,7 @@
 #include "core/acl.h"
 
 #include "core/base/hd_alloc.h"
+#include "core/base/hd_file.h"
 #include "core/base/hd_compiler.h"
 #include "core/users.h"
 
@@ -412,41 +413,21 @@ struct acl_rules *acl_rules_create_defaults(void)
 
 int acl_rules_load(const char *path, struct acl_rules **out, struct acl_error *err)
 {
-	struct stat st;
 	char *buf;
-	ssize_t got;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int rc;
+	size_t len;
+	int rc = hd_read_file(path, ACL_FILE_MAX, &buf, &len);
 
-	if (fd < 0) {
-		rc = -errno;
-		goto err_msg;
-	}
-	if (fstat(fd, &st)) {
-		rc = -errno;
-		close(fd);
-		goto err_msg;
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > ACL_FILE_MAX) {
-		rc = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
-		close(fd);
-		goto err_msg;
-	}
-	buf = hd_alloc((size_t)st.st_size + 1);
-	got = read(fd, buf, (size_t)st.st_size);	/* regular files are read whole */
-	rc = got == st.st_size ? 0 : got < 0 ? -errno : -EIO;
-	close(fd);
-	if (!rc)
-		rc = acl_rules_parse(buf, (size_t)got, out, err);
-	hd_free(buf);
-	if (rc == 0 || rc == -EINVAL)
+	if (rc) {
+		if (err) {
+			err->line = 0;
+			snprintf(err->msg, sizeof(err->msg), "cannot read rules file %s: %s", path,
+				 rc == -EINVAL ? "not a regular file" : strerror(-rc));
+		}
 		return rc;
-err_msg:
-	if (err) {
-		err->line = 0;
-		snprintf(err->msg, sizeof(err->msg), "cannot read rules file %s: %s", path,
-			 rc == -EINVAL ? "not a regular file" : strerror(-rc));
 	}
+	/* a parse error names its line in err already */
+	rc = acl_rules_parse(buf, len, out, err);
+	hd_free(buf);
 	return rc;
 }
 

@@ -6,6 +6,7 @@
 #include "core/users.h"
 
 #include "core/base/hd_alloc.h"
+#include "core/base/hd_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -476,64 +477,23 @@ int users_table_parse(struct users_table *t, const char *buf, size_t len, struct
 	return 0;
 }
 
-static int read_all(int fd, char *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t r = read(fd, buf + got, len - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -EIO;	/* shrank while we read it */
-		got += (size_t)r;
-	}
-	return 0;
-}
-
 int users_table_load(struct users_table *t, const char *path, struct users_error *err)
 {
-	struct stat st;
 	char *buf;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int rc;
+	size_t len;
+	int rc = hd_read_file(path, USERS_FILE_MAX, &buf, &len);
 
-	if (fd < 0) {
-		rc = -errno;
-		goto err_msg;
-	}
-	if (fstat(fd, &st)) {
-		rc = -errno;
-		goto err_close;
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > USERS_FILE_MAX) {
-		rc = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
-		goto err_close;
-	}
-	buf = hd_alloc((size_t)st.st_size + 1);
-	rc = read_all(fd, buf, (size_t)st.st_size);
-	close(fd);
 	if (rc) {
-		hd_free(buf);
-		goto err_msg;
+		if (err) {
+			err->line = 0;
+			snprintf(err->msg, sizeof(err->msg), "cannot read users file %s: %s", path,
+				 rc == -EINVAL ? "not a regular file" : strerror(-rc));
+		}
+		return rc;
 	}
-	/* a parse error (bad line, duplicate name: -EINVAL, -EEXIST, ...) names its lines in
-	 * err already; only reading failures get the generic message */
-	rc = users_table_parse(t, buf, (size_t)st.st_size, err);
+	/* a parse error (bad line, duplicate name) names its lines in err already */
+	rc = users_table_parse(t, buf, len, err);
 	hd_free(buf);
-	return rc;
-
-err_close:
-	close(fd);
-err_msg:
-	if (err) {
-		err->line = 0;
-		snprintf(err->msg, sizeof(err->msg), "cannot read users file %s: %s", path,
-			 rc == -EINVAL ? "not a regular file" : strerror(-rc));
-	}
 	return rc;
 }
 

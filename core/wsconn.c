@@ -164,16 +164,7 @@ static size_t http_input(struct shard *sh, struct wsconn *ws, struct net_conn *c
 
 static void srx_append(struct wsconn *ws, const uint8_t *p, size_t len)
 {
-	if (ws->srx_len + len > ws->srx_cap) {
-		uint32_t cap = ws->srx_cap ? ws->srx_cap : 1024;
-
-		while (cap < ws->srx_len + len)
-			cap *= 2;
-		ws->srx = hd_realloc(ws->srx, cap);
-		ws->srx_cap = cap;
-	}
-	memcpy(ws->srx + ws->srx_len, p, len);
-	ws->srx_len += (uint32_t)len;
+	hd_bytes_append(&ws->srx, &ws->srx_len, &ws->srx_cap, p, len);
 }
 
 /* STOMP bytes out of a data frame: straight to the parser unless a partial frame waits. */

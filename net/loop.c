@@ -257,16 +257,7 @@ static void cancel_recv(struct net_loop *l, struct net_conn *c)
 
 static void rx_append(struct net_conn *c, const char *buf, size_t len)
 {
-	if (c->rx_len + len > c->rx_cap) {
-		uint32_t cap = c->rx_cap ? c->rx_cap : 1024;
-
-		while (cap < c->rx_len + len)
-			cap *= 2;
-		c->rx = hd_realloc(c->rx, cap);
-		c->rx_cap = cap;
-	}
-	memcpy(c->rx + c->rx_len, buf, len);
-	c->rx_len += (uint32_t)len;
+	hd_bytes_append(&c->rx, &c->rx_len, &c->rx_cap, buf, len);
 }
 
 /* Offers input to the user; keeps what it did not consume. */

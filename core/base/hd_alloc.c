@@ -49,6 +49,20 @@ char *hd_strndup(const char *s, size_t len)
 	return p;
 }
 
+void hd_bytes_append(char **buf, uint32_t *len, uint32_t *cap, const void *p, size_t n)
+{
+	if (*len + n > *cap) {
+		uint32_t c = *cap ? *cap : 1024;
+
+		while (c < *len + n)
+			c *= 2;
+		*buf = hd_realloc(*buf, c);
+		*cap = c;
+	}
+	memcpy(*buf + *len, p, n);
+	*len += (uint32_t)n;
+}
+
 void hd_free(void *p)
 {
 	free(p);
