@@ -794,7 +794,7 @@ static void dispatch(struct net_loop *l, struct io_uring_cqe *cqe)
 		on_send(l, c, cqe);
 }
 
-void net_loop_run_once(struct net_loop *l, uint32_t timeout_ms)
+unsigned net_loop_run_once(struct net_loop *l, uint32_t timeout_ms)
 {
 	struct io_uring_cqe *cqe;
 	unsigned head;
@@ -821,4 +821,5 @@ void net_loop_run_once(struct net_loop *l, uint32_t timeout_ms)
 		io_uring_buf_ring_advance(l->br, (int)l->br_pending);
 		l->br_pending = 0;
 	}
+	return n;
 }

@@ -148,8 +148,9 @@ void net_loop_stop_accepting(struct net_loop *l);
 HD_MUST_CHECK int net_loop_watch_eventfd(struct net_loop *l, int efd);
 
 /* Submits what is queued (sends included: call net_loop_flush first) and waits up to
- * timeout_ms (0 = don't wait) for completions, then dispatches them to the callbacks. */
-void net_loop_run_once(struct net_loop *l, uint32_t timeout_ms);
+ * timeout_ms (0 = don't wait) for completions, then dispatches them to the callbacks.
+ * Returns how many completions it dispatched. */
+unsigned net_loop_run_once(struct net_loop *l, uint32_t timeout_ms);
 
 /* Starts a sendmsg for every connection written since the last flush. */
 void net_loop_flush(struct net_loop *l);
