@@ -45,6 +45,8 @@ struct auth_job {
 	bool known;			/* the user exists (else: dummy hash, always refused) */
 	bool ok;			/* auth_job_run's answer */
 	bool has_peer;
+	bool inflight;			/* digest is in its shard's inflight list */
+	uint8_t digest[crypto_generichash_BYTES];
 	struct sockaddr_storage peer;
 	char user[USERS_NAME_MAX + 1];
 	char vhost[USERS_VHOST_MAX + 2];	/* one byte over the limit marks "too long" */
@@ -565,12 +567,29 @@ static struct auth_job *job_create(const struct auth_db *db, const struct auth_r
 	return job;
 }
 
+static int inflight_find(const struct auth_shard *as, const uint8_t *digest)
+{
+	for (uint32_t i = 0; i < as->ninflight; i++)
+		if (!sodium_memcmp(as->inflight[i], digest, crypto_generichash_BYTES))
+			return (int)i;
+	return -1;
+}
+
+static void inflight_remove(struct auth_shard *as, const uint8_t *digest)
+{
+	int i = inflight_find(as, digest);
+
+	if (i >= 0)
+		memcpy(as->inflight[i], as->inflight[--as->ninflight], crypto_generichash_BYTES);
+}
+
 static void connect_password(const struct auth_db *db, struct auth_shard *as,
 			     const struct auth_request *rq, const char *vhost, size_t vlen,
 			     struct auth_result *out)
 {
 	const struct users_entry *e;
 	struct auth_cache_cred cred;
+	uint8_t digest[crypto_generichash_BYTES];
 
 	if (!rq->login || !rq->passcode || !users_name_is_valid(rq->login, rq->login_len) ||
 	    rq->passcode_len == 0 || rq->passcode_len > USERS_PASSWORD_MAX) {
@@ -591,6 +610,14 @@ static void connect_password(const struct auth_db *db, struct auth_shard *as,
 		grant(db, as, e->name, e->tags, e->vhosts, vhost, vlen, NULL, out);
 		return;
 	}
+	if (e) {
+		auth_cache_digest(&as->cache, &cred, digest);
+		if (inflight_find(as, digest) >= 0) {
+			out->status = AUTH_RETRY;	/* the same login is being checked now */
+			out->delay_ms = 5;
+			return;
+		}
+	}
 	if (auth_ratelimit_is_blocked(&as->rl, rq->peer, rq->now_ms)) {
 		if (!auth_ratelimit_has_failed_too_often(&as->rl, rq->peer, rq->now_ms)) {
 			out->status = AUTH_RETRY;	/* only busy: wait, do not refuse */
@@ -605,6 +632,11 @@ static void connect_password(const struct auth_db *db, struct auth_shard *as,
 	as->slow_checks++;
 	out->status = AUTH_SLOW;
 	out->job = job_create(db, rq, e, vhost, vlen);
+	if (e && as->ninflight < AUTH_INFLIGHT_MAX) {
+		memcpy(as->inflight[as->ninflight++], digest, sizeof(digest));
+		memcpy(out->job->digest, digest, sizeof(digest));
+		out->job->inflight = true;
+	}
 }
 
 void auth_connect(const struct auth_db *db, struct auth_shard *as, const struct auth_request *rq,
@@ -632,9 +664,12 @@ void auth_job_destroy(struct auth_job *job, struct auth_shard *as, uint64_t now_
 {
 	if (!job)
 		return;
-	if (as)
+	if (as) {
 		auth_ratelimit_end(&as->rl, job->has_peer ? (struct sockaddr *)&job->peer : NULL,
 				   now_ms);
+		if (job->inflight)
+			inflight_remove(as, job->digest);
+	}
 	sodium_memzero(job->pass, job->pass_len);
 	auth_db_unref(job->db);
 	hd_free(job);

@@ -99,9 +99,16 @@ size_t auth_db_user_count(const struct auth_db *db);
 
 /* ---- per-shard state ---- */
 
+#define AUTH_INFLIGHT_MAX 32
+
 struct auth_shard {
 	struct auth_cache cache;	/* credentials verified on this shard */
 	struct auth_ratelimit rl;	/* failures per source address seen by this shard */
+	/* digests (auth_cache_digest) of known users' credentials on the auth thread now: the
+	 * same login arriving meanwhile waits for that answer (AUTH_RETRY) instead of paying
+	 * argon2id again, so a reconnect storm costs one slow check per shard */
+	uint8_t inflight[AUTH_INFLIGHT_MAX][crypto_generichash_BYTES];
+	uint32_t ninflight;
 	uint64_t logins_ok;
 	uint64_t logins_failed;
 	uint64_t slow_checks;		/* jobs handed to the auth thread */

@@ -55,6 +55,12 @@ static void digest_of(const struct auth_cache *c, const struct auth_cache_cred *
 	sodium_memzero(&st, sizeof(st));	/* it absorbed the password */
 }
 
+void auth_cache_digest(const struct auth_cache *c, const struct auth_cache_cred *cred,
+		       uint8_t out[crypto_generichash_BYTES])
+{
+	digest_of(c, cred, out);
+}
+
 static struct auth_cache_slot *set_of(const struct auth_cache *c, const uint8_t *digest)
 {
 	uint32_t h;

@@ -62,6 +62,11 @@ bool auth_cache_check(struct auth_cache *c, const struct auth_cache_cred *cred, 
 void auth_cache_remember(struct auth_cache *c, const struct auth_cache_cred *cred,
 			 uint64_t now_ms);
 
+/* The keyed digest an entry for cred is stored under (for callers that track credentials
+ * in flight without storing the password). */
+void auth_cache_digest(const struct auth_cache *c, const struct auth_cache_cred *cred,
+		       uint8_t out[crypto_generichash_BYTES]);
+
 /* Forgets every entry. */
 void auth_cache_clear(struct auth_cache *c);
 

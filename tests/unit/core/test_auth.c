@@ -353,18 +353,23 @@ Test(auth, repeated_failures_are_delayed_then_blocked_but_known_credentials_pass
 /* A burst of real logins from one address (NAT, a load test) waits, it is not refused. */
 Test(auth, a_busy_address_is_asked_to_retry_not_refused)
 {
-	const char *specs[] = { "jack:pw" };
+	const char *specs[] = { "u0:pw", "u1:pw", "u2:pw", "u3:pw", "u4:pw", "u5:pw", "u6:pw",
+				"u7:pw", "u8:pw" };
 	struct fx f;
 	struct auth_result r;
 	struct auth_job *jobs[8];
-	struct auth_request rq = req("jack", "pw", "/", &REMOTE, 0);
+	char name[4];
+	struct auth_request rq = req("u0", "pw", "/", &REMOTE, 0);
 
-	fx_init(&f, specs, 1, NULL);
+	fx_init(&f, specs, 9, NULL);
 	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "u%d", i);
+		rq.login = name;
 		auth_connect(f.db, &f.as, &rq, &r);
 		cr_assert_eq(r.status, AUTH_SLOW, "login %d", i);
 		jobs[i] = r.job;
 	}
+	rq.login = "u8";
 	auth_connect(f.db, &f.as, &rq, &r);
 	cr_assert_eq(r.status, AUTH_RETRY);
 	cr_assert_gt(r.delay_ms, 0);
@@ -377,15 +382,48 @@ Test(auth, a_busy_address_is_asked_to_retry_not_refused)
 	cr_assert_eq(r.status, AUTH_OK);
 	auth_identity_destroy(r.identity);
 	auth_connect(f.db, &f.as, &rq, &r);
-	cr_assert_eq(r.status, AUTH_OK, "now answered from the cache");
-	auth_identity_destroy(r.identity);
-	rq.passcode = "other";
-	rq.passcode_len = 5;
-	auth_connect(f.db, &f.as, &rq, &r);
-	cr_assert_eq(r.status, AUTH_SLOW);
+	cr_assert_eq(r.status, AUTH_SLOW, "u8's turn");
 	jobs[0] = r.job;
+	rq.login = "u0";
+	auth_connect(f.db, &f.as, &rq, &r);
+	cr_assert_eq(r.status, AUTH_OK, "u0 answered from the cache");
+	auth_identity_destroy(r.identity);
 	for (int i = 0; i < 8; i++)
 		auth_job_destroy(jobs[i], &f.as, 0);
+	fx_fini(&f);
+}
+
+/* A reconnect storm of one login pays argon2id once per shard: while its check runs, the
+ * same credentials wait for that answer; other credentials are not held up. */
+Test(auth, the_same_login_in_flight_is_checked_once)
+{
+	const char *specs[] = { "jack:pw" };
+	struct fx f;
+	struct auth_result r;
+	struct auth_job *job;
+	struct auth_request rq = req("jack", "pw", "/", &REMOTE, 0);
+	struct auth_request other = req("jack", "wrong", "/", &LOOPBACK, 0);
+
+	fx_init(&f, specs, 1, NULL);
+	auth_connect(f.db, &f.as, &rq, &r);
+	cr_assert_eq(r.status, AUTH_SLOW);
+	job = r.job;
+	rq.peer = (const struct sockaddr *)&LOOPBACK;	/* another address: not the rate limit */
+	auth_connect(f.db, &f.as, &rq, &r);
+	cr_assert_eq(r.status, AUTH_RETRY, "the same credentials wait for the check in flight");
+	cr_assert_null(r.job);
+	auth_connect(f.db, &f.as, &other, &r);
+	cr_assert_eq(r.status, AUTH_SLOW, "a different password is checked on its own");
+	auth_job_destroy(r.job, &f.as, 0);
+	auth_job_run(job);
+	auth_job_finish(job, &f.as, 0, &r);
+	cr_assert_eq(r.status, AUTH_OK);
+	auth_identity_destroy(r.identity);
+	auth_connect(f.db, &f.as, &rq, &r);
+	cr_assert_eq(r.status, AUTH_OK, "the waiter finds the answer in the cache");
+	auth_identity_destroy(r.identity);
+	cr_assert_eq(f.as.slow_checks, 2);
+	cr_assert_eq(f.as.ninflight, 0);
 	fx_fini(&f);
 }
 
