@@ -426,7 +426,15 @@ void dest_on_return(struct shard *sh, const struct xmsg *m)
 	c = consumer_find(q, m->a, NULL);
 	if (c && c->inflight)
 		c->inflight--;
-	mdeque_push_front(&q->ready, (struct mentry){ .m = msg, .redelivered = 0 });
+	/* Back at the front, but in delivery order: a departed consumer's in-flight messages
+	 * return one xmsg each, oldest first, and tags grow with each dispatch, so each goes
+	 * after the returned or requeued entries (tag != 0) that were delivered before it. */
+	uint32_t at = 0;
+
+	while (at < q->ready.n && mdeque_at(&q->ready, at)->tag &&
+	       mdeque_at(&q->ready, at)->tag < m->b)
+		at++;
+	mdeque_insert_at(&q->ready, at, (struct mentry){ .m = msg, .tag = m->b, .redelivered = 0 });
 	sh->dests.queued_msgs++;
 	queue_dispatch(sh, q);
 }

@@ -13,7 +13,7 @@
 
 enum {
 	HMSG_TAIL_ESCAPED = 1,	/* the tail holds escapes: 1.0/1.1 readers need their own copy */
-	HMSG_BODY_BINARY = 2,	/* body is not valid UTF-8: WebSocket sends it as binary */
+	HMSG_NOT_UTF8 = 2,	/* a header or the body is not UTF-8: WebSocket sends it as binary */
 };
 
 struct hmsg {

@@ -47,6 +47,15 @@ struct mentry mdeque_pop_front(struct mdeque *d)
 	return x;
 }
 
+void mdeque_insert_at(struct mdeque *d, uint32_t i, struct mentry x)
+{
+	/* room at the front, then slide the first i entries one step towards it */
+	mdeque_push_front(d, x);
+	for (uint32_t k = 0; k < i; k++)
+		*mdeque_at(d, k) = *mdeque_at(d, k + 1);
+	*mdeque_at(d, i) = x;
+}
+
 void mdeque_remove_at(struct mdeque *d, uint32_t i)
 {
 	for (; i + 1 < d->n; i++)

@@ -27,6 +27,8 @@ struct mdeque {
 void mdeque_push_back(struct mdeque *d, struct mentry x);
 void mdeque_push_front(struct mdeque *d, struct mentry x);
 struct mentry mdeque_pop_front(struct mdeque *d);
+/* Inserts x before entry i (i == n: at the back), keeping the order of the rest (O(i)). */
+void mdeque_insert_at(struct mdeque *d, uint32_t i, struct mentry x);
 /* Removes entry i, keeping the order of the rest (O(n - i)). */
 void mdeque_remove_at(struct mdeque *d, uint32_t i);
 /* Drops every reference it holds and its memory. */

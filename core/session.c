@@ -74,6 +74,11 @@ struct receipt_wait {
 	uint32_t seq;
 	uint32_t waiting;	/* owner replies still to come */
 	bool disconnect;
+	/* an ERROR held back until the receipts owed before it are out (fail_frame) */
+	bool fail;
+	bool has_id;		/* fail: the failing frame asked for a receipt (id) */
+	const char *fail_message;	/* fail: both point into this allocation */
+	const char *fail_detail;
 	char id[];
 };
 
@@ -105,6 +110,7 @@ struct session {
 	bool in_data;
 	bool on_hb_list;
 	bool paused;		/* reading stopped while xrings are backlogged */
+	bool disconnecting;	/* DISCONNECT seen or a frame refused: later input is dropped */
 	enum stomp_version version;
 	uint16_t next_sub_idx;
 	uint32_t nsubs;
@@ -240,10 +246,57 @@ static const struct stomp_view *frame_receipt(const struct stomp_frame *f)
 	return stomp_frame_header(f, "receipt");
 }
 
+static void receipt_append(struct session *s, struct receipt_wait *w)
+{
+	if (s->rw_tail)
+		s->rw_tail->next = w;
+	else
+		s->rw_head = w;
+	s->rw_tail = w;
+}
+
+static void receipts_flush(struct shard *sh, struct session *s);
+
+/*
+ * A frame is refused: ERROR, then close. Receipts for earlier frames that still wait for
+ * owner replies (a SEND's, a SUBSCRIBE's) go out first, in order, or a client would think
+ * those frames failed too and send them again; meanwhile nothing more is read.
+ */
+static void fail_after_receipts(struct shard *sh, struct session *s, const char *message,
+				const char *detail, const struct stomp_view *receipt)
+{
+	size_t rlen = receipt ? receipt->len : 0;
+	size_t mlen = strlen(message);
+	size_t dlen = strlen(detail ? detail : message);
+	struct receipt_wait *w;
+	char *p;
+
+	if (!s->rw_head || s->close_mode) {
+		session_fail(sh, s, message, detail, receipt);
+		return;
+	}
+	w = hd_alloc(sizeof(*w) + rlen + 1 + mlen + 1 + dlen + 1);
+	memset(w, 0, sizeof(*w));
+	w->fail = true;
+	w->has_id = receipt != NULL;
+	if (rlen)
+		memcpy(w->id, receipt->ptr, rlen);
+	w->id[rlen] = '\0';
+	p = w->id + rlen + 1;
+	memcpy(p, message, mlen + 1);
+	w->fail_message = p;
+	p += mlen + 1;
+	memcpy(p, detail ? detail : message, dlen + 1);
+	w->fail_detail = p;
+	receipt_append(s, w);
+	s->disconnecting = true;	/* later input is dropped unread */
+	net_conn_pause_recv(&sh->loop, s->conn);
+}
+
 static void fail_frame(struct shard *sh, struct session *s, const struct stomp_frame *f,
 		       const char *message, const char *detail)
 {
-	session_fail(sh, s, message, detail, frame_receipt(f));
+	fail_after_receipts(sh, s, message, detail, frame_receipt(f));
 }
 
 /* ---- receipts ---- */
@@ -257,9 +310,15 @@ static void receipts_flush(struct shard *sh, struct session *s)
 		s->rw_head = w->next;
 		if (!s->rw_head)
 			s->rw_tail = NULL;
-		write_frame(sh, s, STOMP_CMD_RECEIPT, h, 1, NULL, 0);
-		if (w->disconnect)
-			close_later(sh, s, CLOSE_AFTER_FLUSH);
+		if (w->fail) {
+			struct stomp_view rid = { w->id, strlen(w->id) };
+
+			session_fail(sh, s, w->fail_message, w->fail_detail, w->has_id ? &rid : NULL);
+		} else {
+			write_frame(sh, s, STOMP_CMD_RECEIPT, h, 1, NULL, 0);
+			if (w->disconnect)
+				close_later(sh, s, CLOSE_AFTER_FLUSH);
+		}
 		hd_free(w);
 	}
 }
@@ -275,7 +334,7 @@ static uint32_t receipt_begin(struct session *s, const struct stomp_frame *f, ui
 	if (!r)
 		return 0;
 	w = hd_alloc(sizeof(*w) + r->len + 1);
-	w->next = NULL;
+	memset(w, 0, sizeof(*w));
 	if (++s->next_seq == 0)
 		s->next_seq = 1;
 	w->seq = s->next_seq;
@@ -283,11 +342,7 @@ static uint32_t receipt_begin(struct session *s, const struct stomp_frame *f, ui
 	w->disconnect = disconnect;
 	memcpy(w->id, r->ptr, r->len);
 	w->id[r->len] = '\0';
-	if (s->rw_tail)
-		s->rw_tail->next = w;
-	else
-		s->rw_head = w;
-	s->rw_tail = w;
+	receipt_append(s, w);
 	return w->seq;
 }
 
@@ -592,6 +647,8 @@ static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t 
 	char ack[48];
 	struct stomp_view ackv = { ack, 0 };
 	size_t room = s->ws ? WSCONN_HEAD_ROOM : 0;
+	uint32_t tail_len;
+	const char *tail = hmsg_tail_for(m, s->version, &tail_len);
 	ssize_t n;
 
 	if (sub->ack_mode != SESSION_ACK_AUTO) {
@@ -604,7 +661,9 @@ static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t 
 				      s->version == STOMP_V12 ? ackv : (struct stomp_view){ 0 },
 				      redelivered);
 	if (n >= 0) {
-		o->head_len = (uint16_t)(s->ws ? wsconn_prefix_head(o->head, room, (size_t)n, m) : (size_t)n);
+		size_t len = s->ws ? wsconn_prefix_head(o->head, room, (size_t)n, m, tail_len) : (size_t)n;
+
+		o->head_len = (uint16_t)len;
 	} else {
 		/* a long subscription id: the head goes out as its own copied entry */
 		n = stomp_encode_message_head(sh->enc_buf + room, sh->enc_cap - room, s->version,
@@ -613,11 +672,13 @@ static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t 
 					      redelivered);
 		HD_ASSERT(n > 0);
 		net_conn_write_copy(&sh->loop, s->conn, sh->enc_buf,
-				    s->ws ? wsconn_prefix_head(sh->enc_buf, room, (size_t)n, m) : (size_t)n);
+				    s->ws ? wsconn_prefix_head(sh->enc_buf, room, (size_t)n, m, tail_len) :
+					    (size_t)n);
 		o = net_conn_out_reserve(&sh->loop, s->conn);
 	}
 	hmsg_ref(m, 1);
-	o->tail = hmsg_tail_for(m, s->version, &o->tail_len);
+	o->tail = tail;
+	o->tail_len = tail_len;
 	o->release = hmsg_release_cb;
 	o->release_arg = m;
 	net_conn_out_commit(&sh->loop, s->conn, o);
@@ -746,14 +807,16 @@ static int pick_version(const struct stomp_view *accept, enum stomp_version *out
 
 		while (j < accept->len && accept->ptr[j] != ',')
 			j++;
-		for (int v = 0; v < 3; v++) {
-			size_t k = i;
+		size_t k = i;
+		size_t end = j;
 
-			while (k < j && accept->ptr[k] == ' ')
-				k++;
-			if (j - k >= 3 && !memcmp(accept->ptr + k, names[v], 3) && v > best)
+		while (k < end && accept->ptr[k] == ' ')
+			k++;
+		while (end > k && accept->ptr[end - 1] == ' ')
+			end--;
+		for (int v = 0; v < 3; v++)	/* the whole token: "1.25" is not 1.2 */
+			if (end - k == 3 && !memcmp(accept->ptr + k, names[v], 3) && v > best)
 				best = v;
-		}
 		i = j + 1;
 	}
 	if (best < 0)
@@ -968,12 +1031,15 @@ static void on_connect(struct shard *sh, struct session *s, const struct stomp_f
 		return;
 	}
 	if (pick_version(stomp_frame_header(f, "accept-version"), &s->version)) {
-		struct stomp_header h[3] = { HDR("message", "unsupported protocol version"),
+		struct stomp_header h[4] = { HDR("message", "unsupported protocol version"),
 					     HDR("version", "1.0,1.1,1.2"), HDR("content-type", "text/plain") };
 		const char *body = "Supported protocol versions are 1.0,1.1,1.2";
+		size_t nh = 3;
 
+		if (receipt)
+			h[nh++] = (struct stomp_header){ { "receipt-id", 10 }, *receipt };
 		s->version = STOMP_V12;
-		write_frame(sh, s, STOMP_CMD_ERROR, h, 3, body, strlen(body));
+		write_frame(sh, s, STOMP_CMD_ERROR, h, nh, body, strlen(body));
 		close_later(sh, s, CLOSE_AFTER_FLUSH);
 		return;
 	}
@@ -1102,8 +1168,10 @@ static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f,
 		m->tail10_len = (uint32_t)n;
 	}
 	m->body_len = (uint32_t)f->body.len;
-	if (!utf8_is_valid(f->body.ptr, f->body.len))
-		m->flags |= HMSG_BODY_BINARY;
+	/* the whole tail, not just the body: a header value with bytes that are not UTF-8 in a
+	 * text frame makes a browser close the socket (1007) just as a body would */
+	if (!utf8_is_valid(hmsg_tail(m), m->tail_len))
+		m->flags |= HMSG_NOT_UTF8;
 	return m;
 }
 
@@ -1324,7 +1392,7 @@ static void on_unsubscribe(struct shard *sh, struct session *s, const struct sto
 	const struct stomp_view *id = stomp_frame_header(f, "id");
 	uint32_t i;
 	struct sub *sub;
-	uint32_t owner_mask = 0;
+	uint32_t owner_mask;
 
 	if (!id && s->version == STOMP_V10)
 		id = stomp_frame_header(f, "destination");
@@ -1333,10 +1401,14 @@ static void on_unsubscribe(struct shard *sh, struct session *s, const struct sto
 		return;
 	}
 	sub = sub_by_id(s, *id, &i);
-	if (sub) {
-		owner_mask = 1u << sub->owner;
-		session_remove_sub(sh, s, i);
+	if (!sub) {
+		/* RabbitMQ answers so too: a client that thinks it unsubscribed is told it never was */
+		fail_frame(sh, s, f, "No subscription found",
+			   "UNSUBSCRIBE must refer to an existing subscription");
+		return;
 	}
+	owner_mask = 1u << sub->owner;
+	session_remove_sub(sh, s, i);
 	sync_mask(sh, s, owner_mask, receipt_begin(s, f, 0, false));
 	receipts_flush(sh, s);
 }
@@ -1430,6 +1502,15 @@ static int apply_ack(struct shard *sh, struct session *s, bool nack, const char 
 	return (int)sub->owner;
 }
 
+static void fail_unknown_ack_id(struct shard *sh, struct session *s, const struct stomp_frame *f,
+				const char *id)
+{
+	char detail[256];
+
+	snprintf(detail, sizeof(detail), "No unacknowledged message has the id '%s'", id);
+	fail_frame(sh, s, f, "unknown ack id", detail);
+}
+
 static void on_ack_nack(struct shard *sh, struct session *s, const struct stomp_frame *f, bool nack)
 {
 	const struct stomp_view *id = stomp_frame_header(f, s->version == STOMP_V12 ? "id" : "message-id");
@@ -1438,6 +1519,7 @@ static void on_ack_nack(struct shard *sh, struct session *s, const struct stomp_
 	bool requeue = !(rq && STOMP_VIEW_EQ_LIT(*rq, "false"));
 	char idbuf[128];
 	char subbuf[256];
+	const char *ack_sub;
 	struct tx *tx;
 	bool bad;
 	int owner;
@@ -1456,27 +1538,33 @@ static void on_ack_nack(struct shard *sh, struct session *s, const struct stomp_
 	snprintf(idbuf, sizeof(idbuf), "%.*s", (int)HD_MIN(id->len, sizeof(idbuf) - 1), id->ptr);
 	if (subv)
 		snprintf(subbuf, sizeof(subbuf), "%.*s", (int)HD_MIN(subv->len, sizeof(subbuf) - 1), subv->ptr);
+	ack_sub = subv && s->version == STOMP_V11 ? subbuf : NULL;	/* 1.1 names the sub */
 	tx = frame_tx(sh, s, f, &bad);
 	if (bad)
 		return;
 	if (tx) {
-		struct tx_op *op = hd_calloc(1, sizeof(*op));
+		struct tx_op *op;
+		struct sub *dsub;
+		uint32_t di;
 
+		/* refused now, as outside a transaction, not lost silently at COMMIT */
+		if (!find_delivery(s, idbuf, ack_sub, &dsub, &di)) {
+			fail_unknown_ack_id(sh, s, f, idbuf);
+			return;
+		}
+		op = hd_calloc(1, sizeof(*op));
 		op->kind = nack ? TXOP_NACK : TXOP_ACK;
 		op->ack_id = hd_strndup(idbuf, strlen(idbuf));
-		op->ack_sub = subv && s->version == STOMP_V11 ? hd_strndup(subbuf, strlen(subbuf)) : NULL;
+		op->ack_sub = ack_sub ? hd_strndup(ack_sub, strlen(ack_sub)) : NULL;
 		op->requeue = requeue;
 		tx_append(tx, op);
 		if (receipt_begin(s, f, 0, false))
 			receipts_flush(sh, s);
 		return;
 	}
-	owner = apply_ack(sh, s, nack, idbuf, subv && s->version == STOMP_V11 ? subbuf : NULL, requeue);
+	owner = apply_ack(sh, s, nack, idbuf, ack_sub, requeue);
 	if (owner < 0) {
-		char detail[256];
-
-		snprintf(detail, sizeof(detail), "No unacknowledged message has the id '%s'", idbuf);
-		fail_frame(sh, s, f, "unknown ack id", detail);
+		fail_unknown_ack_id(sh, s, f, idbuf);
 		return;
 	}
 	sync_with(sh, s, (uint32_t)owner, receipt_begin(s, f, 0, false));
@@ -1587,6 +1675,7 @@ static void on_abort(struct shard *sh, struct session *s, const struct stomp_fra
 
 static void on_disconnect(struct shard *sh, struct session *s, const struct stomp_frame *f)
 {
+	s->disconnecting = true;
 	if (receipt_begin(s, f, 0, true)) {
 		receipts_flush(sh, s);	/* after every earlier receipt; then close */
 		if (!s->close_mode)
@@ -1683,7 +1772,9 @@ static size_t stomp_input(struct shard *sh, struct session *s, const char *buf, 
 {
 	size_t off = 0;
 
-	while (off < len && !s->close_mode) {
+	if (s->disconnecting)
+		return len;	/* frames after DISCONNECT are dropped unread, as RabbitMQ does */
+	while (off < len && !s->close_mode && !s->disconnecting) {
 		ssize_t n;
 
 		if (s->auth_pending || s->deny_at_ms || s->retry_at_ms) {
@@ -1703,14 +1794,14 @@ static size_t stomp_input(struct shard *sh, struct session *s, const char *buf, 
 		if (n == 0)
 			break;
 		if (n < 0) {
-			session_fail(sh, s, s->parser.reason, s->parser.reason, NULL);
+			fail_after_receipts(sh, s, s->parser.reason, s->parser.reason, NULL);
 			break;
 		}
 		off += (size_t)n;
 		if (sh->frame->cmd != STOMP_CMD_NONE)
 			handle_frame(sh, s, sh->frame);
 	}
-	return off;
+	return s->disconnecting ? len : off;
 }
 
 static void apply_close(struct shard *sh, struct session *s)

@@ -72,11 +72,12 @@ void wsconn_write_text(struct net_loop *l, struct net_conn *c, const char *buf, 
 	write_frame_of(l, c, WS_OP_TEXT, buf, len);
 }
 
-size_t wsconn_prefix_head(char *head, size_t room, size_t head_len, const struct hmsg *m)
+size_t wsconn_prefix_head(char *head, size_t room, size_t head_len, const struct hmsg *m,
+			  size_t tail_len)
 {
 	uint8_t hdr[WS_HEADER_MAX];
-	enum ws_opcode op = (m->flags & HMSG_BODY_BINARY) ? WS_OP_BINARY : WS_OP_TEXT;
-	ssize_t hl = ws_encode_header(hdr, sizeof(hdr), op, true, head_len + m->tail_len, NULL);
+	enum ws_opcode op = (m->flags & HMSG_NOT_UTF8) ? WS_OP_BINARY : WS_OP_TEXT;
+	ssize_t hl = ws_encode_header(hdr, sizeof(hdr), op, true, head_len + tail_len, NULL);
 
 	HD_ASSERT(hl > 0 && (size_t)hl <= room);
 	memcpy(head, hdr, (size_t)hl);

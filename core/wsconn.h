@@ -42,9 +42,10 @@ void wsconn_send_close(struct net_loop *l, struct wsconn *ws, struct net_conn *c
 /* Writes buf as one text message. */
 void wsconn_write_text(struct net_loop *l, struct net_conn *c, const char *buf, size_t len);
 
-/* head[room..room+head_len) holds a STOMP MESSAGE head whose shared tail is m's; writes the
- * WebSocket header for head + tail just before it and moves both to head[0]. Returns the
- * new head length. */
-size_t wsconn_prefix_head(char *head, size_t room, size_t head_len, const struct hmsg *m);
+/* head[room..room+head_len) holds a STOMP MESSAGE head to be followed by tail_len bytes of
+ * m's tail (the one its reader's version gets: hmsg_tail_for); writes the WebSocket header
+ * for head + tail just before it and moves both to head[0]. Returns the new head length. */
+size_t wsconn_prefix_head(char *head, size_t room, size_t head_len, const struct hmsg *m,
+			  size_t tail_len);
 
 #endif

@@ -127,13 +127,26 @@ def test_subscribe_without_id_is_fine_in_1_0(herald, raws):
     b"ACK\nid:nope\nreceipt:rcpt-7\n\n\0",
     b"FROB\nreceipt:rcpt-7\n\n\0",
     b"BEGIN\nreceipt:rcpt-7\n\n\0",
-], ids=["unknown-dest", "sub-no-id", "ack-unknown", "unknown-cmd", "begin-no-tx"])
+    b"UNSUBSCRIBE\nid:never-subscribed\nreceipt:rcpt-7\n\n\0",
+], ids=["unknown-dest", "sub-no-id", "ack-unknown", "unknown-cmd", "begin-no-tx", "unsub-unknown"])
 def test_error_names_the_receipt_of_the_bad_frame(herald, raws, bad):
     r = raws(herald)
     assert r.connect().cmd == "CONNECTED"
     r.send(bad)
     err = r.expect_error_then_close()
     assert err.get("receipt-id") == "rcpt-7", err
+
+
+@keeps_open
+def test_unsubscribe_of_an_unknown_id_is_an_error(herald, raws):
+    """RabbitMQ: "No subscription found"; a client that thinks it unsubscribed learns it
+    never was subscribed under that id."""
+    r = raws(herald)
+    assert r.connect().cmd == "CONNECTED"
+    r.send(b"UNSUBSCRIBE\nid:nope\n\n\0")
+    err = r.expect_error_then_close()
+    assert err["message"] == "No subscription found", err
+    assert_server_works(herald.addr)
 
 
 @keeps_open

@@ -41,6 +41,8 @@ def test_stomp_command_connects_like_connect(herald, raws):
     ("1.0", "1.0"),
     ("1.2", "1.2"),
     ("1.0,1.1,1.2,2.0", "1.2"),
+    (" 1.1 , 1.2 ", "1.2"),
+    ("1.25,1.1", "1.1"),
 ])
 def test_highest_common_version_is_chosen(herald, raws, accept, expected):
     r = raws(herald)
@@ -67,6 +69,21 @@ def test_no_common_version_gets_error_listing_supported_versions_then_close(hera
     assert {"1.0", "1.1", "1.2"} <= set(versions), f["version"]
     assert r.is_closed(2.0), "still open after refusing CONNECT"
     assert_server_works(herald.addr)
+
+
+def test_a_version_is_matched_as_a_whole_token(herald, raws):
+    """1.25 is not 1.2: with nothing else offered there is no common version."""
+    r = raws(herald)
+    f = r.connect(version="1.25")
+    assert f.cmd == "ERROR", f
+
+
+def test_no_common_version_error_carries_the_receipt_id(herald, raws):
+    r = raws(herald)
+    f = r.connect(version="2.0", extra=[("receipt", "c1")])
+    assert f.cmd == "ERROR", f
+    assert f["receipt-id"] == "c1", f
+    assert r.is_closed(2.0)
 
 
 def test_sessions_get_distinct_ids(herald, raws):

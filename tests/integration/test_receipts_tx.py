@@ -10,6 +10,7 @@ import time
 import pytest
 
 from helpers import uid
+from stompraw import Timeout, frame_bytes
 
 
 def queue():
@@ -282,3 +283,60 @@ def test_error_carries_receipt_id_of_the_offending_frame(herald, raws, frame):
     err = r.expect_error_then_close()
     assert err["message"]
     assert err.get("receipt-id") == "bad-1", err
+
+
+# --- receipts owed when a later frame is refused; frames after DISCONNECT ----------------------
+
+def test_receipts_owed_go_out_before_the_error_of_a_later_frame(herald, raws):
+    """A SEND's and a SUBSCRIBE's receipts wait for their owner shard; a bad frame pipelined
+    after them must not swallow them, or the client would think those frames failed too and
+    send them again (STOMP 1.2 "RECEIPT": every processed frame with `receipt` gets one)."""
+    q = queue()
+    r = raw_session(herald, raws)
+    r.send(frame_bytes("SEND", [("destination", q), ("receipt", "r1")], b"body1")
+           + frame_bytes("SUBSCRIBE", [("destination", queue()), ("id", "s"),
+                                       ("receipt", "r2")])
+           + frame_bytes("FOO", [("receipt", "r3")]))
+    expect_receipt(r, "r1")
+    expect_receipt(r, "r2")
+    f = r.recv_frame()
+    assert f.cmd == "ERROR" and f["receipt-id"] == "r3", f
+    assert r.is_closed(2.0)
+    sub = raw_session(herald, raws)
+    sub.send_frame("SUBSCRIBE", [("destination", q), ("id", "s")])
+    m = sub.recv_frame()
+    assert m.cmd == "MESSAGE" and m.body == b"body1", m
+
+
+def test_frames_after_disconnect_are_not_processed(herald, raws):
+    """The client MUST NOT send frames after DISCONNECT (STOMP 1.2); RabbitMQ stops there.
+    A SEND and a SUBSCRIBE pipelined after it are dropped."""
+    q = queue()
+    r = raw_session(herald, raws)
+    r.send(frame_bytes("SEND", [("destination", q), ("receipt", "r1")], b"before")
+           + frame_bytes("DISCONNECT", [("receipt", "d")])
+           + frame_bytes("SEND", [("destination", q)], b"after")
+           + frame_bytes("SUBSCRIBE", [("destination", q), ("id", "late")]))
+    expect_receipt(r, "r1")
+    expect_receipt(r, "d")
+    assert r.is_closed(2.0)
+    sub = raw_session(herald, raws)
+    sub.send_frame("SUBSCRIBE", [("destination", q), ("id", "s"), ("receipt", "rs")])
+    frames = sub.recv_frames(2)
+    bodies = [f.body for f in frames if f.cmd == "MESSAGE"]
+    assert bodies == [b"before"], frames
+    with pytest.raises(Timeout):
+        sub.recv_frame(0.5)
+
+
+def test_ack_of_an_unknown_id_inside_a_transaction_is_an_error(herald, raws):
+    """As outside a transaction (RABBITMQ-REFERENCE "Acks"): refused when sent, not dropped
+    silently at COMMIT."""
+    r = raw_session(herald, raws)
+    r.send_frame("BEGIN", [("transaction", "t"), ("receipt", "b")])
+    expect_receipt(r, "b")
+    r.send_frame("ACK", [("id", "bogus"), ("transaction", "t"), ("receipt", "a")])
+    f = r.recv_frame()
+    assert f.cmd == "ERROR" and f["receipt-id"] == "a", f
+    assert "bogus" in f.body.decode()
+    assert r.is_closed(2.0)

@@ -650,3 +650,36 @@ def test_nul_in_utf8_body_arrives_intact(herald, raws, wsc):
     body = b"a\x00b\x00c"
     send(tcp(herald, raws), q, body, receipt=True)
     assert recv_message(w).body == body
+
+
+@pytest.mark.rabbitmq_differs("every server frame is a text message")
+def test_non_utf8_header_value_arrives_as_binary_message(herald, raws, wsc):
+    """Not only the body: a text message with a header whose bytes are not UTF-8 makes a
+    browser close the socket (1007) just the same."""
+    q = "/queue/" + uid("hbin")
+    w = wsc()
+    stomp_connect(w)
+    subscribe(w, q)
+    send(tcp(herald, raws), q, "ok", headers=[("x-h", b"\xff\xfe")], receipt=True)
+    m = recv_message(w)
+    assert m.body == b"ok"
+    assert [k for k, _ in message_kinds(w)] == ["binary"]
+
+
+def test_stomp_1_0_ws_subscriber_gets_whole_messages_when_headers_had_escapes(herald, raws, wsc):
+    """A 1.0 reader gets its own tail with the escapes undone, shorter than the shared one;
+    every WebSocket message must announce that length, or it runs into the next one."""
+    q = "/queue/" + uid("v10")
+    w = wsc(subprotocols=["v10.stomp"])
+    f = w.connect(version=None)
+    assert f.cmd == "CONNECTED" and f.get("version", "1.0") == "1.0", f
+    subscribe(w, q)
+    t = tcp(herald, raws)
+    for i in range(3):
+        send(t, q, "m%d" % i, headers=[("x", "a\\cb\\cc\\cd")], receipt=(i == 2))
+    assert [recv_message(w).body for _ in range(3)] == [b"m0", b"m1", b"m2"]
+    kinds = message_kinds(w)
+    assert len(kinds) == 3, kinds
+    for _, payload in kinds:
+        assert payload.count(b"MESSAGE\n") == 1 and payload.endswith(b"\x00"), payload
+        assert b"\nx:a:b:c:d\n" in payload, payload

@@ -778,6 +778,30 @@ Test(dest_queue, returned_delivery_goes_back_to_the_front)
 	finish();
 }
 
+/* An auto-ack consumer leaves with several deliveries on their way; each comes back as
+ * its own XMSG_QUEUE_RETURN, oldest first. They must be held in their original order,
+ * still ahead of what was published since. */
+Test(dest_queue, several_returned_deliveries_keep_their_order)
+{
+	uint64_t c = consumer_key(1, 0);
+	struct got d[4];
+
+	for (uint32_t i = 1; i <= 4; i++)
+		publish(0, QUEUE, i, 0);
+	consumer_add(c, QUEUE, SESSION_ACK_AUTO, 0);
+	cr_assert_eq(take_deliveries(QUEUE, 1), 4);
+	memcpy(d, got, sizeof(d));
+	consumer_del(c, QUEUE);
+	publish(0, QUEUE, 5, 0);
+	for (uint32_t i = 0; i < 4; i++)
+		return_delivery(&d[i], QUEUE);
+	consumer_add(consumer_key(0, 0), QUEUE, SESSION_ACK_AUTO, 0);
+	cr_assert_eq(take_deliveries(QUEUE, 0), 5);
+	for (uint32_t i = 0; i < 5; i++)
+		cr_assert_eq(got[i].id, i + 1, "position %u holds message %u", i, got[i].id);
+	finish();
+}
+
 /* A client-mode consumer's removal already requeued its unacked messages; a delivery that
  * comes back afterwards (XMSG_QUEUE_RETURN, ack mode taken from the delivery's u32) must not
  * be queued a second time. */
