@@ -435,7 +435,7 @@ static bool check_dest(struct shard *sh, struct session *s, const struct stomp_f
 		return true;
 	snprintf(detail, sizeof(detail),
 		 "Unknown destination '%.*s'. Valid destinations are /queue/<name> and /topic/<name>",
-		 (int)HD_MIN(d->len, 256), d->ptr);
+		 (int)utf8_trim_partial(d->ptr, HD_MIN(d->len, 256)), d->ptr);	/* whole characters */
 	fail_frame(sh, s, f, "unknown destination", detail);
 	return false;
 }

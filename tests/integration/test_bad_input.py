@@ -160,6 +160,18 @@ def test_unknown_destination_error_names_the_valid_prefixes(herald, raws):
 
 
 @keeps_open
+def test_long_unknown_destination_is_cut_at_a_character_boundary_in_the_error(herald, raws):
+    """The ERROR quotes at most 256 bytes of the name; over WebSocket it is a text frame, so
+    the cut must not split a character (a browser closes 1007 on invalid UTF-8)."""
+    r = raws(herald)
+    assert r.connect().cmd == "CONNECTED"
+    r.send(("SEND\ndestination:/nowhere/" + "é" * 200 + "\n\nx\0").encode("utf-8"))
+    err = r.expect_error_then_close()
+    err.body.decode("utf-8")  # raises on a split character
+    assert "/nowhere/é" in err.body.decode("utf-8"), err
+
+
+@keeps_open
 def test_error_frame_is_well_formed(herald, raws):
     r = raws(herald)
     assert r.connect().cmd == "CONNECTED"
