@@ -24,6 +24,8 @@ struct hmsg *hmsg_create(uint16_t home_shard, const char *dest, size_t dest_len,
 	m->body_len = 0;
 	m->tail10_off = 0;
 	m->tail10_len = 0;
+	m->tail11_off = 0;
+	m->tail11_len = 0;
 	return m;
 }
 

@@ -28,6 +28,8 @@ struct hmsg {
 	uint32_t body_len;
 	uint32_t tail10_off;	/* STOMP 1.0 readers' tail (no escaping), when it differs */
 	uint32_t tail10_len;	/* 0: 1.0 readers get the shared tail */
+	uint32_t tail11_off;	/* STOMP 1.1 readers' tail (a CR unescaped), when it differs */
+	uint32_t tail11_len;	/* 0: 1.1 readers get the shared tail */
 	char bytes[];
 };
 
@@ -43,6 +45,10 @@ static inline const char *hmsg_tail_for(const struct hmsg *m, enum stomp_version
 	if (v == STOMP_V10 && m->tail10_len) {
 		*len = m->tail10_len;
 		return m->bytes + m->tail10_off;
+	}
+	if (v == STOMP_V11 && m->tail11_len) {	/* 1.1 has no \r escape */
+		*len = m->tail11_len;
+		return m->bytes + m->tail11_off;
 	}
 	*len = m->tail_len;
 	return m->bytes + m->tail_off;

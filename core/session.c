@@ -1123,6 +1123,10 @@ static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f,
 
 	bool escaped = false;
 	bool raw_ok = true;
+	/* a CR has an escape only in 1.2; 1.1 carries it raw (its lines end at LF alone) */
+	bool has_cr = memchr(dest.ptr, '\r', dest.len) != NULL;
+	size_t total;
+	size_t used;
 
 	for (uint32_t i = 0; i < f->nheaders; i++) {
 		const struct stomp_header *h = &f->headers[i];
@@ -1131,6 +1135,8 @@ static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f,
 			continue;	/* a repeated header: the first one wins */
 		keep[nkeep++] = *h;
 		cap += 2 * (h->name.len + h->value.len) + 2;
+		has_cr = has_cr || memchr(h->name.ptr, '\r', h->name.len) ||
+			 memchr(h->value.ptr, '\r', h->value.len);
 		if (stomp_needs_escape(h->name.ptr, h->name.len) ||
 		    stomp_needs_escape(h->value.ptr, h->value.len)) {
 			escaped = true;
@@ -1141,8 +1147,8 @@ static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f,
 				 !memchr(h->name.ptr, '\r', h->name.len);
 		}
 	}
-	if (escaped && raw_ok)
-		cap *= 2;	/* room for the 1.0 tail beside the shared one */
+	/* room for the 1.0 and the 1.1 tails beside the shared one, when they differ */
+	total = cap * (1 + (escaped && raw_ok) + has_cr);
 	/* "<node epoch>-<shard>-<seq>": unique per node run */
 	id_len = hd_fmt_hex32(id, shard_node_epoch);
 	id[id_len++] = '-';
@@ -1150,22 +1156,31 @@ static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f,
 	id[id_len++] = '-';
 	id_len += hd_fmt_u64(id + id_len, ++sh->msg_seq);
 	id[id_len] = '\0';
-	m = hmsg_create((uint16_t)sh->id, key.ptr, key.len, id_len + 1 + cap);
+	m = hmsg_create((uint16_t)sh->id, key.ptr, key.len, id_len + 1 + total);
 	m->msgid_off = m->tail_off;
 	m->msgid_len = (uint32_t)id_len;
 	memcpy(m->bytes + m->msgid_off, id, id_len + 1);
 	m->tail_off = m->msgid_off + (uint32_t)id_len + 1;
-	n = stomp_encode_message_tail(hmsg_tail_mut(m), cap, STOMP_V12, dest, keep, nkeep,
+	n = stomp_encode_message_tail(hmsg_tail_mut(m), total, STOMP_V12, dest, keep, nkeep,
 				      f->body.ptr, f->body.len);
 	HD_ASSERT(n > 0);
 	m->tail_len = (uint32_t)n;
+	used = m->tail_len;
 	if (escaped && raw_ok) {
 		/* 1.0 readers get the values as sent, unescaped (spec 1.0 has no escaping) */
-		m->tail10_off = m->tail_off + m->tail_len;
-		n = stomp_encode_message_tail(m->bytes + m->tail10_off, cap - m->tail_len, STOMP_V10,
+		m->tail10_off = m->tail_off + (uint32_t)used;
+		n = stomp_encode_message_tail(m->bytes + m->tail10_off, total - used, STOMP_V10,
 					      dest, keep, nkeep, f->body.ptr, f->body.len);
 		HD_ASSERT(n > 0);
 		m->tail10_len = (uint32_t)n;
+		used += m->tail10_len;
+	}
+	if (has_cr) {
+		m->tail11_off = m->tail_off + (uint32_t)used;
+		n = stomp_encode_message_tail(m->bytes + m->tail11_off, total - used, STOMP_V11,
+					      dest, keep, nkeep, f->body.ptr, f->body.len);
+		HD_ASSERT(n > 0);
+		m->tail11_len = (uint32_t)n;
 	}
 	m->body_len = (uint32_t)f->body.len;
 	/* the whole tail, not just the body: a header value with bytes that are not UTF-8 in a

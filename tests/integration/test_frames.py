@@ -247,6 +247,21 @@ def test_1_1_header_escapes_round_trip(herald, raws):
     assert dict(m.headers)["tricky"] == "a\\cb\\nc\\\\d"
 
 
+def test_1_1_reader_gets_a_carriage_return_raw_not_the_1_2_escape(herald, raws):
+    """STOMP 1.1 has no \\r escape (an undefined escape is fatal there): a CR sent by a
+    1.2 publisher reaches a 1.1 reader as the raw byte, a 1.2 reader as \\r."""
+    t = "/topic/" + uid("cr")
+    sub11 = subscribed(herald, raws, t, version="1.1")
+    sub12 = subscribed(herald, raws, t, version="1.2")
+    pub = session(herald, raws, version="1.2")
+    pub.send(b"SEND\ndestination:" + t.encode() + b"\nx:a\\rb\\cc\n\nbody\0")
+    m11 = sub11.recv_frame()
+    assert b"\nx:a\rb\\cc\n" in m11.raw, m11.raw
+    assert m11.body == b"body"
+    m12 = sub12.recv_frame()
+    assert b"\nx:a\\rb\\cc\n" in m12.raw, m12.raw
+
+
 @pytest.mark.rabbitmq_differs("RabbitMQ unescapes headers in STOMP 1.0 sessions too")
 def test_1_0_headers_are_not_unescaped(herald, raws):
     q = "/queue/" + uid("esc10")
