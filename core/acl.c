@@ -165,28 +165,110 @@ static ssize_t expand(const char *p, size_t plen, const char *user, char *out, s
 	return (ssize_t)o;
 }
 
+#define OVERLAP_WORDS_MAX 128	/* more words than this: assume an overlap */
+
+/* Splits s[0..len) into words (as words_cover sees them: none for an empty name). Returns
+ * the count, or -1 past max. */
+static int split_dots(const char *s, size_t len, size_t *start, size_t *end, int max)
+{
+	int n = 0;
+
+	if (!len)
+		return 0;
+	for (size_t i = 0; i <= len; i = word_end(s, len, i) + 1) {
+		if (n == max)
+			return -1;
+		start[n] = i;
+		end[n++] = word_end(s, len, i);
+	}
+	return n;
+}
+
+/* Could some topic name match both p and d, either of which may hold `*` and `#`? Dynamic
+ * programming over word positions from the back: ok[i][j] says p's words from i and d's
+ * from j can still meet. A `#` on either side matches nothing or takes one more word. */
+static bool words_overlap(const char *p, size_t pl, const char *d, size_t dl)
+{
+	size_t ps[OVERLAP_WORDS_MAX], pe[OVERLAP_WORDS_MAX], ds[OVERLAP_WORDS_MAX],
+		de[OVERLAP_WORDS_MAX];
+	int np = split_dots(p, pl, ps, pe, OVERLAP_WORDS_MAX);
+	int nd = split_dots(d, dl, ds, de, OVERLAP_WORDS_MAX);
+	bool ok[OVERLAP_WORDS_MAX + 1][OVERLAP_WORDS_MAX + 1];	/* 16.6 KB of stack */
+
+	if (np < 0 || nd < 0)
+		return true;	/* too many words to tell: assume they meet (deny) */
+	for (int i = np; i >= 0; i--) {
+		for (int j = nd; j >= 0; j--) {
+			bool phash = i < np && word_is(p, ps[i], pe[i], '#');
+			bool dhash = j < nd && word_is(d, ds[j], de[j], '#');
+			bool v = i == np && j == nd;
+
+			if (phash)
+				v = v || ok[i + 1][j] || (j < nd && ok[i][j + 1]);
+			if (dhash)
+				v = v || ok[i][j + 1] || (i < np && ok[i + 1][j]);
+			if (!phash && !dhash && i < np && j < nd) {
+				bool pstar = word_is(p, ps[i], pe[i], '*');
+				bool dstar = word_is(d, ds[j], de[j], '*');
+				bool same = pe[i] - ps[i] == de[j] - ds[j] &&
+					    !memcmp(p + ps[i], d + ds[j], pe[i] - ps[i]);
+
+				v = v || ((pstar || dstar || same) && ok[i + 1][j + 1]);
+			}
+			ok[i][j] = v;
+		}
+	}
+	return ok[0][0];
+}
+
+/* Expands {user} into buf and checks the pattern's "/kind/" prefix against dest. Returns
+ * 1 for the pattern `#` (everything), 0 when the kinds differ, else 2: the pattern's words
+ * are then the *pwl bytes at buf + *kind, the destination's those at dest + *kind. */
+static int pattern_prepare(const char *p, size_t plen, const char *user, const char *dest,
+			   size_t len, char *buf, size_t cap, size_t *pwl, size_t *kind)
+{
+	ssize_t n;
+	const char *slash;
+
+	if (len > ACL_DEST_MAX || plen > ACL_PATTERN_MAX)
+		return 0;
+	n = expand(p, plen, user, buf, cap);
+	if (n == 1 && buf[0] == '#')
+		return 1;
+	if (n < 2 || buf[0] != '/')
+		return 0;
+	slash = memchr(buf + 1, '/', (size_t)n - 1);
+	if (!slash)
+		return 0;
+	*kind = (size_t)(slash - buf) + 1;	/* "/queue/" */
+	if (len < *kind || memcmp(dest, buf, *kind))
+		return 0;
+	*pwl = (size_t)n - *kind;
+	return 2;
+}
+
 bool acl_pattern_covers(const char *p, size_t plen, const char *user, const char *dest,
 			size_t len)
 {
 	char buf[ACL_PATTERN_MAX * 12];	/* each 6-byte {user} grows to at most 63 bytes */
-	ssize_t n;
-	const char *slash;
-	size_t kind;
+	size_t pwl = 0, kind = 0;
+	int r = pattern_prepare(p, plen, user, dest, len, buf, sizeof(buf), &pwl, &kind);
 
-	if (len > ACL_DEST_MAX || plen > ACL_PATTERN_MAX)
-		return false;
-	n = expand(p, plen, user, buf, sizeof(buf));
-	if (n == 1 && buf[0] == '#')
-		return true;
-	if (n < 2 || buf[0] != '/')
-		return false;
-	slash = memchr(buf + 1, '/', (size_t)n - 1);
-	if (!slash)
-		return false;
-	kind = (size_t)(slash - buf) + 1;	/* "/queue/" */
-	if (len < kind || memcmp(dest, buf, kind))
-		return false;
-	return words_cover(buf + kind, (size_t)n - kind, dest + kind, len - kind);
+	if (r < 2)
+		return r == 1;
+	return words_cover(buf + kind, pwl, dest + kind, len - kind);
+}
+
+bool acl_pattern_overlaps(const char *p, size_t plen, const char *user, const char *dest,
+			  size_t len)
+{
+	char buf[ACL_PATTERN_MAX * 12];
+	size_t pwl = 0, kind = 0;
+	int r = pattern_prepare(p, plen, user, dest, len, buf, sizeof(buf), &pwl, &kind);
+
+	if (r < 2)
+		return r == 1;
+	return words_overlap(buf + kind, pwl, dest + kind, len - kind);
 }
 
 /* ---- rules ---- */
@@ -466,8 +548,13 @@ void acl_check(const struct acl_rules *r, const char *vhost, const struct acl_su
 		    (strcmp(rule->vhost, "*") && strcmp(rule->vhost, vhost)))
 			continue;
 		for (unsigned k = 0; k < rule->npat; k++) {
-			if (!acl_pattern_covers(rule->pat[k], strlen(rule->pat[k]), s->user, dest,
-						len))
+			const char *pat = rule->pat[k];
+
+			/* allow: the pattern must cover everything the destination names; deny:
+			 * it need only share one name with it, or a wildcard subscription
+			 * (/topic/#) would reach what the rule denies (/topic/secret.#) */
+			if (rule->allow ? !acl_pattern_covers(pat, strlen(pat), s->user, dest, len)
+					: !acl_pattern_overlaps(pat, strlen(pat), s->user, dest, len))
 				continue;
 			d->allowed = rule->allow;
 			d->line = rule->line;

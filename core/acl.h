@@ -94,4 +94,9 @@ bool acl_pattern_is_valid(const char *p, size_t len);
 bool acl_pattern_covers(const char *p, size_t plen, const char *user, const char *dest,
 			size_t len);
 
+/* True when pattern p (with {user} replaced by user) and dest[0..len), either of which
+ * may hold `*` and `#`, match at least one name in common. A deny rule applies so. */
+bool acl_pattern_overlaps(const char *p, size_t plen, const char *user, const char *dest,
+			  size_t len);
+
 #endif

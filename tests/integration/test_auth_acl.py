@@ -235,6 +235,8 @@ RULES_FILE_SUBSCRIBE_CASES = [
     ("jack", "/topic/alerts.#", True),
     ("jack", "/topic/secret.plans", True),	# [vhost *] section, after [vhost /]
     ("rose", "/topic/secret.plans", False),	# the deny comes first
+    ("rose", "/topic/*.plans", False),	# could receive /topic/secret.plans
+    ("rose", "/topic/public.#", True),	# shares no name with the deny
     ("rose", "/topic/news.uk", True),
     ("jack", "/queue/jack", True),
     ("jack", "/queue/jack.inbox", True),
@@ -344,3 +346,18 @@ def test_user_template_does_not_reach_another_users_queue(herald_factory, tmp_pa
     f = subscribe(jack, "/queue/jack.smith", "s", "r1")
     assert_denied(jack, f, "/queue/jack.smith", "subscribe",
                   "jack subscribing to jack.smith's own queue")
+
+
+def test_wildcard_subscription_cannot_reach_past_a_deny(herald_factory, tmp_path, as_user):
+    """docs/auth.md's example: `deny subscribe user:rose /topic/secret.#` before `allow
+    subscribe * /topic/#`. rose's /topic/# would receive /topic/secret.x, so it is refused
+    (a deny applies when its pattern shares any name with the subscription)."""
+    p = tmp_path / "rules"
+    p.write_text("[vhost /]\ndeny subscribe user:rose /topic/secret.#\n"
+                 "allow subscribe * /topic/#\nallow send tag:service #\n")
+    srv = herald_factory("--rules-file", str(p), "--user", "rose:rosepw",
+                         "--user", "billing:billpw:service")
+    rose = as_user(srv, "rose")
+    f = subscribe(rose, "/topic/#", "s", "r1")
+    assert_denied(rose, f, "/topic/#", "subscribe")
+    assert "denied by rule" in f.body.decode(), f

@@ -223,6 +223,82 @@ Test(acl, containment_is_sound)
 	cr_assert_gt(checked, 1000);
 }
 
+/* acl_pattern_overlaps is exact on random patterns: true iff some name matches both. */
+Test(acl, overlap_agrees_with_a_shared_matching_name)
+{
+	uint32_t s = 777;
+	int both = 0, neither = 0;
+
+	for (int i = 0; i < 20000; i++) {
+		char a[64], b[64], pa[80], pb[80];
+		bool witness = false;
+
+		random_words(&s, a, true);
+		random_words(&s, b, true);
+		snprintf(pa, sizeof(pa), "/topic/%s", a);
+		snprintf(pb, sizeof(pb), "/topic/%s", b);
+		for (int k = 0; k < 200 && !witness; k++) {
+			char t[64];
+
+			random_words(&s, t, false);
+			witness = topic_match(a, strlen(a), t, strlen(t)) &&
+				  topic_match(b, strlen(b), t, strlen(t));
+		}
+		if (witness) {
+			both++;
+			cr_assert(acl_pattern_overlaps(pa, strlen(pa), "u", pb, strlen(pb)),
+				  "%s and %s share a name but do not overlap", a, b);
+		} else if (!acl_pattern_overlaps(pa, strlen(pa), "u", pb, strlen(pb))) {
+			neither++;
+		}
+		cr_assert_eq(acl_pattern_overlaps(pa, strlen(pa), "u", pb, strlen(pb)),
+			     acl_pattern_overlaps(pb, strlen(pb), "u", pa, strlen(pa)),
+			     "overlap of %s and %s is not symmetric", a, b);
+	}
+	cr_assert_gt(both, 1000);
+	cr_assert_gt(neither, 1000);
+}
+
+Test(acl, overlap_cases)
+{
+	const char *yes[][2] = {
+		{ "/topic/secret.#", "/topic/#" }, { "/topic/secret.#", "/topic/*.a" },
+		{ "/topic/secret", "/topic/*" }, { "/topic/a.*.c", "/topic/a.b.*" },
+		{ "/topic/#", "/topic/x" }, { "#", "/queue/q" }, { "/topic/a.#.z", "/topic/#.z" },
+		{ "/topic/secret.#", "/topic/secret" },
+	};
+	const char *no[][2] = {
+		{ "/topic/secret.#", "/topic/public.#" }, { "/topic/secret", "/topic/*.*" },
+		{ "/topic/a.*", "/topic/b.#" }, { "/queue/secret", "/topic/secret" },
+		{ "/topic/a.b", "/topic/a.c" },
+	};
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		cr_assert(acl_pattern_overlaps(yes[i][0], strlen(yes[i][0]), "u", yes[i][1],
+					       strlen(yes[i][1])), "%s / %s", yes[i][0], yes[i][1]);
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		cr_assert_not(acl_pattern_overlaps(no[i][0], strlen(no[i][0]), "u", no[i][1],
+						   strlen(no[i][1])), "%s / %s", no[i][0], no[i][1]);
+}
+
+/* A deny rule refuses any subscription that could receive what it denies: with only
+ * "covers", rose's /topic/# slipped past `deny subscribe user:rose /topic/secret.#`. */
+Test(acl, a_wildcard_subscription_cannot_reach_past_a_deny)
+{
+	struct acl_rules *r = rules_from("[vhost /]\n"
+					 "deny  subscribe user:rose /topic/secret.#\n"
+					 "allow subscribe *         /topic/#\n");
+
+	cr_assert_not(may(r, "/", "rose", "", ACL_SUBSCRIBE, "/topic/#"));
+	cr_assert_not(may(r, "/", "rose", "", ACL_SUBSCRIBE, "/topic/*.a"));
+	cr_assert_not(may(r, "/", "rose", "", ACL_SUBSCRIBE, "/topic/secret"));
+	cr_assert_not(may(r, "/", "rose", "", ACL_SUBSCRIBE, "/topic/*"), "would get /topic/secret");
+	cr_assert(may(r, "/", "rose", "", ACL_SUBSCRIBE, "/topic/public.#"));
+	cr_assert(may(r, "/", "rose", "", ACL_SUBSCRIBE, "/topic/public.*.x"));
+	cr_assert(may(r, "/", "jack", "", ACL_SUBSCRIBE, "/topic/#"));
+	acl_rules_destroy(r);
+}
+
 /* Issue 5: the defaults when no rules are configured */
 Test(acl, defaults_give_a_plain_user_its_own_queue_and_all_topics_to_read)
 {
