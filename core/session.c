@@ -1261,6 +1261,15 @@ static void mem_check(struct shard *sh)
 	sh->mem_over = hd_alloc_allocated_bytes() > sh->cfg->limits.memory_high_water;
 }
 
+/* A SEND's user-id header, if any, names the logged-in user (or the user may impersonate). */
+static bool user_id_is_own(const struct session *s, const struct stomp_frame *f)
+{
+	const struct stomp_view *uid = stomp_frame_header(f, "user-id");
+
+	return !uid || stomp_view_eq(*uid, s->user, strlen(s->user)) ||
+	       users_list_has(s->id->tags, "impersonator", 12);
+}
+
 static void on_send(struct shard *sh, struct session *s, const struct stomp_frame *f)
 {
 	const struct stomp_view *d = stomp_frame_header(f, "destination");
@@ -1274,6 +1283,13 @@ static void on_send(struct shard *sh, struct session *s, const struct stomp_fram
 		/* the server names messages (RabbitMQ refuses this header too) */
 		fail_frame(sh, s, f, "'message-id' is not allowed on 'SEND'",
 			   "The server assigns message-id; remove the header from SEND");
+		return;
+	}
+	if (!user_id_is_own(s, f)) {
+		/* receivers may trust user-id: RabbitMQ validates it the same way */
+		fail_frame(sh, s, f, "user-id does not match the login",
+			   "A SEND's 'user-id' header must name the user who logged in "
+			   "(only the tag 'impersonator' may set another)");
 		return;
 	}
 	tx = frame_tx(sh, s, f, &bad);

@@ -361,3 +361,26 @@ def test_wildcard_subscription_cannot_reach_past_a_deny(herald_factory, tmp_path
     f = subscribe(rose, "/topic/#", "s", "r1")
     assert_denied(rose, f, "/topic/#", "subscribe")
     assert "denied by rule" in f.body.decode(), f
+
+
+def test_send_with_another_users_user_id_is_refused(herald_factory, as_user):
+    """Receivers may trust `user-id`: as RabbitMQ validates it, a SEND may carry only the
+    sender's own name there, unless the sender has the tag `impersonator`."""
+    srv = herald_factory("--user", "jack:jackpw", "--user", "billing:billpw:service,impersonator")
+    jack = as_user(srv, "jack")
+    jack.send_frame("SUBSCRIBE", [("destination", "/queue/jack"), ("id", "s"), ("receipt", "r")])
+    assert jack.recv_frame().cmd == "RECEIPT"
+    jack.send_frame("SEND", [("destination", "/queue/jack"), ("user-id", "jack")], b"mine")
+    m = jack.recv_frame()
+    assert m.cmd == "MESSAGE" and m["user-id"] == "jack" and m.body == b"mine", m
+    billing = as_user(srv, "billing")
+    billing.send_frame("SEND", [("destination", "/queue/jack"), ("user-id", "ops"),
+                                ("receipt", "b")], b"on behalf")
+    assert billing.recv_frame().cmd == "RECEIPT"
+    m = jack.recv_frame()
+    assert m.cmd == "MESSAGE" and m["user-id"] == "ops", m
+    jack.send_frame("SEND", [("destination", "/queue/jack"), ("user-id", "ops"),
+                             ("receipt", "f")], b"forged")
+    f = jack.recv_frame()
+    assert f.cmd == "ERROR" and f["receipt-id"] == "f", f
+    assert "user-id" in f["message"], f
