@@ -950,6 +950,20 @@ static void connect_complete(struct shard *sh, struct session *s)
 	pc_free(s);
 }
 
+/* Who failed, from where, and why: what an operator (or fail2ban) needs. A login that is
+ * not a valid user name is not echoed into the log (it could hold control bytes). */
+static void log_login_refused(const struct session *s, const char *why)
+{
+	const struct pending_connect *pc = s->pc;
+	char addr[INET_ADDRSTRLEN] = "?";
+	bool named = pc->has_login && users_name_is_valid(pc->login, pc->login_len);
+
+	inet_ntop(AF_INET, &s->conn->peer.sin_addr, addr, sizeof(addr));
+	hd_log_conn(HD_LOG_WARN, s->conn->id, "login refused: %s (user '%.*s' from %s:%u)", why,
+		    named ? (int)pc->login_len : 1, named ? pc->login : "?", addr,
+		    ntohs(s->conn->peer.sin_port));
+}
+
 /* Acts on auth_connect's or auth_job_finish's answer. */
 static void connect_decided(struct shard *sh, struct session *s, struct auth_result *r)
 {
@@ -959,7 +973,7 @@ static void connect_decided(struct shard *sh, struct session *s, struct auth_res
 		connect_complete(sh, s);
 		return;
 	case AUTH_DENIED:
-		hd_log_conn(HD_LOG_WARN, s->conn->id, "login refused: %s", r->log_reason);
+		log_login_refused(s, r->log_reason);
 		if (!r->delay_ms) {
 			pc_fail(sh, s, r->message, r->detail);
 			return;

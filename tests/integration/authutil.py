@@ -240,7 +240,8 @@ def refusal_gaps(srv, reason=None):
     import re
     global _LOG_RE
     if _LOG_RE is None:
-        _LOG_RE = re.compile(r"^(\S+Z) \w+ (s\d+ c\d+) (login refused: (.*)|ERROR (.*))$")
+        _LOG_RE = re.compile(r"^(\S+Z) \w+ (s\d+ c\d+) "
+                             r"(login refused: (.*?)(?: \(user '.*' from \S+\))?|ERROR (.*))$")
     decided, out = {}, []
     for line in srv.log().splitlines():
         m = _LOG_RE.match(line)

@@ -4,11 +4,14 @@ the built-in default user, precedence between them, and what a refusal looks lik
 (ERROR message:Access refused, then close; no hint whether the name exists).
 """
 
+import time
+
 import pytest
 
 from authutil import (assert_connected, assert_refused, logins, users_line,  # noqa: F401
                       write_users)
 from helpers import assert_server_works
+from stompraw import RawStomp
 
 pytestmark = pytest.mark.herald_only
 
@@ -277,3 +280,16 @@ def test_a_second_connect_cannot_switch_to_another_user(herald, logins):
     frames, closed = r.recv_until_closed(3.0)
     assert frames and frames[0].cmd == "ERROR" and closed, frames
     assert all(f.cmd != "RECEIPT" for f in frames), frames
+
+
+def test_refused_login_is_logged_with_user_and_address(herald_factory):
+    """An operator (or fail2ban) needs who failed and from where."""
+    srv = herald_factory("--user", "jack:jackpw")
+    r = RawStomp(*srv.addr)
+    f = r.connect(login="jack", passcode="nope")
+    assert f.cmd == "ERROR", f
+    deadline = time.monotonic() + 5
+    while "login refused" not in srv.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = [ln for ln in srv.log().splitlines() if "login refused" in ln][0]
+    assert "wrong password (user 'jack' from 127.0.0.1:" in line, line
