@@ -44,6 +44,20 @@ static void usage(FILE *f)
 		DEFAULT_NODE);
 }
 
+/* "host:port" with a non-empty host and a port in 1..65535: a malformed --node is a usage
+ * error (exit 2), not an unreachable node (exit 1). */
+static bool hostport_is_valid(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+	long port;
+
+	if (!colon || colon == s || !colon[1])
+		return false;
+	port = strtol(colon + 1, &end, 10);
+	return !*end && port >= 1 && port <= 65535;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -64,6 +78,10 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hn:t:j", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
+			if (!hostport_is_valid(optarg)) {
+				fprintf(stderr, "heraldctl: --node wants host:port, not '%s'\n", optarg);
+				return 2;
+			}
 			o.node = optarg;
 			break;
 		case 't':

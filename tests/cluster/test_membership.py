@@ -257,3 +257,6 @@ def test_heraldctl_fails_for_an_unreachable_node(cluster):
     assert r.returncode == 1
     assert "cannot connect" in r.stderr
     assert ctl("cluster").returncode == 2
+    for bad in ("nohost", "127.0.0.1:", ":15672", "127.0.0.1:99999", "h:12x"):
+        r = ctl("cluster", "status", "--node", bad)
+        assert r.returncode == 2, (bad, r.returncode, r.stderr)	# usage, not unreachable
