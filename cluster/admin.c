@@ -116,12 +116,12 @@ static void render_stats(const struct swim_stats *st, struct admin_buf *out)
 	       ", \"dropped_not_gossip\": %" PRIu64 ", \"probes\": %" PRIu64
 	       ", \"probes_failed\": %" PRIu64 ", \"suspicions\": %" PRIu64
 	       ", \"refutes\": %" PRIu64 ", \"declared_dead\": %" PRIu64
-	       ", \"push_pulls\": %" PRIu64 "}",
+	       ", \"push_pulls\": %" PRIu64 ", \"name_conflicts\": %" PRIu64 "}",
 	       st->pkts_in, st->bytes_in, st->pkts_out, st->bytes_out,
 	       st->dropped[WIRE_E_CLUSTER], st->dropped[WIRE_E_MAC], st->dropped[WIRE_E_MSG],
 	       st->dropped[WIRE_E_VERSION], st->dropped[WIRE_E_MAGIC] + st->dropped[WIRE_E_SHORT],
 	       st->probes, st->probes_failed, st->suspicions, st->refutes, st->declared_dead,
-	       st->push_pulls);
+	       st->push_pulls, st->conflicts);
 }
 
 void admin_render_status(const struct swim *s, uint64_t now_ms, const char *cluster,

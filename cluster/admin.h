@@ -11,7 +11,7 @@
  *    "gossip": {"packets_in", "bytes_in", "packets_out", "bytes_out",
  *               "dropped_other_cluster", "dropped_bad_mac", "dropped_malformed",
  *               "dropped_version", "dropped_not_gossip", "probes", "probes_failed",
- *               "suspicions", "refutes", "declared_dead", "push_pulls"}}
+ *               "suspicions", "refutes", "declared_dead", "push_pulls", "name_conflicts"}}
  * members sorted by name; "state" is "alive", "suspect", "dead" or "left"; last_seen_ms is
  * the age of the last direct contact (ack or ping; 0 for self; since the last state change
  * when there was none). `heraldctl cluster status` and monitoring parse it.

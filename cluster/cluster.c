@@ -23,6 +23,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netdb.h>
@@ -97,6 +98,7 @@ struct cluster {
 	struct node_meta meta;		/* what we advertise; load part sampled */
 	uint64_t last_warn_ms;
 	uint64_t refutes_logged;	/* swim's refute count when we last logged one */
+	uint64_t conflicts_logged;	/* swim's name-conflict count when we last logged */
 	char gossip_str[80];		/* our gossip address, for logs */
 };
 
@@ -748,6 +750,13 @@ static void run_once(struct cluster *c, int timeout_ms)
 		if (c->conns[i].fd >= 0 && now_ms >= c->conns[i].deadline_ms)
 			conn_close(&c->conns[i]);
 	swim_tick(c->swim, now_ms);
+	if (swim_get_stats(c->swim)->conflicts != c->conflicts_logged && rate_ok(c, now_ms)) {
+		/* two live nodes gossip one name: only the first is kept, the other is invisible */
+		c->conflicts_logged = swim_get_stats(c->swim)->conflicts;
+		hd_log_warn("cluster: another node claims the name of a live member (%" PRIu64
+			    " conflicts so far); give every node its own --node-name",
+			    c->conflicts_logged);
+	}
 }
 
 static void *cluster_main(void *arg)

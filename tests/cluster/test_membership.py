@@ -260,3 +260,16 @@ def test_heraldctl_fails_for_an_unreachable_node(cluster):
     for bad in ("nohost", "127.0.0.1:", ":15672", "127.0.0.1:99999", "h:12x"):
         r = ctl("cluster", "status", "--node", bad)
         assert r.returncode == 2, (bad, r.returncode, r.stderr)	# usage, not unreachable
+
+
+def test_a_second_node_with_a_taken_name_is_reported(cluster):
+    """Two live nodes with one --node-name: the one known first is kept; the clash is
+    logged and counted (gossip.name_conflicts) so the operator can find it."""
+    a = cluster.start("a")
+    cluster.start("b", join=a.gossip)
+    wait_for(lambda: states(a).get("b") == "alive", 10, "b alive at a")
+    cluster.start("b", join=a.gossip)	# an impostor: same name, other ports
+    wait_for(lambda: status(a)["gossip"]["name_conflicts"] > 0, 10, "a name conflict counted")
+    wait_for(lambda: "claims the name of a live member" in a.log_path.read_text(errors="replace"),
+             10, "the conflict logged")
+    assert states(a)["b"] == "alive"
