@@ -41,6 +41,7 @@ static const char *const reasons[] = {
 	[-STOMP_E_BAD_CONTENT_LENGTH] = "content-length is not a non-negative decimal number",
 	[-STOMP_E_MISSING_NUL] = "frame body not terminated by NUL after content-length bytes",
 	[-STOMP_E_SCRATCH_FULL] = "unescaped headers too large for the parser's buffer",
+	[-STOMP_E_NUL_IN_HEADER] = "NUL byte in a header line",
 };
 
 const char *stomp_parse_strerror(int err)
@@ -288,6 +289,10 @@ static int header_line(struct stomp_parser *p, const char *b, size_t start, size
 		return fail(p, STOMP_E_HEADER_LINE_TOO_LONG, p->limits.max_header_line, " bytes");
 	if (p->nheaders >= p->limits.max_headers)
 		return fail(p, STOMP_E_TOO_MANY_HEADERS, p->limits.max_headers, "");
+	/* A NUL ends a frame for every reader; passed on, it would split the MESSAGE a
+	 * subscriber gets into a cut frame and a forged one. STOMP has no escape for it. */
+	if (memchr(line, '\0', len))
+		return fail(p, STOMP_E_NUL_IN_HEADER, 0, NULL);
 	colon = memchr(line, ':', len);
 	if (!colon || colon == line)
 		return fail(p, STOMP_E_BAD_HEADER, 0, NULL);

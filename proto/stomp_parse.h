@@ -27,6 +27,7 @@ enum stomp_parse_err {
 	STOMP_E_BAD_CONTENT_LENGTH = -9,/* not a non-negative decimal */
 	STOMP_E_MISSING_NUL = -10,	/* byte after content-length body is not NUL */
 	STOMP_E_SCRATCH_FULL = -11,	/* unescaped headers outgrew the caller's scratch */
+	STOMP_E_NUL_IN_HEADER = -12,	/* NUL in a header line: no escape exists for it */
 };
 
 struct stomp_frame {

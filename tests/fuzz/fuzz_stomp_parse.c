@@ -137,7 +137,7 @@ static void check_error(struct stomp_parser *p, ssize_t r)
 {
 	struct stomp_frame f;
 
-	CHECK(r >= STOMP_E_SCRATCH_FULL && r <= STOMP_E_FRAME_TOO_LARGE);
+	CHECK(r >= STOMP_E_NUL_IN_HEADER && r <= STOMP_E_FRAME_TOO_LARGE);
 	CHECK(p->reason && p->reason[0]);
 	CHECK(stomp_parse(p, "SEND\n\n", 7, &f) == r);
 }

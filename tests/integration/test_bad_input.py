@@ -171,6 +171,24 @@ def test_long_unknown_destination_is_cut_at_a_character_boundary_in_the_error(he
     assert "/nowhere/é" in err.body.decode("utf-8"), err
 
 
+def test_nul_in_a_header_is_refused_and_never_reaches_subscribers(herald, raws):
+    """Passed on, a NUL would split a subscriber's MESSAGE into a cut frame and a forged
+    one; STOMP cannot escape it, so the SEND is refused."""
+    t = "/topic/" + uid("nul")
+    sub = raws(herald)
+    assert sub.connect().cmd == "CONNECTED"
+    sub.send(b"SUBSCRIBE\ndestination:" + t.encode() + b"\nid:s\nreceipt:r\n\n\0")
+    assert sub.recv_frame().cmd == "RECEIPT"
+    r = raws(herald)
+    assert r.connect().cmd == "CONNECTED"
+    r.send(b"SEND\ndestination:" + t.encode() + b"\nx-a:hello\0MESSAGE\nx-b:1\nreceipt:x\n\n"
+           b"real\0")
+    err = r.expect_error_then_close()
+    assert "NUL" in err["message"], err
+    with pytest.raises(Exception):
+        sub.recv_frame(0.5)
+
+
 @keeps_open
 def test_error_frame_is_well_formed(herald, raws):
     r = raws(herald)

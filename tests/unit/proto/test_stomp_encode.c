@@ -373,7 +373,8 @@ ParameterizedTest(enum stomp_version *v, stomp_encode, message_head_and_tail_par
 	cr_assert(view_is(frame.body, (struct stomp_view){ body, sizeof(body) }));
 }
 
-/* Property: any header bytes and any body survive 1.2 encoding (xorshift, fixed seed). */
+/* Property: any header bytes but NUL (which has no escape; the parser refuses it) and any
+ * body survive 1.2 encoding (xorshift, fixed seed). */
 Test(stomp_encode, random_frames_round_trip_in_v12)
 {
 	uint64_t x = 0x9e3779b97f4a7c15ull;
@@ -404,6 +405,9 @@ Test(stomp_encode, random_frames_round_trip_in_v12)
 			h[i].value = (struct stomp_view){ bytes + used + nl, vl };
 			used += nl + vl;
 		}
+		for (size_t i = 0; i < used; i++)
+			if (!bytes[i])
+				bytes[i] = 'z';
 		body_len = (x >> 40) % 200;
 		n = stomp_encode_frame(out, sizeof(out), STOMP_V12, STOMP_CMD_SEND, h, nh,
 				       bytes + used, body_len, true);
