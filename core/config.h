@@ -23,6 +23,8 @@ struct hd_limits {
 	uint32_t max_subscriptions;	/* per connection */
 	uint64_t memory_high_water;	/* bytes allocated; above it SENDs are refused */
 	uint32_t max_tx_frames;		/* frames buffered in one transaction */
+	uint32_t max_transactions;	/* open transactions per connection */
+	uint32_t max_destination_bytes;	/* longest destination name (topic matching cost) */
 	uint32_t heartbeat_min_ms;	/* shortest heart-beat interval honoured */
 	uint32_t connect_timeout_ms;	/* time allowed between accept and CONNECT */
 };

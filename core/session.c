@@ -431,13 +431,24 @@ static bool check_dest(struct shard *sh, struct session *s, const struct stomp_f
 		fail_frame(sh, s, f, "invalid destination", "Destination names may not hold control bytes");
 		return false;
 	}
-	if (dest_is_queue(*d) || dest_is_topic(*d))
-		return true;
-	snprintf(detail, sizeof(detail),
-		 "Unknown destination '%.*s'. Valid destinations are /queue/<name> and /topic/<name>",
-		 (int)utf8_trim_partial(d->ptr, HD_MIN(d->len, 256)), d->ptr);	/* whole characters */
-	fail_frame(sh, s, f, "unknown destination", detail);
-	return false;
+	if (!dest_is_queue(*d) && !dest_is_topic(*d)) {
+		snprintf(detail, sizeof(detail),
+			 "Unknown destination '%.*s'. Valid destinations are /queue/<name> and "
+			 "/topic/<name>",
+			 (int)utf8_trim_partial(d->ptr, HD_MIN(d->len, 256)), d->ptr);
+		fail_frame(sh, s, f, "unknown destination", detail);
+		return false;
+	}
+	if (d->len > sh->cfg->limits.max_destination_bytes) {
+		/* topic patterns are matched word by word against every published name: long
+		 * names with thousands of words would let one SEND stall every shard */
+		snprintf(detail, sizeof(detail),
+			 "Destination names may be at most %u bytes long (max-destination-bytes)",
+			 sh->cfg->limits.max_destination_bytes);
+		fail_frame(sh, s, f, "destination too long", detail);
+		return false;
+	}
+	return true;
 }
 
 /* The internal key of a destination: the name itself in the default virtual host,
@@ -1641,6 +1652,15 @@ static void tx_free(struct tx *tx)
 	hd_free(tx);
 }
 
+static uint32_t tx_count(const struct session *s)
+{
+	uint32_t n = 0;
+
+	for (const struct tx *tx = s->txs; tx; tx = tx->next)
+		n++;
+	return n;
+}
+
 static void on_begin(struct shard *sh, struct session *s, const struct stomp_frame *f)
 {
 	const struct stomp_view *t = stomp_frame_header(f, "transaction");
@@ -1652,6 +1672,12 @@ static void on_begin(struct shard *sh, struct session *s, const struct stomp_fra
 	}
 	if (tx_find(s, t, NULL)) {
 		fail_frame(sh, s, f, "transaction already started", "The transaction name is in use");
+		return;
+	}
+	if (tx_count(s) >= sh->cfg->limits.max_transactions) {
+		/* each open one is looked up by a walk: unbounded, they would stall the shard */
+		fail_frame(sh, s, f, "too many transactions",
+			   "This connection has max-transactions open; COMMIT or ABORT some first");
 		return;
 	}
 	tx = hd_calloc(1, sizeof(*tx) + t->len + 1);

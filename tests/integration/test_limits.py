@@ -506,3 +506,35 @@ def test_connect_deadline_counts_from_accept_even_after_the_server_was_idle(hera
         r.close()
         assert closed
     assert min(took) >= 0.27, "closed for 'connect timeout' after %s s (deadline 0.3 s)" % took
+
+
+def test_destination_over_255_bytes_is_refused_naming_the_limit(herald, raws):
+    """As RabbitMQ (names are short strings): a long name with thousands of words would
+    make topic pattern matching on every shard cost seconds per SEND."""
+    r = raws(herald)
+    assert r.connect().cmd == "CONNECTED"
+    ok = "/topic/" + "a." * 123 + "ab"	# 255 bytes
+    assert len(ok) == 255
+    r.send_frame("SEND", [("destination", ok), ("receipt", "ok")], b"x")
+    f = r.recv_frame()
+    assert f.cmd == "RECEIPT", f
+    r.send_frame("SUBSCRIBE", [("destination", "/topic/" + "a." * 2000 + "#"), ("id", "s")])
+    err = r.expect_error_then_close()
+    assert err["message"] == "destination too long", err
+    assert "255" in err.body.decode(), err
+
+
+@pytest.mark.herald_args("--max-transactions", "3")
+def test_open_transactions_over_the_limit_are_refused(herald, raws):
+    r = raws(herald)
+    assert r.connect().cmd == "CONNECTED"
+    for i in range(3):
+        r.send_frame("BEGIN", [("transaction", "t%d" % i), ("receipt", "b%d" % i)])
+        assert r.recv_frame().cmd == "RECEIPT"
+    r.send_frame("COMMIT", [("transaction", "t0"), ("receipt", "c0")])
+    assert r.recv_frame().cmd == "RECEIPT"
+    r.send_frame("BEGIN", [("transaction", "t3"), ("receipt", "b3")])
+    assert r.recv_frame().cmd == "RECEIPT", "a finished one frees its place"
+    r.send_frame("BEGIN", [("transaction", "t4"), ("receipt", "b4")])
+    err = r.expect_error_then_close()
+    assert err["message"] == "too many transactions" and err["receipt-id"] == "b4", err
