@@ -111,6 +111,7 @@ struct session {
 	bool on_hb_list;
 	bool paused;		/* reading stopped while xrings are backlogged */
 	bool disconnecting;	/* DISCONNECT seen or a frame refused: later input is dropped */
+	bool out_full;		/* reading stopped until our output to it drains */
 	enum stomp_version version;
 	uint16_t next_sub_idx;
 	uint32_t nsubs;
@@ -788,18 +789,36 @@ static void credit_return(struct shard *sh, struct sub *sub)
 	shard_send(sh, sub->owner, &m);
 }
 
+static void session_read_again(struct shard *sh, struct session *s);
+
+bool session_output_full(struct shard *sh, struct session *s)
+{
+	if (s->conn->out_bytes <= sh->cfg->limits.max_outbound_bytes)
+		return false;
+	if (!s->out_full)
+		net_conn_pause_recv(&sh->loop, s->conn);
+	s->out_full = true;
+	return true;
+}
+
 void session_on_drain(struct shard *sh, struct net_conn *c)
 {
 	struct session *s = c->user;
 
 	if (!s)
 		return;
+	if (s->out_full && !s->close_mode) {
+		s->out_full = false;	/* all written: read what waited */
+		if (!s->auth_pending && !s->deny_at_ms && !s->retry_at_ms)
+			session_read_again(sh, s);
+		if (c->state != NET_CONN_OPEN || c->user != s)
+			return;
+	}
 	for (uint32_t i = 0; i < s->nsubs; i++)
 		if (s->subs[i]->kind == SUB_QUEUE)
 			credit_return(sh, s->subs[i]);
 }
 
-static void session_read_again(struct shard *sh, struct session *s);
 
 /* ---- CONNECT ---- */
 
@@ -1853,6 +1872,8 @@ static size_t stomp_input(struct shard *sh, struct session *s, const char *buf, 
 			net_conn_pause_recv(&sh->loop, s->conn);
 			break;
 		}
+		if (session_output_full(sh, s))
+			break;
 		if (shard_is_backlogged(sh)) {
 			/* other shards cannot take more now: stop reading until they can */
 			net_conn_pause_recv(&sh->loop, s->conn);

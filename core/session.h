@@ -57,6 +57,11 @@ void session_reap_closing(struct shard *sh);
 /* For wsconn: STOMP bytes unwrapped from WebSocket messages; returns bytes consumed. */
 struct session;
 size_t session_stomp_input(struct shard *sh, struct session *s, const char *buf, size_t len);
+
+/* True (and reading paused until the output drains) when more than max-outbound-bytes wait
+ * to be written to s: a client that does not read what its own frames make us write
+ * (receipts, errors, pongs) is not read either, instead of being queued for without bound. */
+bool session_output_full(struct shard *sh, struct session *s);
 /* For wsconn: the WebSocket layer closed (now: drop output; else after flush). */
 void session_ws_closed(struct shard *sh, struct session *s, bool now);
 

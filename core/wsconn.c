@@ -209,10 +209,13 @@ size_t wsconn_input(struct shard *sh, struct wsconn *ws, struct net_conn *c, con
 		stomp_feed(sh, ws, s, NULL, 0);
 	while (off < len && ws->phase == WS_PHASE_OPEN) {
 		struct ws_event ev;
-		ssize_t n = ws_decode(&ws->dec, p + off, len - off, &ev);
+		ssize_t n;
 		uint8_t ctl[WS_CONTROL_MAX + WS_HEADER_MAX];
 		ssize_t cn;
 
+		if (session_output_full(sh, s))
+			return off;	/* the rest is offered again once our output drains */
+		n = ws_decode(&ws->dec, p + off, len - off, &ev);
 		if (n < 0) {
 			hd_log_conn(HD_LOG_INFO, c->id, "websocket close %u: %s", ws->dec.close_code,
 				    ws->dec.reason);

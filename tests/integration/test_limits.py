@@ -538,3 +538,44 @@ def test_open_transactions_over_the_limit_are_refused(herald, raws):
     r.send_frame("BEGIN", [("transaction", "t4"), ("receipt", "b4")])
     err = r.expect_error_then_close()
     assert err["message"] == "too many transactions" and err["receipt-id"] == "b4", err
+
+
+@pytest.mark.herald_args("--max-outbound-bytes", "65536")
+def test_a_client_that_does_not_read_its_receipts_is_not_read_either(herald):
+    """Receipts (or pongs, or errors) for a client that never reads must not queue without
+    bound: past max-outbound-bytes of output Herald stops reading it until that drains."""
+    s = socket.create_connection(herald.addr)
+    s.sendall(b"CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\0")
+    frame = (b"SEND\ndestination:/topic/" + uid("nobody").encode() + b"\nreceipt:"
+             + b"r" * 8000 + b"\n\nx\0")
+    s.setblocking(False)
+    sent = 0
+    pending = frame
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline and sent < 256 * 1024 * 1024:
+        try:
+            n = s.send(pending)
+        except BlockingIOError:
+            time.sleep(0.01)
+            continue
+        sent += n
+        pending = pending[n:] or frame	# whole frames only, one after another
+    # Herald's 64 KiB of output plus the kernel's buffers both ways: ~10 MB here; without
+    # the limit Herald read on and queued receipts, 1 GB in 2 s
+    assert sent < 64 * 1024 * 1024, "the server kept reading: %d bytes taken" % sent
+    s.setblocking(True)
+    s.settimeout(2)
+    want = sent // len(frame)	# every whole frame it took gets its receipt once we read
+    got = 0
+    tail = b""
+    try:
+        while got < want:
+            chunk = s.recv(1 << 20)
+            assert chunk, "closed after %d receipts" % got
+            got += (tail + chunk).count(b"RECEIPT\n")
+            tail = chunk[-7:]	# a marker cut between two reads is counted once
+    except socket.timeout:
+        pass
+    assert got >= want - 1, (got, want)
+    s.close()
+    assert_server_works(herald.addr)
