@@ -337,13 +337,10 @@ void dest_on_consumer_del(struct shard *sh, const struct xmsg *m)
 	queue_maybe_drop(sh, q);
 }
 
-/* Index of `tag` in the consumer's unacked list, or -1. */
+/* Index of `tag` in the consumer's unacked list (tags ascend in dispatch order), or -1. */
 static int64_t unacked_find(struct qconsumer *c, uint64_t tag)
 {
-	for (uint32_t i = 0; i < c->unacked.n; i++)
-		if (mdeque_at(&c->unacked, i)->tag == tag)
-			return i;
-	return -1;
+	return mdeque_find_tag(&c->unacked, tag);
 }
 
 static void ack_apply(struct shard *sh, struct dest_queue *q, struct qconsumer *c, uint32_t mode,

@@ -56,6 +56,22 @@ void mdeque_insert_at(struct mdeque *d, uint32_t i, struct mentry x)
 	*mdeque_at(d, i) = x;
 }
 
+int64_t mdeque_find_tag(struct mdeque *d, uint64_t tag)
+{
+	uint32_t lo = 0;
+	uint32_t hi = d->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (mdeque_at(d, mid)->tag < tag)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < d->n && mdeque_at(d, lo)->tag == tag ? (int64_t)lo : -1;
+}
+
 void mdeque_remove_at(struct mdeque *d, uint32_t i)
 {
 	for (; i + 1 < d->n; i++)

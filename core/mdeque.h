@@ -31,6 +31,9 @@ struct mentry mdeque_pop_front(struct mdeque *d);
 void mdeque_insert_at(struct mdeque *d, uint32_t i, struct mentry x);
 /* Removes entry i, keeping the order of the rest (O(n - i)). */
 void mdeque_remove_at(struct mdeque *d, uint32_t i);
+/* Index of the entry with `tag` in a deque whose tags ascend (delivery order), or -1.
+ * Binary search: an ACK among 200,000 unacked deliveries must not walk them all. */
+int64_t mdeque_find_tag(struct mdeque *d, uint64_t tag);
 /* Drops every reference it holds and its memory. */
 void mdeque_free(struct mdeque *d);
 

@@ -1504,10 +1504,12 @@ static bool find_delivery(struct session *s, const char *id, const char *subid, 
 			return false;
 		tag = strtoull(dot + 1, NULL, 10);
 		sub = sub_by_idx(s, (uint32_t)idx);
-		for (uint32_t i = 0; sub && i < sub->pend.n; i++) {
-			if (mdeque_at(&sub->pend, i)->tag == tag) {
+		if (sub) {
+			int64_t i = mdeque_find_tag(&sub->pend, tag);	/* tags ascend */
+
+			if (i >= 0) {
 				*out_sub = sub;
-				*out_i = i;
+				*out_i = (uint32_t)i;
 				return true;
 			}
 		}
