@@ -1994,7 +1994,8 @@ void session_tick(struct shard *sh, uint64_t now_ms)
 		if (s->state == SESSION_AWAIT_CONNECT) {
 			if (s->auth_pending)
 				continue;	/* the auth thread answers; the job is bounded */
-			if (now_ms > s->connect_deadline_ms)
+			if (now_ms > s->connect_deadline_ms &&
+			    !(s->ws && wsconn_http_timeout(sh, s->ws, s->conn, s)))
 				session_fail(sh, s, "connect timeout", "No CONNECT frame in time", NULL);
 			continue;
 		}

@@ -118,6 +118,21 @@ static void http_reply(struct shard *sh, struct net_conn *c, struct session *s, 
 	session_ws_closed(sh, s, false);
 }
 
+bool wsconn_http_timeout(struct shard *sh, struct wsconn *ws, struct net_conn *c,
+			 struct session *s)
+{
+	char out[256];
+	ssize_t w;
+
+	if (ws->phase != WS_PHASE_HTTP)
+		return false;
+	w = http_response_error(out, sizeof(out), 408, "The WebSocket upgrade request did not "
+				"arrive in time");
+	HD_ASSERT(w > 0);
+	http_reply(sh, c, s, out, w, ws);
+	return true;
+}
+
 /* The HTTP phase: returns bytes consumed (the head), 0 for more, or len when done. */
 static size_t http_input(struct shard *sh, struct wsconn *ws, struct net_conn *c, const char *buf,
 			 size_t len, struct session *s)

@@ -42,6 +42,11 @@ void wsconn_send_close(struct net_loop *l, struct wsconn *ws, struct net_conn *c
 /* Writes buf as one text message. */
 void wsconn_write_text(struct net_loop *l, struct net_conn *c, const char *buf, size_t len);
 
+/* The connect deadline passed: a connection still in its HTTP upgrade gets 408 and is
+ * closed (true); one past it (false) is a STOMP session, for an ERROR frame. */
+bool wsconn_http_timeout(struct shard *sh, struct wsconn *ws, struct net_conn *c,
+			 struct session *s);
+
 /* head[room..room+head_len) holds a STOMP MESSAGE head to be followed by tail_len bytes of
  * m's tail (the one its reader's version gets: hmsg_tail_for); writes the WebSocket header
  * for head + tail just before it and moves both to head[0]. Returns the new head length. */

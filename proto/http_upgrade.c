@@ -643,6 +643,7 @@ static const struct {
 	{ 403, "Forbidden", "Connection: close\r\n" },
 	{ 404, "Not Found", "Connection: close\r\n" },
 	{ 405, "Method Not Allowed", "Allow: GET\r\nConnection: close\r\n" },
+	{ 408, "Request Timeout", "Connection: close\r\n" },
 	{ 414, "URI Too Long", "Connection: close\r\n" },
 	/* RFC 9110 15.5.22: 426 MUST send Upgrade, and 7.8 wants "upgrade" in Connection */
 	{ 426, "Upgrade Required",

@@ -346,6 +346,24 @@ def test_silent_http_client_is_dropped(herald_factory):
         sock.close()
 
 
+def test_silent_http_client_gets_408_not_a_websocket_frame(herald_factory):
+    """It never got a 101, so it speaks HTTP: the timeout answer is HTTP too."""
+    from wsclient import ws_addr
+    srv = herald_factory("--connect-timeout-ms", "300")
+    sock = socket.create_connection(ws_addr(srv), timeout=5)
+    try:
+        sock.sendall(b"GET /ws HTTP/1.1\r\n")
+        data = b""
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), data
+    finally:
+        sock.close()
+
+
 def test_refused_upgrades_leave_the_server_working(ws, wsc):
     for req in (b"GET /ws HTTP/1.1\r\n\r\n", b"\0\0\0\0\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n"):
         http_exchange(ws, req)
