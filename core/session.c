@@ -112,6 +112,7 @@ struct session {
 	bool paused;		/* reading stopped while xrings are backlogged */
 	bool disconnecting;	/* DISCONNECT seen or a frame refused: later input is dropped */
 	bool out_full;		/* reading stopped until our output to it drains */
+	bool close_after_receipts;	/* half-closed by the client: close once none are owed */
 	enum stomp_version version;
 	uint16_t next_sub_idx;
 	uint32_t nsubs;
@@ -322,6 +323,22 @@ static void receipts_flush(struct shard *sh, struct session *s)
 		}
 		hd_free(w);
 	}
+	if (s->close_after_receipts && !s->rw_head)
+		close_later(sh, s, CLOSE_AFTER_FLUSH);
+}
+
+bool session_on_eof(struct shard *sh, struct net_conn *c)
+{
+	struct session *s = c->user;
+
+	(void)sh;
+	if (!s || s->close_mode || !s->rw_head)
+		return false;
+	/* A client may send a receipted SEND and shut its side down: it must still learn
+	 * that the SEND is held, or it will send it again */
+	s->disconnecting = true;
+	s->close_after_receipts = true;
+	return true;
 }
 
 /* Queues a receipt for frame f (if it asked for one) that waits for `waiting` owner

@@ -62,6 +62,10 @@ size_t session_stomp_input(struct shard *sh, struct session *s, const char *buf,
  * to be written to s: a client that does not read what its own frames make us write
  * (receipts, errors, pongs) is not read either, instead of being queued for without bound. */
 bool session_output_full(struct shard *sh, struct session *s);
+
+/* The client half-closed (FIN). True keeps the connection to write the receipts still owed
+ * for its earlier frames, then close it; false: close now. */
+bool session_on_eof(struct shard *sh, struct net_conn *c);
 /* For wsconn: the WebSocket layer closed (now: drop output; else after flush). */
 void session_ws_closed(struct shard *sh, struct session *s, bool now);
 

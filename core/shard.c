@@ -144,6 +144,11 @@ static void cb_close(void *ctx, struct net_conn *c)
 	session_on_close(ctx, c);
 }
 
+static bool cb_eof(void *ctx, struct net_conn *c)
+{
+	return session_on_eof(ctx, c);
+}
+
 static void cb_drain(void *ctx, struct net_conn *c)
 {
 	session_on_drain(ctx, c);
@@ -159,6 +164,7 @@ static const struct net_callbacks shard_net_callbacks = {
 	.on_data = cb_data,
 	.on_close = cb_close,
 	.on_drain = cb_drain,
+	.on_eof = cb_eof,
 	.on_wake = cb_wake,
 };
 

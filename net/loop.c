@@ -321,6 +321,9 @@ static void on_recv(struct net_loop *l, struct net_conn *c, struct io_uring_cqe 
 				net_conn_close(l, c);
 			return;
 		}
+		if (cqe->res == 0 && c->state == NET_CONN_OPEN && l->cb.on_eof &&
+		    l->cb.on_eof(l->ctx, c))
+			return;	/* half-closed: the user writes what it owes, then closes */
 		c->peer_closed = true;
 		net_conn_close(l, c);
 		return;

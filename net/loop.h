@@ -92,6 +92,10 @@ struct net_callbacks {
 	void (*on_close)(void *ctx, struct net_conn *c);
 	/* The outbound queue of c fell to zero after being above the user's mark. */
 	void (*on_drain)(void *ctx, struct net_conn *c);
+	/* The peer finished sending (FIN) while c is open. Returns true to keep c open for
+	 * writing (the user closes it once it has written what it owes), false (or no
+	 * callback) to close it now. */
+	bool (*on_eof)(void *ctx, struct net_conn *c);
 	/* The loop's eventfd fired (another thread pushed work). */
 	void (*on_wake)(void *ctx);
 };

@@ -340,3 +340,26 @@ def test_ack_of_an_unknown_id_inside_a_transaction_is_an_error(herald, raws):
     assert f.cmd == "ERROR" and f["receipt-id"] == "a", f
     assert "bogus" in f.body.decode()
     assert r.is_closed(2.0)
+
+
+@pytest.mark.parametrize("with_disconnect", [False, True])
+def test_half_close_after_a_receipted_send_still_gets_the_receipt(herald, raws, with_disconnect):
+    """shutdown(SHUT_WR) right after SEND: the SEND is held, so its RECEIPT must still come,
+    or the client resends it and the queue holds it twice."""
+    import socket
+    q = queue()
+    r = raw_session(herald, raws)
+    data = frame_bytes("SEND", [("destination", q), ("receipt", "r")], b"once")
+    if with_disconnect:
+        data += frame_bytes("DISCONNECT", [("receipt", "bye")])
+    r.send(data)
+    r.sock.shutdown(socket.SHUT_WR)
+    expect_receipt(r, "r")
+    if with_disconnect:
+        expect_receipt(r, "bye")
+    assert r.is_closed(2.0)
+    sub = raw_session(herald, raws)
+    sub.send_frame("SUBSCRIBE", [("destination", q), ("id", "s")])
+    assert sub.recv_frame().body == b"once"
+    with pytest.raises(Timeout):
+        sub.recv_frame(0.3)
