@@ -588,7 +588,6 @@ static void connect_password(const struct auth_db *db, struct auth_shard *as,
 			     struct auth_result *out)
 {
 	const struct users_entry *e;
-	struct auth_cache_cred cred;
 	uint8_t digest[crypto_generichash_BYTES];
 
 	if (!rq->login || !rq->passcode || !users_name_is_valid(rq->login, rq->login_len) ||
@@ -603,15 +602,17 @@ static void connect_password(const struct auth_db *db, struct auth_shard *as,
 		     login_failed, out);
 		return;
 	}
-	cred = (struct auth_cache_cred){ rq->login, rq->login_len, rq->passcode,
-					 rq->passcode_len, e ? e->hash : "", e ? strlen(e->hash) : 0 };
-	if (e && auth_cache_check(&as->cache, &cred, rq->now_ms)) {
-		as->cache_hits++;
-		grant(db, as, e->name, e->tags, e->vhosts, vhost, vlen, NULL, out);
-		return;
-	}
 	if (e) {
+		struct auth_cache_cred cred = { rq->login, rq->login_len, rq->passcode,
+						rq->passcode_len, e->hash, strlen(e->hash) };
+
+		/* one digest serves the cache and the list of checks in flight */
 		auth_cache_digest(&as->cache, &cred, digest);
+		if (auth_cache_check_digest(&as->cache, digest, rq->now_ms)) {
+			as->cache_hits++;
+			grant(db, as, e->name, e->tags, e->vhosts, vhost, vlen, NULL, out);
+			return;
+		}
 		if (inflight_find(as, digest) >= 0) {
 			out->status = AUTH_RETRY;	/* the same login is being checked now */
 			out->delay_ms = 5;

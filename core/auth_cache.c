@@ -69,25 +69,33 @@ static struct auth_cache_slot *set_of(const struct auth_cache *c, const uint8_t 
 	return &c->slots[(size_t)(h & (c->nsets - 1)) * AUTH_CACHE_WAYS];
 }
 
-bool auth_cache_check(struct auth_cache *c, const struct auth_cache_cred *cred, uint64_t now_ms)
+bool auth_cache_check_digest(struct auth_cache *c, const uint8_t d[crypto_generichash_BYTES],
+			     uint64_t now_ms)
 {
-	uint8_t d[crypto_generichash_BYTES];
-	struct auth_cache_slot *set;
+	struct auth_cache_slot *set = set_of(c, d);
 	bool hit = false;
 
-	digest_of(c, cred, d);
-	set = set_of(c, d);
 	/* every way compared, so the time does not say which one matched */
 	for (unsigned w = 0; w < AUTH_CACHE_WAYS; w++) {
-		bool same = sodium_memcmp(set[w].digest, d, sizeof(d)) == 0;
+		bool same = sodium_memcmp(set[w].digest, d, crypto_generichash_BYTES) == 0;
 
 		hit |= same && set[w].expires_ms > now_ms;
 	}
-	sodium_memzero(d, sizeof(d));
 	if (hit)
 		c->hits++;
 	else
 		c->misses++;
+	return hit;
+}
+
+bool auth_cache_check(struct auth_cache *c, const struct auth_cache_cred *cred, uint64_t now_ms)
+{
+	uint8_t d[crypto_generichash_BYTES];
+	bool hit;
+
+	digest_of(c, cred, d);
+	hit = auth_cache_check_digest(c, d, now_ms);
+	sodium_memzero(d, sizeof(d));
 	return hit;
 }
 

@@ -58,6 +58,10 @@ void auth_cache_fini(struct auth_cache *c);
 /* True when cred was remembered less than ttl_ms ago (monotonic now_ms). */
 bool auth_cache_check(struct auth_cache *c, const struct auth_cache_cred *cred, uint64_t now_ms);
 
+/* auth_cache_check for a digest the caller already has (auth_cache_digest). */
+bool auth_cache_check_digest(struct auth_cache *c, const uint8_t d[crypto_generichash_BYTES],
+			     uint64_t now_ms);
+
 /* Remembers cred, which the caller has just verified the slow way. */
 void auth_cache_remember(struct auth_cache *c, const struct auth_cache_cred *cred,
 			 uint64_t now_ms);
