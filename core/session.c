@@ -1196,16 +1196,17 @@ static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f,
 			continue;	/* a repeated header: the first one wins */
 		keep[nkeep++] = *h;
 		cap += 2 * (h->name.len + h->value.len) + 2;
-		has_cr = has_cr || memchr(h->name.ptr, '\r', h->name.len) ||
-			 memchr(h->value.ptr, '\r', h->value.len);
 		if (stomp_needs_escape(h->name.ptr, h->name.len) ||
 		    stomp_needs_escape(h->value.ptr, h->value.len)) {
+			/* a CR needs an escape, so it is looked for only here, off the common path */
+			bool cr = memchr(h->value.ptr, '\r', h->value.len) ||
+				  memchr(h->name.ptr, '\r', h->name.len);
+
 			escaped = true;
-			raw_ok = raw_ok && !memchr(h->value.ptr, '\n', h->value.len) &&
-				 !memchr(h->value.ptr, '\r', h->value.len) &&
+			has_cr = has_cr || cr;
+			raw_ok = raw_ok && !cr && !memchr(h->value.ptr, '\n', h->value.len) &&
 				 !memchr(h->name.ptr, ':', h->name.len) &&
-				 !memchr(h->name.ptr, '\n', h->name.len) &&
-				 !memchr(h->name.ptr, '\r', h->name.len);
+				 !memchr(h->name.ptr, '\n', h->name.len);
 		}
 	}
 	/* room for the 1.0 and the 1.1 tails beside the shared one, when they differ */
@@ -1881,8 +1882,6 @@ static size_t stomp_input(struct shard *sh, struct session *s, const char *buf, 
 {
 	size_t off = 0;
 
-	if (s->disconnecting)
-		return len;	/* frames after DISCONNECT are dropped unread, as RabbitMQ does */
 	while (off < len && !s->close_mode && !s->disconnecting) {
 		ssize_t n;
 
@@ -1912,6 +1911,7 @@ static size_t stomp_input(struct shard *sh, struct session *s, const char *buf, 
 		if (sh->frame->cmd != STOMP_CMD_NONE)
 			handle_frame(sh, s, sh->frame);
 	}
+	/* frames after DISCONNECT (or a refused frame) are dropped unread, as RabbitMQ does */
 	return s->disconnecting ? len : off;
 }
 
