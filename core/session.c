@@ -512,12 +512,21 @@ void local_table_fini(struct local_table *t)
 	strmap_fini(&t->topics);
 }
 
-static void interest(struct shard *sh, uint32_t to, enum xmsg_kind kind, const char *name,
-		     size_t len, bool add)
+/* Tells every shard that this shard's interest in a topic or pattern changed. Our own
+ * table is updated at once, not through our xring to ourselves: this connection's next
+ * SEND is routed right here, and must already see the subscription it follows. */
+static void interest_broadcast(struct shard *sh, enum xmsg_kind kind, const char *name,
+			       size_t len, bool add)
 {
-	struct xmsg m = { .kind = kind, .u32 = add, .ptr = xname_create(name, len) };
+	for (uint32_t to = 0; to < sh->nshards; to++) {
+		struct xmsg m = { .kind = kind, .u32 = add, .ptr = xname_create(name, len),
+				  .from = (uint16_t)sh->id };
 
-	shard_send(sh, to, &m);
+		if (to == sh->id)
+			dest_on_topic_interest(sh, &m, kind == XMSG_PATTERN_INTEREST);
+		else
+			shard_send(sh, to, &m);
+	}
 }
 
 static void list_insert(struct sub **head, struct sub *sub)
@@ -571,8 +580,7 @@ static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
 	if (sub->kind == SUB_PATTERN) {
 		list_insert(&lt->patterns, sub);
 		lt->npatterns++;
-		for (uint32_t i = 0; i < sh->nshards; i++)
-			interest(sh, i, XMSG_PATTERN_INTEREST, sub->dest + plen, sub->dest_len - plen, true);
+		interest_broadcast(sh, XMSG_PATTERN_INTEREST, sub->dest + plen, sub->dest_len - plen, true);
 		return all_shards(sh);
 	}
 	sub->lt = strmap_get(&lt->topics, sub->dest, sub->dest_len);
@@ -583,8 +591,7 @@ static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
 		strmap_put(&lt->topics, sub->lt->name, sub->lt->len, sub->lt);
 		/* only this shard's first subscriber is news; every shard routes publishes, so
 		 * every shard hears it */
-		for (uint32_t i = 0; i < sh->nshards; i++)
-			interest(sh, i, XMSG_TOPIC_INTEREST, sub->dest, sub->dest_len, true);
+		interest_broadcast(sh, XMSG_TOPIC_INTEREST, sub->dest, sub->dest_len, true);
 	}
 	list_insert(&sub->lt->head, sub);
 	sub->lt->n++;
@@ -611,14 +618,12 @@ static void sub_detach(struct shard *sh, struct sub *sub)
 	} else if (sub->kind == SUB_PATTERN) {
 		list_remove(&lt->patterns, sub);
 		lt->npatterns--;
-		for (uint32_t i = 0; i < sh->nshards; i++)
-			interest(sh, i, XMSG_PATTERN_INTEREST, sub->dest + plen, sub->dest_len - plen, false);
+		interest_broadcast(sh, XMSG_PATTERN_INTEREST, sub->dest + plen, sub->dest_len - plen, false);
 	} else {
 		list_remove(&sub->lt->head, sub);
 		if (--sub->lt->n == 0) {
 			strmap_del(&lt->topics, sub->lt->name, sub->lt->len);
-			for (uint32_t i = 0; i < sh->nshards; i++)
-				interest(sh, i, XMSG_TOPIC_INTEREST, sub->dest, sub->dest_len, false);
+			interest_broadcast(sh, XMSG_TOPIC_INTEREST, sub->dest, sub->dest_len, false);
 			hd_free(sub->lt);
 		}
 	}
@@ -1485,7 +1490,7 @@ static void on_unsubscribe(struct shard *sh, struct session *s, const struct sto
 	const struct stomp_view *id = stomp_frame_header(f, "id");
 	uint32_t i;
 	struct sub *sub;
-	uint32_t owner_mask;
+	uint64_t owner_mask;
 
 	if (!id && s->version == STOMP_V10)
 		id = stomp_frame_header(f, "destination");
@@ -1500,7 +1505,7 @@ static void on_unsubscribe(struct shard *sh, struct session *s, const struct sto
 			   "UNSUBSCRIBE must refer to an existing subscription");
 		return;
 	}
-	owner_mask = 1u << sub->owner;
+	owner_mask = 1ull << sub->owner;
 	session_remove_sub(sh, s, i);
 	sync_mask(sh, s, owner_mask, receipt_begin(s, f, 0, false));
 	receipts_flush(sh, s);
