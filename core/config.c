@@ -90,10 +90,13 @@ void config_defaults(struct herald_config *cfg)
 	strcpy(cfg->default_pass, "guest");
 	cfg->default_user_loopback_only = true;
 	cfg->limits = (struct hd_limits){
-		.max_frame_bytes = 4u << 20,
-		.max_headers = 64,
-		.max_header_line = 8192,
-		.max_body_bytes = 4u << 20,
+		/* what real brokers take: RabbitMQ's own STOMP tests send 16 MiB bodies; ActiveMQ
+		 * allows 1,000 headers of 10 KiB. The memory high-water mark protects the node. */
+		.max_frame_bytes = CONFIG_DEFAULT_MAX_BODY + CONFIG_DEFAULT_MAX_HEADERS *
+							      CONFIG_DEFAULT_MAX_HEADER_LINE,
+		.max_headers = CONFIG_DEFAULT_MAX_HEADERS,
+		.max_header_line = CONFIG_DEFAULT_MAX_HEADER_LINE,
+		.max_body_bytes = CONFIG_DEFAULT_MAX_BODY,
 		.max_outbound_bytes = 16u << 20,
 		.max_queue_length = 1000000,
 		.max_connections = 1000000,

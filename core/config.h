@@ -12,6 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Default frame limits: what real brokers accept (see config_defaults) */
+#define CONFIG_DEFAULT_MAX_BODY (64ull << 20)		/* bytes */
+#define CONFIG_DEFAULT_MAX_HEADERS 1000			/* header lines per frame */
+#define CONFIG_DEFAULT_MAX_HEADER_LINE (10u << 10)	/* bytes */
+
 struct hd_limits {
 	uint64_t max_frame_bytes;	/* whole STOMP frame */
 	uint32_t max_headers;		/* header lines per frame */

@@ -674,7 +674,8 @@ static size_t format_ack_id(char *out, uint32_t idx, uint64_t tag)
 }
 
 /* Queues one MESSAGE: per-subscriber head inline, shared tail by reference. */
-static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t tag, bool redelivered)
+static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t tag,
+		    enum stomp_redelivered redelivered)
 {
 	struct session *s = sub->s;
 	struct net_out *o = net_conn_out_reserve(&sh->loop, s->conn);
@@ -739,7 +740,7 @@ static void deliver_topic(struct shard *sh, struct sub *sub, struct hmsg *m)
 			     "(max-outbound-bytes); it is closed", NULL);
 		return;
 	}
-	deliver(sh, sub, m, ++sub->next_tag, false);
+	deliver(sh, sub, m, ++sub->next_tag, STOMP_REDELIVERED_OMIT);
 }
 
 void session_on_topic_deliver(struct shard *sh, const struct xmsg *xm)
@@ -786,7 +787,8 @@ void session_on_queue_deliver(struct shard *sh, const struct xmsg *xm)
 		shard_send(sh, dest_owner(hmsg_dest(m), m->dest_len, sh->nshards), &r);
 		return;
 	}
-	deliver(sh, sub, m, xm->b, xm->u32 & XDELIVER_REDELIVERED);
+	deliver(sh, sub, m, xm->b,
+		(xm->u32 & XDELIVER_REDELIVERED) ? STOMP_REDELIVERED_TRUE : STOMP_REDELIVERED_FALSE);
 	hmsg_unref(m);
 	sub->credit_pending++;
 	/* credit flows back at once while the socket keeps up; else when it drains */
@@ -1166,12 +1168,50 @@ static bool header_is_servers(struct stomp_view name)
 	return false;
 }
 
-static bool header_seen(const struct stomp_header *h, size_t n, struct stomp_view name)
+/* The headers a MESSAGE keeps, deduplicated by name (the first occurrence wins). A frame may
+ * carry up to STOMP_HEADERS_CAP headers, so names are found through a small hash table, not
+ * by comparing each with every other (a million comparisons of long names per frame). */
+struct header_set {
+	struct stomp_header keep[STOMP_HEADERS_CAP];
+	uint16_t slots[2 * STOMP_HEADERS_CAP];	/* index + 1 into keep; 0 = empty */
+	size_t n;
+};
+
+struct header_set *session_header_set_create(void)
 {
-	for (size_t i = 0; i < n; i++)
-		if (stomp_view_eq(h[i].name, name.ptr, name.len))
-			return true;
-	return false;
+	return hd_alloc(sizeof(struct header_set));
+}
+
+#define HEADER_SET_LINEAR 16	/* up to this many headers, comparing is cheaper than hashing */
+
+static void header_set_reset(struct header_set *hs, size_t nheaders)
+{
+	hs->n = 0;
+	if (nheaders > HEADER_SET_LINEAR)
+		memset(hs->slots, 0, sizeof(hs->slots));
+}
+
+static bool header_set_add(struct header_set *hs, const struct stomp_header *h, size_t nheaders)
+{
+	const size_t mask = HD_ARRAY_LEN(hs->slots) - 1;
+	size_t i;
+
+	if (nheaders <= HEADER_SET_LINEAR) {
+		for (i = 0; i < hs->n; i++)
+			if (stomp_view_eq(hs->keep[i].name, h->name.ptr, h->name.len))
+				return false;
+		hs->keep[hs->n++] = *h;
+		return true;
+	}
+	for (i = hd_hash(h->name.ptr, h->name.len) & mask; hs->slots[i]; i = (i + 1) & mask) {
+		const struct stomp_view *seen = &hs->keep[hs->slots[i] - 1].name;
+
+		if (stomp_view_eq(*seen, h->name.ptr, h->name.len))
+			return false;
+	}
+	hs->keep[hs->n] = *h;
+	hs->slots[i] = (uint16_t)++hs->n;
+	return true;
 }
 
 /* Encodes the message once: id, destination, the publisher's headers, body. `key` is the
@@ -1179,8 +1219,7 @@ static bool header_seen(const struct stomp_header *h, size_t n, struct stomp_vie
 static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f, struct stomp_view dest,
 				  struct stomp_view key)
 {
-	struct stomp_header keep[STOMP_HEADERS_CAP];
-	size_t nkeep = 0;
+	struct header_set *hs = sh->header_set;
 	size_t cap = dest.len * 2 + f->body.len + 64;
 	char id[40];
 	size_t id_len;
@@ -1194,12 +1233,12 @@ static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f,
 	size_t total;
 	size_t used;
 
+	header_set_reset(hs, f->nheaders);
 	for (uint32_t i = 0; i < f->nheaders; i++) {
 		const struct stomp_header *h = &f->headers[i];
 
-		if (header_is_servers(h->name) || header_seen(keep, nkeep, h->name))
+		if (header_is_servers(h->name) || !header_set_add(hs, h, f->nheaders))
 			continue;	/* a repeated header: the first one wins */
-		keep[nkeep++] = *h;
 		cap += 2 * (h->name.len + h->value.len) + 2;
 		if (stomp_needs_escape(h->name.ptr, h->name.len) ||
 		    stomp_needs_escape(h->value.ptr, h->value.len)) {
@@ -1228,7 +1267,7 @@ static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f,
 	m->msgid_len = (uint32_t)id_len;
 	memcpy(m->bytes + m->msgid_off, id, id_len + 1);
 	m->tail_off = m->msgid_off + (uint32_t)id_len + 1;
-	n = stomp_encode_message_tail(hmsg_tail_mut(m), total, STOMP_V12, dest, keep, nkeep,
+	n = stomp_encode_message_tail(hmsg_tail_mut(m), total, STOMP_V12, dest, hs->keep, hs->n,
 				      f->body.ptr, f->body.len);
 	HD_ASSERT(n > 0);
 	m->tail_len = (uint32_t)n;
@@ -1237,7 +1276,7 @@ static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f,
 		/* 1.0 readers get the values as sent, unescaped (spec 1.0 has no escaping) */
 		m->tail10_off = m->tail_off + (uint32_t)used;
 		n = stomp_encode_message_tail(m->bytes + m->tail10_off, total - used, STOMP_V10,
-					      dest, keep, nkeep, f->body.ptr, f->body.len);
+					      dest, hs->keep, hs->n, f->body.ptr, f->body.len);
 		HD_ASSERT(n > 0);
 		m->tail10_len = (uint32_t)n;
 		used += m->tail10_len;
@@ -1245,7 +1284,7 @@ static struct hmsg *message_build(struct shard *sh, const struct stomp_frame *f,
 	if (has_cr) {
 		m->tail11_off = m->tail_off + (uint32_t)used;
 		n = stomp_encode_message_tail(m->bytes + m->tail11_off, total - used, STOMP_V11,
-					      dest, keep, nkeep, f->body.ptr, f->body.len);
+					      dest, hs->keep, hs->n, f->body.ptr, f->body.len);
 		HD_ASSERT(n > 0);
 		m->tail11_len = (uint32_t)n;
 	}

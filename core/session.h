@@ -69,6 +69,9 @@ bool session_on_eof(struct shard *sh, struct net_conn *c);
 /* For wsconn: the WebSocket layer closed (now: drop output; else after flush). */
 void session_ws_closed(struct shard *sh, struct session *s, bool now);
 
+/* Scratch for building messages (one per shard; free with hd_free). */
+struct header_set *session_header_set_create(void);
+
 /* Graceful stop: send each session an ERROR ("server shutting down") and close after flush. */
 void session_close_all(struct shard *sh);
 

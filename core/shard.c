@@ -409,6 +409,7 @@ struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg)
 		sh->frame = hd_alloc(sizeof(*sh->frame));
 		sh->parse_scratch_cap = (size_t)cfg->limits.max_header_line * 4 + 65536;
 		sh->parse_scratch = hd_alloc(sh->parse_scratch_cap);
+		sh->header_set = session_header_set_create();
 		http_upgrade_config_default(&sh->http_cfg);
 		sh->http_cfg.path = cfg->ws_path;
 		sh->http_cfg.origins = origins;
@@ -499,6 +500,7 @@ void shard_destroy_all(struct shard **shards, uint32_t n)
 		hd_free(sh->parked);
 		hd_free(sh->frame);
 		hd_free(sh->parse_scratch);
+		hd_free(sh->header_set);
 		hd_free(sh->enc_buf);
 		hd_free(sh->closing);
 		hd_free(sh->key_buf);

@@ -54,6 +54,7 @@ struct xpark {
 };
 
 struct session;
+struct header_set;
 
 struct shard {
 	uint32_t id;
@@ -85,6 +86,7 @@ struct shard {
 	struct stomp_frame *frame;
 	char *parse_scratch;
 	size_t parse_scratch_cap;
+	struct header_set *header_set;	/* message_build's scratch: the headers a MESSAGE keeps */
 	struct http_upgrade_config http_cfg;	/* WebSocket path, Origin allow-list, limits */
 	char *key_buf;			/* scratch for vhost-scoped destination keys */
 	size_t key_cap;

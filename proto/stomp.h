@@ -53,7 +53,7 @@ struct stomp_header {
 };
 
 /* Hard ceiling on headers one frame can carry; stomp_limits.max_headers may be lower. */
-#define STOMP_HEADERS_CAP 128
+#define STOMP_HEADERS_CAP 1024
 
 struct stomp_limits {
 	size_t max_frame;	/* bytes: command + headers + body + NUL */

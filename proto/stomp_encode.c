@@ -176,7 +176,7 @@ ssize_t stomp_encode_message_tail(char *out, size_t cap, enum stomp_version v,
 
 ssize_t stomp_encode_message_head(char *out, size_t cap, enum stomp_version v,
 				  struct stomp_view sub, struct stomp_view msg_id,
-				  struct stomp_view ack, bool redelivered)
+				  struct stomp_view ack, enum stomp_redelivered redelivered)
 {
 	const char *table = escape_table(v);
 	char *end;
@@ -195,7 +195,9 @@ ssize_t stomp_encode_message_head(char *out, size_t cap, enum stomp_version v,
 		o = put_escaped(o, end, table, ack.ptr, ack.len);
 		o = put_char(o, end, '\n');
 	}
-	if (redelivered)
+	if (redelivered == STOMP_REDELIVERED_TRUE)
 		o = PUT_LIT(o, end, "redelivered:true\n");
+	else if (redelivered == STOMP_REDELIVERED_FALSE)
+		o = PUT_LIT(o, end, "redelivered:false\n");
 	return written(o, out);
 }

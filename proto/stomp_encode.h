@@ -46,12 +46,21 @@ ssize_t stomp_encode_message_tail(char *out, size_t cap, enum stomp_version v,
 				  struct stomp_view dest, const struct stomp_header *headers,
 				  size_t nheaders, const char *body, size_t body_len);
 
+/* The redelivered header of a MESSAGE: a queue delivery always says true or false (client
+ * code reads it, as on RabbitMQ); a topic delivery, which is never redelivered, omits it.
+ * OMIT and TRUE keep the values false and true had when this was a bool. */
+enum stomp_redelivered {
+	STOMP_REDELIVERED_OMIT = 0,
+	STOMP_REDELIVERED_TRUE = 1,
+	STOMP_REDELIVERED_FALSE = 2,
+};
+
 /* Writes a MESSAGE head: "MESSAGE\nsubscription:<sub>\nmessage-id:<id>\n", then
- * "ack:<ack>\n" when ack.len > 0, then "redelivered:true\n" when redelivered. Values are
- * escaped per v. Returns bytes written or -ENOSPC. */
+ * "ack:<ack>\n" when ack.len > 0, then "redelivered:true\n" or "redelivered:false\n" as
+ * `redelivered` says. Values are escaped per v. Returns bytes written or -ENOSPC. */
 ssize_t stomp_encode_message_head(char *out, size_t cap, enum stomp_version v,
 				  struct stomp_view sub, struct stomp_view msg_id,
-				  struct stomp_view ack, bool redelivered);
+				  struct stomp_view ack, enum stomp_redelivered redelivered);
 
 /* Fills iov[0..2) with head and tail; returns 2. A sender writes both without copying. */
 static inline int stomp_message_iov(struct iovec iov[2], const char *head, size_t head_len,

@@ -148,6 +148,15 @@ Test(stomp_encode, message_head_omits_empty_ack_and_redelivered)
 	cr_assert(OUT_IS(n, "MESSAGE\nsubscription:0\nmessage-id:1\n"));
 }
 
+/* A queue delivery says redelivered:false rather than nothing (RabbitMQ, ActiveMQ, Artemis) */
+Test(stomp_encode, message_head_says_redelivered_false_when_asked)
+{
+	ssize_t n = stomp_encode_message_head(out, sizeof(out), STOMP_V12, VIEW("0"), VIEW("1"),
+					      VIEW(""), STOMP_REDELIVERED_FALSE);
+
+	cr_assert(OUT_IS(n, "MESSAGE\nsubscription:0\nmessage-id:1\nredelivered:false\n"));
+}
+
 Test(stomp_encode, message_head_escapes_values_per_version)
 {
 	ssize_t n = stomp_encode_message_head(out, sizeof(out), STOMP_V11, VIEW("a:b"),
