@@ -8,16 +8,14 @@
 
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_compiler.h"
+#include "core/base/hd_file.h"
 #include "proto/utf8.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define MAX_KEY_FILE (64 * 1024)
 
@@ -174,35 +172,6 @@ int auth_static_users_create(const char *const *specs, size_t n, const char *def
 
 /* ---- the db ---- */
 
-static int read_small_file(const char *path, char **buf, size_t *len)
-{
-	struct stat st;
-	ssize_t got;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st))
-		rc = -errno;
-	else if (!S_ISREG(st.st_mode) || st.st_size > MAX_KEY_FILE)
-		rc = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
-	if (rc) {
-		close(fd);
-		return rc;
-	}
-	*buf = hd_alloc((size_t)st.st_size + 1);
-	got = read(fd, *buf, (size_t)st.st_size);
-	close(fd);
-	if (got != st.st_size) {
-		hd_free(*buf);
-		return got < 0 ? -errno : -EIO;
-	}
-	(*buf)[got] = '\0';
-	*len = (size_t)got;
-	return 0;
-}
-
 static bool is_set(const char *s)
 {
 	return s && s[0];
@@ -211,9 +180,9 @@ static bool is_set(const char *s)
 static int load_pem(struct jwt_keys *k, const char *path, bool rsa, char *err, size_t cap)
 {
 	char msg[128];
-	char *pem;
-	size_t len;
-	int rc = read_small_file(path, &pem, &len);
+	char *pem = NULL;
+	size_t len = 0;
+	int rc = hd_read_file(path, MAX_KEY_FILE, &pem, &len);
 
 	if (rc)
 		return failf(err, cap, rc, "cannot read JWT key %s: %s", path, strerror(-rc));
@@ -226,8 +195,8 @@ static int load_pem(struct jwt_keys *k, const char *path, bool rsa, char *err, s
 static int load_secret(struct jwt_keys *k, const struct auth_settings *s, char *err, size_t cap)
 {
 	char msg[128];
-	char *buf;
-	size_t len;
+	char *buf = NULL;
+	size_t len = 0;
 	int rc;
 
 	if (is_set(s->jwt_hs256_secret)) {
@@ -235,7 +204,7 @@ static int load_secret(struct jwt_keys *k, const struct auth_settings *s, char *
 					sizeof(msg));
 		return rc ? failf(err, cap, rc, "JWT secret: %s%s", msg, "") : 0;
 	}
-	rc = read_small_file(s->jwt_hs256_secret_file, &buf, &len);
+	rc = hd_read_file(s->jwt_hs256_secret_file, MAX_KEY_FILE, &buf, &len);
 	if (rc)
 		return failf(err, cap, rc, "cannot read JWT secret %s: %s",
 			     s->jwt_hs256_secret_file, strerror(-rc));
