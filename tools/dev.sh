@@ -3,6 +3,8 @@
 #   bash tools/dev.sh run [herald flags]   install what is missing, build, start a node
 #   bash tools/dev.sh test                 install what is missing, build, run every test
 # Both are safe to rerun: installs are skipped when present, builds are incremental.
+# Every build here passes -DHERALD_WERROR=ON (warnings are errors); `run` builds in
+# build-run/, `test` in build/, build-asan/, build-tsan/, build-fuzz/ and build-types/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -29,18 +31,38 @@ install_missing() {
 	fi
 }
 
-build() {	# build <dir> [cmake args...]
+configure() {	# configure <dir> [cmake args...]: warnings are errors in every build here
 	local dir=$1
 	shift
-	cmake -S "$top" -B "$dir" "$@" >/dev/null
-	cmake --build "$dir" -j"$jobs"
+	cmake -S "$top" -B "$dir" -DHERALD_WERROR=ON "$@" >/dev/null
+}
+
+build() {	# build <dir> [cmake args...]
+	configure "$@"
+	cmake --build "$1" -j"$jobs"
+}
+
+# Every standard build type builds with gcc and with clang: the binaries and the libraries
+# under them, no tests, one directory each (about a minute on 2 cores, from scratch).
+build_types() {
+	local cc type dir
+
+	for cc in gcc clang; do
+		for type in Debug Release RelWithDebInfo MinSizeRel; do
+			dir=build-types/$cc-$type
+			CC=$cc configure "$dir" -DCMAKE_BUILD_TYPE="$type" -DHERALD_TESTS=OFF
+			cmake --build "$dir" -j"$jobs" --target herald heraldctl >/dev/null ||
+				{ echo "dev.sh: $cc $type does not build" >&2; return 1; }
+		done
+	done
 }
 
 cmd_run() {
 	install_missing "${build_pkgs[@]}"
-	build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TESTS=OFF
-	if [ -x build/core/herald ]; then
-		exec build/core/herald "$@"
+	# its own directory: a test build's cache (HERALD_TESTS=ON) and this one never mix
+	build build-run -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TESTS=OFF
+	if [ -x build-run/core/herald ]; then
+		exec build-run/core/herald "$@"
 	fi
 	echo "dev.sh: the server binary is not built yet (see the README's status)"
 	exit 1
@@ -51,16 +73,19 @@ cmd_test() {
 	# the browser test: playwright-core drives Debian's chromium; @stomp/stompjs from npm
 	command -v npm >/dev/null || install_missing nodejs npm
 	(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
-	# 1. release build: every test (units, fuzz corpus replays, integration suites)
-	build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-	ctest --test-dir build --output-on-failure -j"$jobs"
+	# 0. every build type builds with gcc and clang (binaries only)
+	build_types
+	# 1. release build: every test (units, fuzz corpus replays, integration suites);
+	# HERALD_TESTS=ON said explicitly, so a cache that turned it off cannot hide them
+	build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TESTS=ON
+	ctest --test-dir build --output-on-failure --no-tests=error -j"$jobs"
 	# 2. ASan + UBSan build: units and fuzz replays
-	build build-asan -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=ON
-	ctest --test-dir build-asan --output-on-failure -j"$jobs" -L 'unit|fuzz'
+	build build-asan -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=ON -DHERALD_TESTS=ON
+	ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$jobs" -L 'unit|fuzz'
 	# 3. ThreadSanitizer: the cross-thread pieces (xring, hmsg)
-	cmake -S "$top" -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TSAN=ON >/dev/null
+	configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TSAN=ON -DHERALD_TESTS=ON
 	cmake --build build-tsan -j"$jobs" --target unit_core_test_xring unit_core_test_hmsg
-	ctest --test-dir build-tsan --output-on-failure -R 'unit_core_test_(xring|hmsg)'
+	ctest --test-dir build-tsan --output-on-failure --no-tests=error -R 'unit_core_test_(xring|hmsg)'
 	# 4. libFuzzer, briefly (bounded): clang builds each target and runs it
 	if [ -x tests/fuzz/run.sh ]; then
 		CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_FUZZ=ON
