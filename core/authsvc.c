@@ -6,7 +6,7 @@
  */
 #include "core/authsvc.h"
 
-#include "core/auth.h"
+#include "auth/auth.h"
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_log.h"
 #include "core/shard.h"

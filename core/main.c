@@ -8,7 +8,7 @@
 #include "cluster/cluster.h"
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_log.h"
-#include "core/auth.h"
+#include "auth/auth.h"
 #include "core/authsvc.h"
 #include "core/config.h"
 #include "core/shard.h"

@@ -10,7 +10,7 @@
 #ifndef CORE_SHARD_H
 #define CORE_SHARD_H
 
-#include "core/auth.h"
+#include "auth/auth.h"
 #include "core/config.h"
 #include "core/dest.h"
 #include "core/session.h"

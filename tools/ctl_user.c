@@ -10,7 +10,7 @@
  */
 #include "tools/ctl_user.h"
 
-#include "core/users.h"
+#include "auth/users.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /*
  * tools/ctl_user.h - `heraldctl user ...`: edits the users file the server reads
- * (core/users.h, docs/auth.md). Works on the file only; the running server picks the change
+ * (auth/users.h, docs/auth.md). Works on the file only; the running server picks the change
  * up on SIGHUP.
  *
  *   heraldctl user add NAME [--tags a,b] [--vhosts /,prod] [--password-stdin]

@@ -1,7 +1,7 @@
 /*
- * tests/fuzz/fuzz_jwt.c - libFuzzer target for the token login path: core/jwt.c,
- * core/jwt_json.c, core/jwt_base64.c, and the destination patterns a token's herald_sub /
- * herald_send claims hold (core/acl.c). Built with clang -fsanitize=fuzzer,address,undefined,
+ * tests/fuzz/fuzz_jwt.c - libFuzzer target for the token login path: auth/jwt.c,
+ * auth/jwt_json.c, auth/jwt_base64.c, and the destination patterns a token's herald_sub /
+ * herald_send claims hold (auth/acl.c). Built with clang -fsanitize=fuzzer,address,undefined,
  * and as a replay binary under gcc + ASan/UBSan over corpus/fuzz_jwt/.
  *
  * Byte 0 picks the mode (low 3 bits), byte 1 a parameter; the rest is the input:
@@ -16,12 +16,12 @@
  * token parser never reads outside the token, the base64 decoder agrees with libsodium
  * and is canonical, and pattern matching agrees with the topic matcher on literal topics.
  */
-#include "core/acl.h"
-#include "core/jwt.h"
-#include "core/jwt_base64.h"
-#include "core/jwt_json.h"
+#include "auth/acl.h"
+#include "auth/jwt.h"
+#include "auth/jwt_base64.h"
+#include "auth/jwt_json.h"
+#include "auth/users.h"
 #include "core/topic_match.h"
-#include "core/users.h"
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>

@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_users_file.c - libFuzzer target for the auth files: the users file
- * (core/users.c) and the rules file (core/acl.c), both parsed from a memory buffer. Built
+ * (auth/users.c) and the rules file (auth/acl.c), both parsed from a memory buffer. Built
  * with clang -fsanitize=fuzzer,address,undefined, and as a replay binary under gcc +
  * ASan/UBSan over corpus/fuzz_users_file/.
  *
@@ -13,8 +13,8 @@
  *     cut from the input, for plain, service and administrator subjects (the latter always
  *     allowed); failure has a reason and a plausible line.
  */
-#include "core/acl.h"
-#include "core/users.h"
+#include "auth/acl.h"
+#include "auth/users.h"
 
 #include <errno.h>
 #include <stdint.h>

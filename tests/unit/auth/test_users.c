@@ -1,9 +1,9 @@
 /*
- * tests/unit/core/test_users.c - core/users.c: the users-file format of docs/auth.md
+ * tests/unit/auth/test_users.c - auth/users.c: the users-file format of docs/auth.md
  * (fields, comments, limits, errors with line numbers), name/tag/vhost/hash validation,
  * argon2id hashing and verification, the lookup index, loading from a path.
  */
-#include "core/users.h"
+#include "auth/users.h"
 #include "tests/support/guarded_buf.h"
 
 #include <criterion/criterion.h>

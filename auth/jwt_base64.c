@@ -1,9 +1,9 @@
 /*
- * core/jwt_base64.c - table-driven base64url (RFC 4648 section 5), no padding.
+ * auth/jwt_base64.c - table-driven base64url (RFC 4648 section 5), no padding.
  * A quantum of 4 characters gives 3 bytes; a tail of 2 or 3 characters gives 1 or 2 bytes
  * and leaves 4 or 2 low bits that must be zero (RFC 4648 section 3.5, canonical encoding).
  */
-#include "core/jwt_base64.h"
+#include "auth/jwt_base64.h"
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

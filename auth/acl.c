@@ -1,5 +1,5 @@
 /*
- * core/acl.c - rules table and destination pattern matching. The built-in defaults are
+ * auth/acl.c - rules table and destination pattern matching. The built-in defaults are
  * parsed from their own rules-file text, so they and a configured file take one path.
  *
  * Word matching is glob matching over dot-separated words, `#` being the sequence
@@ -8,12 +8,12 @@
  * inside a pattern) uses the same walk with a stricter word test: a pattern `*` covers a
  * literal word or `*`, never `#`; a literal covers only the same literal.
  */
-#include "core/acl.h"
+#include "auth/acl.h"
 
+#include "auth/users.h"
 #include "core/base/hd_alloc.h"
-#include "core/base/hd_file.h"
 #include "core/base/hd_compiler.h"
-#include "core/users.h"
+#include "core/base/hd_file.h"
 
 #include <errno.h>
 #include <fcntl.h>

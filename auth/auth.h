@@ -1,5 +1,5 @@
 /*
- * core/auth.h - who may connect (authentication), to which virtual host, and what they may
+ * auth/auth.h - who may connect (authentication), to which virtual host, and what they may
  * subscribe and send to (authorization). Formats and defaults: docs/auth.md.
  *
  * Pieces: users.h (users file, argon2id), jwt.h (token logins), acl.h (rules),
@@ -29,14 +29,14 @@
  * next SUBSCRIBE/SEND while changed passwords or tags apply at the next CONNECT (a reload
  * drops no connection). struct auth_shard is per-shard caller storage, never shared.
  */
-#ifndef CORE_AUTH_H
-#define CORE_AUTH_H
+#ifndef AUTH_AUTH_H
+#define AUTH_AUTH_H
 
-#include "core/acl.h"
-#include "core/auth_cache.h"
-#include "core/auth_ratelimit.h"
-#include "core/jwt.h"
-#include "core/users.h"
+#include "auth/acl.h"
+#include "auth/auth_cache.h"
+#include "auth/auth_ratelimit.h"
+#include "auth/jwt.h"
+#include "auth/users.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,11 +1,11 @@
 /*
- * tests/unit/core/test_acl.c - core/acl.c: destination patterns (RabbitMQ topic words,
+ * tests/unit/auth/test_acl.c - auth/acl.c: destination patterns (RabbitMQ topic words,
  * {user}), containment of wildcard subscriptions, the built-in defaults of issue 5, and the
  * rules-file format of docs/auth.md (sections, first match wins, deny, defaults, errors).
  * Properties: for literal destinations the matcher agrees with core/topic_match.c; a
  * pattern said to cover a wildcard subscription matches every topic that subscription can.
  */
-#include "core/acl.h"
+#include "auth/acl.h"
 #include "core/topic_match.h"
 #include "tests/support/guarded_buf.h"
 

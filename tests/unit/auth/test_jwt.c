@@ -1,12 +1,12 @@
 /*
- * tests/unit/core/test_jwt.c - core/jwt.c: RFC 7519 / 7515 / 7518 token verification with
+ * tests/unit/auth/test_jwt.c - auth/jwt.c: RFC 7519 / 7515 / 7518 token verification with
  * keys generated here by OpenSSL. Valid tokens for each algorithm; expiry and nbf (with
  * leeway); bad signatures; algorithms refused (none, unconfigured, key confusion, crit);
  * malformed and oversized tokens; sub/aud/iss; Herald's herald_* claims.
  */
-#include "core/jwt.h"
+#include "auth/jwt.h"
 #include "tests/support/guarded_buf.h"
-#include "tests/unit/core/test_jwt_helpers.h"
+#include "tests/unit/auth/test_jwt_helpers.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

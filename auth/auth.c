@@ -1,10 +1,10 @@
 /*
- * core/auth.c - the auth database (users, rules, JWT keys, vhosts) as one immutable,
+ * auth/auth.c - the auth database (users, rules, JWT keys, vhosts) as one immutable,
  * refcounted snapshot; the CONNECT decision split into a shard-side fast path and an
  * auth-thread slow path; SUBSCRIBE/SEND decisions. Nothing here blocks a shard: argon2id
  * runs only in auth_job_run(), and file reading only in auth_db_create() on main.
  */
-#include "core/auth.h"
+#include "auth/auth.h"
 
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_compiler.h"

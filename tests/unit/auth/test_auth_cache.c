@@ -1,9 +1,9 @@
 /*
- * tests/unit/core/test_auth_cache.c - core/auth_cache.c: a remembered credential is found
+ * tests/unit/auth/test_auth_cache.c - auth/auth_cache.c: a remembered credential is found
  * again, and only with the same user, password and binding (the stored hash); entries
  * expire; clear forgets; a full set evicts without losing the newest entries.
  */
-#include "core/auth_cache.h"
+#include "auth/auth_cache.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

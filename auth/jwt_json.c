@@ -1,10 +1,10 @@
 /*
- * core/jwt_json.c - recursive descent over RFC 8259's grammar. Recursion is bounded by
+ * auth/jwt_json.c - recursive descent over RFC 8259's grammar. Recursion is bounded by
  * JWT_JSON_MAX_DEPTH, tokens by the caller's array, input by JWT_JSON_MAX_LEN; every loop
  * advances the position, so time is linear in the input. The whole document is checked as
  * UTF-8 first, so string scanning only has to care about ASCII.
  */
-#include "core/jwt_json.h"
+#include "auth/jwt_json.h"
 
 #include "proto/utf8.h"
 

@@ -1,13 +1,13 @@
 /*
- * core/jwt_base64.h - base64url without padding, the encoding of every JWS segment
+ * auth/jwt_base64.h - base64url without padding, the encoding of every JWS segment
  * (RFC 7515 section 2, RFC 4648 section 5). Pure: no allocation, no globals, any thread.
  *
  * Decoding is strict, because a token is hostile input and should have one spelling only:
  * the 64 URL-safe characters and nothing else (no '=', no whitespace, no '+' or '/'), a
  * length that is not 1 mod 4, and zero bits in the unused low bits of the last character.
  */
-#ifndef CORE_JWT_BASE64_H
-#define CORE_JWT_BASE64_H
+#ifndef AUTH_JWT_BASE64_H
+#define AUTH_JWT_BASE64_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,11 +1,11 @@
 /*
- * tests/unit/core/test_auth.c - core/auth.c end to end, as a shard and the auth thread
+ * tests/unit/auth/test_auth.c - auth/auth.c end to end, as a shard and the auth thread
  * would drive it: issue 5's defaults (guest from loopback only, --user, tags), the slow
  * path and the credentials cache, vhosts, rate limiting, reloads, JWT logins, and the
  * SUBSCRIBE/SEND decisions with their ERROR text.
  */
-#include "core/auth.h"
-#include "tests/unit/core/test_jwt_helpers.h"
+#include "auth/auth.h"
+#include "tests/unit/auth/test_jwt_helpers.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>

@@ -1,10 +1,10 @@
 /*
- * tests/unit/core/test_jwt_json.c - core/jwt_json.c against RFC 8259: the grammar (and
+ * tests/unit/auth/test_jwt_json.c - auth/jwt_json.c against RFC 8259: the grammar (and
  * what it refuses), string escapes and surrogates (section 7), UTF-8 (section 8.1), the
  * depth and token limits, duplicate keys (RFC 7519 section 4), NumericDate (RFC 7519
  * section 2). Every input sits flush against a PROT_NONE page.
  */
-#include "core/jwt_json.h"
+#include "auth/jwt_json.h"
 #include "tests/support/guarded_buf.h"
 
 #include <criterion/criterion.h>

@@ -1,5 +1,5 @@
 /*
- * core/auth_cache.h - verified-credentials cache: remembers that a (user, password) pair
+ * auth/auth_cache.h - verified-credentials cache: remembers that a (user, password) pair
  * passed the slow argon2id check, so the next login with it costs one keyed BLAKE2b on the
  * shard instead of tens of milliseconds on the auth thread (reconnect storms stay cheap).
  *
@@ -14,8 +14,8 @@
  * Threads: one cache per shard, caller storage, used by its owner thread only (no locks).
  * Fixed memory: capacity slots of 40 bytes, 4-way set associative, oldest entry evicted.
  */
-#ifndef CORE_AUTH_CACHE_H
-#define CORE_AUTH_CACHE_H
+#ifndef AUTH_AUTH_CACHE_H
+#define AUTH_AUTH_CACHE_H
 
 #include <sodium.h>
 #include <stdbool.h>

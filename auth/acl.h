@@ -1,5 +1,5 @@
 /*
- * core/acl.h - authorization: who may SUBSCRIBE to and SEND to which destinations, per
+ * auth/acl.h - authorization: who may SUBSCRIBE to and SEND to which destinations, per
  * virtual host. Rules come from a rules file (format below, docs/auth.md) or, when none is
  * configured, from the built-in defaults:
  *
@@ -31,8 +31,8 @@
  * runs on shards. Cost: O(words(pattern) * words(destination)) per pattern, whatever the
  * input (no backtracking blow-up).
  */
-#ifndef CORE_ACL_H
-#define CORE_ACL_H
+#ifndef AUTH_ACL_H
+#define AUTH_ACL_H
 
 #include <stdbool.h>
 #include <stddef.h>

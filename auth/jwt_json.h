@@ -1,5 +1,5 @@
 /*
- * core/jwt_json.h - a small validating JSON parser (RFC 8259) for JWT headers and claim
+ * auth/jwt_json.h - a small validating JSON parser (RFC 8259) for JWT headers and claim
  * sets, which arrive from the network: strict grammar, UTF-8 checked, bounded depth and
  * token count, nothing allocated. Pure: any thread; the caller provides the token array.
  *
@@ -11,8 +11,8 @@
  *   {"sub":"jack","aud":["a","b"]}  ->  0 object(2)  1 "sub"  2 "jack"  3 "aud"
  *                                       4 array(2)  5 "a"  6 "b"
  */
-#ifndef CORE_JWT_JSON_H
-#define CORE_JWT_JSON_H
+#ifndef AUTH_JWT_JSON_H
+#define AUTH_JWT_JSON_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,9 +1,9 @@
 /*
- * tests/unit/core/test_auth_ratelimit.c - core/auth_ratelimit.c: free failures, then
+ * tests/unit/auth/test_auth_ratelimit.c - auth/auth_ratelimit.c: free failures, then
  * doubling delays to a cap; blocking after the threshold and on too many checks in flight;
  * decay over time; address keys (IPv4 /32, IPv6 /64, mapped IPv4); a flood of addresses.
  */
-#include "core/auth_ratelimit.h"
+#include "auth/auth_ratelimit.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>

@@ -1,9 +1,9 @@
 /*
- * core/auth_cache.c - set-associative table of keyed digests. The set index comes from the
+ * auth/auth_cache.c - set-associative table of keyed digests. The set index comes from the
  * digest itself, which nobody outside the process can predict (the key is secret), so a
  * client can neither aim collisions at one set nor learn anything from which set it hits.
  */
-#include "core/auth_cache.h"
+#include "auth/auth_cache.h"
 
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_compiler.h"

@@ -1,5 +1,5 @@
 /*
- * tests/unit/core/test_jwt_helpers.h - test-side token minting for the JWT and auth tests:
+ * tests/unit/auth/test_jwt_helpers.h - test-side token minting for the JWT and auth tests:
  * keys generated with OpenSSL at run time (RSA-2048, EC P-256), PEM export of the public
  * halves, and compact tokens signed HS256 / RS256 / ES256 (ES256 converted from OpenSSL's
  * DER to JWS's raw r||s). Header-only; tests only.
@@ -7,7 +7,7 @@
 #ifndef TESTS_UNIT_CORE_TEST_JWT_HELPERS_H
 #define TESTS_UNIT_CORE_TEST_JWT_HELPERS_H
 
-#include "core/jwt_base64.h"
+#include "auth/jwt_base64.h"
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>

@@ -1,8 +1,8 @@
 /*
- * tests/unit/core/test_jwt_base64.c - core/jwt_base64.c against RFC 4648 section 5 (and
+ * tests/unit/auth/test_jwt_base64.c - auth/jwt_base64.c against RFC 4648 section 5 (and
  * 3.5, canonical encoding) and against libsodium's URL-safe, no-padding codec.
  */
-#include "core/jwt_base64.h"
+#include "auth/jwt_base64.h"
 #include "tests/support/guarded_buf.h"
 
 #include <criterion/criterion.h>

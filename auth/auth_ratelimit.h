@@ -1,5 +1,5 @@
 /*
- * core/auth_ratelimit.h - failed-login rate limiting per source address. Repeated
+ * auth/auth_ratelimit.h - failed-login rate limiting per source address. Repeated
  * failures from one address make its ERROR answers come later and later (the server holds
  * the ERROR for the returned delay, on a timer, never blocking), and past a threshold the
  * address gets no slow password check at all until it cools down, so a guessing client
@@ -14,8 +14,8 @@
  * Threads: one table per shard, caller storage, used by its owner only; times are the
  * caller's monotonic now_ms.
  */
-#ifndef CORE_AUTH_RATELIMIT_H
-#define CORE_AUTH_RATELIMIT_H
+#ifndef AUTH_AUTH_RATELIMIT_H
+#define AUTH_AUTH_RATELIMIT_H
 
 #include <sodium.h>
 #include <stdbool.h>

@@ -1,7 +1,7 @@
 /*
- * core/auth_ratelimit.c - per-address failure counters with linear decay.
+ * auth/auth_ratelimit.c - per-address failure counters with linear decay.
  */
-#include "core/auth_ratelimit.h"
+#include "auth/auth_ratelimit.h"
 
 #include "core/base/hd_compiler.h"
 

@@ -1,9 +1,9 @@
 /*
- * core/users.c - users table: entries in an array (insertion order, for listing and
+ * auth/users.c - users table: entries in an array (insertion order, for listing and
  * rewriting) plus an open-addressing index keyed with SipHash under a random per-table
  * key, so a users file or a login cannot be crafted to collide the index.
  */
-#include "core/users.h"
+#include "auth/users.h"
 
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_file.h"

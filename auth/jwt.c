@@ -1,17 +1,17 @@
 /*
- * core/jwt.c - compact JWS verification for logins. Order matters for hostile input:
+ * auth/jwt.c - compact JWS verification for logins. Order matters for hostile input:
  * limits first, then the header (alg must name a configured key), then the signature over
  * the first two parts as sent, and only then the claims, so unauthenticated bytes never
  * reach the claim parser beyond the small header.
  */
-#include "core/jwt.h"
+#include "auth/jwt.h"
 
-#include "core/acl.h"
+#include "auth/acl.h"
+#include "auth/jwt_base64.h"
+#include "auth/jwt_json.h"
+#include "auth/users.h"
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_compiler.h"
-#include "core/jwt_base64.h"
-#include "core/jwt_json.h"
-#include "core/users.h"
 
 #include <errno.h>
 #include <openssl/bio.h>

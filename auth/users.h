@@ -1,5 +1,5 @@
 /*
- * core/users.h - the users file: who may log in with a password, their tags and virtual
+ * auth/users.h - the users file: who may log in with a password, their tags and virtual
  * hosts. A pure parser over a memory buffer, a loader, the argon2id hashing the file
  * holds, and name/tag/vhost validation shared by the server, JWT claims and heraldctl.
  *
@@ -18,8 +18,8 @@
  * thread, then read-only; readers on any thread. users_verify_password() takes tens of
  * milliseconds and belongs on the auth thread, never a shard.
  */
-#ifndef CORE_USERS_H
-#define CORE_USERS_H
+#ifndef AUTH_USERS_H
+#define AUTH_USERS_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /*
- * core/jwt.h - JSON Web Token login (RFC 7519 over a JWS compact serialization, RFC 7515):
+ * auth/jwt.h - JSON Web Token login (RFC 7519 over a JWS compact serialization, RFC 7515):
  * HS256 with a shared secret (libsodium HMAC-SHA-256), RS256 and ES256 with a PEM public
  * key (OpenSSL 3 EVP_DigestVerify; RFC 7518 sections 3.2-3.4).
  *
@@ -16,8 +16,8 @@
  * may call jwt_verify() with the same keys at once (EVP_PKEY is safe to share read-only).
  * A verify costs microseconds (tens for RS256/ES256), so shards call it inline.
  */
-#ifndef CORE_JWT_H
-#define CORE_JWT_H
+#ifndef AUTH_JWT_H
+#define AUTH_JWT_H
 
 #include <stdbool.h>
 #include <stddef.h>
