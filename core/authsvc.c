@@ -1,8 +1,9 @@
 /*
- * core/authsvc.c - auth thread loop: sleep on its eventfd (announced through xwake so
- * shards write it only when it sleeps), run each job, send it back to its shard. A full
- * return ring is rare (it is as deep as a shard's); the thread then retries after 1 ms,
- * which is fine off the shards.
+ * core/authsvc.c - auth thread loop: block on its eventfd until there is work (announced
+ * through xwake, so shards write it only when it sleeps), run each job, send it back to
+ * its shard. No timed wake-ups: a shard's xring_publish wakes it for new jobs, a shard's
+ * pop wakes it when a full return ring gets space (rare: the ring is as deep as the
+ * shard's outbound one), authsvc_stop wakes it to exit.
  */
 #include "core/authsvc.h"
 
@@ -22,17 +23,38 @@
 
 struct authsvc {
 	pthread_t thread;
-	struct xwake wake;
+	struct xwake wake;		/* shards' publishes: jobs arrived */
+	struct xwake space;		/* shards' pops: a return ring has room; same eventfd */
 	struct shard **shards;
 	uint32_t nshards;
 	_Atomic uint32_t stop;
 };
 
+/* Blocks until a shard or authsvc_stop writes the eventfd, then takes the wake-ups.
+ * Call between xwake_sleep and xwake_awake, after re-checking what you wait for. */
+static void wait_for_wake(struct authsvc *a)
+{
+	struct pollfd pfd = { .fd = a->wake.eventfd, .events = POLLIN };
+	uint64_t v;
+
+	if (poll(&pfd, 1, -1) > 0 && read(a->wake.eventfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		hd_log_warn("auth thread: eventfd read failed");
+}
+
+/* Hands a finished job back; waits for space if the shard's return ring is full. Once
+ * stopping (the shards have stopped draining), the job is dropped instead. */
 static void send_back(struct authsvc *a, struct shard *sh, const struct xmsg *m)
 {
-	while (xring_push(sh->auth_in, m) == -EAGAIN && !atomic_load(&a->stop)) {
+	while (xring_push(sh->auth_in, m) == -EAGAIN) {
+		if (atomic_load(&a->stop)) {
+			auth_job_destroy(m->ptr, NULL, 0);
+			return;
+		}
 		xring_publish(sh->auth_in);
-		usleep(1000);
+		xwake_sleep(&a->space);
+		if (!xring_space(sh->auth_in) && !atomic_load(&a->stop))
+			wait_for_wake(a);	/* the shard's xring_pop writes it */
+		xwake_awake(&a->space);
 	}
 	xring_publish(sh->auth_in);
 }
@@ -68,14 +90,13 @@ static void *auth_main(void *arg)
 
 	hd_log_set_thread_shard(-1);
 	while (!atomic_load(&a->stop)) {
-		struct pollfd pfd = { .fd = a->wake.eventfd, .events = POLLIN };
-		uint64_t v;
-
 		if (run_pending(a))
 			continue;
+		/* announce, then re-check: a job published before a shard could see the
+		 * announcement is found here (the fence pair in xring.c) */
 		xwake_sleep(&a->wake);
-		if (!any_pending(a) && poll(&pfd, 1, 1000) > 0 && read(a->wake.eventfd, &v, sizeof(v)) < 0)
-			hd_log_warn("auth thread: eventfd read failed");
+		if (!any_pending(a) && !atomic_load(&a->stop))
+			wait_for_wake(a);
 		xwake_awake(&a->wake);
 	}
 	return NULL;
@@ -92,6 +113,7 @@ int authsvc_start(struct authsvc **out, struct shard **shards, uint32_t nshards)
 		return -errno;
 	}
 	xwake_init(&a->wake, efd);
+	xwake_init(&a->space, efd);
 	a->shards = shards;
 	a->nshards = nshards;
 	for (uint32_t i = 0; i < nshards; i++) {
@@ -99,6 +121,7 @@ int authsvc_start(struct authsvc **out, struct shard **shards, uint32_t nshards)
 		shards[i]->auth_in = hd_alloc(sizeof(struct xring));
 		xring_init(shards[i]->auth_out, AUTH_RING_SLOTS, &a->wake);
 		xring_init(shards[i]->auth_in, AUTH_RING_SLOTS, &shards[i]->wake);
+		xring_set_producer(shards[i]->auth_in, &a->space);
 	}
 	err = pthread_create(&a->thread, NULL, auth_main, a);
 	if (err) {

@@ -7,6 +7,9 @@
  * Either the consumer's re-check sees the new tail, or the producer sees sleeping == 1 and
  * writes the eventfd; both fences are needed, otherwise store->load reordering lets each
  * side miss the other (Dekker). A spurious eventfd write costs one extra loop turn.
+ * A ring with a producer waker (xring_set_producer) runs the same pair mirrored: the
+ * producer announces sleep and re-checks space, the consumer publishes head, fences, and
+ * writes the producer's eventfd if it sleeps.
  */
 #include "core/xring.h"
 
@@ -32,6 +35,28 @@ void xring_fini(struct xring *r)
 	r->slots = NULL;
 }
 
+void xring_set_producer(struct xring *r, struct xwake *producer)
+{
+	r->producer = producer;
+}
+
+/* Writes w's eventfd if its thread announced sleep. The caller's fence orders its ring
+ * store before our load of `sleeping` (see top). */
+static void wake_if_sleeping(struct xwake *w)
+{
+	uint64_t one = 1;
+
+	if (!w || !atomic_load_explicit(&w->sleeping, memory_order_relaxed))
+		return;
+	/* only a sleeping thread costs a syscall; clear the flag so other threads in the
+	 * same window do not write too */
+	if (atomic_exchange_explicit(&w->sleeping, 0, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&w->wakes, 1, memory_order_relaxed);
+		if (write(w->eventfd, &one, sizeof(one)) < 0)
+			HD_ASSERT(errno == EAGAIN);
+	}
+}
+
 int xring_push(struct xring *r, const struct xmsg *m)
 {
 	if (r->tail_local - r->head_cache > r->mask) {
@@ -53,25 +78,13 @@ uint32_t xring_space(struct xring *r)
 
 void xring_publish(struct xring *r)
 {
-	struct xwake *w = r->consumer;
-
 	if (r->tail_local == atomic_load_explicit(&r->tail, memory_order_relaxed))
 		return;
 	/* release: slot contents become visible before the consumer sees the new tail */
 	atomic_store_explicit(&r->tail, r->tail_local, memory_order_release);
 	/* seq_cst fence: our tail store is ordered before the load of `sleeping` (see top) */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (w && atomic_load_explicit(&w->sleeping, memory_order_relaxed)) {
-		uint64_t one = 1;
-
-		/* only a sleeping consumer costs a syscall; clear the flag so other
-		 * producers in the same window do not write too */
-		if (atomic_exchange_explicit(&w->sleeping, 0, memory_order_relaxed)) {
-			atomic_fetch_add_explicit(&w->wakes, 1, memory_order_relaxed);
-			if (write(w->eventfd, &one, sizeof(one)) < 0)
-				HD_ASSERT(errno == EAGAIN);
-		}
-	}
+	wake_if_sleeping(r->consumer);
 }
 
 uint32_t xring_pop(struct xring *r, struct xmsg *out, uint32_t max)
@@ -87,9 +100,16 @@ uint32_t xring_pop(struct xring *r, struct xmsg *out, uint32_t max)
 		n = max;
 	for (uint32_t i = 0; i < n; i++)
 		out[i] = r->slots[(head + i) & r->mask];
-	if (n)
-		/* release: our slot reads complete before the producer may overwrite them */
-		atomic_store_explicit(&r->head, head + n, memory_order_release);
+	if (!n)
+		return 0;
+	/* release: our slot reads complete before the producer may overwrite them */
+	atomic_store_explicit(&r->head, head + n, memory_order_release);
+	if (r->producer) {
+		/* seq_cst fence: our head store is ordered before the load of the producer's
+		 * `sleeping` (the mirrored pair, see top) */
+		atomic_thread_fence(memory_order_seq_cst);
+		wake_if_sleeping(r->producer);
+	}
 	return n;
 }
 

@@ -35,12 +35,19 @@ struct xring {
 	/* immutable */
 	HD_ALIGNED_CACHELINE uint32_t mask;		/* capacity - 1 */
 	struct xwake *consumer;
+	struct xwake *producer;				/* woken by pops, or NULL (most rings) */
 	struct xmsg *slots;
 };
 
 /* Prepares r with `capacity` slots (a power of two). Not thread-safe; call before threads. */
 void xring_init(struct xring *r, uint32_t capacity, struct xwake *consumer);
 void xring_fini(struct xring *r);
+
+/* Lets pops wake the producer, so a producer that can neither park an item nor drop it
+ * (the auth thread handing back a finished login) can block until there is space: it
+ * announces with xwake_sleep(producer), re-checks xring_space, then blocks on producer's
+ * eventfd. Each pop batch then costs a fence. Not thread-safe; call before threads. */
+void xring_set_producer(struct xring *r, struct xwake *producer);
 
 /* Copies `m` into the ring (unpublished until xring_publish). Returns -EAGAIN when full:
  * the caller still owns it and parks it, never spins or drops. Producer thread only. */
@@ -50,7 +57,8 @@ HD_MUST_CHECK int xring_push(struct xring *r, const struct xmsg *m);
  * Producer thread only; call once per batch (per loop turn). */
 void xring_publish(struct xring *r);
 
-/* Pops up to `max` items into out[]. Consumer thread only. Returns the count. */
+/* Pops up to `max` items into out[], waking a waiting producer (xring_set_producer).
+ * Consumer thread only. Returns the count. */
 uint32_t xring_pop(struct xring *r, struct xmsg *out, uint32_t max);
 
 /* True when a published item is waiting (consumer thread, before sleeping). */

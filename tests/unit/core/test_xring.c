@@ -459,6 +459,31 @@ Test(xwake, each_sleep_gets_its_own_wake_up)
 	xring_fini(&r);
 }
 
+/* The mirrored handshake (xring_set_producer): a producer waiting for space on a full
+ * ring is woken by the consumer's pop, once; a producer that is not waiting costs the
+ * consumer no eventfd write. */
+Test(xwake, pop_wakes_a_producer_waiting_for_space_once)
+{
+	struct xring r;
+	struct xmsg out[1];
+
+	xring_init(&r, 2, NULL);
+	xring_set_producer(&r, &wf.w);
+	push_ok(&r, 1);
+	push_ok(&r, 2);
+	xring_publish(&r);
+	xwake_sleep(&wf.w);
+	cr_assert_eq(xring_space(&r), 0, "the producer's re-check finds the ring full");
+	cr_assert_eq(xring_pop(&r, out, 1), 1);
+	cr_assert_eq(eventfd_take(wf.efd), 1);
+	cr_assert_eq(atomic_load(&wf.w.sleeping), 0, "the waking consumer clears the flag");
+	cr_assert_eq(xring_space(&r), 1);
+	cr_assert_eq(xring_pop(&r, out, 1), 1);
+	cr_assert_eq(eventfd_take(wf.efd), 0, "one wake-up per sleep, not per pop");
+	cr_assert_eq(atomic_load(&wf.w.wakes), 1);
+	xring_fini(&r);
+}
+
 /* ---- threads: one producer, one sleeping consumer ---- */
 
 #define STRESS_RING_SLOTS 64
