@@ -708,7 +708,7 @@ static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t 
 		HD_ASSERT(n > 0);
 		net_conn_write_copy(&sh->loop, s->conn, sh->enc_buf,
 				    s->ws ? wsconn_prefix_head(sh->enc_buf, room, (size_t)n, m, tail_len) :
-					    (size_t)n);
+					    (size_t)n)->flags |= NET_OUT_CONTINUES;
 		o = net_conn_out_reserve(&sh->loop, s->conn);
 	}
 	hmsg_ref(m, 1);
@@ -734,7 +734,10 @@ static void deliver_topic(struct shard *sh, struct sub *sub, struct hmsg *m)
 		return;
 	if (is_slow(sh, s) || sub->pend.n >= MAX_PENDING_TOPIC_ACKS) {
 		sh->stats.slow_consumers++;
-		/* its backlog is dropped: a consumer that cannot keep up must not hold memory */
+		/* its backlog is dropped, so the ERROR is the next thing it reads (not behind
+		 * max-outbound-bytes it may never drain before the close deadline), and a
+		 * consumer that cannot keep up holds no memory */
+		net_conn_drop_unsent(&sh->loop, s->conn);
 		session_fail(sh, s, "slow consumer",
 			     "The connection fell too far behind its topic subscriptions "
 			     "(max-outbound-bytes); it is closed", NULL);

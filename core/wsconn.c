@@ -63,7 +63,8 @@ static void write_frame_of(struct net_loop *l, struct net_conn *c, enum ws_opcod
 		net_conn_out_commit(l, c, o);
 		return;
 	}
-	net_conn_write_copy(l, c, (const char *)hdr, (size_t)hl);
+	/* the WebSocket header and its payload are one message: never cut between them */
+	net_conn_write_copy(l, c, (const char *)hdr, (size_t)hl)->flags |= NET_OUT_CONTINUES;
 	net_conn_write_copy(l, c, buf, len);
 }
 

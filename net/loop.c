@@ -18,6 +18,8 @@
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -31,12 +33,17 @@ enum net_op {
 
 #define BGID 0
 #define LINGER_MS 2000
-#define DRAIN_MS 5000
+#define DRAIN_MS 5000		/* a closing peer that reads nothing for this long is dropped */
+#define DRAIN_MAX_MS 60000	/* ... and one that reads slowly, after this long */
 
 struct net_send_ctx {
 	struct net_send_ctx *next;
 	struct msghdr msg;
 	struct iovec iov[NET_SEND_IOV_MAX];
+	/* the last queued entry this sendmsg points into: the kernel may read it until the
+	 * completion, so nothing up to it may be released before then */
+	struct net_outblock *last_block;
+	uint32_t last_index;
 };
 
 static inline uint64_t pack_ud(enum net_op op, uint32_t slot, uint32_t gen)
@@ -483,6 +490,7 @@ struct net_out *net_conn_out_reserve(struct net_loop *l, struct net_conn *c)
 	}
 	o = &b->e[b->wr];
 	o->head_len = 0;
+	o->flags = 0;
 	o->tail_len = 0;
 	o->tail = NULL;
 	o->release = NULL;
@@ -504,7 +512,8 @@ static void release_heap_tail(void *arg)
 	hd_free(arg);
 }
 
-void net_conn_write_copy(struct net_loop *l, struct net_conn *c, const char *buf, size_t len)
+struct net_out *net_conn_write_copy(struct net_loop *l, struct net_conn *c, const char *buf,
+				    size_t len)
 {
 	struct net_out *o = net_conn_out_reserve(l, c);
 
@@ -521,6 +530,47 @@ void net_conn_write_copy(struct net_loop *l, struct net_conn *c, const char *buf
 		o->release_arg = copy;
 	}
 	net_conn_out_commit(l, c, o);
+	return o;
+}
+
+void net_conn_drop_unsent(struct net_loop *l, struct net_conn *c)
+{
+	struct net_outblock *b = NULL;	/* keep entries up to (b, i) inclusive */
+	uint32_t i = 0;
+
+	if (c->send) {
+		b = c->send->last_block;
+		i = c->send->last_index;
+	} else if (c->out_head && c->out_head_off) {
+		b = c->out_head;
+		i = b->rd;
+	}
+	while (b && (b->e[i].flags & NET_OUT_CONTINUES) && (b->next || i + 1 < b->wr)) {
+		if (++i == b->wr && b->next) {
+			b = b->next;
+			i = b->rd;
+		}
+	}
+	for (struct net_outblock *d = b ? b : c->out_head, *next; d; d = next) {
+		uint32_t from = d == b ? i + 1 : d->rd;
+
+		next = d->next;
+		for (uint32_t k = from; k < d->wr; k++) {
+			c->out_bytes -= d->e[k].head_len + d->e[k].tail_len;
+			if (d->e[k].release)
+				d->e[k].release(d->e[k].release_arg);
+		}
+		d->wr = from;
+		if (d != b && from == d->rd)
+			block_put(l, d);
+	}
+	if (b) {
+		b->next = NULL;
+		c->out_tail = b;
+	} else {
+		c->out_head = c->out_tail = NULL;
+		c->out_head_off = 0;
+	}
 }
 
 static void out_release_all(struct net_loop *l, struct net_conn *c)
@@ -555,6 +605,9 @@ static void start_send(struct net_loop *l, struct net_conn *c)
 	for (struct net_outblock *b = c->out_head; b && n < NET_SEND_IOV_MAX - 1; b = b->next) {
 		for (uint32_t i = b->rd; i < b->wr && n < NET_SEND_IOV_MAX - 1; i++) {
 			struct net_out *o = &b->e[i];
+
+			s->last_block = b;
+			s->last_index = i;
 
 			if (off < o->head_len) {
 				s->iov[n].iov_base = o->head + off;
@@ -636,6 +689,38 @@ static void out_consume(struct net_loop *l, struct net_conn *c, size_t sent)
 
 static void linger_close(struct net_loop *l, struct net_conn *c);
 
+/* Bytes the kernel holds unsent for c (what the peer has not taken yet). */
+static uint32_t kernel_queued(const struct net_conn *c)
+{
+	int n = 0;
+
+	if (ioctl(c->fd, SIOCOUTQ, &n) < 0 || n < 0)
+		return 0;
+	return (uint32_t)n;
+}
+
+/* True when the peer took bytes from the kernel's send queue since the last look: a
+ * sendmsg may wait many seconds for room while a slow peer reads a large send buffer. */
+static bool kernel_queue_shrank(struct net_conn *c)
+{
+	uint32_t now_queued = kernel_queued(c);
+	bool shrank = now_queued < c->drain_kernel_queued;
+
+	c->drain_kernel_queued = now_queued;
+	return shrank;
+}
+
+/* A draining peer that reads, however slowly, gets DRAIN_MS more after each write that
+ * went out (up to DRAIN_MAX_MS in all): it reads the ERROR that explains the close. One
+ * that reads nothing is dropped DRAIN_MS after the close began. */
+static void drain_progressed(struct net_conn *c)
+{
+	uint32_t now = (uint32_t)hd_now_ms();
+
+	if ((int32_t)(now + DRAIN_MS - c->drain_limit_ms) < 0)
+		c->close_deadline_ms = now + DRAIN_MS;
+}
+
 static void on_send(struct net_loop *l, struct net_conn *c, struct io_uring_cqe *cqe)
 {
 	struct net_send_ctx *s = c->send;
@@ -657,6 +742,8 @@ static void on_send(struct net_loop *l, struct net_conn *c, struct io_uring_cqe 
 		return;
 	}
 	out_consume(l, c, (size_t)cqe->res);
+	if (c->state == NET_CONN_DRAINING && cqe->res > 0)
+		drain_progressed(c);
 	if (c->out_bytes) {
 		conn_mark_dirty(l, c);
 		return;
@@ -693,6 +780,8 @@ void net_conn_close_after_flush(struct net_loop *l, struct net_conn *c)
 		return;
 	c->state = NET_CONN_DRAINING;
 	c->close_deadline_ms = (uint32_t)hd_now_ms() + DRAIN_MS;
+	c->drain_limit_ms = (uint32_t)hd_now_ms() + DRAIN_MAX_MS;
+	c->drain_kernel_queued = kernel_queued(c);
 	l->cb.on_close(l->ctx, c);
 	c->user = NULL;
 	if (!c->out_bytes && !c->send)
@@ -733,6 +822,10 @@ void net_loop_reap_lingering(struct net_loop *l)
 		if (!c || c->state == NET_CONN_OPEN || c->fd < 0 ||
 		    (int32_t)(now - c->close_deadline_ms) <= 0)
 			continue;
+		if (c->state == NET_CONN_DRAINING && kernel_queue_shrank(c)) {
+			drain_progressed(c);	/* it reads, only slowly */
+			continue;
+		}
 		if (c->state == NET_CONN_DRAINING) {
 			/* the peer does not read what we queued: drop it */
 			c->state = NET_CONN_CLOSING;

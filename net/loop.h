@@ -29,12 +29,19 @@
  * tail's owner is told through release(release_arg) once it was written or dropped. */
 struct net_out {
 	uint16_t head_len;
-	uint16_t pad;
+	uint16_t flags;		/* NET_OUT_* */
 	uint32_t tail_len;
 	const char *tail;
 	void (*release)(void *arg);
 	void *release_arg;
 	char head[NET_OUT_HEAD_CAP];
+};
+
+/* net_out.flags */
+enum {
+	/* the next entry belongs to the same message (a head queued apart from its tail):
+	 * net_conn_drop_unsent never cuts between the two */
+	NET_OUT_CONTINUES = 1,
 };
 
 struct net_outblock {
@@ -64,6 +71,8 @@ struct net_conn {
 	bool dirty;		/* on the loop's pending-flush list */
 	bool peer_closed;
 	uint32_t close_deadline_ms;	/* draining/lingering: hard close after this (ms clock) */
+	uint32_t drain_limit_ms;	/* draining: no later than this, however it progresses */
+	uint32_t drain_kernel_queued;	/* draining: unsent bytes in the kernel at the last look */
 	struct sockaddr_in peer;
 	/* partial input kept between receives (only a partial frame is copied here) */
 	char *rx;
@@ -163,8 +172,16 @@ void net_loop_flush(struct net_loop *l);
  * head bytes, tail, release), then net_conn_out_commit. */
 struct net_out *net_conn_out_reserve(struct net_loop *l, struct net_conn *c);
 void net_conn_out_commit(struct net_loop *l, struct net_conn *c, struct net_out *o);
-/* Queues a copy of `len` bytes (split over entries if large). */
-void net_conn_write_copy(struct net_loop *l, struct net_conn *c, const char *buf, size_t len);
+/* Queues a copy of `len` bytes as one entry; returns it (its flags may still be set) until
+ * the next entry is reserved. */
+struct net_out *net_conn_write_copy(struct net_loop *l, struct net_conn *c, const char *buf,
+				    size_t len);
+
+/* Drops c's queued output that the kernel has not started on, at an entry boundary: the
+ * entry being written (and those an in-flight sendmsg holds, and any entry continuing one
+ * of them) stay, so the peer never sees half a message; what is queued next is the next
+ * thing it reads. For telling a peer that fell too far behind why it is being closed. */
+void net_conn_drop_unsent(struct net_loop *l, struct net_conn *c);
 
 /* Stops reading from c (backpressure) or resumes. */
 void net_conn_pause_recv(struct net_loop *l, struct net_conn *c);
