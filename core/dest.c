@@ -17,6 +17,7 @@
 
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_log.h"
+#include "core/destname.h"
 #include "core/hmsg.h"
 #include "core/mdeque.h"
 #include "core/session.h"
@@ -141,7 +142,7 @@ static void topic_publish(struct shard *sh, struct hmsg *m)
 	const char *name = hmsg_dest(m);
 	struct dest_interest *t = interest_get(sh, &sh->dests.topics, name, m->dest_len, false);
 	uint64_t mask = t ? t->shard_mask : 0;
-	const size_t plen = sizeof("/topic/") - 1;
+	const size_t plen = DESTNAME_TOPIC_LEN;
 	struct dest_table *dt = &sh->dests;
 
 	for (uint32_t i = 0; i < dt->npatterns; i++) {
@@ -263,7 +264,7 @@ void dest_on_publish(struct shard *sh, const struct xmsg *xm)
 {
 	struct hmsg *m = xm->ptr;
 
-	if (m->dest_len > 7 && !memcmp(hmsg_dest(m), "/queue/", 7)) {
+	if (destname_key_is_queue(hmsg_dest(m), m->dest_len)) {
 		queue_publish(sh, xm, m);
 		return;
 	}

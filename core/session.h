@@ -1,8 +1,11 @@
 /*
- * core/session.h - one STOMP session (STOMP 1.0/1.1/1.2) on one connection: frames in,
- * shard operations out, MESSAGE/RECEIPT/ERROR frames back. Also the connection-side half of
- * subscriptions: the local topic table (topic -> this shard's subscribers) that a
- * XMSG_TOPIC_DELIVER fans out to, and each queue subscription's unacked deliveries.
+ * core/session.h - what the rest of core sees of STOMP sessions (STOMP 1.0/1.1/1.2): the
+ * net callbacks that feed a connection's bytes in, the xmsg handlers for what owners send
+ * back (receipts' DONE, topic and queue deliveries, auth results), the per-shard timers,
+ * and the shard's local topic table (topic -> this shard's subscribers) that a
+ * XMSG_TOPIC_DELIVER fans out to. The session itself is split by concern: session.c
+ * (connection life, command table), connect.c, publish.c, subscription.c, delivery.c,
+ * ack.c, transaction.c, receipt.c; message.c builds messages, destname.c names them.
  *
  * Thread: the shard that accepted the connection, for the session's whole life.
  */
@@ -68,9 +71,6 @@ bool session_output_full(struct shard *sh, struct session *s);
 bool session_on_eof(struct shard *sh, struct net_conn *c);
 /* For wsconn: the WebSocket layer closed (now: drop output; else after flush). */
 void session_ws_closed(struct shard *sh, struct session *s, bool now);
-
-/* Scratch for building messages (one per shard; free with hd_free). */
-struct header_set *session_header_set_create(void);
 
 /* Graceful stop: send each session an ERROR ("server shutting down") and close after flush. */
 void session_close_all(struct shard *sh);

@@ -10,9 +10,11 @@
 #include "core/base/hd_log.h"
 #include "core/base/hd_time.h"
 #include "core/hmsg.h"
+#include "core/message.h"
 
 #include <errno.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -24,6 +26,11 @@
 #define GATHER_MIN 32		/* completions + xmsgs in a round that count as "busy" */
 #define TICK_MS 20		/* heart-beat and timeout granularity */
 #define STOP_GRACE_MS 5000	/* SIGTERM: time allowed to flush before exiting anyway */
+#define RING_ENTRIES 4096	/* io_uring submission queue entries */
+#define RECV_BUFS 512		/* provided receive buffers (a power of two) ... */
+#define RECV_BUF_BYTES 8192	/* ... of this size each */
+#define SCRATCH_SLACK 65536	/* room past the limits in partial-frame and parse scratch */
+#define ENCODE_SCRATCH 65536	/* server frames (ERROR, RECEIPT, CONNECTED) are encoded here */
 
 _Atomic uint64_t shard_total_connections;
 uint32_t shard_node_epoch;
@@ -290,34 +297,51 @@ static void pin_to_cpu(uint32_t id)
 		hd_log_warn("cannot pin shard %u to a CPU", id);
 }
 
+/* Posted once by each shard thread when its loop is set up (or failed to be). */
+static sem_t shards_started;
+
+static int loop_start(struct shard *sh, const struct net_loop_config *lc)
+{
+	int err = net_loop_init(&sh->loop, lc, &shard_net_callbacks, sh);
+
+	if (err) {
+		hd_log_err("io_uring setup failed: %s", strerror(-err));
+		return err;
+	}
+	err = net_loop_watch_eventfd(&sh->loop, sh->wake.eventfd);
+	for (int i = 0; i < sh->nlisten && !err; i++)
+		err = net_loop_add_listener(&sh->loop, sh->listen_fds[i], sh->listen_kinds[i]);
+	if (err) {
+		hd_log_err("cannot start the shard's loop: %s", strerror(-err));
+		net_loop_fini(&sh->loop);
+	}
+	return err;
+}
+
 static void *shard_main(void *arg)
 {
 	struct shard *sh = arg;
 	struct net_loop_config lc = {
-		.ring_entries = 4096,
-		.buf_count = 512,
-		.buf_size = 8192,
-		.max_rx_partial = (uint32_t)HD_MIN(sh->cfg->limits.max_frame_bytes + 65536, UINT32_MAX / 2),
+		.ring_entries = RING_ENTRIES,
+		.buf_count = RECV_BUFS,
+		.buf_size = RECV_BUF_BYTES,
+		.max_rx_partial = (uint32_t)HD_MIN(sh->cfg->limits.max_frame_bytes + SCRATCH_SLACK,
+						   UINT32_MAX / 2),
 	};
 	uint64_t last_tick = 0;
 	uint64_t last_slow = 0;
-	int err;
 
 	self = sh;
 	hd_log_set_thread_shard((int)sh->id);
 	pin_to_cpu(sh->id);
 	hd_alloc_bind_thread_arena();
 	take_auth_db(sh);
-	err = net_loop_init(&sh->loop, &lc, &shard_net_callbacks, sh);
-	if (err) {
-		hd_log_err("io_uring setup failed: %s", strerror(-err));
-		exit(1);
-	}
-	if (net_loop_watch_eventfd(&sh->loop, sh->wake.eventfd))
-		exit(1);
-	for (int i = 0; i < sh->nlisten; i++)
-		if (net_loop_add_listener(&sh->loop, sh->listen_fds[i], sh->listen_kinds[i]))
-			exit(1);
+	/* the ring must be made on this thread (SINGLE_ISSUER); main waits to hear how it went
+	 * and stops the node on a failure: a shard thread never exits the process */
+	sh->start_err = loop_start(sh, &lc);
+	sem_post(&shards_started);
+	if (sh->start_err)
+		return NULL;
 	sh->now_ms = hd_now_ms();
 	while (!stop_done(sh)) {
 		uint32_t timeout = sh->hb_list || sh->stopping ? TICK_MS : 1000;
@@ -407,14 +431,14 @@ struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg)
 		local_table_init(&sh->local);
 		auth_shard_init(&sh->auth);
 		sh->frame = hd_alloc(sizeof(*sh->frame));
-		sh->parse_scratch_cap = (size_t)cfg->limits.max_header_line * 4 + 65536;
+		sh->parse_scratch_cap = (size_t)cfg->limits.max_header_line * 4 + SCRATCH_SLACK;
 		sh->parse_scratch = hd_alloc(sh->parse_scratch_cap);
-		sh->header_set = session_header_set_create();
+		sh->header_set = message_header_set_create();
 		http_upgrade_config_default(&sh->http_cfg);
 		sh->http_cfg.path = cfg->ws_path;
 		sh->http_cfg.origins = origins;
 		sh->http_cfg.norigins = norigins;
-		sh->enc_cap = 65536;
+		sh->enc_cap = ENCODE_SCRATCH;
 		sh->enc_buf = hd_alloc(sh->enc_cap);
 		shards[i] = sh;
 	}
@@ -439,13 +463,26 @@ void shard_add_listener(struct shard *sh, int fd, uint8_t kind)
 
 int shard_start_all(struct shard **shards, uint32_t n)
 {
-	for (uint32_t i = 0; i < n; i++) {
-		int err = pthread_create(&shards[i]->thread, NULL, shard_main, shards[i]);
+	int err = 0;
+	uint32_t started = 0;
 
+	sem_init(&shards_started, 0, 0);
+	for (; started < n; started++) {
+		err = -pthread_create(&shards[started]->thread, NULL, shard_main, shards[started]);
 		if (err)
-			return -err;
+			break;
 	}
-	return 0;
+	for (uint32_t i = 0; i < started; i++) {
+		while (sem_wait(&shards_started) && errno == EINTR)
+			;
+	}
+	for (uint32_t i = 0; i < started && !err; i++)
+		err = shards[i]->start_err;
+	if (err) {
+		/* the ones that did start stop again; the failed ones have returned */
+		shard_stop_all(shards, started);
+	}
+	return err;
 }
 
 void shard_stop_all(struct shard **shards, uint32_t n)

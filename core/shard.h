@@ -103,6 +103,7 @@ struct shard {
 	uint8_t listen_kinds[4];
 	int nlisten;
 	pthread_t thread;
+	int start_err;			/* how its loop setup went (shard_start_all reads it) */
 };
 
 /* The node-wide connection count (all shards), for max-connections. */
@@ -118,7 +119,9 @@ void shard_add_listener(struct shard *sh, int fd, uint8_t kind);
  * next loop turn and drops the one it had. Main thread; the caller keeps its own ref. */
 void shard_publish_auth_db(struct shard **shards, uint32_t n, struct auth_db *db);
 
-/* Starts the threads (each pins itself to CPU id % online CPUs). */
+/* Starts the threads (each pins itself to CPU id % online CPUs) and waits until each has
+ * set up its loop. Returns 0, or the first error (negative errno) once every shard that did
+ * start has been stopped again: the caller logs and exits. */
 int shard_start_all(struct shard **shards, uint32_t n);
 /* Asks every shard to stop accepting, flush, close sessions, and exit; joins them. */
 void shard_stop_all(struct shard **shards, uint32_t n);

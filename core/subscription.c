@@ -1,0 +1,297 @@
+/*
+ * core/subscription.c - subscriptions and interest (see subscription.h). A topic
+ * subscription joins this shard's local table; only the shard's first subscriber of a
+ * topic (0->1) and its last (1->0) are news to the other shards, while pattern interest is
+ * sent per subscription. A queue subscription is a consumer at the queue's owner.
+ *
+ * Thread: the session's shard.
+ */
+#include "core/subscription.h"
+
+#include "core/base/hd_alloc.h"
+#include "core/dest.h"
+#include "core/destname.h"
+#include "core/receipt.h"
+#include "core/session_state.h"
+#include "core/shard.h"
+#include "core/topic_match.h"
+#include "core/xmsg.h"
+
+#include <string.h>
+
+void local_table_init(struct local_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	strmap_init(&t->topics);
+}
+
+void local_table_fini(struct local_table *t)
+{
+	strmap_fini(&t->topics);
+}
+
+/* Tells every shard that this shard's interest in a topic or pattern changed. Our own
+ * table is updated at once, not through our xring to ourselves: this connection's next
+ * SEND is routed right here, and must already see the subscription it follows. */
+static void interest_broadcast(struct shard *sh, enum xmsg_kind kind, const char *name,
+			       size_t len, bool add)
+{
+	for (uint32_t to = 0; to < sh->nshards; to++) {
+		struct xmsg m = { .kind = kind, .u32 = add, .ptr = xname_create(name, len),
+				  .from = (uint16_t)sh->id };
+
+		if (to == sh->id)
+			dest_on_topic_interest(sh, &m, kind == XMSG_PATTERN_INTEREST);
+		else
+			shard_send(sh, to, &m);
+	}
+}
+
+static void list_insert(struct sub **head, struct sub *sub)
+{
+	sub->prev = NULL;
+	sub->next = *head;
+	if (*head)
+		(*head)->prev = sub;
+	*head = sub;
+}
+
+static void list_remove(struct sub **head, struct sub *sub)
+{
+	if (sub->prev)
+		sub->prev->next = sub->next;
+	else
+		*head = sub->next;
+	if (sub->next)
+		sub->next->prev = sub->prev;
+}
+
+static uint64_t all_shards(const struct shard *sh)
+{
+	return sh->nshards >= 64 ? ~0ull : (1ull << sh->nshards) - 1;
+}
+
+/* Registers sub with the local table and the owner(s); returns shards to SYNC with
+ * (a bitmask) for receipt `seq` (a queue's owner answers it directly). */
+static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
+{
+	struct local_table *lt = &sh->local;
+	const size_t plen = DESTNAME_TOPIC_LEN;
+
+	if (sub->kind == SUB_QUEUE) {
+		struct xconsumer *xc = hd_alloc(sizeof(*xc) + sub->dest_len + 1);
+		struct xmsg m = { .kind = XMSG_QUEUE_CONSUMER_ADD, .ptr = xc };
+		struct session *s = sub->s;
+
+		xc->key = xmsg_consumer_key(sh->id, s->conn->slot, s->conn->gen, sub->idx);
+		xc->prefetch = sub->prefetch;
+		xc->ack_mode = sub->ack_mode;
+		xc->conn_ref = session_conn_ref(s);
+		xc->seq = seq;
+		if (seq)
+			receipt_add_wait(s, seq);
+		xc->len = sub->dest_len;
+		memcpy(xc->name, sub->dest, sub->dest_len + 1);
+		shard_send(sh, sub->owner, &m);
+		return 0;
+	}
+	if (sub->kind == SUB_PATTERN) {
+		list_insert(&lt->patterns, sub);
+		lt->npatterns++;
+		interest_broadcast(sh, XMSG_PATTERN_INTEREST, sub->dest + plen, sub->dest_len - plen, true);
+		return all_shards(sh);
+	}
+	sub->lt = strmap_get(&lt->topics, sub->dest, sub->dest_len);
+	if (!sub->lt) {
+		sub->lt = hd_calloc(1, sizeof(*sub->lt) + sub->dest_len + 1);
+		sub->lt->len = sub->dest_len;
+		memcpy(sub->lt->name, sub->dest, sub->dest_len);
+		strmap_put(&lt->topics, sub->lt->name, sub->lt->len, sub->lt);
+		/* only this shard's first subscriber is news; every shard routes publishes, so
+		 * every shard hears it */
+		interest_broadcast(sh, XMSG_TOPIC_INTEREST, sub->dest, sub->dest_len, true);
+	}
+	list_insert(&sub->lt->head, sub);
+	sub->lt->n++;
+	return all_shards(sh);	/* an earlier 0->1 may still be on its way to some */
+}
+
+/* Undoes sub_attach and frees sub; a queue's owner requeues the unacked messages. */
+static void sub_detach(struct shard *sh, struct sub *sub)
+{
+	struct local_table *lt = &sh->local;
+	const size_t plen = DESTNAME_TOPIC_LEN;
+
+	if (sub->kind == SUB_QUEUE) {
+		struct session *s = sub->s;
+		struct xmsg m = {
+			.kind = XMSG_QUEUE_CONSUMER_DEL,
+			.a = xmsg_consumer_key(sh->id, s->conn->slot, s->conn->gen, sub->idx),
+			.ptr = xname_create(sub->dest, sub->dest_len),
+		};
+
+		shard_send(sh, sub->owner, &m);
+	} else if (sub->kind == SUB_PATTERN) {
+		list_remove(&lt->patterns, sub);
+		lt->npatterns--;
+		interest_broadcast(sh, XMSG_PATTERN_INTEREST, sub->dest + plen, sub->dest_len - plen, false);
+	} else {
+		list_remove(&sub->lt->head, sub);
+		if (--sub->lt->n == 0) {
+			strmap_del(&lt->topics, sub->lt->name, sub->lt->len);
+			interest_broadcast(sh, XMSG_TOPIC_INTEREST, sub->dest, sub->dest_len, false);
+			hd_free(sub->lt);
+		}
+	}
+	mdeque_free(&sub->pend);
+	sh->stats.subscriptions--;
+	hd_free(sub->dest);
+	hd_free(sub->id);
+	hd_free(sub);
+}
+
+void sub_remove(struct shard *sh, struct session *s, uint32_t i)
+{
+	struct sub *sub = s->subs[i];
+
+	s->subs[i] = s->subs[--s->nsubs];
+	sub_detach(sh, sub);
+}
+
+struct sub *sub_by_id(struct session *s, struct stomp_view id, uint32_t *index)
+{
+	for (uint32_t i = 0; i < s->nsubs; i++) {
+		if (stomp_view_eq(id, s->subs[i]->id, s->subs[i]->id_len)) {
+			if (index)
+				*index = i;
+			return s->subs[i];
+		}
+	}
+	return NULL;
+}
+
+struct sub *sub_by_idx(struct session *s, uint32_t idx)
+{
+	for (uint32_t i = 0; i < s->nsubs; i++)
+		if (s->subs[i]->idx == idx)
+			return s->subs[i];
+	return NULL;
+}
+
+static int parse_ack_mode(const struct stomp_view *v)
+{
+	if (!v || STOMP_VIEW_EQ_LIT(*v, "auto"))
+		return SESSION_ACK_AUTO;
+	if (STOMP_VIEW_EQ_LIT(*v, "client"))
+		return SESSION_ACK_CLIENT;
+	if (STOMP_VIEW_EQ_LIT(*v, "client-individual"))
+		return SESSION_ACK_INDIVIDUAL;
+	return -1;
+}
+
+static int parse_u32_view(const struct stomp_view *v, uint32_t *out)
+{
+	uint64_t x = 0;
+
+	if (!v->len || v->len > 10)
+		return -1;
+	for (size_t i = 0; i < v->len; i++) {
+		if (v->ptr[i] < '0' || v->ptr[i] > '9')
+			return -1;
+		x = x * 10 + (uint64_t)(v->ptr[i] - '0');
+	}
+	if (x > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)x;
+	return 0;
+}
+
+void sub_on_subscribe(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	const struct stomp_view *d = stomp_frame_header(f, "destination");
+	const struct stomp_view *id = stomp_frame_header(f, "id");
+	const struct stomp_view *pf = stomp_frame_header(f, "prefetch-count");
+	int ack = parse_ack_mode(stomp_frame_header(f, "ack"));
+	struct stomp_view idv;
+	struct sub *sub;
+	uint32_t prefetch = 0;
+
+	if (!destname_check(sh, s, f, d) || !session_authorized(sh, s, f, ACL_SUBSCRIBE, d))
+		return;
+	if (!id && s->version != STOMP_V10) {
+		session_fail_frame(sh, s, f, "missing id header", "SUBSCRIBE requires an 'id' header");
+		return;
+	}
+	idv = id ? *id : *d;	/* STOMP 1.0: the destination names the subscription */
+	if (ack < 0) {
+		session_fail_frame(sh, s, f, "invalid ack mode", "ack must be auto, client or client-individual");
+		return;
+	}
+	if (pf && parse_u32_view(pf, &prefetch)) {
+		session_fail_frame(sh, s, f, "invalid prefetch-count", "prefetch-count must be a number");
+		return;
+	}
+	if (sub_by_id(s, idv, NULL)) {
+		session_fail_frame(sh, s, f, "duplicate subscription id", "A subscription with this id exists");
+		return;
+	}
+	if (s->nsubs >= sh->cfg->limits.max_subscriptions) {
+		session_fail_frame(sh, s, f, "too many subscriptions", "The connection reached max-subscriptions");
+		return;
+	}
+	sub = hd_calloc(1, sizeof(*sub));
+	sub->s = s;
+	sub->idx = s->next_sub_idx++;
+	sub->ack_mode = (uint8_t)ack;
+	sub->prefetch = prefetch;
+	{
+		struct stomp_view key = destname_key(sh, s, *d);
+
+		sub->dest = hd_strndup(key.ptr, key.len);
+		sub->dest_len = (uint32_t)key.len;
+	}
+	sub->id = hd_strndup(idv.ptr, idv.len);
+	sub->id_len = (uint32_t)idv.len;
+	sub->owner = dest_owner(sub->dest, sub->dest_len, sh->nshards);
+	if (destname_is_queue(*d))
+		sub->kind = SUB_QUEUE;
+	else if (topic_is_pattern(d->ptr + DESTNAME_TOPIC_LEN, d->len - DESTNAME_TOPIC_LEN))
+		sub->kind = SUB_PATTERN;
+	else
+		sub->kind = SUB_TOPIC;
+	s->subs = hd_realloc(s->subs, (s->nsubs + 1) * sizeof(*s->subs));
+	s->subs[s->nsubs++] = sub;
+	sh->stats.subscriptions++;
+	{
+		uint32_t seq = receipt_begin(s, f, 0, false);
+
+		receipt_sync_mask(sh, s, sub_attach(sh, sub, seq), seq);
+	}
+	receipt_flush(sh, s);
+}
+
+void sub_on_unsubscribe(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	const struct stomp_view *id = stomp_frame_header(f, "id");
+	uint32_t i;
+	struct sub *sub;
+	uint64_t owner_mask;
+
+	if (!id && s->version == STOMP_V10)
+		id = stomp_frame_header(f, "destination");
+	if (!id) {
+		session_fail_frame(sh, s, f, "missing id header", "UNSUBSCRIBE requires an 'id' header");
+		return;
+	}
+	sub = sub_by_id(s, *id, &i);
+	if (!sub) {
+		/* RabbitMQ answers so too: a client that thinks it unsubscribed is told it never was */
+		session_fail_frame(sh, s, f, "No subscription found",
+			   "UNSUBSCRIBE must refer to an existing subscription");
+		return;
+	}
+	owner_mask = 1ull << sub->owner;
+	sub_remove(sh, s, i);
+	receipt_sync_mask(sh, s, owner_mask, receipt_begin(s, f, 0, false));
+	receipt_flush(sh, s);
+}
