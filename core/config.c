@@ -1,6 +1,7 @@
 /*
  * core/config.c - one table of options serves the INI file, the flags and --help, so a
- * setting cannot exist in one and not the others.
+ * setting cannot exist in one and not the others. Main adds the tables of the modules core
+ * does not know (the cluster's) through config_load's `extra`.
  */
 #include "core/config.h"
 
@@ -12,68 +13,53 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_type { OPT_STR, OPT_U16, OPT_U32, OPT_U64, OPT_BOOL, OPT_LOG, OPT_JOIN, OPT_USER };
-
-struct opt {
-	const char *name;	/* flag --name; INI key name in any section */
-	enum opt_type type;
-	size_t off;		/* into struct herald_config */
-	size_t size;		/* for strings */
-	const char *help;
+/* An option found by name, with the struct it writes into. */
+struct found_opt {
+	const struct config_option *o;
+	void *base;
 };
 
 #define C(field) offsetof(struct herald_config, field), sizeof(((struct herald_config *)0)->field)
-static const struct opt opts[] = {
-	{ "bind", OPT_STR, C(bind_addr), "address for client listeners" },
-	{ "stomp-port", OPT_U16, C(stomp_port), "STOMP over TCP port (0: pick a free one)" },
-	{ "ws-port", OPT_U16, C(ws_port), "STOMP over WebSocket port (0: pick a free one)" },
-	{ "ws-path", OPT_STR, C(ws_path), "WebSocket endpoint path" },
-	{ "ws-origins", OPT_STR, C(ws_origins),
-	  "comma-separated Origins allowed to open WebSockets (e.g. https://app.example); empty: any" },
-	{ "shards", OPT_U32, C(shards), "shard threads (0: one per online CPU)" },
-	{ "node-name", OPT_STR, C(node_name), "node name (default: hostname:stomp-port)" },
-	{ "log-level", OPT_LOG, C(log_level), "error, warn, info or debug" },
-	{ "vhosts", OPT_STR, C(vhosts), "comma-separated virtual hosts (CONNECT's host header)" },
-	{ "users-file", OPT_STR, C(users_file), "users file written by `heraldctl user` (docs/auth.md)" },
-	{ "rules-file", OPT_STR, C(rules_file), "authorization rules file (docs/auth.md); none: built-in defaults" },
-	{ "user", OPT_USER, C(users), "NAME:PASSWORD[:TAG,...] quick-start user (repeatable)" },
-	{ "jwt-hs256-secret-file", OPT_STR, C(jwt_hs256_secret_file), "file with the HS256 secret: passcodes may be JWTs" },
-	{ "jwt-rs256-key-file", OPT_STR, C(jwt_rs256_key_file), "PEM public key for RS256 JWTs" },
-	{ "jwt-es256-key-file", OPT_STR, C(jwt_es256_key_file), "PEM public key for ES256 JWTs" },
-	{ "jwt-audience", OPT_STR, C(jwt_audience), "required JWT aud" },
-	{ "jwt-issuer", OPT_STR, C(jwt_issuer), "required JWT iss" },
-	{ "jwt-leeway-s", OPT_U32, C(jwt_leeway_s), "clock skew allowed on JWT exp/nbf, seconds" },
-	{ "default-user", OPT_STR, C(default_user), "built-in user (loopback only)" },
-	{ "default-pass", OPT_STR, C(default_pass), "built-in user's password" },
-	{ "heartbeat-min-ms", OPT_U32, C(limits.heartbeat_min_ms), "shortest heart-beat interval honoured" },
-	{ "max-frame-bytes", OPT_U64, C(limits.max_frame_bytes), "largest STOMP frame" },
-	{ "max-headers", OPT_U32, C(limits.max_headers), "header lines per frame" },
-	{ "max-header-line", OPT_U32, C(limits.max_header_line), "bytes per header line" },
-	{ "max-body-bytes", OPT_U64, C(limits.max_body_bytes), "largest frame body" },
-	{ "max-outbound-bytes", OPT_U64, C(limits.max_outbound_bytes),
-	  "send backlog per connection before a topic subscriber is dropped as slow" },
-	{ "max-queue-length", OPT_U32, C(limits.max_queue_length), "ready messages per queue" },
-	{ "max-connections", OPT_U32, C(limits.max_connections), "connections per node" },
-	{ "max-subscriptions", OPT_U32, C(limits.max_subscriptions), "subscriptions per connection" },
-	{ "memory-high-water", OPT_U64, C(limits.memory_high_water),
-	  "allocated bytes above which SENDs are refused" },
-	{ "max-tx-frames", OPT_U32, C(limits.max_tx_frames), "frames held in one transaction" },
-	{ "max-transactions", OPT_U32, C(limits.max_transactions),
-	  "open transactions per connection" },
-	{ "max-destination-bytes", OPT_U32, C(limits.max_destination_bytes),
-	  "longest destination name (RabbitMQ's limit is 255 too)" },
-	{ "connect-timeout-ms", OPT_U32, C(limits.connect_timeout_ms), "time to send CONNECT" },
-	{ "cluster", OPT_BOOL, C(cluster_enabled), "run the gossip membership layer" },
-	{ "cluster-name", OPT_STR, C(cluster.cluster_name), "cluster name (gossip is refused across names)" },
-	{ "gossip-port", OPT_U16, C(cluster.gossip_port), "gossip port, UDP and TCP (0: pick)" },
-	{ "gossip-bind", OPT_STR, C(cluster.bind_addr), "gossip bind address" },
-	{ "gossip-advertise", OPT_STR, C(cluster.gossip_advertise),
-	  "address peers should use for our gossip port (default: the bind address)" },
-	{ "gossip-interval", OPT_U32, C(cluster.gossip_interval_ms), "gossip protocol period, ms" },
-	{ "gossip-key", OPT_STR, C(cluster.key_file), "file holding the shared gossip key" },
-	{ "join", OPT_JOIN, C(cluster.join), "host:port[,host:port...] seeds to join" },
-	{ "admin-bind", OPT_STR, C(cluster.admin_bind), "admin HTTP address" },
-	{ "admin-port", OPT_U16, C(cluster.admin_port), "admin HTTP port (0: pick)" },
+static const struct config_option opts[] = {
+	{ "bind", CONFIG_STR, C(bind_addr), "address for client listeners", NULL },
+	{ "stomp-port", CONFIG_U16, C(stomp_port), "STOMP over TCP port (0: pick a free one)", NULL },
+	{ "ws-port", CONFIG_U16, C(ws_port), "STOMP over WebSocket port (0: pick a free one)", NULL },
+	{ "ws-path", CONFIG_STR, C(ws_path), "WebSocket endpoint path", NULL },
+	{ "ws-origins", CONFIG_STR, C(ws_origins),
+	  "comma-separated Origins allowed to open WebSockets (e.g. https://app.example); empty: any", NULL },
+	{ "shards", CONFIG_U32, C(shards), "shard threads (0: one per online CPU)", NULL },
+	{ "node-name", CONFIG_STR, C(node_name), "node name (default: hostname:stomp-port)", NULL },
+	{ "log-level", CONFIG_LOG, C(log_level), "error, warn, info or debug", NULL },
+	{ "vhosts", CONFIG_STR, C(vhosts), "comma-separated virtual hosts (CONNECT's host header)", NULL },
+	{ "users-file", CONFIG_STR, C(users_file), "users file written by `heraldctl user` (docs/auth.md)", NULL },
+	{ "rules-file", CONFIG_STR, C(rules_file), "authorization rules file (docs/auth.md); none: built-in defaults", NULL },
+	{ "user", CONFIG_USER, C(users), "NAME:PASSWORD[:TAG,...] quick-start user (repeatable)", NULL },
+	{ "jwt-hs256-secret-file", CONFIG_STR, C(jwt_hs256_secret_file), "file with the HS256 secret: passcodes may be JWTs", NULL },
+	{ "jwt-rs256-key-file", CONFIG_STR, C(jwt_rs256_key_file), "PEM public key for RS256 JWTs", NULL },
+	{ "jwt-es256-key-file", CONFIG_STR, C(jwt_es256_key_file), "PEM public key for ES256 JWTs", NULL },
+	{ "jwt-audience", CONFIG_STR, C(jwt_audience), "required JWT aud", NULL },
+	{ "jwt-issuer", CONFIG_STR, C(jwt_issuer), "required JWT iss", NULL },
+	{ "jwt-leeway-s", CONFIG_U32, C(jwt_leeway_s), "clock skew allowed on JWT exp/nbf, seconds", NULL },
+	{ "default-user", CONFIG_STR, C(default_user), "built-in user (loopback only)", NULL },
+	{ "default-pass", CONFIG_STR, C(default_pass), "built-in user's password", NULL },
+	{ "heartbeat-min-ms", CONFIG_U32, C(limits.heartbeat_min_ms), "shortest heart-beat interval honoured", NULL },
+	{ "max-frame-bytes", CONFIG_U64, C(limits.max_frame_bytes), "largest STOMP frame", NULL },
+	{ "max-headers", CONFIG_U32, C(limits.max_headers), "header lines per frame", NULL },
+	{ "max-header-line", CONFIG_U32, C(limits.max_header_line), "bytes per header line", NULL },
+	{ "max-body-bytes", CONFIG_U64, C(limits.max_body_bytes), "largest frame body", NULL },
+	{ "max-outbound-bytes", CONFIG_U64, C(limits.max_outbound_bytes),
+	  "send backlog per connection before a topic subscriber is dropped as slow", NULL },
+	{ "max-queue-length", CONFIG_U32, C(limits.max_queue_length), "ready messages per queue", NULL },
+	{ "max-connections", CONFIG_U32, C(limits.max_connections), "connections per node", NULL },
+	{ "max-subscriptions", CONFIG_U32, C(limits.max_subscriptions), "subscriptions per connection", NULL },
+	{ "memory-high-water", CONFIG_U64, C(limits.memory_high_water),
+	  "allocated bytes above which SENDs are refused", NULL },
+	{ "max-tx-frames", CONFIG_U32, C(limits.max_tx_frames), "frames held in one transaction", NULL },
+	{ "max-transactions", CONFIG_U32, C(limits.max_transactions),
+	  "open transactions per connection", NULL },
+	{ "max-destination-bytes", CONFIG_U32, C(limits.max_destination_bytes),
+	  "longest destination name (RabbitMQ's limit is 255 too)", NULL },
+	{ "connect-timeout-ms", CONFIG_U32, C(limits.connect_timeout_ms), "time to send CONNECT", NULL },
 };
 #undef C
 
@@ -108,8 +94,6 @@ void config_defaults(struct herald_config *cfg)
 		.heartbeat_min_ms = 50,
 		.connect_timeout_ms = 10000,
 	};
-	cfg->cluster_enabled = true;
-	/* cfg->cluster: main fills it with cluster_config_defaults (core never calls cluster) */
 }
 
 static int parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -125,49 +109,35 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-static int set_join(struct herald_config *cfg, const char *val)
+static int set_opt(struct herald_config *cfg, const struct found_opt *f, const char *val)
 {
-	char buf[2048];
-	char *save = NULL;
-
-	snprintf(buf, sizeof(buf), "%s", val);
-	cfg->cluster.njoin = 0;
-	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		if (cfg->cluster.njoin == CLUSTER_MAX_JOIN)
-			return -1;
-		snprintf(cfg->cluster.join[cfg->cluster.njoin++], sizeof(cfg->cluster.join[0]), "%s", t);
-	}
-	return 0;
-}
-
-static int set_opt(struct herald_config *cfg, const struct opt *o, const char *val)
-{
-	char *field = (char *)cfg + o->off;
+	const struct config_option *o = f->o;
+	char *field = (char *)f->base + o->off;
 	uint64_t v;
 	int lvl;
 
 	switch (o->type) {
-	case OPT_STR:
+	case CONFIG_STR:
 		if (strlen(val) >= o->size)
 			return -1;
 		strcpy(field, val);
 		return 0;
-	case OPT_U16:
+	case CONFIG_U16:
 		if (parse_u64(val, UINT16_MAX, &v))
 			return -1;
 		*(uint16_t *)field = (uint16_t)v;
 		return 0;
-	case OPT_U32:
+	case CONFIG_U32:
 		if (parse_u64(val, UINT32_MAX, &v))
 			return -1;
 		*(uint32_t *)field = (uint32_t)v;
 		return 0;
-	case OPT_U64:
+	case CONFIG_U64:
 		if (parse_u64(val, UINT64_MAX, &v))
 			return -1;
 		*(uint64_t *)field = v;
 		return 0;
-	case OPT_BOOL:
+	case CONFIG_BOOL:
 		if (!strcmp(val, "true") || !strcmp(val, "1") || !strcmp(val, "yes"))
 			*(bool *)field = true;
 		else if (!strcmp(val, "false") || !strcmp(val, "0") || !strcmp(val, "no"))
@@ -175,15 +145,15 @@ static int set_opt(struct herald_config *cfg, const struct opt *o, const char *v
 		else
 			return -1;
 		return 0;
-	case OPT_LOG:
+	case CONFIG_LOG:
 		lvl = hd_log_level_parse(val);
 		if (lvl < 0)
 			return -1;
 		*(int *)field = lvl;
 		return 0;
-	case OPT_JOIN:
-		return set_join(cfg, val);
-	case OPT_USER:
+	case CONFIG_CALL:
+		return o->set(f->base, val);
+	case CONFIG_USER:
 		if (cfg->nusers == HD_ARRAY_LEN(cfg->users) || strlen(val) >= sizeof(cfg->users[0]))
 			return -1;
 		strcpy(cfg->users[cfg->nusers++], val);
@@ -192,59 +162,76 @@ static int set_opt(struct herald_config *cfg, const struct opt *o, const char *v
 	return -1;
 }
 
-static const struct opt *find_opt(const char *name)
+/* The core's own table, then the caller's (config_load's `extra`). */
+static const struct config_options *extra_opts;
+
+static bool find_opt(struct herald_config *cfg, const char *name, struct found_opt *out)
 {
-	for (size_t i = 0; i < HD_ARRAY_LEN(opts); i++)
-		if (!strcmp(opts[i].name, name))
-			return &opts[i];
-	return NULL;
+	for (size_t i = 0; i < HD_ARRAY_LEN(opts); i++) {
+		if (!strcmp(opts[i].name, name)) {
+			*out = (struct found_opt){ &opts[i], cfg };
+			return true;
+		}
+	}
+	for (size_t i = 0; extra_opts && i < extra_opts->n; i++) {
+		if (!strcmp(extra_opts->opt[i].name, name)) {
+			*out = (struct found_opt){ &extra_opts->opt[i], extra_opts->base };
+			return true;
+		}
+	}
+	return false;
 }
 
 static int config_ini_line(void *user, const char *section, const char *name, const char *value)
 {
-	const struct opt *o = find_opt(name);
+	struct found_opt o;
 
 	(void)section;
-	if (!o) {
+	if (!find_opt(user, name, &o)) {
 		fprintf(stderr, "herald: config: unknown setting '%s'\n", name);
 		return 0;
 	}
-	if (set_opt(user, o, value)) {
+	if (set_opt(user, &o, value)) {
 		fprintf(stderr, "herald: config: bad value for '%s': %s\n", name, value);
 		return 0;
 	}
 	return 1;
 }
 
+static void print_option(const struct config_option *o, const void *base)
+{
+	const char *field = (const char *)base + o->off;
+	char val[64];
+
+	switch (o->type) {
+	case CONFIG_STR: snprintf(val, sizeof(val), "%s", field); break;
+	case CONFIG_U16: snprintf(val, sizeof(val), "%u", *(const uint16_t *)field); break;
+	case CONFIG_U32: snprintf(val, sizeof(val), "%u", *(const uint32_t *)field); break;
+	case CONFIG_U64: snprintf(val, sizeof(val), "%llu",
+				  (unsigned long long)*(const uint64_t *)field); break;
+	case CONFIG_BOOL: snprintf(val, sizeof(val), "%s", *(const bool *)field ? "true" : "false"); break;
+	case CONFIG_LOG: snprintf(val, sizeof(val), "info"); break;
+	case CONFIG_CALL: snprintf(val, sizeof(val), "none"); break;
+	case CONFIG_USER: snprintf(val, sizeof(val), "none"); break;
+	}
+	printf("  --%-20s %s (default: %s)\n", o->name, o->help, val[0] ? val : "\"\"");
+}
+
 /* Lists every option with its current value (the defaults, plus --config's if it came first). */
 static void print_help(const struct herald_config *cur)
 {
-	const struct herald_config d = *cur;
-	char val[64];
-
 	printf("usage: herald [--config FILE] [--OPTION VALUE ...] [--version] [--help]\n"
 	       "Every option may also be set as `name = value` in the INI config file.\n\n");
-	for (size_t i = 0; i < HD_ARRAY_LEN(opts); i++) {
-		const struct opt *o = &opts[i];
-		const char *field = (const char *)&d + o->off;
-
-		switch (o->type) {
-		case OPT_STR: snprintf(val, sizeof(val), "%s", field); break;
-		case OPT_U16: snprintf(val, sizeof(val), "%u", *(const uint16_t *)field); break;
-		case OPT_U32: snprintf(val, sizeof(val), "%u", *(const uint32_t *)field); break;
-		case OPT_U64: snprintf(val, sizeof(val), "%llu",
-				       (unsigned long long)*(const uint64_t *)field); break;
-		case OPT_BOOL: snprintf(val, sizeof(val), "%s", *(const bool *)field ? "true" : "false"); break;
-		case OPT_LOG: snprintf(val, sizeof(val), "info"); break;
-		case OPT_JOIN: snprintf(val, sizeof(val), "none"); break;
-		case OPT_USER: snprintf(val, sizeof(val), "none"); break;
-		}
-		printf("  --%-20s %s (default: %s)\n", o->name, o->help, val[0] ? val : "\"\"");
-	}
+	for (size_t i = 0; i < HD_ARRAY_LEN(opts); i++)
+		print_option(&opts[i], cur);
+	for (size_t i = 0; extra_opts && i < extra_opts->n; i++)
+		print_option(&extra_opts->opt[i], extra_opts->base);
 }
 
-int config_load(struct herald_config *cfg, int argc, char **argv)
+int config_load(struct herald_config *cfg, const struct config_options *extra, int argc,
+		char **argv)
 {
+	extra_opts = extra;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			print_help(cfg);
@@ -266,7 +253,7 @@ int config_load(struct herald_config *cfg, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
 		const char *val;
-		const struct opt *o;
+		struct found_opt o;
 		char name[64];
 		const char *eq;
 
@@ -280,14 +267,13 @@ int config_load(struct herald_config *cfg, int argc, char **argv)
 			i++;
 			continue;
 		}
-		o = find_opt(name);
-		if (!o) {
+		if (!find_opt(cfg, name, &o)) {
 			fprintf(stderr, "herald: unknown option --%s (see --help)\n", name);
 			return -1;
 		}
 		if (eq)
 			val = eq + 1;
-		else if (o->type == OPT_BOOL && (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2)))
+		else if (o.o->type == CONFIG_BOOL && (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2)))
 			val = "true";
 		else if (i + 1 < argc)
 			val = argv[++i];
@@ -295,10 +281,10 @@ int config_load(struct herald_config *cfg, int argc, char **argv)
 			fprintf(stderr, "herald: --%s needs a value\n", name);
 			return -1;
 		}
-		if (set_opt(cfg, o, val)) {
+		if (set_opt(cfg, &o, val)) {
 			/* never echo a --user value: it holds a password */
-			fprintf(stderr, "herald: bad value for --%s%s%s\n", name, o->type == OPT_USER ? "" : ": ",
-				o->type == OPT_USER ? "" : val);
+			fprintf(stderr, "herald: bad value for --%s%s%s\n", name, o.o->type == CONFIG_USER ? "" : ": ",
+				o.o->type == CONFIG_USER ? "" : val);
 			return -1;
 		}
 	}

@@ -6,8 +6,6 @@
 #ifndef CORE_CONFIG_H
 #define CORE_CONFIG_H
 
-#include "cluster/cluster.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,16 +56,38 @@ struct herald_config {
 	char default_pass[64];
 	bool default_user_loopback_only;
 	struct hd_limits limits;
-	struct cluster_config cluster;
-	bool cluster_enabled;
 };
 
-/* Embedded defaults (RabbitMQ's ports: STOMP 61613, WebSocket 15674 at /ws). Leaves
- * cfg->cluster zeroed: the caller applies cluster_config_defaults (core does not use cluster). */
+/* One setting: `--name value` on the command line, `name = value` in the INI file. */
+enum config_opt_type {
+	CONFIG_STR, CONFIG_U16, CONFIG_U32, CONFIG_U64, CONFIG_BOOL, CONFIG_LOG, CONFIG_USER,
+	CONFIG_CALL,		/* set(base, value) parses it */
+};
+
+struct config_option {
+	const char *name;
+	enum config_opt_type type;
+	size_t off;		/* of the field in the struct the table writes into */
+	size_t size;		/* for strings: the field's size */
+	const char *help;
+	int (*set)(void *base, const char *value);	/* CONFIG_CALL: 0 or -1 */
+};
+
+/* A table of options a module outside core (the cluster) adds, writing into `base`. */
+struct config_options {
+	const struct config_option *opt;
+	size_t n;
+	void *base;
+};
+
+/* Embedded defaults (RabbitMQ's ports: STOMP 61613, WebSocket 15674 at /ws). The settings
+ * of other modules (`extra` in config_load) keep the defaults their owner gave them. */
 void config_defaults(struct herald_config *cfg);
 
-/* Applies --config FILE (if given) then every flag. Returns 0, 1 when the caller should
- * exit 0 (--help, --version printed), or -1 after printing an error. */
-int config_load(struct herald_config *cfg, int argc, char **argv);
+/* Applies --config FILE (if given) then every flag, to cfg or, for the names in `extra`
+ * (may be NULL), to extra->base. Returns 0, 1 when the caller should exit 0 (--help,
+ * --version printed), or -1 after printing an error. Main thread. */
+int config_load(struct herald_config *cfg, const struct config_options *extra, int argc,
+		char **argv);
 
 #endif

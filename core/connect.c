@@ -106,10 +106,10 @@ void session_hb_list_add(struct shard *sh, struct session *s)
 		return;
 	s->on_hb_list = true;
 	s->hb_prev = NULL;
-	s->hb_next = sh->hb_list;
-	if (sh->hb_list)
-		sh->hb_list->hb_prev = s;
-	sh->hb_list = s;
+	s->hb_next = sh->sessions.hb_list;
+	if (sh->sessions.hb_list)
+		sh->sessions.hb_list->hb_prev = s;
+	sh->sessions.hb_list = s;
 }
 
 void session_hb_list_remove(struct shard *sh, struct session *s)
@@ -120,7 +120,7 @@ void session_hb_list_remove(struct shard *sh, struct session *s)
 	if (s->hb_prev)
 		s->hb_prev->hb_next = s->hb_next;
 	else
-		sh->hb_list = s->hb_next;
+		sh->sessions.hb_list = s->hb_next;
 	if (s->hb_next)
 		s->hb_next->hb_prev = s->hb_prev;
 }
@@ -333,7 +333,7 @@ void connect_on_connect(struct shard *sh, struct session *s, const struct stomp_
 
 void session_tick(struct shard *sh, uint64_t now_ms)
 {
-	for (struct session *s = sh->hb_list, *next; s; s = next) {
+	for (struct session *s = sh->sessions.hb_list, *next; s; s = next) {
 		next = s->hb_next;
 		if (s->close_mode)
 			continue;

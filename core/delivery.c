@@ -65,13 +65,13 @@ static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t 
 		o->head_len = (uint16_t)len;
 	} else {
 		/* a long subscription id: the head goes out as its own copied entry */
-		n = stomp_encode_message_head(sh->enc_buf + room, sh->enc_cap - room, s->version,
+		n = stomp_encode_message_head(sh->sessions.enc_buf + room, sh->sessions.enc_cap - room, s->version,
 					      (struct stomp_view){ sub->id, sub->id_len }, hmsg_msgid(m),
 					      s->version == STOMP_V12 ? ackv : (struct stomp_view){ 0 },
 					      redelivered);
 		HD_ASSERT(n > 0);
-		net_conn_write_copy(&sh->loop, s->conn, sh->enc_buf,
-				    s->ws ? wsconn_prefix_head(sh->enc_buf, room, (size_t)n, m, tail_len) :
+		net_conn_write_copy(&sh->loop, s->conn, sh->sessions.enc_buf,
+				    s->ws ? wsconn_prefix_head(sh->sessions.enc_buf, room, (size_t)n, m, tail_len) :
 					    (size_t)n)->flags |= NET_OUT_CONTINUES;
 		o = net_conn_out_reserve(&sh->loop, s->conn);
 	}
@@ -113,7 +113,7 @@ static void deliver_topic(struct shard *sh, struct sub *sub, struct hmsg *m)
 void session_on_topic_deliver(struct shard *sh, const struct xmsg *xm)
 {
 	struct hmsg *m = xm->ptr;
-	struct local_topic *lt = strmap_get(&sh->local.topics, hmsg_dest(m), m->dest_len);
+	struct local_topic *lt = strmap_get(&sh->sessions.local.topics, hmsg_dest(m), m->dest_len);
 	const size_t plen = DESTNAME_TOPIC_LEN;
 
 	if (lt) {
@@ -122,7 +122,7 @@ void session_on_topic_deliver(struct shard *sh, const struct xmsg *xm)
 			deliver_topic(sh, sub, m);
 		}
 	}
-	for (struct sub *sub = sh->local.patterns, *next; sub; sub = next) {
+	for (struct sub *sub = sh->sessions.local.patterns, *next; sub; sub = next) {
 		next = sub->next;
 		if (topic_match_scoped(sub->dest + plen, sub->dest_len - plen, hmsg_dest(m) + plen,
 				       m->dest_len - plen))

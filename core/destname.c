@@ -82,14 +82,14 @@ struct stomp_view destname_key(struct shard *sh, const struct session *s, struct
 	if (s->vhost[0] == '/' && !s->vhost[1])
 		return d;
 	vlen = strlen(s->vhost);
-	if (d.len + 1 + vlen > sh->key_cap) {
-		sh->key_cap = d.len + 1 + vlen;
-		sh->key_buf = hd_realloc(sh->key_buf, sh->key_cap);
+	if (d.len + 1 + vlen > sh->sessions.key_cap) {
+		sh->sessions.key_cap = d.len + 1 + vlen;
+		sh->sessions.key_buf = hd_realloc(sh->sessions.key_buf, sh->sessions.key_cap);
 	}
-	memcpy(sh->key_buf, d.ptr, d.len);
-	sh->key_buf[d.len] = TOPIC_SCOPE_SEP;
-	memcpy(sh->key_buf + d.len + 1, s->vhost, vlen);
-	return (struct stomp_view){ sh->key_buf, d.len + 1 + vlen };
+	memcpy(sh->sessions.key_buf, d.ptr, d.len);
+	sh->sessions.key_buf[d.len] = TOPIC_SCOPE_SEP;
+	memcpy(sh->sessions.key_buf + d.len + 1, s->vhost, vlen);
+	return (struct stomp_view){ sh->sessions.key_buf, d.len + 1 + vlen };
 }
 
 struct xname *xname_create(const char *name, size_t len)

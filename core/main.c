@@ -140,9 +140,48 @@ static int make_static_users(const struct herald_config *cfg)
 	return 0;
 }
 
+/* The cluster's settings: core's option parser fills them through the table below, core
+ * itself never sees them (core does not depend on cluster). */
+struct cluster_settings {
+	struct cluster_config c;
+	bool enabled;
+};
+
+static int set_join(void *base, const char *val)
+{
+	struct cluster_config *c = &((struct cluster_settings *)base)->c;
+	char buf[2048];
+	char *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", val);
+	c->njoin = 0;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (c->njoin == CLUSTER_MAX_JOIN)
+			return -1;
+		snprintf(c->join[c->njoin++], sizeof(c->join[0]), "%s", t);
+	}
+	return 0;
+}
+
+#define C(field) offsetof(struct cluster_settings, field), sizeof(((struct cluster_settings *)0)->field)
+static const struct config_option cluster_opts[] = {
+	{ "cluster", CONFIG_BOOL, C(enabled), "run the gossip membership layer", NULL },
+	{ "cluster-name", CONFIG_STR, C(c.cluster_name), "cluster name (gossip is refused across names)", NULL },
+	{ "gossip-port", CONFIG_U16, C(c.gossip_port), "gossip port, UDP and TCP (0: pick)", NULL },
+	{ "gossip-bind", CONFIG_STR, C(c.bind_addr), "gossip bind address", NULL },
+	{ "gossip-advertise", CONFIG_STR, C(c.gossip_advertise),
+	  "address peers should use for our gossip port (default: the bind address)", NULL },
+	{ "gossip-interval", CONFIG_U32, C(c.gossip_interval_ms), "gossip protocol period, ms", NULL },
+	{ "gossip-key", CONFIG_STR, C(c.key_file), "file holding the shared gossip key", NULL },
+	{ "join", CONFIG_CALL, C(c.join), "host:port[,host:port...] seeds to join", set_join },
+	{ "admin-bind", CONFIG_STR, C(c.admin_bind), "admin HTTP address", NULL },
+	{ "admin-port", CONFIG_U16, C(c.admin_port), "admin HTTP port (0: pick)", NULL },
+};
+#undef C
+
 static char gossip_bind_default[64];
 
-static void derive_names(struct herald_config *cfg)
+static void derive_names(struct herald_config *cfg, struct cluster_config *cl)
 {
 	char host[100];
 
@@ -152,20 +191,22 @@ static void derive_names(struct herald_config *cfg)
 		host[sizeof(host) - 1] = '\0';
 		snprintf(cfg->node_name, sizeof(cfg->node_name), "%s:%u", host, cfg->stomp_port);
 	}
-	snprintf(cfg->cluster.node_name, sizeof(cfg->cluster.node_name), "%s", cfg->node_name);
-	snprintf(cfg->cluster.advertise_addr, sizeof(cfg->cluster.advertise_addr), "%s",
+	snprintf(cl->node_name, sizeof(cl->node_name), "%s", cfg->node_name);
+	snprintf(cl->advertise_addr, sizeof(cl->advertise_addr), "%s",
 		 strcmp(cfg->bind_addr, "0.0.0.0") ? cfg->bind_addr : "127.0.0.1");
 	/* gossip listens where the clients do unless told otherwise (--gossip-bind) */
-	if (!strcmp(cfg->cluster.bind_addr, gossip_bind_default) && strcmp(cfg->bind_addr, "0.0.0.0"))
-		snprintf(cfg->cluster.bind_addr, sizeof(cfg->cluster.bind_addr), "%s", cfg->bind_addr);
-	cfg->cluster.stomp_port = cfg->stomp_port;
-	cfg->cluster.ws_port = cfg->ws_port;
-	cfg->cluster.nshards = (uint16_t)nshards;
+	if (!strcmp(cl->bind_addr, gossip_bind_default) && strcmp(cfg->bind_addr, "0.0.0.0"))
+		snprintf(cl->bind_addr, sizeof(cl->bind_addr), "%s", cfg->bind_addr);
+	cl->stomp_port = cfg->stomp_port;
+	cl->ws_port = cfg->ws_port;
+	cl->nshards = (uint16_t)nshards;
 }
 
 int main(int argc, char **argv)
 {
 	static struct herald_config cfg;
+	static struct cluster_settings cl = { .enabled = true };
+	const struct config_options extra = { cluster_opts, HD_ARRAY_LEN(cluster_opts), &cl };
 	struct cluster *cluster = NULL;
 	struct authsvc *authsvc = NULL;
 	sigset_t sigs;
@@ -173,9 +214,9 @@ int main(int argc, char **argv)
 	int rc;
 
 	config_defaults(&cfg);
-	cluster_config_defaults(&cfg.cluster);
-	snprintf(gossip_bind_default, sizeof(gossip_bind_default), "%s", cfg.cluster.bind_addr);
-	rc = config_load(&cfg, argc, argv);
+	cluster_config_defaults(&cl.c);
+	snprintf(gossip_bind_default, sizeof(gossip_bind_default), "%s", cl.c.bind_addr);
+	rc = config_load(&cfg, &extra, argc, argv);
 	if (rc)
 		return rc > 0 ? 0 : 2;
 	hd_log_set_level((enum hd_log_level)cfg.log_level);
@@ -207,14 +248,14 @@ int main(int argc, char **argv)
 		return 1;
 	if (open_listeners("ws", cfg.bind_addr, &cfg.ws_port, CONN_KIND_WS))
 		return 1;
-	derive_names(&cfg);
+	derive_names(&cfg, &cl.c);
 	hd_log_info("herald %s node %s: %u shards", HERALD_VERSION, cfg.node_name, nshards);
 	if (shard_start_all(shards, nshards)) {
 		hd_log_err("cannot start shard threads");
 		return 1;
 	}
-	if (cfg.cluster_enabled) {
-		rc = cluster_start(&cluster, &cfg.cluster, sum_load, NULL);
+	if (cl.enabled) {
+		rc = cluster_start(&cluster, &cl.c, sum_load, NULL);
 		if (rc) {
 			hd_log_err("cannot start the cluster layer: %s", strerror(-rc));
 			shard_stop_all(shards, nshards);

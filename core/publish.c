@@ -50,16 +50,16 @@ static struct hmsg *build(struct shard *sh, const struct stomp_frame *f, struct 
 	};
 
 	p.msg_id = (struct stomp_view){ id, message_id_format(id, shard_node_epoch, sh->id,
-							      ++sh->msg_seq) };
-	return message_build(sh->header_set, &p);
+							      ++sh->sessions.msg_seq) };
+	return message_build(sh->sessions.header_set, &p);
 }
 
 static void mem_check(struct shard *sh)
 {
-	if (sh->now_ms - sh->mem_checked_ms < 100)
+	if (sh->now_ms - sh->sessions.mem_checked_ms < 100)
 		return;
-	sh->mem_checked_ms = sh->now_ms;
-	sh->mem_over = hd_alloc_allocated_bytes() > sh->cfg->limits.memory_high_water;
+	sh->sessions.mem_checked_ms = sh->now_ms;
+	sh->sessions.mem_over = hd_alloc_allocated_bytes() > sh->cfg->limits.memory_high_water;
 }
 
 /* A SEND's user-id header, if any, names the logged-in user (or the user may impersonate). */
@@ -97,7 +97,7 @@ void publish_on_send(struct shard *sh, struct session *s, const struct stomp_fra
 	if (bad)
 		return;
 	mem_check(sh);
-	if (sh->mem_over) {
+	if (sh->sessions.mem_over) {
 		sh->stats.refused_sends++;
 		session_fail_frame(sh, s, f, "memory high-water mark reached",
 			   "The server holds too much data (memory-high-water); the message was not accepted");

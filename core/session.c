@@ -16,7 +16,9 @@
 #include "core/ack.h"
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_log.h"
+#include "core/config.h"
 #include "core/connect.h"
+#include "core/message.h"
 #include "core/publish.h"
 #include "core/receipt.h"
 #include "core/session_state.h"
@@ -30,6 +32,32 @@
 #include <stdio.h>
 #include <string.h>
 
+#define PARSE_SCRATCH_SLACK 65536	/* parse scratch beyond 4 header lines' worth */
+#define ENCODE_SCRATCH 65536		/* server frames (ERROR, RECEIPT, CONNECTED) */
+
+void session_shard_init(struct session_shard *ss, const struct hd_limits *limits)
+{
+	memset(ss, 0, sizeof(*ss));
+	local_table_init(&ss->local);
+	ss->frame = hd_alloc(sizeof(*ss->frame));
+	ss->parse_scratch_cap = (size_t)limits->max_header_line * 4 + PARSE_SCRATCH_SLACK;
+	ss->parse_scratch = hd_alloc(ss->parse_scratch_cap);
+	ss->header_set = message_header_set_create();
+	ss->enc_cap = ENCODE_SCRATCH;
+	ss->enc_buf = hd_alloc(ss->enc_cap);
+}
+
+void session_shard_fini(struct session_shard *ss)
+{
+	local_table_fini(&ss->local);
+	hd_free(ss->frame);
+	hd_free(ss->parse_scratch);
+	hd_free(ss->header_set);
+	hd_free(ss->enc_buf);
+	hd_free(ss->closing);
+	hd_free(ss->key_buf);
+}
+
 void session_write_bytes(struct shard *sh, struct session *s, const char *buf, size_t len)
 {
 	if (s->ws)
@@ -42,11 +70,11 @@ void session_write_bytes(struct shard *sh, struct session *s, const char *buf, s
 void session_write_frame(struct shard *sh, struct session *s, enum stomp_cmd cmd,
 			const struct stomp_header *h, size_t nh, const char *body, size_t body_len)
 {
-	ssize_t n = stomp_encode_frame(sh->enc_buf, sh->enc_cap, s->version, cmd, h, nh, body,
+	ssize_t n = stomp_encode_frame(sh->sessions.enc_buf, sh->sessions.enc_cap, s->version, cmd, h, nh, body,
 				       body_len, body_len > 0);
 
 	HD_ASSERT(n > 0);
-	session_write_bytes(sh, s, sh->enc_buf, (size_t)n);
+	session_write_bytes(sh, s, sh->sessions.enc_buf, (size_t)n);
 }
 
 /* Marks s for closing. Inside session_on_data the close happens when it returns; elsewhere
@@ -62,18 +90,18 @@ void session_close_later(struct shard *sh, struct session *s, enum close_mode mo
 		wsconn_send_close(&sh->loop, s->ws, s->conn, sh->stopping ? 1001 : 1000);
 	if (s->in_data)
 		return;
-	if (sh->nclosing == sh->closing_cap) {
-		sh->closing_cap = sh->closing_cap ? sh->closing_cap * 2 : 16;
-		sh->closing = hd_realloc(sh->closing, sh->closing_cap * sizeof(*sh->closing));
+	if (sh->sessions.nclosing == sh->sessions.closing_cap) {
+		sh->sessions.closing_cap = sh->sessions.closing_cap ? sh->sessions.closing_cap * 2 : 16;
+		sh->sessions.closing = hd_realloc(sh->sessions.closing, sh->sessions.closing_cap * sizeof(*sh->sessions.closing));
 	}
-	sh->closing[sh->nclosing++] = session_conn_ref(s);
+	sh->sessions.closing[sh->sessions.nclosing++] = session_conn_ref(s);
 }
 
 void session_reap_closing(struct shard *sh)
 {
-	for (uint32_t i = 0; i < sh->nclosing; i++) {
-		struct net_conn *c = net_loop_conn(&sh->loop, (uint32_t)(sh->closing[i] >> 32),
-						   (uint32_t)sh->closing[i]);
+	for (uint32_t i = 0; i < sh->sessions.nclosing; i++) {
+		struct net_conn *c = net_loop_conn(&sh->loop, (uint32_t)(sh->sessions.closing[i] >> 32),
+						   (uint32_t)sh->sessions.closing[i]);
 		struct session *s = c ? c->user : NULL;
 
 		if (!s)
@@ -83,7 +111,7 @@ void session_reap_closing(struct shard *sh)
 		else
 			net_conn_close_after_flush(&sh->loop, c);
 	}
-	sh->nclosing = 0;
+	sh->sessions.nclosing = 0;
 }
 
 struct session *session_by_ref(struct shard *sh, uint64_t ref)
@@ -184,7 +212,7 @@ void session_on_accept(struct shard *sh, struct net_conn *c)
 	s->conn = c;
 	c->user = s;
 	s->version = STOMP_V12;
-	stomp_parser_init(&s->parser, &sl, sh->parse_scratch, sh->parse_scratch_cap);
+	stomp_parser_init(&s->parser, &sl, sh->sessions.parse_scratch, sh->sessions.parse_scratch_cap);
 	s->parser.report_unknown = true;
 	s->last_rx_ms = s->last_tx_ms = sh->now_ms;
 	s->connect_deadline_ms = sh->now_ms + lim->connect_timeout_ms;
@@ -217,11 +245,11 @@ static size_t stomp_input(struct shard *sh, struct session *s, const char *buf, 
 			/* other shards cannot take more now: stop reading until they can */
 			net_conn_pause_recv(&sh->loop, s->conn);
 			if (!s->paused)
-				sh->npaused++;
+				sh->sessions.npaused++;
 			s->paused = true;
 			break;
 		}
-		n = stomp_parse(&s->parser, buf + off, len - off, sh->frame);
+		n = stomp_parse(&s->parser, buf + off, len - off, sh->sessions.frame);
 		if (n == 0)
 			break;
 		if (n < 0) {
@@ -229,8 +257,8 @@ static size_t stomp_input(struct shard *sh, struct session *s, const char *buf, 
 			break;
 		}
 		off += (size_t)n;
-		if (sh->frame->cmd != STOMP_CMD_NONE)
-			handle_frame(sh, s, sh->frame);
+		if (sh->sessions.frame->cmd != STOMP_CMD_NONE)
+			handle_frame(sh, s, sh->sessions.frame);
 	}
 	/* frames after DISCONNECT (or a refused frame) are dropped unread, as RabbitMQ does */
 	return s->disconnecting ? len : off;
@@ -284,7 +312,7 @@ void session_on_close(struct shard *sh, struct net_conn *c)
 	receipt_free_all(s);
 	session_hb_list_remove(sh, s);
 	if (s->paused)
-		sh->npaused--;
+		sh->sessions.npaused--;
 	auth_identity_destroy(s->id);
 	connect_pending_free(s);
 	if (s->ws)
@@ -309,13 +337,13 @@ void session_read_again(struct shard *sh, struct session *s)
 
 void session_resume_paused(struct shard *sh)
 {
-	for (uint32_t i = 0; sh->npaused && !sh->nparked && i < sh->loop.nconns_cap; i++) {
+	for (uint32_t i = 0; sh->sessions.npaused && !sh->nparked && i < sh->loop.nconns_cap; i++) {
 		struct net_conn *c = sh->loop.conns[i];
 		struct session *s = c ? c->user : NULL;
 
 		if (s && s->paused && c->state == NET_CONN_OPEN) {
 			s->paused = false;
-			sh->npaused--;
+			sh->sessions.npaused--;
 			if (!s->auth_pending && !s->deny_at_ms && !s->retry_at_ms)
 				session_read_again(sh, s);
 		}

@@ -32,8 +32,33 @@ struct local_table {
 	uint32_t npatterns;
 };
 
-void local_table_init(struct local_table *t);
-void local_table_fini(struct local_table *t);
+/* What the session layer keeps per shard (struct shard embeds it; the session files alone
+ * touch it). */
+struct session_shard {
+	struct local_table local;
+	struct session *hb_list;	/* sessions with heart-beats or awaiting CONNECT */
+	uint32_t npaused;		/* sessions not read while xrings are backlogged */
+	uint64_t *closing;		/* conn refs to close after this batch */
+	uint32_t nclosing;
+	uint32_t closing_cap;
+	/* scratch for one frame at a time */
+	struct stomp_frame *frame;	/* the frame being handled */
+	char *parse_scratch;		/* unescaped header copies */
+	size_t parse_scratch_cap;
+	struct header_set *header_set;	/* message_build's: the headers a MESSAGE keeps */
+	char *key_buf;			/* vhost-scoped destination keys */
+	size_t key_cap;
+	char *enc_buf;			/* encoder scratch for ERROR/RECEIPT/CONNECTED */
+	size_t enc_cap;
+	uint64_t msg_seq;		/* message-id counter */
+	uint64_t mem_checked_ms;
+	bool mem_over;			/* allocator above the memory high-water mark */
+};
+
+/* Sets up / frees ss for a shard whose frames are limited by `limits`. */
+struct hd_limits;
+void session_shard_init(struct session_shard *ss, const struct hd_limits *limits);
+void session_shard_fini(struct session_shard *ss);
 
 /* net callbacks, called by the shard's loop */
 void session_on_accept(struct shard *sh, struct net_conn *c);

@@ -10,7 +10,6 @@
 #include "core/base/hd_log.h"
 #include "core/base/hd_time.h"
 #include "core/hmsg.h"
-#include "core/message.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -29,8 +28,7 @@
 #define RING_ENTRIES 4096	/* io_uring submission queue entries */
 #define RECV_BUFS 512		/* provided receive buffers (a power of two) ... */
 #define RECV_BUF_BYTES 8192	/* ... of this size each */
-#define SCRATCH_SLACK 65536	/* room past the limits in partial-frame and parse scratch */
-#define ENCODE_SCRATCH 65536	/* server frames (ERROR, RECEIPT, CONNECTED) are encoded here */
+#define RX_PARTIAL_SLACK 65536	/* a kept partial input may pass max-frame-bytes by this */
 
 _Atomic uint64_t shard_total_connections;
 uint32_t shard_node_epoch;
@@ -325,7 +323,7 @@ static void *shard_main(void *arg)
 		.ring_entries = RING_ENTRIES,
 		.buf_count = RECV_BUFS,
 		.buf_size = RECV_BUF_BYTES,
-		.max_rx_partial = (uint32_t)HD_MIN(sh->cfg->limits.max_frame_bytes + SCRATCH_SLACK,
+		.max_rx_partial = (uint32_t)HD_MIN(sh->cfg->limits.max_frame_bytes + RX_PARTIAL_SLACK,
 						   UINT32_MAX / 2),
 	};
 	uint64_t last_tick = 0;
@@ -344,7 +342,7 @@ static void *shard_main(void *arg)
 		return NULL;
 	sh->now_ms = hd_now_ms();
 	while (!stop_done(sh)) {
-		uint32_t timeout = sh->hb_list || sh->stopping ? TICK_MS : 1000;
+		uint32_t timeout = sh->sessions.hb_list || sh->stopping ? TICK_MS : 1000;
 		uint32_t busy;
 
 		net_loop_flush(&sh->loop);
@@ -369,7 +367,7 @@ static void *shard_main(void *arg)
 		}
 		take_auth_db(sh);
 		sh->now_ms = hd_now_ms();
-		if (sh->nclosing)
+		if (sh->sessions.nclosing)
 			session_reap_closing(sh);
 		if (sh->now_ms - last_tick >= TICK_MS) {
 			last_tick = sh->now_ms;
@@ -428,18 +426,12 @@ struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg)
 		sh->out = hd_calloc(n, sizeof(*sh->out));
 		sh->parked = hd_calloc(n, sizeof(*sh->parked));
 		dest_table_init(&sh->dests);
-		local_table_init(&sh->local);
+		session_shard_init(&sh->sessions, &cfg->limits);
 		auth_shard_init(&sh->auth);
-		sh->frame = hd_alloc(sizeof(*sh->frame));
-		sh->parse_scratch_cap = (size_t)cfg->limits.max_header_line * 4 + SCRATCH_SLACK;
-		sh->parse_scratch = hd_alloc(sh->parse_scratch_cap);
-		sh->header_set = message_header_set_create();
 		http_upgrade_config_default(&sh->http_cfg);
 		sh->http_cfg.path = cfg->ws_path;
 		sh->http_cfg.origins = origins;
 		sh->http_cfg.norigins = norigins;
-		sh->enc_cap = ENCODE_SCRATCH;
-		sh->enc_buf = hd_alloc(sh->enc_cap);
 		shards[i] = sh;
 	}
 	for (uint32_t from = 0; from < n; from++) {
@@ -522,7 +514,7 @@ void shard_destroy_all(struct shard **shards, uint32_t n)
 
 		net_loop_fini(&sh->loop);
 		dest_table_fini(&sh->dests);
-		local_table_fini(&sh->local);
+		session_shard_fini(&sh->sessions);
 		auth_shard_fini(&sh->auth);
 		auth_db_unref(sh->auth_db);
 		auth_db_unref(atomic_load(&sh->auth_db_next));
@@ -535,12 +527,6 @@ void shard_destroy_all(struct shard **shards, uint32_t n)
 		hd_free(sh->in);
 		hd_free(sh->out);
 		hd_free(sh->parked);
-		hd_free(sh->frame);
-		hd_free(sh->parse_scratch);
-		hd_free(sh->header_set);
-		hd_free(sh->enc_buf);
-		hd_free(sh->closing);
-		hd_free(sh->key_buf);
 		hd_free(sh);
 	}
 	hd_free(shards);

@@ -54,7 +54,6 @@ struct xpark {
 };
 
 struct session;
-struct header_set;
 
 struct shard {
 	uint32_t id;
@@ -67,7 +66,7 @@ struct shard {
 	struct xpark *parked;		/* parked[to] */
 	uint32_t nparked;		/* total parked xmsgs */
 	struct dest_table dests;
-	struct local_table local;
+	struct session_shard sessions;	/* the session layer's own per-shard state */
 	/* authentication: the db checked against (refcounted, swapped on SIGHUP through
 	 * auth_db_next), this shard's credential cache and rate limiter, the auth thread's rings */
 	struct auth_db *auth_db;
@@ -75,27 +74,10 @@ struct shard {
 	struct auth_shard auth;
 	struct xring *auth_out;		/* to the auth thread (we produce) */
 	struct xring *auth_in;		/* from the auth thread (we consume) */
-	struct session *hb_list;	/* sessions with heart-beats or awaiting CONNECT */
-	uint32_t npaused;		/* sessions not read while xrings are backlogged */
-	uint64_t *closing;		/* conn refs to close after this batch */
-	uint32_t nclosing;
-	uint32_t closing_cap;
 	struct shard_stats stats;
 	struct shard_stats_pub pub;
-	/* per-shard scratch for parsing one frame at a time */
-	struct stomp_frame *frame;
-	char *parse_scratch;
-	size_t parse_scratch_cap;
-	struct header_set *header_set;	/* message_build's scratch: the headers a MESSAGE keeps */
 	struct http_upgrade_config http_cfg;	/* WebSocket path, Origin allow-list, limits */
-	char *key_buf;			/* scratch for vhost-scoped destination keys */
-	size_t key_cap;
-	char *enc_buf;			/* encoder scratch for ERROR/RECEIPT/CONNECTED */
-	size_t enc_cap;
 	uint64_t now_ms;
-	uint64_t msg_seq;		/* message-id counter */
-	uint64_t mem_checked_ms;
-	bool mem_over;			/* allocator above the memory high-water mark */
 	_Atomic uint32_t stop_requested;
 	bool stopping;
 	uint64_t stop_deadline_ms;

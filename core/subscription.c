@@ -75,7 +75,7 @@ static uint64_t all_shards(const struct shard *sh)
  * (a bitmask) for receipt `seq` (a queue's owner answers it directly). */
 static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
 {
-	struct local_table *lt = &sh->local;
+	struct local_table *lt = &sh->sessions.local;
 	const size_t plen = DESTNAME_TOPIC_LEN;
 
 	if (sub->kind == SUB_QUEUE) {
@@ -119,7 +119,7 @@ static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
 /* Undoes sub_attach and frees sub; a queue's owner requeues the unacked messages. */
 static void sub_detach(struct shard *sh, struct sub *sub)
 {
-	struct local_table *lt = &sh->local;
+	struct local_table *lt = &sh->sessions.local;
 	const size_t plen = DESTNAME_TOPIC_LEN;
 
 	if (sub->kind == SUB_QUEUE) {

@@ -45,6 +45,12 @@ struct local_topic {
 	char name[];
 };
 
+/* The shard's local table (struct local_table, core/session.h): set up and freed with the
+ * shard's session state. */
+struct local_table;
+void local_table_init(struct local_table *t);
+void local_table_fini(struct local_table *t);
+
 /* The frame handlers. */
 void sub_on_subscribe(struct shard *sh, struct session *s, const struct stomp_frame *f);
 void sub_on_unsubscribe(struct shard *sh, struct session *s, const struct stomp_frame *f);

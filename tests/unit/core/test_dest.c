@@ -29,13 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* config.c (reached through session.c) calls cluster_config_defaults from cluster/, which
- * hd_core does not link; a weak stand-in lets this test link with or without it. */
-__attribute__((weak)) void cluster_config_defaults(struct cluster_config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-}
-
 #define NSH 2
 #define MAX_TRACKED 2048
 #define CONN_REF 0x0000000700000003ull	/* some connection on the sending shard */
