@@ -70,7 +70,7 @@ static void ack_to_owner(struct shard *sh, struct sub *sub, uint32_t mode, uint6
 	struct xmsg m = {
 		.kind = XMSG_QUEUE_ACK,
 		.u32 = mode,
-		.a = xmsg_consumer_key(sh->id, sub->s->conn->slot, sub->s->conn->gen, sub->idx),
+		.a = sub_consumer_key(sh, sub),
 		.b = tag,
 		.ptr = xname_create(sub->dest, sub->dest_len),
 	};

@@ -142,7 +142,7 @@ void session_on_queue_deliver(struct shard *sh, const struct xmsg *xm)
 
 	if (slot < sh->loop.nconns_cap)
 		c = sh->loop.conns[slot];
-	if (c && (c->gen & 0xffff) == xmsg_key_gen(key) && c->state == NET_CONN_OPEN)
+	if (c && (c->gen & XMSG_KEY_GEN_MASK) == xmsg_key_gen(key) && c->state == NET_CONN_OPEN)
 		s = c->user;
 	if (s && !s->close_mode)
 		sub = sub_by_idx(s, xmsg_key_sub(key));
@@ -151,7 +151,7 @@ void session_on_queue_deliver(struct shard *sh, const struct xmsg *xm)
 		struct xmsg r = { .kind = XMSG_QUEUE_RETURN, .ptr = m, .a = key, .b = xm->b,
 				  .u32 = (xm->u32 >> XDELIVER_ACK_MODE_SHIFT) & 0xff };
 
-		shard_send(sh, dest_owner(hmsg_dest(m), m->dest_len, sh->nshards), &r);
+		shard_send(sh, dest_owner(sh, hmsg_dest(m), m->dest_len), &r);
 		return;
 	}
 	deliver(sh, sub, m, xm->b,
@@ -172,7 +172,7 @@ void delivery_credit_return(struct shard *sh, struct sub *sub)
 	m = (struct xmsg){
 		.kind = XMSG_QUEUE_ACK,
 		.u32 = XACK_CREDIT,
-		.a = xmsg_consumer_key(sh->id, sub->s->conn->slot, sub->s->conn->gen, sub->idx),
+		.a = sub_consumer_key(sh, sub),
 		.b = sub->credit_pending,
 		.ptr = xname_create(sub->dest, sub->dest_len),
 	};

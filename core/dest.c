@@ -53,9 +53,9 @@ struct dest_queue {
 	char name[];
 };
 
-uint32_t dest_owner(const char *name, size_t len, uint32_t nshards)
+uint32_t dest_owner(const struct shard *sh, const char *name, size_t len)
 {
-	return (uint32_t)(hd_hash(name, len) % nshards);
+	return (uint32_t)(hd_hash(name, len) % sh->nshards);
 }
 
 void dest_table_init(struct dest_table *t)
@@ -77,7 +77,7 @@ static struct dest_interest *interest_get(struct shard *sh, struct strmap *map, 
 		return t;
 	t = hd_alloc(sizeof(*t) + len + 1);
 	t->shard_mask = 0;
-	t->counts = hd_calloc(sh->nshards, sizeof(*t->counts));
+	t->counts = hd_calloc(SHARD_COLUMNS(sh->nshards), sizeof(*t->counts));
 	t->index = 0;
 	t->len = (uint32_t)len;
 	memcpy(t->name, name, len);

@@ -6,7 +6,7 @@
  * only). A publish is routed on the publisher's own shard: one xmsg per interested shard,
  * never one per subscriber, and one publisher's messages to any topics reach each shard in
  * order over the same xring.
- * Queues: owned by shard xxh64(name) % nshards; the owner holds the ready messages,
+ * Queues: owned by dest_owner(name); the owner holds the ready messages,
  * consumers and unacked deliveries.
  *
  * Thread: its shard only; everything else arrives as xmsgs (shard.c dispatches them here).
@@ -42,8 +42,11 @@ void dest_on_consumer_del(struct shard *sh, const struct xmsg *m);
 void dest_on_ack(struct shard *sh, const struct xmsg *m);
 void dest_on_return(struct shard *sh, const struct xmsg *m);
 
-/* The shard that owns a destination name. */
-uint32_t dest_owner(const char *name, size_t len, uint32_t nshards);
+/* Where destination `name` (an internal key) lives: the xring endpoint to send its xmsgs
+ * to. The one place that decides it: today one of this node's shards, xxh64(name) %
+ * nshards; with node links it becomes "which node (rendezvous hashing), then which shard",
+ * answering the route endpoint (SHARD_COLUMNS) for a name another node owns. */
+uint32_t dest_owner(const struct shard *sh, const char *name, size_t len);
 
 #define DEST_CREDIT_WINDOW 256	/* deliveries in flight to one consumer before waiting */
 

@@ -30,7 +30,7 @@ void publish_route(struct shard *sh, struct session *s, struct hmsg *m, uint32_t
 	if (seq)
 		receipt_add_wait(s, seq);
 	if (destname_key_is_queue(hmsg_dest(m), m->dest_len))
-		shard_send(sh, dest_owner(hmsg_dest(m), m->dest_len, sh->nshards), &x);
+		shard_send(sh, dest_owner(sh, hmsg_dest(m), m->dest_len), &x);
 	else
 		dest_on_publish(sh, &x);
 }

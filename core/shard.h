@@ -1,6 +1,6 @@
 /*
  * core/shard.h - one thread per core: its io_uring loop and every connection it accepted,
- * the destinations it owns (dest_owner(name) == id), its local subscriber table, its
+ * the destinations it owns (dest_owner() == id), its local subscriber table, its
  * jemalloc arena and counters. Shards talk only through xrings (one per ordered pair).
  *
  * Loop order per turn: flush sends, publish xrings, sleep in io_uring until a completion,
@@ -23,7 +23,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SHARD_MAX 64		/* topic interest is a 64-bit shard mask */
+/* Shard masks (topic interest) are 64 bits, and each keeps one column past the shards for
+ * the route endpoint that node links will add: 63 shards at most. */
+#define SHARD_MAX 63
+#define SHARD_COLUMNS(nshards) ((nshards) + 1)	/* per-shard counts: the shards + the route */
 #define SHARD_XRING_SLOTS 8192
 
 enum conn_kind { CONN_KIND_STOMP = 1, CONN_KIND_WS = 2 };

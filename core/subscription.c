@@ -83,7 +83,7 @@ static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
 		struct xmsg m = { .kind = XMSG_QUEUE_CONSUMER_ADD, .ptr = xc };
 		struct session *s = sub->s;
 
-		xc->key = xmsg_consumer_key(sh->id, s->conn->slot, s->conn->gen, sub->idx);
+		xc->key = sub_consumer_key(sh, sub);
 		xc->prefetch = sub->prefetch;
 		xc->ack_mode = sub->ack_mode;
 		xc->conn_ref = session_conn_ref(s);
@@ -123,10 +123,9 @@ static void sub_detach(struct shard *sh, struct sub *sub)
 	const size_t plen = DESTNAME_TOPIC_LEN;
 
 	if (sub->kind == SUB_QUEUE) {
-		struct session *s = sub->s;
 		struct xmsg m = {
 			.kind = XMSG_QUEUE_CONSUMER_DEL,
-			.a = xmsg_consumer_key(sh->id, s->conn->slot, s->conn->gen, sub->idx),
+			.a = sub_consumer_key(sh, sub),
 			.ptr = xname_create(sub->dest, sub->dest_len),
 		};
 
@@ -176,6 +175,24 @@ struct sub *sub_by_idx(struct session *s, uint32_t idx)
 		if (s->subs[i]->idx == idx)
 			return s->subs[i];
 	return NULL;
+}
+
+uint64_t sub_consumer_key(const struct shard *sh, const struct sub *sub)
+{
+	return xmsg_consumer_key(XMSG_NODE_SELF, sh->id, sub->s->conn->slot, sub->s->conn->gen,
+				 sub->idx);
+}
+
+/* An index no live subscription of s has: keys and ack ids carry XMSG_KEY_SUBS of them,
+ * and max-subscriptions stays below that, so the walk ends. */
+static uint16_t sub_idx_alloc(struct session *s)
+{
+	for (;;) {
+		uint16_t idx = (uint16_t)(s->next_sub_idx++ % XMSG_KEY_SUBS);
+
+		if (!sub_by_idx(s, idx))
+			return idx;
+	}
 }
 
 static int parse_ack_mode(const struct stomp_view *v)
@@ -235,13 +252,13 @@ void sub_on_subscribe(struct shard *sh, struct session *s, const struct stomp_fr
 		session_fail_frame(sh, s, f, "duplicate subscription id", "A subscription with this id exists");
 		return;
 	}
-	if (s->nsubs >= sh->cfg->limits.max_subscriptions) {
+	if (s->nsubs >= HD_MIN(sh->cfg->limits.max_subscriptions, XMSG_KEY_SUBS - 1)) {
 		session_fail_frame(sh, s, f, "too many subscriptions", "The connection reached max-subscriptions");
 		return;
 	}
 	sub = hd_calloc(1, sizeof(*sub));
 	sub->s = s;
-	sub->idx = s->next_sub_idx++;
+	sub->idx = sub_idx_alloc(s);
 	sub->ack_mode = (uint8_t)ack;
 	sub->prefetch = prefetch;
 	{
@@ -252,7 +269,7 @@ void sub_on_subscribe(struct shard *sh, struct session *s, const struct stomp_fr
 	}
 	sub->id = hd_strndup(idv.ptr, idv.len);
 	sub->id_len = (uint32_t)idv.len;
-	sub->owner = dest_owner(sub->dest, sub->dest_len, sh->nshards);
+	sub->owner = dest_owner(sh, sub->dest, sub->dest_len);
 	if (destname_is_queue(*d))
 		sub->kind = SUB_QUEUE;
 	else if (topic_is_pattern(d->ptr + DESTNAME_TOPIC_LEN, d->len - DESTNAME_TOPIC_LEN))

@@ -59,6 +59,8 @@ void sub_on_unsubscribe(struct shard *sh, struct session *s, const struct stomp_
 struct sub *sub_by_id(struct session *s, struct stomp_view id, uint32_t *index);
 /* The subscription with session-unique index idx (from a consumer key or ack id), or NULL. */
 struct sub *sub_by_idx(struct session *s, uint32_t idx);
+/* The consumer key (xmsg.h) of queue subscription sub on this shard. */
+uint64_t sub_consumer_key(const struct shard *sh, const struct sub *sub);
 /* Removes s->subs[i]: interest withdrawn, a queue's owner requeues its unacked messages. */
 void sub_remove(struct shard *sh, struct session *s, uint32_t i);
 

@@ -83,15 +83,34 @@ static inline uint64_t xmsg_conn_ref(uint32_t slot, uint32_t gen)
 	return (uint64_t)slot << 32 | gen;
 }
 
-/* consumer key: shard (8 bits) | slot (24) | generation (16) | subscription index (16) */
-static inline uint64_t xmsg_consumer_key(uint32_t shard, uint32_t slot, uint32_t gen, uint32_t sub)
+/*
+ * A consumer key names one queue subscription anywhere in the cluster:
+ *   node (12 bits) | endpoint (8) | slot (20) | generation (12) | subscription index (12)
+ * node: XMSG_NODE_SELF for this node's own connections (a node link will name others);
+ * endpoint: the xring endpoint the deliveries go to, a shard id today (the route endpoint,
+ * one column past the shards, once links exist); slot and generation: the connection there
+ * (a reused slot has a new generation); subscription index: unique among a session's live
+ * subscriptions (XMSG_KEY_SUBS at most).
+ */
+#define XMSG_NODE_SELF 0u
+#define XMSG_KEY_NODES (1u << 12)
+#define XMSG_KEY_ENDPOINTS (1u << 8)
+#define XMSG_KEY_SLOTS (1u << 20)
+#define XMSG_KEY_GEN_MASK ((1u << 12) - 1)
+#define XMSG_KEY_SUBS (1u << 12)
+
+static inline uint64_t xmsg_consumer_key(uint32_t node, uint32_t endpoint, uint32_t slot,
+					 uint32_t gen, uint32_t sub)
 {
-	return (uint64_t)(shard & 0xff) << 56 | (uint64_t)(slot & 0xffffff) << 32 |
-	       (uint64_t)(gen & 0xffff) << 16 | (sub & 0xffff);
+	return (uint64_t)(node & (XMSG_KEY_NODES - 1)) << 52 |
+	       (uint64_t)(endpoint & (XMSG_KEY_ENDPOINTS - 1)) << 44 |
+	       (uint64_t)(slot & (XMSG_KEY_SLOTS - 1)) << 24 | (uint64_t)(gen & XMSG_KEY_GEN_MASK) << 12 |
+	       (sub & (XMSG_KEY_SUBS - 1));
 }
-static inline uint32_t xmsg_key_shard(uint64_t k) { return (uint32_t)(k >> 56); }
-static inline uint32_t xmsg_key_slot(uint64_t k) { return (uint32_t)(k >> 32) & 0xffffff; }
-static inline uint32_t xmsg_key_gen(uint64_t k) { return (uint32_t)(k >> 16) & 0xffff; }
-static inline uint32_t xmsg_key_sub(uint64_t k) { return (uint32_t)k & 0xffff; }
+static inline uint32_t xmsg_key_node(uint64_t k) { return (uint32_t)(k >> 52); }
+static inline uint32_t xmsg_key_shard(uint64_t k) { return (uint32_t)(k >> 44) & (XMSG_KEY_ENDPOINTS - 1); }
+static inline uint32_t xmsg_key_slot(uint64_t k) { return (uint32_t)(k >> 24) & (XMSG_KEY_SLOTS - 1); }
+static inline uint32_t xmsg_key_gen(uint64_t k) { return (uint32_t)(k >> 12) & XMSG_KEY_GEN_MASK; }
+static inline uint32_t xmsg_key_sub(uint64_t k) { return (uint32_t)k & (XMSG_KEY_SUBS - 1); }
 
 #endif

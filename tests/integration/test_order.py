@@ -84,3 +84,22 @@ def test_more_than_32_shards_route_every_destination(herald):
         c.send_frame("COMMIT", [("transaction", "t"), ("receipt", "c")])
         f = c.recv_frame(timeout=5)
         assert f.cmd == "RECEIPT" and f["receipt-id"] == "c", f
+
+
+def test_a_long_lived_subscription_survives_thousands_of_others_coming_and_going(herald):
+    """Subscription indexes (in consumer keys and ack ids) are reused only when free: after
+    5,000 SUBSCRIBE/UNSUBSCRIBE pairs the first subscription still gets its messages and its
+    ACKs still name them."""
+    q = "/queue/" + uid("longlived")
+    with RawStomp(*herald.addr, timeout=30) as c:
+        assert c.connect().cmd == "CONNECTED"
+        c.send_frame("SUBSCRIBE", [("destination", q), ("id", "keep"), ("ack", "client-individual")])
+        churn = b"".join(
+            frame_bytes("SUBSCRIBE", [("destination", "/topic/churn.%d" % i), ("id", "c%d" % i)]) +
+            frame_bytes("UNSUBSCRIBE", [("id", "c%d" % i)]) for i in range(5000))
+        c.send(churn + frame_bytes("SEND", [("destination", q)], b"after churn"))
+        f = c.recv_frame(timeout=30)
+        assert f.cmd == "MESSAGE" and f["subscription"] == "keep" and f.body == b"after churn", f
+        c.send_frame("ACK", [("id", f["ack"]), ("receipt", "a")])
+        f = c.recv_frame(timeout=10)
+        assert f.cmd == "RECEIPT" and f["receipt-id"] == "a", f

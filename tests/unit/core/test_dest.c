@@ -79,7 +79,7 @@ static void finish(void)
 
 static uint32_t owner_of(const char *dest)
 {
-	return dest_owner(dest, strlen(dest), NSH);
+	return dest_owner(sh[0], dest, strlen(dest));
 }
 
 static struct xname *xname_new(const char *name)
@@ -142,7 +142,7 @@ static void pattern_interest(uint32_t from, const char *pattern, int delta)
 
 static uint64_t consumer_key(uint32_t shard, uint32_t sub)
 {
-	return xmsg_consumer_key(shard, 5, 9, sub);
+	return xmsg_consumer_key(XMSG_NODE_SELF, shard, 5, 9, sub);
 }
 
 static void consumer_add_seq(uint64_t key, const char *queue, enum session_ack_mode mode,
@@ -941,17 +941,39 @@ Test(dest_queue, queues_with_different_names_are_independent)
 
 /* ===== ownership ===== */
 
+/* The consumer key has room for a node id and the route endpoint, and gives each field back */
+Test(xmsg, consumer_key_fields_round_trip)
+{
+	uint64_t k = xmsg_consumer_key(XMSG_KEY_NODES - 1, SHARD_COLUMNS(SHARD_MAX) - 1,
+				       XMSG_KEY_SLOTS - 1, 0xabc, XMSG_KEY_SUBS - 1);
+
+	cr_assert_eq(xmsg_key_node(k), XMSG_KEY_NODES - 1);
+	cr_assert_eq(xmsg_key_shard(k), SHARD_COLUMNS(SHARD_MAX) - 1);
+	cr_assert_eq(xmsg_key_slot(k), XMSG_KEY_SLOTS - 1);
+	cr_assert_eq(xmsg_key_gen(k), 0xabc);
+	cr_assert_eq(xmsg_key_sub(k), XMSG_KEY_SUBS - 1);
+	k = xmsg_consumer_key(XMSG_NODE_SELF, 3, 7, 0x1234, 5);	/* generation wraps at 12 bits */
+	cr_assert_eq(xmsg_key_node(k), XMSG_NODE_SELF);
+	cr_assert_eq(xmsg_key_shard(k), 3);
+	cr_assert_eq(xmsg_key_slot(k), 7);
+	cr_assert_eq(xmsg_key_gen(k), 0x234);
+	cr_assert_eq(xmsg_key_sub(k), 5);
+	cr_assert(SHARD_COLUMNS(SHARD_MAX) <= 64, "a shard mask must hold the route column");
+}
+
 Test(dest_owner, is_the_seeded_hash_modulo_the_shard_count)
 {
 	uint32_t seen[4] = { 0 };
+	struct shard one = { .nshards = 1 };
+	struct shard four = { .nshards = 4 };
 
-	cr_assert_eq(dest_owner(QUEUE, strlen(QUEUE), 1), 0);
+	cr_assert_eq(dest_owner(&one, QUEUE, strlen(QUEUE)), 0);
 	for (uint32_t i = 0; i < 400; i++) {
 		char name[32];
 		uint32_t o;
 
 		snprintf(name, sizeof(name), "/queue/q%u", i);
-		o = dest_owner(name, strlen(name), 4);
+		o = dest_owner(&four, name, strlen(name));
 		cr_assert_eq(o, hd_hash(name, strlen(name)) % 4);
 		seen[o]++;
 	}
