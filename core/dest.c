@@ -180,11 +180,17 @@ static struct dest_queue *queue_get(struct shard *sh, const char *name, size_t l
 	return q;
 }
 
-/* An idle queue (no consumers, no messages) holds no memory. */
+/* An idle queue (no consumers, no messages) holds no memory. A reply queue (a server-made
+ * name) dies with its one consumer, messages and all: nobody else may ever read them. */
 static void queue_maybe_drop(struct shard *sh, struct dest_queue *q)
 {
-	if (q->nconsumers || q->ready.n)
+	if (q->nconsumers)
 		return;
+	if (q->ready.n && !destname_key_is_server_queue(q->name, q->len))
+		return;
+	sh->dests.queued_msgs -= q->ready.n;
+	while (q->ready.n)
+		hmsg_unref(mdeque_pop_front(&q->ready).m);
 	strmap_del(&sh->dests.queues, q->name, q->len);
 	mdeque_free(&q->ready);
 	hd_free(q->consumers);
@@ -245,7 +251,17 @@ static void reply_done(struct shard *sh, const struct xmsg *m, int err)
 
 static void queue_publish(struct shard *sh, const struct xmsg *xm, struct hmsg *m)
 {
-	struct dest_queue *q = queue_get(sh, hmsg_dest(m), m->dest_len, true);
+	/* a reply queue is made only by its consumer: a reply for one that is gone is dropped
+	 * (its sender still gets the RECEIPT, as on RabbitMQ) */
+	struct dest_queue *q = queue_get(sh, hmsg_dest(m), m->dest_len,
+					 !destname_key_is_server_queue(hmsg_dest(m), m->dest_len));
+
+	if (!q) {
+		hmsg_unref(m);
+		if (xm->u32)
+			reply_done(sh, xm, XERR_OK);
+		return;
+	}
 
 	if (q->ready.n >= sh->cfg->limits.max_queue_length) {
 		hmsg_unref(m);
@@ -420,7 +436,12 @@ void dest_on_return(struct shard *sh, const struct xmsg *m)
 		hmsg_unref(msg);
 		return;
 	}
-	q = queue_get(sh, hmsg_dest(msg), msg->dest_len, true);
+	q = queue_get(sh, hmsg_dest(msg), msg->dest_len,
+		      !destname_key_is_server_queue(hmsg_dest(msg), msg->dest_len));
+	if (!q) {
+		hmsg_unref(msg);	/* its reply queue is gone */
+		return;
+	}
 	c = consumer_find(q, m->a, NULL);
 	if (c && c->inflight)
 		c->inflight--;

@@ -107,7 +107,14 @@ struct hmsg *message_build(struct header_set *hs, const struct message_parts *p)
 
 	header_set_reset(hs, p->nheaders);
 	for (size_t i = 0; i < p->nheaders; i++) {
+		struct stomp_header rewritten;
 		const struct stomp_header *h = &p->headers[i];
+
+		if (p->reply_to.ptr && STOMP_VIEW_EQ_LIT(h->name, "reply-to")) {
+			/* only the first one: later ones are dropped as repeats anyway */
+			rewritten = (struct stomp_header){ h->name, p->reply_to };
+			h = &rewritten;
+		}
 
 		if (header_is_servers(h->name) || !header_set_add(hs, h, p->nheaders))
 			continue;	/* a repeated header: the first one wins */

@@ -31,6 +31,8 @@ struct message_parts {
 						 * (destination, receipt, ...) are skipped */
 	size_t nheaders;
 	struct stomp_view body;
+	struct stomp_view reply_to;	/* when set: the first reply-to header's new value (a
+					 * /temp-queue/ rewritten to its reply queue) */
 };
 
 /* Builds the hmsg (one shard reference, the caller's). Repeated headers: the first wins. */

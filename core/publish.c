@@ -13,6 +13,7 @@
 #include "core/receipt.h"
 #include "core/session_state.h"
 #include "core/shard.h"
+#include "core/subscription.h"
 #include "core/transaction.h"
 
 #include <string.h>
@@ -37,7 +38,7 @@ void publish_route(struct shard *sh, struct session *s, struct hmsg *m, uint32_t
 
 /* The message of SEND f, named "<node epoch>-<shard>-<seq>" (unique per node run). */
 static struct hmsg *build(struct shard *sh, const struct stomp_frame *f, struct stomp_view dest,
-			  struct stomp_view key)
+			  struct stomp_view key, struct stomp_view reply_to)
 {
 	char id[40];
 	struct message_parts p = {
@@ -47,6 +48,7 @@ static struct hmsg *build(struct shard *sh, const struct stomp_frame *f, struct 
 		.headers = f->headers,
 		.nheaders = f->nheaders,
 		.body = f->body,
+		.reply_to = reply_to,
 	};
 
 	p.msg_id = (struct stomp_view){ id, message_id_format(id, shard_node_epoch, sh->id,
@@ -71,14 +73,44 @@ static bool user_id_is_own(const struct session *s, const struct stomp_frame *f)
 	       users_list_has(s->id->tags, "impersonator", 12);
 }
 
+/* reply-to:/temp-queue/<name> (RabbitMQ's request/reply): the reply queue it stands for,
+ * made on first use, and *reply_to set to the "/reply-queue/<queue>" a responder SENDs to.
+ * False after refusing f. */
+static bool reply_to_temp_queue(struct shard *sh, struct session *s, const struct stomp_frame *f,
+				struct stomp_view *reply_to)
+{
+	const struct stomp_view *rt = stomp_frame_header(f, "reply-to");
+	struct stomp_view name;
+	struct sub *sub;
+
+	*reply_to = (struct stomp_view){ 0 };
+	if (!rt || !destname_temp_queue_name(*rt, &name))
+		return true;	/* any other reply-to travels as it is */
+	if (!destname_temp_queue_name_ok(name)) {
+		session_fail_frame(sh, s, f, "Invalid reply-to",
+				   "A /temp-queue/ name in reply-to must be one or more characters, "
+				   "none of them '/'");
+		return false;
+	}
+	sub = sub_reply_queue(sh, s, f, *rt);
+	if (!sub)
+		return false;
+	*reply_to = (struct stomp_view){ sub->reply_to, sub->reply_to_len };
+	return true;
+}
+
 void publish_on_send(struct shard *sh, struct session *s, const struct stomp_frame *f)
 {
 	const struct stomp_view *d = stomp_frame_header(f, "destination");
+	struct destname dn;
+	struct stomp_view reply_to;
 	struct tx *tx;
 	bool bad;
 	struct hmsg *m;
 
-	if (!destname_check(sh, s, f, d) || !session_authorized(sh, s, f, ACL_SEND, d))
+	/* a reply queue's name is its own permission (an unguessable capability) */
+	if (!destname_check(sh, s, f, d, &dn) ||
+	    (!dn.existing_queue_only && !session_authorized(sh, s, f, ACL_SEND, &dn.name)))
 		return;
 	if (stomp_frame_header(f, "message-id")) {
 		/* the server names messages (RabbitMQ refuses this header too) */
@@ -103,7 +135,9 @@ void publish_on_send(struct shard *sh, struct session *s, const struct stomp_fra
 			   "The server holds too much data (memory-high-water); the message was not accepted");
 		return;
 	}
-	m = build(sh, f, *d, destname_key(sh, s, *d));
+	if (!reply_to_temp_queue(sh, s, f, &reply_to))
+		return;
+	m = build(sh, f, dn.name, destname_key(sh, s, dn.name), reply_to);
 	if (tx) {
 		struct tx_op *op = hd_calloc(1, sizeof(*op));
 

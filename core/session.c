@@ -56,6 +56,7 @@ void session_shard_fini(struct session_shard *ss)
 	hd_free(ss->enc_buf);
 	hd_free(ss->closing);
 	hd_free(ss->key_buf);
+	hd_free(ss->name_buf);
 }
 
 void session_write_bytes(struct shard *sh, struct session *s, const char *buf, size_t len)

@@ -48,6 +48,8 @@ struct session_shard {
 	struct header_set *header_set;	/* message_build's: the headers a MESSAGE keeps */
 	char *key_buf;			/* vhost-scoped destination keys */
 	size_t key_cap;
+	char *name_buf;			/* destination names normalised (/amq/queue/X -> /queue/X) */
+	size_t name_cap;
 	char *enc_buf;			/* encoder scratch for ERROR/RECEIPT/CONNECTED */
 	size_t enc_cap;
 	uint64_t msg_seq;		/* message-id counter */

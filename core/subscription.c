@@ -17,6 +17,7 @@
 #include "core/topic_match.h"
 #include "core/xmsg.h"
 
+#include <sodium.h>
 #include <string.h>
 
 void local_table_init(struct local_table *t)
@@ -92,7 +93,14 @@ static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
 			receipt_add_wait(s, seq);
 		xc->len = sub->dest_len;
 		memcpy(xc->name, sub->dest, sub->dest_len + 1);
-		shard_send(sh, sub->owner, &m);
+		if (sub->reply_to && sub->owner == sh->id) {
+			/* a reply queue is made here, before the request that names it leaves:
+			 * no reply can reach its owner first and find no queue */
+			m.from = (uint16_t)sh->id;
+			dest_on_consumer_add(sh, &m);
+		} else {
+			shard_send(sh, sub->owner, &m);
+		}
 		return 0;
 	}
 	if (sub->kind == SUB_PATTERN) {
@@ -144,6 +152,7 @@ static void sub_detach(struct shard *sh, struct sub *sub)
 	}
 	mdeque_free(&sub->pend);
 	sh->stats.subscriptions--;
+	hd_free(sub->reply_to);
 	hd_free(sub->dest);
 	hd_free(sub->id);
 	hd_free(sub);
@@ -223,17 +232,65 @@ static int parse_u32_view(const struct stomp_view *v, uint32_t *out)
 	return 0;
 }
 
+/* A new subscription of s to internal key `key` under client id `id`, in s->subs (not yet
+ * attached). */
+static struct sub *sub_create(struct shard *sh, struct session *s, struct stomp_view key,
+			      struct stomp_view id, enum sub_kind kind, int ack, uint32_t prefetch)
+{
+	struct sub *sub = hd_calloc(1, sizeof(*sub));
+
+	sub->s = s;
+	sub->idx = sub_idx_alloc(s);
+	sub->kind = (uint8_t)kind;
+	sub->ack_mode = (uint8_t)ack;
+	sub->prefetch = prefetch;
+	sub->dest = hd_strndup(key.ptr, key.len);
+	sub->dest_len = (uint32_t)key.len;
+	sub->id = hd_strndup(id.ptr, id.len);
+	sub->id_len = (uint32_t)id.len;
+	sub->owner = dest_owner(sh, sub->dest, sub->dest_len);
+	s->subs = hd_realloc(s->subs, (s->nsubs + 1) * sizeof(*s->subs));
+	s->subs[s->nsubs++] = sub;
+	sh->stats.subscriptions++;
+	return sub;
+}
+
+static bool has_room(struct shard *sh, struct session *s, const struct stomp_frame *f)
+{
+	if (s->nsubs < HD_MIN(sh->cfg->limits.max_subscriptions, XMSG_KEY_SUBS - 1))
+		return true;
+	session_fail_frame(sh, s, f, "too many subscriptions", "The connection reached max-subscriptions");
+	return false;
+}
+
+/* The internal subscription ids of reply queues: a client may not take or drop them. */
+static bool is_temp_queue_id(struct session *s, struct shard *sh, const struct stomp_frame *f,
+			     struct stomp_view id)
+{
+	struct stomp_view name;
+
+	if (!destname_temp_queue_name(id, &name))
+		return false;
+	session_fail_frame(sh, s, f, "Invalid id",
+			   "Subscription ids starting with /temp-queue/ belong to the reply queues "
+			   "a SEND's reply-to makes: they cannot be subscribed or unsubscribed");
+	return true;
+}
+
 void sub_on_subscribe(struct shard *sh, struct session *s, const struct stomp_frame *f)
 {
 	const struct stomp_view *d = stomp_frame_header(f, "destination");
 	const struct stomp_view *id = stomp_frame_header(f, "id");
 	const struct stomp_view *pf = stomp_frame_header(f, "prefetch-count");
 	int ack = parse_ack_mode(stomp_frame_header(f, "ack"));
+	struct destname dn;
 	struct stomp_view idv;
 	struct sub *sub;
 	uint32_t prefetch = 0;
+	enum sub_kind kind = SUB_TOPIC;
 
-	if (!destname_check(sh, s, f, d) || !session_authorized(sh, s, f, ACL_SUBSCRIBE, d))
+	if (!destname_check(sh, s, f, d, &dn) ||
+	    !session_authorized(sh, s, f, ACL_SUBSCRIBE, &dn.name))
 		return;
 	if (!id && s->version != STOMP_V10) {
 		session_fail_frame(sh, s, f, "missing id header", "SUBSCRIBE requires an 'id' header");
@@ -248,43 +305,69 @@ void sub_on_subscribe(struct shard *sh, struct session *s, const struct stomp_fr
 		session_fail_frame(sh, s, f, "invalid prefetch-count", "prefetch-count must be a number");
 		return;
 	}
+	if (is_temp_queue_id(s, sh, f, idv))
+		return;
 	if (sub_by_id(s, idv, NULL)) {
 		session_fail_frame(sh, s, f, "duplicate subscription id", "A subscription with this id exists");
 		return;
 	}
-	if (s->nsubs >= HD_MIN(sh->cfg->limits.max_subscriptions, XMSG_KEY_SUBS - 1)) {
-		session_fail_frame(sh, s, f, "too many subscriptions", "The connection reached max-subscriptions");
+	if (!has_room(sh, s, f))
 		return;
-	}
-	sub = hd_calloc(1, sizeof(*sub));
-	sub->s = s;
-	sub->idx = sub_idx_alloc(s);
-	sub->ack_mode = (uint8_t)ack;
-	sub->prefetch = prefetch;
-	{
-		struct stomp_view key = destname_key(sh, s, *d);
-
-		sub->dest = hd_strndup(key.ptr, key.len);
-		sub->dest_len = (uint32_t)key.len;
-	}
-	sub->id = hd_strndup(idv.ptr, idv.len);
-	sub->id_len = (uint32_t)idv.len;
-	sub->owner = dest_owner(sh, sub->dest, sub->dest_len);
-	if (destname_is_queue(*d))
-		sub->kind = SUB_QUEUE;
-	else if (topic_is_pattern(d->ptr + DESTNAME_TOPIC_LEN, d->len - DESTNAME_TOPIC_LEN))
-		sub->kind = SUB_PATTERN;
-	else
-		sub->kind = SUB_TOPIC;
-	s->subs = hd_realloc(s->subs, (s->nsubs + 1) * sizeof(*s->subs));
-	s->subs[s->nsubs++] = sub;
-	sh->stats.subscriptions++;
+	if (destname_is_queue(dn.name))
+		kind = SUB_QUEUE;
+	else if (topic_is_pattern(dn.name.ptr + DESTNAME_TOPIC_LEN, dn.name.len - DESTNAME_TOPIC_LEN))
+		kind = SUB_PATTERN;
+	sub = sub_create(sh, s, destname_key(sh, s, dn.name), idv, kind, ack, prefetch);
 	{
 		uint32_t seq = receipt_begin(s, f, 0, false);
 
 		receipt_sync_mask(sh, s, sub_attach(sh, sub, seq), seq);
 	}
 	receipt_flush(sh, s);
+}
+
+/* "amq.gen-" and 22 base64url characters of 16 random bytes, as RabbitMQ names them. */
+static size_t reply_queue_name(char *out, size_t cap)
+{
+	unsigned char rnd[16];
+	size_t n = DESTNAME_QUEUE_LEN + sizeof("amq.gen-") - 1;
+
+	randombytes_buf(rnd, sizeof(rnd));
+	memcpy(out, DESTNAME_QUEUE "amq.gen-", n);
+	sodium_bin2base64(out + n, cap - n, rnd, sizeof(rnd), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	return strlen(out);
+}
+
+#define REPLY_QUEUE_NAME_CAP 64
+#define REPLY_QUEUE_TRIES 4096	/* names drawn to find one this shard owns (~nshards) */
+
+struct sub *sub_reply_queue(struct shard *sh, struct session *s, const struct stomp_frame *f,
+			    struct stomp_view temp)
+{
+	struct sub *sub = sub_by_id(s, temp, NULL);
+	char name[REPLY_QUEUE_NAME_CAP];
+	struct stomp_view key;
+	size_t len;
+
+	if (sub)
+		return sub;
+	if (!has_room(sh, s, f))
+		return NULL;
+	/* a name this shard owns, so the queue is made right here, in order (sub_attach) */
+	for (int i = 0; i < REPLY_QUEUE_TRIES; i++) {
+		len = reply_queue_name(name, sizeof(name));
+		key = destname_key(sh, s, (struct stomp_view){ name, len });
+		if (dest_owner(sh, key.ptr, key.len) == sh->id)
+			break;
+	}
+	sub = sub_create(sh, s, key, temp, SUB_QUEUE, SESSION_ACK_AUTO, 0);
+	sub->reply_to_len = (uint32_t)(DESTNAME_REPLY_QUEUE_LEN + len - DESTNAME_QUEUE_LEN);
+	sub->reply_to = hd_alloc(sub->reply_to_len + 1);
+	memcpy(sub->reply_to, DESTNAME_REPLY_QUEUE, DESTNAME_REPLY_QUEUE_LEN);
+	memcpy(sub->reply_to + DESTNAME_REPLY_QUEUE_LEN, name + DESTNAME_QUEUE_LEN,
+	       len - DESTNAME_QUEUE_LEN + 1);
+	sub_attach(sh, sub, 0);
+	return sub;
 }
 
 void sub_on_unsubscribe(struct shard *sh, struct session *s, const struct stomp_frame *f)
@@ -300,6 +383,8 @@ void sub_on_unsubscribe(struct shard *sh, struct session *s, const struct stomp_
 		session_fail_frame(sh, s, f, "missing id header", "UNSUBSCRIBE requires an 'id' header");
 		return;
 	}
+	if (is_temp_queue_id(s, sh, f, *id))
+		return;
 	sub = sub_by_id(s, *id, &i);
 	if (!sub) {
 		/* RabbitMQ answers so too: a client that thinks it unsubscribed is told it never was */

@@ -35,6 +35,8 @@ struct sub {
 	uint32_t id_len;
 	char *dest;		/* internal key (destname_key) */
 	char *id;		/* client's subscription id */
+	char *reply_to;		/* a reply queue's: "/reply-queue/<name>"; else NULL */
+	uint32_t reply_to_len;
 };
 
 /* This shard's subscribers of one topic. */
@@ -54,6 +56,12 @@ void local_table_fini(struct local_table *t);
 /* The frame handlers. */
 void sub_on_subscribe(struct shard *sh, struct session *s, const struct stomp_frame *f);
 void sub_on_unsubscribe(struct shard *sh, struct session *s, const struct stomp_frame *f);
+
+/* The reply queue a SEND's `reply-to:/temp-queue/<name>` (temp) stands for: made on first
+ * use (a private queue with a server-made name, auto-ack, subscription id temp, gone with
+ * the connection), the same one after. NULL after refusing f (too many subscriptions). */
+struct sub *sub_reply_queue(struct shard *sh, struct session *s, const struct stomp_frame *f,
+			    struct stomp_view temp);
 
 /* The subscription with client id `id` (and its index in s->subs), or NULL. */
 struct sub *sub_by_id(struct session *s, struct stomp_view id, uint32_t *index);
