@@ -79,9 +79,9 @@ cmd_test() {
 	# HERALD_TESTS=ON said explicitly, so a cache that turned it off cannot hide them
 	build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TESTS=ON
 	ctest --test-dir build --output-on-failure --no-tests=error -j"$jobs"
-	# 2. ASan + UBSan build: units and fuzz replays
+	# 2. ASan + UBSan build: units, fuzz replays, and the shard-routing integration cases
 	build build-asan -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=ON -DHERALD_TESTS=ON
-	ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$jobs" -L 'unit|fuzz'
+	ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$jobs" -L 'unit|fuzz|sanitized'
 	# 3. ThreadSanitizer: the cross-thread pieces (xring, hmsg)
 	configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TSAN=ON -DHERALD_TESTS=ON
 	cmake --build build-tsan -j"$jobs" --target unit_core_test_xring unit_core_test_hmsg
