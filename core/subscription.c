@@ -264,7 +264,7 @@ static bool has_room(struct shard *sh, struct session *s, const struct stomp_fra
 }
 
 /* The internal subscription ids of reply queues: a client may not take or drop them. */
-static bool is_temp_queue_id(struct session *s, struct shard *sh, const struct stomp_frame *f,
+static bool is_temp_queue_id(struct shard *sh, struct session *s, const struct stomp_frame *f,
 			     struct stomp_view id)
 {
 	struct stomp_view name;
@@ -305,7 +305,7 @@ void sub_on_subscribe(struct shard *sh, struct session *s, const struct stomp_fr
 		session_fail_frame(sh, s, f, "invalid prefetch-count", "prefetch-count must be a number");
 		return;
 	}
-	if (is_temp_queue_id(s, sh, f, idv))
+	if (is_temp_queue_id(sh, s, f, idv))
 		return;
 	if (sub_by_id(s, idv, NULL)) {
 		session_fail_frame(sh, s, f, "duplicate subscription id", "A subscription with this id exists");
@@ -383,7 +383,7 @@ void sub_on_unsubscribe(struct shard *sh, struct session *s, const struct stomp_
 		session_fail_frame(sh, s, f, "missing id header", "UNSUBSCRIBE requires an 'id' header");
 		return;
 	}
-	if (is_temp_queue_id(s, sh, f, *id))
+	if (is_temp_queue_id(sh, s, f, *id))
 		return;
 	sub = sub_by_id(s, *id, &i);
 	if (!sub) {
