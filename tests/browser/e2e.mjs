@@ -11,7 +11,14 @@
 //   5. a non-UTF-8 body published over TCP reaches jack's page as a binary WebSocket message
 //      and the connection stays up (a text frame would make the browser close it: 1007);
 //   6. herald's built-in page (http://127.0.0.1:<wsport>/) connects, sends to its own queue,
-//      shows the message in #log; screenshot saved.
+//      shows the message in #log; screenshot saved;
+//   7. request/reply (RabbitMQ's temp queues): a page sends to a service queue with
+//      reply-to:/temp-queue/rpc; respond.py (stomp.py over TCP) answers at the reply-to it got,
+//      once verbatim (/reply-queue/amq.gen-...) and once through /amq/queue/amq.gen-...; both
+//      replies reach the page's stompClient.onUnhandledMessage (no subscribe, no ack) with
+//      subscription:/temp-queue/rpc, destination:/queue/amq.gen-<22>, no ack header, from one
+//      queue; /amq/queue/X and /queue/X are one queue both ways; after the page disconnects a
+//      late reply still gets its RECEIPT.
 // Until per-user logins exist both pages log in as guest/guest; isolation is by queue name.
 //
 // Environment:
@@ -172,6 +179,37 @@ async function pyPublish(stompPort, msgs) {
 	return out.trim();
 }
 
+// respond.py: subscribes to `service` and answers one request per entry of `vias` ('verbatim' or
+// 'amq'). Resolves `ready` once its SUBSCRIBE has a RECEIPT; `done` with the JSON lines it
+// printed (one per reply, after that reply's RECEIPT; on failure they are the error's .lines).
+// Both bounded.
+function startResponder(stompPort, service, vias) {
+	const args = [path.join(HERE, 'respond.py'), '127.0.0.1', String(stompPort), service, ...vias];
+	const proc = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+	let out = '';
+	let exited = null;
+	let onReady;
+	const ready = new Promise((r) => { onReady = r; });
+	proc.stdout.on('data', (d) => { out += d; if (/^ready$/m.test(out)) onReady(); });
+	proc.stderr.on('data', (d) => { out += d; });
+	const exit = once(proc, 'exit').then(([code]) => { exited = code; onReady(); return code; });
+	const timer = setTimeout(() => proc.kill('SIGKILL'), 20000);
+	cleanups.push(() => { clearTimeout(timer); if (exited === null) proc.kill('SIGKILL'); });
+	const done = withTimeout(exit, 21000, 'respond.py').then((code) => {
+		clearTimeout(timer);
+		const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+		if (code !== 0) throw Object.assign(new Error(`respond.py exited ${code}: ${out}`), { lines });
+		return lines;
+	});
+	done.catch(() => {});	// it may fail before it is awaited: not an unhandled rejection
+	return {
+		ready: withTimeout(ready, WAIT_MS, 'respond.py ready').then(() => {
+			if (exited !== null) throw new Error(`respond.py exited ${exited} before ready: ${out}`);
+		}),
+		done,
+	};
+}
+
 // --- the browser ------------------------------------------------------------------------------------
 
 async function launchBrowser() {
@@ -245,20 +283,24 @@ async function openSeedPage(context, staticPort, wsPort, user, problems) {
 	return page;
 }
 
-// Waits until pred(received) holds in the page; returns the received list.
-async function waitReceived(page, fnSource, arg, what) {
+// Waits until pred(received) holds in the page (pred(unhandled) with waitUnhandled); true if so.
+async function waitReceived(page, fnSource, arg, what, list = 'received') {
 	try {
-		await page.waitForFunction(([src, a]) => {
+		await page.waitForFunction(([src, a, l]) => {
 			const pred = new Function('r', 'a', src);
-			return pred(window.e2e.received, a);
-		}, [fnSource, arg], { timeout: WAIT_MS });
+			return pred(window.e2e[l], a);
+		}, [fnSource, arg, list], { timeout: WAIT_MS });
 		return true;
 	} catch (e) {
 		const st = await page.evaluate(() => window.e2e).catch(() => ({}));
-		log(`     ${what}: ${e.message.split('\n')[0]}; page saw ${JSON.stringify(st.received)} ` +
+		log(`     ${what}: ${e.message.split('\n')[0]}; page saw ${JSON.stringify(st[list])} ` +
 			`closes ${JSON.stringify(st.closes)} debug tail ${JSON.stringify((st.debug || []).slice(-8))}`);
 		return false;
 	}
+}
+
+function waitUnhandled(page, fnSource, arg, what) {
+	return waitReceived(page, fnSource, arg, what, 'unhandled');
 }
 
 // --- the scenario -------------------------------------------------------------------------------------
@@ -385,6 +427,99 @@ async function main() {
 	const shot = path.join(OUT, 'builtin-page.png');
 	await builtin.screenshot({ path: shot, fullPage: true });
 	check(fs.statSync(shot).size > 1000, `screenshot saved: ${shot}`);
+
+	// 7. request/reply through RabbitMQ's temp queues: the page is the requester (it never
+	// subscribes to /temp-queue/rpc - stompjs has no API for it - and never acks a reply: the
+	// replies come to stompClient.onUnhandledMessage); respond.py is the service, over TCP
+	const svc = `/queue/svc-${nonce}`;
+	const responder = startResponder(herald.ports.stomp, svc, ['verbatim', 'amq']);
+	const rpcUser = `rpc-${nonce}`;
+	const [rpc] = await Promise.all([
+		openSeedPage(context, staticPort, herald.ports.ws, rpcUser, problems),
+		responder.ready,
+	]);
+	const request = (body, cid) => rpc.evaluate(([dest, b, c]) => {
+		window.stompClient.publish({ destination: dest, body: b,
+			headers: { 'reply-to': '/temp-queue/rpc', 'correlation-id': c, 'content-type': 'text/plain' } });
+	}, [svc, body, cid]);
+	const replyNamed = 'return r.some(m => m.body === a)';
+	const req1 = `ping 1 ${nonce}`;
+	await request(req1, `c1-${nonce}`);
+	const got1 = await waitUnhandled(rpc, replyNamed, `pong: ${req1}`, 'reply 1');
+	const req2 = `ping 2 ${nonce}`;
+	await request(req2, `c2-${nonce}`);
+	const got2 = await waitUnhandled(rpc, replyNamed, `pong: ${req2}`, 'reply 2');
+	let answered = [];
+	try {
+		answered = await responder.done;
+	} catch (e) {
+		check(false, 'respond.py answered both requests', e.message);
+		answered = e.lines || [];
+	}
+	const unhandled = await rpc.evaluate(() => window.e2e.unhandled);
+	const reply1 = unhandled.find((m) => m.body === `pong: ${req1}`);
+	const reply2 = unhandled.find((m) => m.body === `pong: ${req2}`);
+	const amqGen = /^amq\.gen-[A-Za-z0-9_-]{22}$/;
+	const replyTo = answered[0]?.reply_to || '';
+	const tempQ = replyTo.replace(/^\/reply-queue\//, '');
+	check(answered[0]?.body === req1 && answered[0]?.destination === svc &&
+		replyTo.startsWith('/reply-queue/') && amqGen.test(tempQ),
+	`the service got the request on ${svc} with reply-to:/reply-queue/amq.gen-<22 base64url>`, answered);
+	check(answered[1]?.reply_to === replyTo, 'the second request on /temp-queue/rpc names the same reply queue',
+		answered);
+	check(answered[1]?.sent_to === `/amq/queue/${tempQ}`, 'the second reply went through /amq/queue/amq.gen-...',
+		answered[1]);
+	for (const [n, got, m, cid] of [[1, got1, reply1, `c1-${nonce}`], [2, got2, reply2, `c2-${nonce}`]]) {
+		const h = m?.headers || {};
+		check(got && h.subscription === '/temp-queue/rpc' && h.destination === `/queue/${tempQ}` &&
+			amqGen.test(h.destination.slice('/queue/'.length)) && !('ack' in h) && h['correlation-id'] === cid,
+		`reply ${n} (${n === 1 ? 'verbatim reply-to' : 'via /amq/queue/'}) reaches onUnhandledMessage: ` +
+			'subscription:/temp-queue/rpc, destination:/queue/amq.gen-..., no ack, correlation-id kept', m);
+	}
+	check(unhandled.length === 2, 'exactly the two replies reached onUnhandledMessage', unhandled);
+
+	// /amq/queue/X and /queue/X are one queue: the page sends to /amq/queue/<its queue>, which
+	// it subscribed as /queue/<name>; and a /amq/queue/ subscription gets what TCP sends to /queue/
+	const viaAmq = `sent on /amq/queue ${nonce}`;
+	await rpc.evaluate(([d, b]) => window.stompClient.publish({ destination: d, body: b,
+		headers: { 'content-type': 'text/plain' } }), [`/amq/queue/${rpcUser}`, viaAmq]);
+	check(await waitReceived(rpc, 'return r.some(m => m.where === "queue" && m.body === a && ' +
+		`m.destination === "/queue/${rpcUser}")`, viaAmq, '/amq/queue -> /queue'),
+	`a SEND to /amq/queue/${rpcUser} reaches the page's /queue/${rpcUser} subscriber (destination:/queue/...)`);
+	const amqName = `amq-sub-${nonce}`;
+	await withTimeout(rpc.evaluate((d) => new Promise((resolve) => {
+		const receipt = `sub-${d}`;
+		window.stompClient.watchForReceipt(receipt, resolve);
+		window.stompClient.subscribe(d, (m) => record('amq', m), { receipt });
+	}), `/amq/queue/${amqName}`), WAIT_MS, `RECEIPT for SUBSCRIBE /amq/queue/${amqName}`);
+	const viaQueue = `sent on /queue ${nonce}`;
+	await pyPublish(herald.ports.stomp, [[`/queue/${amqName}`, 'text/plain', viaQueue]]);
+	check(await waitReceived(rpc, 'return r.some(m => m.where === "amq" && m.body === a)', viaQueue,
+		'/queue -> /amq/queue'), `a stomp.py SEND to /queue/${amqName} reaches the page's /amq/queue/${amqName} subscriber`);
+	const rpcSt = await rpc.evaluate(() => window.e2e);
+	check(rpcSt.connected && rpcSt.closes.length === 0 && rpcSt.errors.length === 0 &&
+		!rpcSt.received.some((m) => (m.body || '').startsWith('pong:')),
+	"the requester's connection stayed up, and no reply went to a subscription's callback",
+		{ closes: rpcSt.closes, errors: rpcSt.errors });
+	await rpc.screenshot({ path: path.join(OUT, 'rpc-page.png'), fullPage: true });
+
+	// the reply queue dies with the connection: a late reply is accepted (RECEIPT) and dropped
+	await rpc.click('#disconnect');
+	try {
+		await rpc.waitForFunction(() => window.e2e.closes.length > 0, null, { timeout: 5000 });
+		let late = null;
+		if (replyTo) {
+			try {
+				late = await pyPublish(herald.ports.stomp, [[replyTo, 'text/plain', `late ${nonce}`]]);
+			} catch (e) {
+				late = e.message;
+			}
+		}
+		check(late === 'ok 1', `after the requester left, a late reply to ${replyTo || '(none)'} still gets its RECEIPT`,
+			late);
+	} catch (e) {
+		check(false, "the requester's WebSocket closes after DISCONNECT", e.message.split('\n')[0]);
+	}
 
 	check(problems.length === 0, 'no page errors or console errors', problems);
 	check(herald.alive(), 'herald still running', herald.exitInfo());
