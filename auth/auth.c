@@ -590,6 +590,7 @@ static void connect_password(const struct auth_db *db, struct auth_shard *as,
 	}
 	if (auth_ratelimit_is_blocked(&as->rl, rq->peer, rq->now_ms)) {
 		if (!auth_ratelimit_has_failed_too_often(&as->rl, rq->peer, rq->now_ms)) {
+			as->check_waits++;
 			out->status = AUTH_RETRY;	/* only busy: wait, do not refuse */
 			out->delay_ms = 20;
 			return;

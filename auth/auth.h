@@ -113,6 +113,8 @@ struct auth_shard {
 	uint64_t logins_failed;
 	uint64_t slow_checks;		/* jobs handed to the auth thread */
 	uint64_t cache_hits;
+	uint64_t check_waits;		/* AUTH_RETRY: the address had max_pending checks in
+					 * flight (each attempt counts, a waiting login retries) */
 };
 
 void auth_shard_init(struct auth_shard *as);

@@ -155,6 +155,7 @@ void auth_ratelimit_begin(struct auth_ratelimit *rl, const struct sockaddr *peer
 
 	if (e->pending < UINT16_MAX)
 		e->pending++;
+	rl->pending_max = HD_MAX(rl->pending_max, e->pending);
 }
 
 void auth_ratelimit_end(struct auth_ratelimit *rl, const struct sockaddr *peer, uint64_t now_ms)

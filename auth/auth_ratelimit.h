@@ -44,6 +44,7 @@ struct auth_rl_params {
 struct auth_ratelimit {
 	struct auth_rl_params p;
 	uint8_t key[crypto_shorthash_KEYBYTES];
+	uint16_t pending_max;		/* most slow checks one address ever had in flight */
 	struct auth_rl_entry e[AUTH_RL_SETS * AUTH_RL_WAYS];
 };
 
@@ -68,7 +69,8 @@ bool auth_ratelimit_is_blocked(struct auth_ratelimit *rl, const struct sockaddr 
  * login then is refused; at the in-flight cap it should only wait (AUTH_RETRY). */
 bool auth_ratelimit_has_failed_too_often(struct auth_ratelimit *rl, const struct sockaddr *peer,
 					 uint64_t now_ms);
-/* A slow check for peer starts / ends (pair them; an evicted entry is simply forgotten). */
+/* A slow check for peer starts / ends (pair them; an evicted entry is simply forgotten).
+ * begin raises rl->pending_max to the address's new count in flight when that is higher. */
 void auth_ratelimit_begin(struct auth_ratelimit *rl, const struct sockaddr *peer, uint64_t now_ms);
 void auth_ratelimit_end(struct auth_ratelimit *rl, const struct sockaddr *peer, uint64_t now_ms);
 

@@ -124,8 +124,16 @@ static void render_stats(const struct swim_stats *st, struct admin_buf *out)
 	       st->push_pulls, st->conflicts);
 }
 
+static void render_auth(const struct admin_auth *a, struct admin_buf *out)
+{
+	append(out, ", \"auth\": {\"slow_checks\": %" PRIu64 ", \"checks_in_flight_max\": %" PRIu64
+	       ", \"check_waits\": %" PRIu64 "}", a->slow_checks, a->checks_in_flight_max,
+	       a->check_waits);
+}
+
 void admin_render_status(const struct swim *s, uint64_t now_ms, const char *cluster,
-			 const struct node_meta *self_load, struct admin_buf *out)
+			 const struct node_meta *self_load, const struct admin_auth *auth,
+			 struct admin_buf *out)
 {
 	size_t n = swim_member_count(s);
 	const struct swim_member **sorted = hd_alloc((n ? n : 1) * sizeof(*sorted));
@@ -144,6 +152,8 @@ void admin_render_status(const struct swim *s, uint64_t now_ms, const char *clus
 	}
 	append(out, "], ");
 	render_stats(swim_get_stats(s), out);
+	if (auth)
+		render_auth(auth, out);
 	append(out, "}\n");
 	hd_free(sorted);
 }
@@ -173,7 +183,8 @@ static bool path_is(const char *path, size_t len, const char *want)
 }
 
 int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t now_ms,
-		  const char *cluster, const struct node_meta *self_load, struct admin_buf *out)
+		  const char *cluster, const struct node_meta *self_load,
+		  const struct admin_auth *auth, struct admin_buf *out)
 {
 	const char *sp1 = memchr(req, ' ', len);
 	const char *path;
@@ -194,7 +205,7 @@ int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t no
 		respond_error(out, 404, "Not Found");
 		return 404;
 	}
-	admin_render_status(s, now_ms, cluster, self_load, &body);
+	admin_render_status(s, now_ms, cluster, self_load, auth, &body);
 	respond(out, 200, "OK", body.ptr, body.len);
 	admin_buf_free(&body);
 	return 200;

@@ -11,10 +11,12 @@
  *    "gossip": {"packets_in", "bytes_in", "packets_out", "bytes_out",
  *               "dropped_other_cluster", "dropped_bad_mac", "dropped_malformed",
  *               "dropped_version", "dropped_not_gossip", "probes", "probes_failed",
- *               "suspicions", "refutes", "declared_dead", "push_pulls", "name_conflicts"}}
+ *               "suspicions", "refutes", "declared_dead", "push_pulls", "name_conflicts"},
+ *    "auth": {"slow_checks", "checks_in_flight_max", "check_waits"}}
  * members sorted by name; "state" is "alive", "suspect", "dead" or "left"; last_seen_ms is
  * the age of the last direct contact (ack or ping; 0 for self; since the last state change
- * when there was none). `heraldctl cluster status` and monitoring parse it.
+ * when there was none). "auth" is this node's alone (struct admin_auth; absent when the
+ * caller has none). `heraldctl cluster status` and monitoring parse it.
  */
 #ifndef CLUSTER_ADMIN_H
 #define CLUSTER_ADMIN_H
@@ -35,14 +37,24 @@ struct admin_buf {
 
 void admin_buf_free(struct admin_buf *b);
 
+/* This node's password-check counters (docs/auth.md "Failed logins"), not gossiped. */
+struct admin_auth {
+	uint64_t slow_checks;		/* argon2id checks handed to the auth thread */
+	uint64_t checks_in_flight_max;	/* most one address had in flight at once, any shard */
+	uint64_t check_waits;		/* logins told to wait: their address was at that limit */
+};
+
 /* Renders the status JSON of s at now_ms into *out (appended). self_load, when non-NULL,
- * replaces the load our own metadata last gossiped (it is fresher). */
+ * replaces the load our own metadata last gossiped (it is fresher); auth, when non-NULL,
+ * is rendered as "auth". */
 void admin_render_status(const struct swim *s, uint64_t now_ms, const char *cluster,
-			 const struct node_meta *self_load, struct admin_buf *out);
+			 const struct node_meta *self_load, const struct admin_auth *auth,
+			 struct admin_buf *out);
 
 /* Given a complete request head (through the blank line), writes the whole HTTP response
  * to *out. Returns the status code. Only GET of the paths above is served. */
 int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t now_ms,
-		  const char *cluster, const struct node_meta *self_load, struct admin_buf *out);
+		  const char *cluster, const struct node_meta *self_load,
+		  const struct admin_auth *auth, struct admin_buf *out);
 
 #endif

@@ -96,6 +96,7 @@ struct cluster {
 	uint64_t next_load_ms;
 	uint64_t next_meta_ms;		/* earliest next metadata gossip */
 	struct node_meta meta;		/* what we advertise; load part sampled */
+	struct admin_auth auth;		/* sampled with the load; admin endpoint only */
 	uint64_t last_warn_ms;
 	uint64_t refutes_logged;	/* swim's refute count when we last logged one */
 	uint64_t conflicts_logged;	/* swim's name-conflict count when we last logged */
@@ -495,7 +496,7 @@ static void admin_answer(struct cluster *c, struct conn *k, uint64_t now_ms)
 {
 	struct admin_buf out = { 0 };
 	int code = admin_respond((const char *)k->rbuf, k->rlen, c->swim, now_ms,
-				 c->cfg.cluster_name, &c->meta, &out);
+				 c->cfg.cluster_name, &c->meta, &c->auth, &out);
 
 	hd_log_debug("cluster: admin %s -> %d", k->peer, code);
 	(void)code;
@@ -675,6 +676,7 @@ static void refresh_meta(struct cluster *c, uint64_t now_ms, bool force)
 	c->meta.connections = load.connections;
 	c->meta.subscriptions = load.subscriptions;
 	c->meta.msgs_per_s = load.msgs_per_s;
+	c->auth = load.auth;
 	/* Each change costs a gossip to every node, so the interval grows with N. */
 	if (!force && now_ms < c->next_meta_ms)
 		return;

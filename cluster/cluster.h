@@ -7,6 +7,8 @@
 #ifndef CLUSTER_CLUSTER_H
 #define CLUSTER_CLUSTER_H
 
+#include "cluster/admin.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,11 +35,13 @@ struct cluster_config {
 	uint16_t nshards;
 };
 
-/* The node's load summary, advertised in membership metadata. */
+/* The node's load summary, advertised in membership metadata; auth is shown by our admin
+ * endpoint only. */
 struct cluster_load {
 	uint64_t connections;
 	uint64_t subscriptions;
 	uint64_t msgs_per_s;
+	struct admin_auth auth;
 };
 
 /* Called on the cluster thread whenever it refreshes metadata; must be thread-safe

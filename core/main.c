@@ -60,6 +60,25 @@ static int open_listeners(const char *proto, const char *addr, uint16_t *port, u
 	return 0;
 }
 
+/* The auth thread's work as the admin endpoint shows it: totals, and the per-address
+ * in-flight high-water mark of the busiest shard (each shard limits its own). Relaxed,
+ * like the load: plain counters, nothing else is read through them. */
+static void sum_auth(struct admin_auth *out)
+{
+	for (uint32_t i = 0; i < nshards; i++) {
+		const struct shard_stats_pub *p = &shards[i]->pub;
+		uint64_t in_flight_max;
+
+		out->slow_checks +=
+			atomic_load_explicit(&p->auth_slow_checks, memory_order_relaxed);
+		out->check_waits +=
+			atomic_load_explicit(&p->auth_check_waits, memory_order_relaxed);
+		in_flight_max =
+			atomic_load_explicit(&p->auth_checks_in_flight_max, memory_order_relaxed);
+		out->checks_in_flight_max = HD_MAX(out->checks_in_flight_max, in_flight_max);
+	}
+}
+
 static void sum_load(void *arg, struct cluster_load *out)
 {
 	static uint64_t last_published;
@@ -75,6 +94,7 @@ static void sum_load(void *arg, struct cluster_load *out)
 		out->subscriptions += atomic_load_explicit(&shards[i]->pub.subscriptions, memory_order_relaxed);
 		published += atomic_load_explicit(&shards[i]->pub.published, memory_order_relaxed);
 	}
+	sum_auth(&out->auth);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	if (last_ms && now_ms > last_ms)

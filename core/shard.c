@@ -268,6 +268,12 @@ static void publish_stats(struct shard *sh)
 	atomic_store_explicit(&sh->pub.subscriptions, sh->stats.subscriptions, memory_order_relaxed);
 	atomic_store_explicit(&sh->pub.published, sh->stats.published, memory_order_relaxed);
 	atomic_store_explicit(&sh->pub.delivered, sh->stats.delivered, memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.auth_slow_checks, sh->auth.slow_checks,
+			      memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.auth_check_waits, sh->auth.check_waits,
+			      memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.auth_checks_in_flight_max, sh->auth.rl.pending_max,
+			      memory_order_relaxed);
 }
 
 static void begin_stop(struct shard *sh)

@@ -46,6 +46,10 @@ struct shard_stats_pub {
 	_Atomic uint64_t subscriptions;
 	_Atomic uint64_t published;
 	_Atomic uint64_t delivered;
+	/* from auth (struct auth_shard), for the admin endpoint */
+	_Atomic uint64_t auth_slow_checks;
+	_Atomic uint64_t auth_check_waits;
+	_Atomic uint64_t auth_checks_in_flight_max;	/* one address, on this shard */
 };
 
 /* xmsgs waiting for room in a full xring, in order */

@@ -376,6 +376,8 @@ Test(auth, a_busy_address_is_asked_to_retry_not_refused)
 	cr_assert_null(r.job);
 	cr_assert_null(r.identity);
 	cr_assert_eq(f.as.logins_failed, 0, "waiting is not failing");
+	cr_assert_eq(f.as.check_waits, 1);
+	cr_assert_eq(f.as.rl.pending_max, 8);
 	/* one check comes back: the next attempt gets its turn */
 	auth_job_run(jobs[0]);
 	auth_job_finish(jobs[0], &f.as, 0, &r);
@@ -412,6 +414,7 @@ Test(auth, the_same_login_in_flight_is_checked_once)
 	auth_connect(f.db, &f.as, &rq, &r);
 	cr_assert_eq(r.status, AUTH_RETRY, "the same credentials wait for the check in flight");
 	cr_assert_null(r.job);
+	cr_assert_eq(f.as.check_waits, 0, "waiting for one's own answer is not the address limit");
 	auth_connect(f.db, &f.as, &other, &r);
 	cr_assert_eq(r.status, AUTH_SLOW, "a different password is checked on its own");
 	auth_job_destroy(r.job, &f.as, 0);

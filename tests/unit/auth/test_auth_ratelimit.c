@@ -1,7 +1,8 @@
 /*
  * tests/unit/auth/test_auth_ratelimit.c - auth/auth_ratelimit.c: free failures, then
- * doubling delays to a cap; blocking after the threshold and on too many checks in flight;
- * decay over time; address keys (IPv4 /32, IPv6 /64, mapped IPv4); a flood of addresses.
+ * doubling delays to a cap; blocking after the threshold and on too many checks in flight
+ * (and the most one address had); decay over time; address keys (IPv4 /32, IPv6 /64,
+ * mapped IPv4); a flood of addresses.
  */
 #include "auth/auth_ratelimit.h"
 
@@ -127,6 +128,31 @@ Test(auth_ratelimit, limits_slow_checks_in_flight)
 		auth_ratelimit_end(&rl, SA(a), 0);
 	auth_ratelimit_end(&rl, SA(a), 0);	/* unpaired: ignored */
 	cr_assert_eq(auth_ratelimit_delay_ms(&rl, SA(a), 0), 0);
+}
+
+/* The high-water mark the admin endpoint shows: the most checks one address had in flight
+ * at once, not the total begun, and not lowered when they end. */
+Test(auth_ratelimit, remembers_the_most_checks_one_address_had_in_flight)
+{
+	struct auth_ratelimit rl;
+	struct sockaddr_in a = v4("192.0.2.1");
+	struct sockaddr_in b = v4("192.0.2.2");
+
+	auth_ratelimit_init(&rl);
+	cr_assert_eq(rl.pending_max, 0);
+	for (int i = 0; i < 3; i++)
+		auth_ratelimit_begin(&rl, SA(a), 0);
+	auth_ratelimit_begin(&rl, SA(b), 0);
+	auth_ratelimit_begin(&rl, SA(b), 0);
+	cr_assert_eq(rl.pending_max, 3, "per address, not the total of 5");
+	for (int i = 0; i < 3; i++)
+		auth_ratelimit_end(&rl, SA(a), 0);
+	cr_assert_eq(rl.pending_max, 3, "kept after the checks end");
+	auth_ratelimit_begin(&rl, SA(a), 0);
+	auth_ratelimit_begin(&rl, SA(b), 0);
+	cr_assert_eq(rl.pending_max, 3, "neither address passed 3 again");
+	auth_ratelimit_begin(&rl, SA(b), 0);
+	cr_assert_eq(rl.pending_max, 4);
 }
 
 /* More addresses than slots: the table keeps working, and a heavy offender survives a

@@ -92,7 +92,7 @@ Test(admin, status_json_lists_members_sorted_with_their_load)
 	const char *a;
 	const char *b;
 
-	admin_render_status(s, 1500, "c", NULL, &out);
+	admin_render_status(s, 1500, "c", NULL, NULL, &out);
 	cr_assert(strstr(out.ptr, "\"self\": \"b-self\""), "%s", out.ptr);
 	a = strstr(out.ptr, "\"name\": \"a-peer\"");
 	b = strstr(out.ptr, "\"name\": \"b-self\"");
@@ -114,9 +114,25 @@ Test(admin, fresher_self_load_replaces_the_gossiped_one)
 	struct admin_buf out = { 0 };
 	struct node_meta fresh = { .connections = 5, .subscriptions = 6, .msgs_per_s = 9 };
 
-	admin_render_status(s, 1500, "c", &fresh, &out);
+	admin_render_status(s, 1500, "c", &fresh, NULL, &out);
 	cr_assert(strstr(out.ptr, "\"connections\": 5, \"subscriptions\": 6, \"msgs_per_s\": 9"),
 		  "%s", out.ptr);
+	admin_buf_free(&out);
+	swim_destroy(s);
+}
+
+Test(admin, auth_counters_follow_the_gossip_counters_when_given)
+{
+	struct swim *s = one_node();
+	struct admin_buf out = { 0 };
+	struct admin_auth auth = { .slow_checks = 20, .checks_in_flight_max = 8, .check_waits = 3 };
+
+	admin_render_status(s, 1500, "c", NULL, &auth, &out);
+	cr_assert(strstr(out.ptr, "\"name_conflicts\": 0}, \"auth\": {\"slow_checks\": 20, "
+			  "\"checks_in_flight_max\": 8, \"check_waits\": 3}}\n"), "%s", out.ptr);
+	admin_buf_free(&out);
+	admin_render_status(s, 1500, "c", NULL, NULL, &out);
+	cr_assert_null(strstr(out.ptr, "\"auth\""), "%s", out.ptr);
 	admin_buf_free(&out);
 	swim_destroy(s);
 }
@@ -124,7 +140,7 @@ Test(admin, fresher_self_load_replaces_the_gossiped_one)
 static int respond(const char *req, struct admin_buf *out)
 {
 	struct swim *s = one_node();
-	int code = admin_respond(req, strlen(req), s, 1500, "c", NULL, out);
+	int code = admin_respond(req, strlen(req), s, 1500, "c", NULL, NULL, out);
 
 	swim_destroy(s);
 	return code;
