@@ -11,7 +11,9 @@ Client source addresses are picked from 127.0.0.0/8 (all local on Linux) so that
 can be several "addresses".
 """
 
-import threading
+import http.client
+import json
+import re
 import time
 
 import pytest
@@ -176,24 +178,66 @@ def test_blocked_address_gets_no_check_but_remembered_password_and_token_work(
         c.close()
 
 
-@pytest.mark.herald_args("--user", "jack:jackpw", *ONE_SHARD)
-def test_at_most_8_checks_in_flight_the_rest_wait_not_refused(herald, logins):
-    """A burst of right-password logins from one address all succeed (they queue)."""
-    results = [None] * 20
+ADMIN_RE = re.compile(r"listening proto=admin addr=([0-9.]+):(\d+)")
 
-    def one(i):
-        try:
-            _, f, _ = logins(herald, "jack", "jackpw", timeout=10.0)
-            results[i] = f.cmd
-        except Exception as e:	# reported below
-            results[i] = repr(e)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(results))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(15.0)
-    assert results == ["CONNECTED"] * len(results), results
+def _admin_auth(srv, pred, timeout=5.0):
+    """The "auth" object of the admin endpoint's /cluster/status JSON once pred(it) holds
+    (the cluster thread samples the shards' counters once a second). The admin port is
+    read from the server's log line "listening proto=admin addr=A:P"."""
+    deadline = time.monotonic() + timeout
+    auth = None
+    while time.monotonic() < deadline:
+        m = ADMIN_RE.search(srv.log())
+        if m:
+            c = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=2.0)
+            try:
+                c.request("GET", "/cluster/status")
+                r = c.getresponse()
+                assert r.status == 200, r.status
+                auth = json.loads(r.read())["auth"]
+            finally:
+                c.close()
+            if pred(auth):
+                return auth
+        time.sleep(0.1)
+    raise AssertionError("admin JSON's auth counters never got there: %r" % (auth,))
+
+
+def test_at_most_8_checks_in_flight_the_rest_wait_not_refused(herald_factory, tmp_path):
+    """20 right-password logins at once from one address all log in, while the server's own
+    high-water mark (admin JSON "auth") shows exactly 8 password checks in flight for the
+    address at most and the rest told to wait. Each login is another user: the same
+    credentials twice would share one check (auth.c's in-flight list), never reaching 8."""
+    from authutil import argon2id_hash
+    n = 20
+    users = ["burst%02d" % i for i in range(n)]
+    hashed = argon2id_hash("burstpw", opslimit=2, memlimit=64 * 1024 * 1024)	# ~50 ms each
+    path = str(tmp_path / "users")
+    write_users(path, ["%s:%s::/" % (u, hashed) for u in users])
+    srv = herald_factory("--users-file", path, *ONE_SHARD)
+    conns = [Conn(*srv.addr, src="127.0.0.1", timeout=15.0) for _ in users]
+    try:
+        # all CONNECTs go out within a few ms; the checks take ~50 ms each, one at a time
+        for c, user in zip(conns, users):
+            c.send_frame("CONNECT", [("accept-version", "1.2"), ("host", "/"),
+                                     ("login", user), ("passcode", "burstpw")])
+        replies = []
+        for c in conns:
+            try:
+                replies.append(c.recv_frame(15.0))
+            except (Closed, Timeout) as e:	# reported below
+                replies.append(repr(e))
+    finally:
+        for c in conns:
+            c.close()
+    assert all(getattr(f, "cmd", None) == "CONNECTED" for f in replies), replies
+
+    auth = _admin_auth(srv, lambda a: a["slow_checks"] >= n)
+    assert auth["slow_checks"] == n, auth
+    assert auth["checks_in_flight_max"] <= 8, "the limit did not hold: %r" % auth
+    assert auth["checks_in_flight_max"] == 8, "the checks never reached the limit: %r" % auth
+    assert auth["check_waits"] > 0, "no login had to wait: %r" % auth
 
 
 # ---- timing does not reveal names ----------------------------------------------------------
