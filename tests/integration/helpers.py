@@ -15,7 +15,8 @@ import uuid
 import stomp
 
 WAIT = 5.0	# default bound for anything expected to happen
-QUIET = 0.3	# how long "nothing more arrives" is watched
+QUIET = 0.3	# how long "nothing more arrives" is watched before its sync point
+MARKER = "quiet-marker-"	# body prefix of Client.quiet's marker messages
 
 
 def uid(prefix="t"):
@@ -107,6 +108,7 @@ class Client:
         self.conn.set_listener("t", self.listener)
         self.login, self.passcode, self.headers = login, passcode, headers or {}
         self.subs = {}
+        self.ack_modes = {}
         if connect:
             self.connect()
 
@@ -185,6 +187,7 @@ class Client:
         if rid:
             self.wait_receipt(rid)
         self.subs[sid] = dest
+        self.ack_modes[sid] = ack
         return sid
 
     def unsubscribe(self, sid, receipt=True):
@@ -258,15 +261,67 @@ class Client:
         L = self.listener
         L.wait_for(lambda: L.disconnected, timeout, "the server to close the connection")
 
-    def quiet(self, n, period=QUIET):
-        """Asserts that no more than n messages arrive within period."""
+    def quiet(self, n, period=QUIET, marker=None):
+        """Asserts that exactly n messages arrived and that no more come.
+
+        Watching for a while proves little on its own (a redelivery or a message from
+        another shard may just be late), so the watch ends with a sync point, and whatever
+        the server was going to deliver before it must have arrived by then:
+
+        marker=(client, dest) or (client, dest, copies): after period, `client` SENDs a
+          marker message to `dest`, which must reach this client behind anything already on
+          its way here: the same queue with this client its only consumer (requeued messages
+          go ahead of newer ones; FIFO), or the same topic from the same publisher as the
+          messages in question (one publisher's order holds per subscriber). copies: how
+          many subscriptions of this client get it (default 1). The marker is waited for,
+          ACKed on a client-individual subscription, and removed from .messages, as are
+          other clients' markers this one received (a topic's other subscribers). Not for a
+          subscription whose prefetch window is full (the marker could not come) or in
+          `client` mode (its ACK would acknowledge everything before it).
+        marker=None: a RECEIPT on this connection (BEGIN/ABORT of a throwaway
+          transaction): whatever the server had queued for this connection before reading
+          that frame arrives first. That covers the connection's own shard only, so pass a
+          marker wherever one can come.
+        """
         time.sleep(period)
+        L = self.listener
+        if marker is None:
+            if L.disconnected:	# closed: nothing more can come
+                return self._assert_count(n)
+            tx = uid("quiet-tx")
+            rid = uid("quiet")
+            self.conn.begin(transaction=tx)
+            self.conn.abort(tx, headers={"receipt": rid})
+            self.wait_receipt(rid)
+        else:
+            pub, dest = marker[0], marker[1]
+            copies = marker[2] if len(marker) > 2 else 1
+            body = MARKER + uid("m")
+            pub.send(dest, body, receipt=True)
+            L.wait_for(lambda: sum(1 for m in L.messages if m.body == body) >= copies, WAIT,
+                       "%d cop%s of the marker %s sent to %s after the quiet period"
+                       % (copies, "y" if copies == 1 else "ies", body, dest))
+            with L.cond:
+                marks = [m for m in L.messages if is_marker(m)]
+                L.messages[:] = [m for m in L.messages if not is_marker(m)]
+            for m in marks:
+                mode = self.ack_modes.get(m.headers.get("subscription"), "auto")
+                assert mode != "client", "a marker on a client-mode subscription: %s" % summ(m)
+                if mode == "client-individual":
+                    self.ack(m)
+        self._assert_count(n)
+
+    def _assert_count(self, n):
         got = self.listener.messages
         assert len(got) == n, "expected %d messages, got %d: %s" % (n, len(got),
                                                                     [summ(m) for m in got])
 
     def bodies(self):
         return [m.body for m in self.listener.messages]
+
+
+def is_marker(m):
+    return isinstance(m.body, str) and m.body.startswith(MARKER)
 
 
 def assert_server_works(addr, version="1.2"):

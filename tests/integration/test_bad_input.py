@@ -211,7 +211,7 @@ def test_frames_after_the_bad_one_are_not_processed(herald, raws, clients):
     c.subscribe(q)
     c.send(q, "sentinel", receipt=True)
     assert c.wait_messages(1)[0].body == "sentinel"
-    c.quiet(1)
+    c.quiet(1, marker=(c, q))
 
 
 def test_other_sessions_are_undisturbed_by_bad_input(herald, raws, clients):

@@ -169,7 +169,7 @@ def test_message_sent_before_connect_is_not_delivered(herald, raws, clients):
     c.subscribe(q)
     c.send(q, "legit", receipt=True)
     assert c.wait_messages(1)[0].body == "legit"
-    c.quiet(1)
+    c.quiet(1, marker=(c, q))
 
 
 def test_connect_with_crlf_line_endings(herald, raws):

@@ -292,7 +292,7 @@ def test_send_to_a_full_queue_is_refused_and_nothing_is_dropped(herald, raws, cl
     c = clients(herald)
     c.subscribe(q)
     c.wait_messages(5)
-    c.quiet(5)
+    c.quiet(5, marker=(c, q))
     assert c.bodies() == ["m%d" % i for i in range(5)]
     # Once drained, the queue takes messages again.
     c.send(q, "again", receipt=True)
@@ -468,7 +468,7 @@ def test_transaction_over_max_tx_frames_is_refused_and_nothing_leaks(herald, raw
     # The transaction died with its connection: none of it is delivered.
     c.send(q, "sentinel", receipt=True)
     assert c.wait_messages(1)[0].body == "sentinel"
-    c.quiet(1)
+    c.quiet(1, marker=(c, q))
 
 
 @pytest.mark.herald_args("--connect-timeout-ms", "300")

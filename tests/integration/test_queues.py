@@ -5,8 +5,9 @@ held in order while nobody is subscribed. Issue 3 "STOMP semantics"; RABBITMQ-RE
 """
 
 import json
+import time
 
-from helpers import uid
+from helpers import MARKER, is_marker, summ, uid
 from stompraw import Timeout, frame_bytes
 
 
@@ -26,7 +27,7 @@ def test_messages_sent_with_no_subscriber_are_held_and_delivered_in_order(herald
     for m in msgs:
         assert m.headers["destination"] == q
         assert m.headers["subscription"] == sid
-    sub.quiet(10)
+    sub.quiet(10, marker=(pub, q))
 
 
 def test_held_messages_survive_the_publisher_leaving(herald, clients):
@@ -50,9 +51,16 @@ def test_round_robin_across_three_consumers(herald, clients):
     got = []
     for c in consumers:
         c.wait_messages(10)
+    # Sync point: three markers after the 30. Exact round robin gives each consumer one,
+    # behind its 10, so an 11th message on its way to a consumer comes before its marker.
+    time.sleep(0.2)
+    pub.send_many(q, [MARKER + "rr%d" % i for i in range(3)])
     for c in consumers:
-        c.quiet(10, 0.2)
-        idx = [int(b) for b in c.bodies()]
+        msgs = c.wait_messages(11)
+        assert is_marker(msgs[10]), [summ(m) for m in c.messages]
+    for c in consumers:
+        assert len(c.messages) == 11, [summ(m) for m in c.messages]
+        idx = [int(b) for b in c.bodies()[:10]]
         assert idx == sorted(idx), "FIFO per consumer"
         got.append(idx)
     # Exact round robin: consumer k gets every third message.
@@ -123,8 +131,8 @@ def test_queues_are_independent(herald, clients):
     pub.send(q2, "for-2", receipt=True)
     assert s1.wait_messages(1)[0].body == "for-1"
     assert s2.wait_messages(1)[0].body == "for-2"
-    s1.quiet(1, 0.2)
-    s2.quiet(1, 0.2)
+    s1.quiet(1, 0.2, marker=(pub, q1))
+    s2.quiet(1, 0.2, marker=(pub, q2))
 
 
 def test_many_queues_across_shards(herald, clients):

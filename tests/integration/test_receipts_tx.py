@@ -103,9 +103,11 @@ def test_stomp_py_disconnect_with_receipt(herald, clients):
     assert c.listener.disconnected
 
 
-def sentinel_check(sub, expect_bodies):
+def sentinel_check(sub, expect_bodies, pub, dest):
+    """sub got exactly expect_bodies; a marker from pub to dest (sub's subscription) comes
+    after the quiet period, so anything still on its way would have come before it."""
     sub.wait_messages(len(expect_bodies))
-    sub.quiet(len(expect_bodies))
+    sub.quiet(len(expect_bodies), marker=(pub, dest))
     assert sub.bodies() == expect_bodies
 
 
@@ -118,7 +120,7 @@ def test_transaction_sends_are_held_until_commit(herald, clients):
     pub.send(q, "t1", headers={"transaction": tx})
     pub.send(q, "t2", headers={"transaction": tx})
     pub.send(q, "outside", receipt=True)
-    sentinel_check(sub, ["outside"])
+    sentinel_check(sub, ["outside"], pub, q)
     rid = uid("commit")
     pub.conn.commit(tx, headers={"receipt": rid})
     pub.wait_receipt(rid)
@@ -138,7 +140,7 @@ def test_aborted_transaction_sends_are_discarded(herald, clients):
     pub.conn.abort(tx, headers={"receipt": rid})
     pub.wait_receipt(rid)
     pub.send(q, "after", receipt=True)
-    sentinel_check(sub, ["after"])
+    sentinel_check(sub, ["after"], pub, q)
 
 
 def test_transaction_on_a_topic(herald, clients):
@@ -150,7 +152,7 @@ def test_transaction_on_a_topic(herald, clients):
     for i in range(3):
         pub.send(t, "t%d" % i, headers={"transaction": tx})
     pub.send(t, "outside", receipt=True)
-    sentinel_check(sub, ["outside"])
+    sentinel_check(sub, ["outside"], pub, t)
     rid = uid("commit")
     pub.conn.commit(tx, headers={"receipt": rid})
     pub.wait_receipt(rid)
@@ -173,7 +175,7 @@ def test_two_transactions_on_one_connection_are_independent(herald, clients):
     pub.conn.commit(tb, headers={"receipt": rid})
     pub.wait_receipt(rid)
     pub.send(q, "end", receipt=True)
-    sentinel_check(sub, ["b1", "end"])
+    sentinel_check(sub, ["b1", "end"], pub, q)
 
 
 def test_closed_connection_aborts_its_transaction(herald, clients, raws):
@@ -189,7 +191,7 @@ def test_closed_connection_aborts_its_transaction(herald, clients, raws):
     time.sleep(0.3)
     other = clients(herald)
     other.send(q, "real", receipt=True)
-    sentinel_check(sub, ["real"])
+    sentinel_check(sub, ["real"], other, q)
 
 
 def test_acks_in_a_transaction_apply_at_commit(herald, clients):
@@ -209,7 +211,7 @@ def test_acks_in_a_transaction_apply_at_commit(herald, clients):
     b = clients(herald)
     b.subscribe(q)
     pub.send(q, "sentinel", receipt=True)
-    sentinel_check(b, ["sentinel"])
+    sentinel_check(b, ["sentinel"], pub, q)
 
 
 def test_acks_in_an_aborted_transaction_vanish(herald, clients):

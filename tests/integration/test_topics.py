@@ -32,7 +32,7 @@ def test_topic_message_reaches_every_subscriber(herald, clients):
         assert m.headers["x-custom"] == "v1"
         assert m.headers["content-type"] == "text/plain"
     for c in subs:
-        c.quiet(1)
+        c.quiet(1, marker=(pub, t))
 
 
 def test_topic_keeps_publisher_order(herald, clients):
@@ -56,7 +56,7 @@ def test_topic_message_with_no_subscriber_is_dropped_not_retained(herald, client
     sub.subscribe(t)
     pub.send(t, "second", receipt=True)
     assert sub.wait_messages(1)[0].body == "second"
-    sub.quiet(1)
+    sub.quiet(1, marker=(pub, t))
 
 
 def test_unsubscribed_topic_subscriber_gets_nothing_more(herald, clients):
@@ -70,7 +70,11 @@ def test_unsubscribed_topic_subscriber_gets_nothing_more(herald, clients):
     a.unsubscribe(sa)
     pub.send(t, "two", receipt=True)
     assert [m.body for m in b.wait_messages(2)] == ["one", "two"]
-    a.quiet(1)
+    # The sync point comes on a new subscription of A's to the same topic: a copy of "two"
+    # still sent to the old one would have come before the marker sent after it.
+    a.subscribe(t)
+    a.quiet(1, marker=(pub, t))
+    assert a.messages[0].headers["subscription"] == sa
 
 
 def test_topic_subscriber_gets_its_own_publication(herald, clients):
@@ -103,8 +107,8 @@ def test_topic_and_queue_with_the_same_name_are_separate(herald, clients):
     pub.send("/queue/" + name, "to-queue", receipt=True)
     assert tsub.wait_messages(1)[0].body == "to-topic"
     assert qsub.wait_messages(1)[0].body == "to-queue"
-    tsub.quiet(1, 0.2)
-    qsub.quiet(1, 0.2)
+    tsub.quiet(1, 0.2, marker=(pub, "/topic/" + name))
+    qsub.quiet(1, 0.2, marker=(pub, "/queue/" + name))
 
 
 def check_pattern(herald, clients, pattern, matching, not_matching):
@@ -122,7 +126,7 @@ def check_pattern(herald, clients, pattern, matching, not_matching):
     pub.send("/topic/" + matching[0].format(p=p), "sentinel", receipt=True)
     n = len(matching) + 1
     msgs = sub.wait_messages(n)
-    sub.quiet(n)
+    sub.quiet(n, marker=(pub, "/topic/" + matching[0].format(p=p)))
     got = sorted(m.body for m in msgs if m.body != "sentinel")
     assert got == sorted("yes:" + k for k in matching)
     for m in msgs:
@@ -174,7 +178,7 @@ def test_lone_hash_matches_every_topic(herald, clients):
     pub.send("/topic/" + keys[0], "sentinel", receipt=True)
     # Different topics may live on different shards: no order across them, so wait for all.
     sub.wait_messages(4)
-    sub.quiet(4, 0.2)
+    sub.quiet(4, 0.2, marker=(pub, "/topic/" + keys[0]))
     assert sorted(b for b in sub.bodies() if b != "sentinel") == sorted(keys)
 
 
@@ -210,7 +214,7 @@ def test_overlapping_subscriptions_on_one_connection_each_get_a_copy(herald, cli
     pub = clients(herald)
     pub.send("/topic/%s.a.b" % p, "both", receipt=True)
     msgs = c.wait_messages(2)
-    c.quiet(2)
+    c.quiet(2, marker=(pub, "/topic/%s.a.b" % p, 2))  # one marker per subscription
     assert sorted(m.headers["subscription"] for m in msgs) == sorted([exact, pattern])
     assert all(m.body == "both" for m in msgs)
 
@@ -226,7 +230,10 @@ def test_pattern_unsubscribe_stops_delivery(herald, clients):
         pub.send("/topic/%s.k%d" % (p, i), "m%d" % i)
     pub.send("/topic/%s.k0" % p, "sentinel", receipt=True)
     b.wait_messages(6)
-    a.quiet(0)
+    # The sync point comes on a new subscription of A's to the same pattern: copies still
+    # sent to the old one would have come before the marker sent after them.
+    a.subscribe("/topic/%s.*" % p)
+    a.quiet(0, marker=(pub, "/topic/%s.k0" % p))
 
 
 def test_fanout_to_many_subscribers_on_one_connection_and_many_connections(herald, clients):
