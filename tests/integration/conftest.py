@@ -9,12 +9,23 @@ Environment:
                   flags, signals or logs are skipped then.
   HERALD_TEST_TIMEOUT  per-test wall-clock cap in seconds (default 60)
 
-Each test gets its own server on free loopback ports (port 0, parsed from the log line
+Servers run on free loopback ports (port 0, parsed from the log line
 "listening proto=stomp addr=127.0.0.1:<port>"), with extra flags from the
-@pytest.mark.herald_args(...) marker. The server is stopped by PID (SIGTERM, then SIGKILL
+@pytest.mark.herald_args(...) marker. A server is stopped by PID (SIGTERM, then SIGKILL
 after a timeout); only processes started here are ever signalled. Its stderr is attached to
 the report of a failing test. A server that died during a test fails that test's teardown:
 no input may take the node down.
+
+Shared servers: a module marked `pytestmark = pytest.mark.herald_shared` gives its tests one
+`herald` per module (starting a server and the first argon2id login cost ~0.5 s each; a
+shared server's shards remember the verified login). A test of such a module still gets a
+fresh server of its own when it has @pytest.mark.herald_args(...) or
+@pytest.mark.herald_fresh("why"): it sends signals, stops or kills the server, reads the
+log for its own lines, tests limits/shutdown, makes failed logins (the failed-login delay
+per source address is server state) or otherwise needs a pristine server. Tests on a
+shared server must use destination names of their own (helpers.uid()). After each test the
+shared server must still be alive, else that test fails (as with a fresh one) and the next
+test starts a new one. Modules without the marker get a fresh server per test, as before.
 """
 
 import os
@@ -44,6 +55,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "herald_args(*flags): extra command-line flags for herald")
     config.addinivalue_line("markers", "herald_only: needs herald itself (flags, signals, logs)")
     config.addinivalue_line(
+        "markers", "herald_shared: (module) tests share one `herald` per module (conftest.py)")
+    config.addinivalue_line(
+        "markers", "herald_fresh(reason): this test needs a `herald` of its own in a "
+        "herald_shared module")
+    config.addinivalue_line(
         "markers",
         "rabbitmq_differs(reason): herald follows the spec where RabbitMQ does not "
         "(RABBITMQ-REFERENCE.md); expected to fail against STOMP_EXTERNAL=rabbitmq")
@@ -72,6 +88,8 @@ class Herald:
         self.port = None
         self.expect_exit = False	# set by tests that stop the server themselves
         self.external = False
+        self.shared = False
+        self.test_log_start = 0		# a shared server's log offset where this test began
 
     @property
     def addr(self):
@@ -167,14 +185,18 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.failed:
-        for srv in getattr(item, "_heralds", []):
+        for srv in getattr(item, "_heralds", []) + getattr(item, "_shared_heralds", []):
             if srv.external:
                 continue
             text = srv.log()
+            what = " ".join(getattr(srv, "cmd", [])[-6:])
+            if srv.shared:
+                # the lines logged while this test ran (the server served earlier tests)
+                text = text[srv.test_log_start:]
+                what = "shared by the module, since this test began: " + what
             if len(text) > 20000:
                 text = "...\n" + text[-20000:]
-            rep.sections.append(("herald stderr (%s)" % " ".join(getattr(srv, "cmd", [])[-6:]),
-                                 text))
+            rep.sections.append(("herald stderr (%s)" % what, text))
 
 
 @pytest.fixture
@@ -219,12 +241,66 @@ def herald_bin():
     return HERALD_BIN
 
 
+def _log_size(srv):
+    try:
+        return os.path.getsize(srv.log_path)
+    except OSError:
+        return 0
+
+
+@pytest.fixture(scope="module")
+def _shared_herald(request, tmp_path_factory):
+    """Holder of the module's shared server (started on first use by `herald`)."""
+    holder = {"srv": None, "n": 0, "last": None,
+              "dir": tmp_path_factory.mktemp("herald-" + request.module.__name__)}
+    yield holder
+    if holder["srv"] is not None:
+        holder["srv"].stop()
+
+
+def _wants_fresh(node):
+    return (STOMP_EXTERNAL or node.get_closest_marker("herald_shared") is None
+            or node.get_closest_marker("herald_fresh") is not None
+            or node.get_closest_marker("herald_args") is not None)
+
+
 @pytest.fixture
 def herald(request, herald_factory):
-    """A running server; flags from @pytest.mark.herald_args(...)."""
+    """A running server; flags from @pytest.mark.herald_args(...). Shared by the module's
+    tests when the module is marked herald_shared (see the top of this file)."""
     marker = request.node.get_closest_marker("herald_args")
     args = [str(a) for a in marker.args] if marker else []
-    return herald_factory(*args)
+    if _wants_fresh(request.node):
+        yield herald_factory(*args)
+        return
+    holder = request.getfixturevalue("_shared_herald")
+    srv = holder["srv"]
+    if srv is not None and not srv.alive():
+        # It passed the check after the previous test but died later (while that test's
+        # connections closed, say): still a crash, reported here rather than lost.
+        holder["srv"] = None
+        status = srv.stop()
+        pytest.fail("herald (shared by the module) died after %s had passed (exit status %s)"
+                    "\n%s" % (holder["last"], status, srv.log()[-8000:]), pytrace=False)
+    if srv is None:
+        holder["n"] += 1
+        srv = Herald([], str(holder["dir"] / ("herald-%d.log" % holder["n"])))
+        srv.shared = True
+        holder["srv"] = srv
+        srv.start()
+    srv.expect_exit = False
+    srv.test_log_start = _log_size(srv)
+    request.node._shared_heralds = [srv]
+    holder["last"] = request.node.nodeid
+    yield srv
+    # Teardown runs after the test's own clients were closed (they were set up later).
+    if not srv.alive():
+        holder["srv"] = None
+        status = srv.stop()
+        if not srv.expect_exit:
+            pytest.fail("herald (shared by the module) died during the test (exit status %s)"
+                        "\n%s" % (status, srv.log()[srv.test_log_start:][-8000:]),
+                        pytrace=False)
 
 
 @pytest.fixture

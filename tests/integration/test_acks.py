@@ -12,6 +12,9 @@ import pytest
 
 from helpers import uid
 
+# One server per module; tests needing their own say herald_fresh (conftest.py).
+pytestmark = pytest.mark.herald_shared
+
 # Time allowed for the server to notice a dropped TCP connection before the next consumer
 # subscribes; there is no frame that could confirm it.
 DEATH_SETTLE = 0.5

@@ -13,6 +13,9 @@ import pytest
 from helpers import assert_server_works, uid
 from stompraw import RawStomp
 
+# One server per module; tests needing their own say herald_fresh (conftest.py).
+pytestmark = pytest.mark.herald_shared
+
 keeps_open = pytest.mark.rabbitmq_differs("RabbitMQ keeps the connection open after an ERROR")
 
 # (id, bytes sent after a 1.2 CONNECT)

@@ -10,6 +10,9 @@ import pytest
 
 from helpers import Client, ConnectRefused, assert_server_works, uid
 
+# One server per module; tests needing their own say herald_fresh (conftest.py).
+pytestmark = pytest.mark.herald_shared
+
 rabbit_keeps_open = pytest.mark.rabbitmq_differs(
     "RabbitMQ keeps the connection open after an ERROR; the spec closes it")
 
@@ -99,6 +102,7 @@ def test_stomp_py_connects_with_each_version(herald, clients, version):
     assert got.get("version", "1.0") == version
 
 
+@pytest.mark.herald_fresh("a refused login: the per-address failed-login delay is server state")
 @rabbit_keeps_open
 @pytest.mark.parametrize("login,passcode", [
     ("guest", "wrong"),
@@ -114,6 +118,7 @@ def test_bad_login_gets_error_then_close(herald, raws, login, passcode):
     assert_server_works(herald.addr)
 
 
+@pytest.mark.herald_fresh("a refused login: the per-address failed-login delay is server state")
 @pytest.mark.rabbitmq_differs("RabbitMQ logs a client with no login in as its default user")
 def test_missing_login_is_refused_like_a_wrong_one(herald, raws):
     r = raws(herald)
@@ -123,12 +128,14 @@ def test_missing_login_is_refused_like_a_wrong_one(herald, raws):
     assert r.is_closed(2.0)
 
 
+@pytest.mark.herald_fresh("a refused login: the per-address failed-login delay is server state")
 def test_stomp_py_bad_login_is_refused(herald, clients):
     with pytest.raises(ConnectRefused) as exc:
         clients(herald, passcode="not-the-password")
     assert exc.value.error is not None and exc.value.error.headers.get("message")
 
 
+@pytest.mark.herald_fresh("a refused login: the per-address failed-login delay is server state")
 @rabbit_keeps_open
 def test_unknown_virtual_host_is_refused(herald, raws):
     r = raws(herald)
@@ -187,6 +194,7 @@ def test_connect_preceded_by_eols_is_accepted(herald, raws):
     assert f.cmd == "CONNECTED", f
 
 
+@pytest.mark.herald_fresh("a refused login: the per-address failed-login delay is server state")
 def test_refused_login_does_not_disturb_a_connected_client(herald, raws, clients):
     c = clients(herald)
     q = "/queue/" + uid()

@@ -11,6 +11,9 @@ import pytest
 from helpers import uid
 from stompraw import RawStomp, frame_bytes
 
+# One server per module; tests needing their own say herald_fresh (conftest.py).
+pytestmark = pytest.mark.herald_shared
+
 CONNECT = b"CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\0"
 
 

@@ -14,6 +14,9 @@ import pytest
 from helpers import assert_server_works, uid
 from stompraw import Closed
 
+# One server per module; tests needing their own say herald_fresh (conftest.py).
+pytestmark = pytest.mark.herald_shared
+
 MAX_PERIOD_MS = 1000	# RabbitMQ's floor; herald should honour the smaller asks below
 
 

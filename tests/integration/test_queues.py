@@ -7,8 +7,13 @@ held in order while nobody is subscribed. Issue 3 "STOMP semantics"; RABBITMQ-RE
 import json
 import time
 
+import pytest
+
 from helpers import MARKER, is_marker, summ, uid
 from stompraw import Timeout, frame_bytes
+
+# One server per module; tests needing their own say herald_fresh (conftest.py).
+pytestmark = pytest.mark.herald_shared
 
 
 def queue(name=None):

@@ -12,6 +12,9 @@ import pytest
 from helpers import uid
 from stompraw import Timeout, frame_bytes
 
+# One server per module; tests needing their own say herald_fresh (conftest.py).
+pytestmark = pytest.mark.herald_shared
+
 
 def queue():
     return "/queue/" + uid("q")

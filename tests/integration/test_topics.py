@@ -12,6 +12,9 @@ import pytest
 
 from helpers import uid
 
+# One server per module; tests needing their own say herald_fresh (conftest.py).
+pytestmark = pytest.mark.herald_shared
+
 
 def topic(name=None):
     return "/topic/" + (name or uid("t"))
@@ -168,6 +171,7 @@ def test_star_and_hash_together(herald, clients):
                   not_matching=["{p}.logs", "{p}.a.b.logs", "{p}.web.log"])
 
 
+@pytest.mark.herald_fresh("subscribes to /topic/#: every topic on the server")
 def test_lone_hash_matches_every_topic(herald, clients):
     sub = clients(herald)
     sub.subscribe("/topic/#")

@@ -16,6 +16,9 @@ from stompraw import frame_bytes
 from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, WSClosed,
                       close_payload, encode_frame, ws, wsc)	# noqa: F401
 
+# One server per module; tests needing their own say herald_fresh (conftest.py).
+pytestmark = pytest.mark.herald_shared
+
 
 def connected(wsc, **kw):
     r = wsc.raw(**kw)

@@ -15,6 +15,9 @@ from wsclient import (WSClient, accept_key, http_exchange, new_key, read_http_re
 from stompraw import frame_bytes
 from helpers import uid
 
+# One server per module; tests needing their own say herald_fresh (conftest.py).
+pytestmark = pytest.mark.herald_shared
+
 
 def check_error_response(resp, statuses):
     """A refusal: one of statuses, a correct Content-Length body, `Connection: close`, the

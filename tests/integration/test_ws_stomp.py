@@ -18,6 +18,9 @@ from helpers import uid
 from stompraw import Timeout, frame_bytes
 from wsclient import ws, ws_addr, wsc	# noqa: F401
 
+# One server per module; tests needing their own say herald_fresh (conftest.py).
+pytestmark = pytest.mark.herald_shared
+
 
 def only_eols(b):
     return b.strip(b"\r\n") == b""
@@ -141,6 +144,7 @@ def expect_error_then_ws_close(r):
     return errors[0]
 
 
+@pytest.mark.herald_fresh("a refused login: the per-address failed-login delay is server state")
 def test_bad_login_is_error(wsc):
     c = wsc()
     f = c.connect(login="guest", passcode="wrong")
@@ -149,6 +153,7 @@ def test_bad_login_is_error(wsc):
     assert closed and not frames, (frames, closed)
 
 
+@pytest.mark.herald_fresh("a refused login: the per-address failed-login delay is server state")
 @pytest.mark.rabbitmq_differs("Web-STOMP never closes after ERROR")
 def test_bad_login_error_then_close_frame(wsc):
     r = wsc.raw()
@@ -158,6 +163,7 @@ def test_bad_login_error_then_close_frame(wsc):
     expect_error_then_ws_close(r)
 
 
+@pytest.mark.herald_fresh("a refused login: the per-address failed-login delay is server state")
 @pytest.mark.rabbitmq_differs("Web-STOMP never closes after ERROR")
 def test_unknown_vhost_is_error(wsc):
     r = wsc.raw()
