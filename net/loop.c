@@ -13,13 +13,12 @@
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_log.h"
 #include "core/base/hd_time.h"
+#include "net/tcp_acked.h"
 #include "net/uring_compat.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <string.h>
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -689,25 +688,18 @@ static void out_consume(struct net_loop *l, struct net_conn *c, size_t sent)
 
 static void linger_close(struct net_loop *l, struct net_conn *c);
 
-/* Bytes the kernel holds unsent for c (what the peer has not taken yet). */
-static uint32_t kernel_queued(const struct net_conn *c)
+/* True when the peer acknowledged bytes since the last look: it reads, however slowly. (Not
+ * the send queue's length: a sendmsg refilling it as the peer reads can hide the progress.) */
+static bool peer_read_more(struct net_conn *c)
 {
-	int n = 0;
+	uint64_t acked;
 
-	if (ioctl(c->fd, SIOCOUTQ, &n) < 0 || n < 0)
-		return 0;
-	return (uint32_t)n;
-}
-
-/* True when the peer took bytes from the kernel's send queue since the last look: a
- * sendmsg may wait many seconds for room while a slow peer reads a large send buffer. */
-static bool kernel_queue_shrank(struct net_conn *c)
-{
-	uint32_t now_queued = kernel_queued(c);
-	bool shrank = now_queued < c->drain_kernel_queued;
-
-	c->drain_kernel_queued = now_queued;
-	return shrank;
+	if (net_tcp_bytes_acked(c->fd, &acked))
+		return false;
+	if (acked == c->drain_acked)
+		return false;
+	c->drain_acked = acked;
+	return true;
 }
 
 /* A draining peer that reads, however slowly, gets DRAIN_MS more after each write that
@@ -781,7 +773,8 @@ void net_conn_close_after_flush(struct net_loop *l, struct net_conn *c)
 	c->state = NET_CONN_DRAINING;
 	c->close_deadline_ms = (uint32_t)hd_now_ms() + DRAIN_MS;
 	c->drain_limit_ms = (uint32_t)hd_now_ms() + DRAIN_MAX_MS;
-	c->drain_kernel_queued = kernel_queued(c);
+	if (net_tcp_bytes_acked(c->fd, &c->drain_acked))
+		c->drain_acked = 0;
 	l->cb.on_close(l->ctx, c);
 	c->user = NULL;
 	if (!c->out_bytes && !c->send)
@@ -822,7 +815,7 @@ void net_loop_reap_lingering(struct net_loop *l)
 		if (!c || c->state == NET_CONN_OPEN || c->fd < 0 ||
 		    (int32_t)(now - c->close_deadline_ms) <= 0)
 			continue;
-		if (c->state == NET_CONN_DRAINING && kernel_queue_shrank(c)) {
+		if (c->state == NET_CONN_DRAINING && peer_read_more(c)) {
 			drain_progressed(c);	/* it reads, only slowly */
 			continue;
 		}

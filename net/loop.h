@@ -72,7 +72,7 @@ struct net_conn {
 	bool peer_closed;
 	uint32_t close_deadline_ms;	/* draining/lingering: hard close after this (ms clock) */
 	uint32_t drain_limit_ms;	/* draining: no later than this, however it progresses */
-	uint32_t drain_kernel_queued;	/* draining: unsent bytes in the kernel at the last look */
+	uint64_t drain_acked;		/* draining: bytes the peer had acknowledged at the last look */
 	struct sockaddr_in peer;
 	/* partial input kept between receives (only a partial frame is copied here) */
 	char *rx;
