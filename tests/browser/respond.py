@@ -16,68 +16,22 @@ Exits 1 on an ERROR frame or after 15 s (SIGALRM).
 
 import json
 import queue
-import signal
 import sys
-import threading
 
-import stomp
-
-
-class Listener(stomp.ConnectionListener):
-    def __init__(self):
-        self.cond = threading.Condition()
-        self.connected = False
-        self.receipts = set()
-        self.errors = []
-        self.requests = queue.Queue()
-
-    def on_connected(self, frame):
-        with self.cond:
-            self.connected = True
-            self.cond.notify_all()
-
-    def on_receipt(self, frame):
-        with self.cond:
-            self.receipts.add(frame.headers.get("receipt-id"))
-            self.cond.notify_all()
-
-    def on_error(self, frame):
-        with self.cond:
-            self.errors.append("%s %s" % (frame.headers.get("message"), frame.body))
-            self.cond.notify_all()
-        self.requests.put(None)
-
-    def on_message(self, frame):
-        # answered on the main thread: waiting for a RECEIPT here would block the receiver
-        self.requests.put(frame)
-
-    def wait(self, pred, what, timeout=10):
-        with self.cond:
-            if not self.cond.wait_for(lambda: pred() or self.errors, timeout):
-                raise SystemExit("respond.py: timed out waiting for %s" % what)
-            if self.errors:
-                raise SystemExit("respond.py: ERROR frame: %s" % self.errors)
+from stompsvc import connect
 
 
 def main():
-    signal.signal(signal.SIGALRM, lambda *a: (print("respond.py: 15 s cap", file=sys.stderr),
-                                              sys.stderr.flush(), sys.exit(1)))
-    signal.alarm(15)
     if len(sys.argv) < 5 or any(v not in ("verbatim", "amq") for v in sys.argv[4:]):
         raise SystemExit(__doc__)
     host, port, service, vias = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
-    conn = stomp.Connection12(host_and_ports=[(host, port)], reconnect_attempts_max=1,
-                              auto_content_length=True, vhost="/")
-    lis = Listener()
-    conn.set_listener("e2e", lis)
-    conn.connect("guest", "guest", wait=False)
-    lis.wait(lambda: lis.connected, "CONNECTED")
+    conn, lis = connect("respond.py", host, port)
     conn.subscribe(service, id="svc", ack="auto", headers={"receipt": "sub"})
-    lis.wait(lambda: "sub" in lis.receipts, "RECEIPT sub")
+    lis.wait_receipt("sub")
     print("ready", flush=True)
     for n, via in enumerate(vias):
         try:
-            frame = lis.requests.get(timeout=10)
+            frame = lis.messages.get(timeout=10)
         except queue.Empty:
             raise SystemExit("respond.py: no request %d in 10 s" % (n + 1))
         if frame is None:
@@ -96,7 +50,7 @@ def main():
         if "correlation-id" in frame.headers:
             headers["correlation-id"] = frame.headers["correlation-id"]
         conn.send(dest, "pong: " + body, content_type="text/plain", headers=headers)
-        lis.wait(lambda: rid in lis.receipts, "RECEIPT %s" % rid)
+        lis.wait_receipt(rid)
         print(json.dumps({"reply_to": reply_to, "sent_to": dest, "body": body,
                           "destination": frame.headers.get("destination")}), flush=True)
     conn.disconnect()
