@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 top=$PWD
 jobs=2
 
-build_pkgs=(build-essential cmake pkg-config clang liburing-dev libxxhash-dev libjemalloc-dev
-	libcriterion-dev libssl-dev libsodium-dev libinih-dev)
-test_pkgs=(python3 python3-stomp python3-pytest python3-websockets libclang-rt-14-dev chromium)
+# build_pkgs: one list with tools/container-build.sh and the Dockerfile (tools/packages.sh)
+. tools/packages.sh
+read -ra build_pkgs <<<"$herald_build_pkgs"
+test_pkgs=(python3 python3-stomp python3-pytest python3-websockets libclang-rt-14-dev chromium
+	libseccomp-dev)
 
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
