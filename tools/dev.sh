@@ -3,8 +3,9 @@
 #   bash tools/dev.sh run [herald flags]   install what is missing, build, start a node
 #   bash tools/dev.sh test                 install what is missing, build, run every test
 # Both are safe to rerun: installs are skipped when present, builds are incremental.
-# Every build here passes -DHERALD_WERROR=ON (warnings are errors); `run` builds in
-# build-run/, `test` in build/, build-asan/, build-tsan/, build-fuzz/ and build-types/.
+# Every build here passes -DHERALD_WERROR=ON (warnings are errors) but build-container/'s
+# (the image's recipe, a packager's build); `run` builds in build-run/, `test` in build/,
+# build-asan/, build-tsan/, build-fuzz/, build-types/ and build-container/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -93,6 +94,10 @@ cmd_test() {
 		CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_FUZZ=ON
 		tests/fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-20}"
 	fi
+	# 5. the Dockerfile's build stage, here where no container engine runs (about 15 s): a
+	# Release build installed in build-container/prefix, the runtime package list checked
+	# against ldd, the installed herald started once and stopped
+	bash tools/container-build.sh build-container/build build-container/prefix
 	echo "dev.sh: all tests passed"
 }
 
