@@ -27,6 +27,8 @@ static const struct config_option opts[] = {
 	{ "ws-path", CONFIG_STR, C(ws_path), "WebSocket endpoint path", NULL },
 	{ "ws-origins", CONFIG_STR, C(ws_origins),
 	  "comma-separated Origins allowed to open WebSockets (e.g. https://app.example); empty: any", NULL },
+	{ "io", CONFIG_STR, C(io),
+	  "I/O backend: io_uring, epoll, or auto (io_uring when the kernel and seccomp allow it)", NULL },
 	{ "shards", CONFIG_U32, C(shards), "shard threads (0: one per online CPU)", NULL },
 	{ "node-name", CONFIG_STR, C(node_name), "node name (default: hostname:stomp-port)", NULL },
 	{ "log-level", CONFIG_LOG, C(log_level), "error, warn, info or debug", NULL },
@@ -70,6 +72,7 @@ void config_defaults(struct herald_config *cfg)
 	cfg->stomp_port = 61613;
 	cfg->ws_port = 15674;
 	strcpy(cfg->ws_path, "/ws");
+	strcpy(cfg->io, "auto");
 	cfg->log_level = HD_LOG_INFO;
 	strcpy(cfg->vhosts, "/");
 	strcpy(cfg->default_user, "guest");

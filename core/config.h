@@ -56,6 +56,8 @@ struct herald_config {
 	char default_pass[64];
 	bool default_user_loopback_only;
 	struct hd_limits limits;
+	char io[16];			/* --io: auto, io_uring or epoll */
+	int io_backend;			/* enum net_io main resolved --io to */
 };
 
 /* One setting: `--name value` on the command line, `name = value` in the INI file. */

@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/shard.h"
 #include "net/listen.h"
+#include "net/loop.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -199,6 +200,55 @@ static const struct config_option cluster_opts[] = {
 };
 #undef C
 
+/* Why io_uring_setup said no, in the words an operator can act on. */
+static const char *io_uring_refusal(int err)
+{
+	switch (-err) {
+	case EPERM:
+		return "blocked by a seccomp profile (Docker's and Kubernetes' default ones block "
+		       "it) or by sysctl kernel.io_uring_disabled";
+	case ENOSYS:
+		return "this kernel has no io_uring";
+	case ENOMEM:
+		return "the locked-memory limit (ulimit -l) is too low for a ring";
+	default:
+		return "the kernel refused it";
+	}
+}
+
+/* Resolves --io to the backend every shard runs on, with one log line saying which and why;
+ * --io io_uring where io_uring cannot run is refused here, before any listener opens. */
+static int choose_io(struct herald_config *cfg)
+{
+	int err;
+
+	if (!strcmp(cfg->io, "epoll")) {
+		cfg->io_backend = NET_IO_EPOLL;
+		hd_log_info("io backend: epoll");
+		return 0;
+	}
+	if (strcmp(cfg->io, "io_uring") && strcmp(cfg->io, "auto")) {
+		hd_log_err("--io must be auto, io_uring or epoll, not '%s'", cfg->io);
+		return -1;
+	}
+	err = net_io_uring_probe();
+	if (!err) {
+		cfg->io_backend = NET_IO_URING;
+		hd_log_info("io backend: io_uring");
+		return 0;
+	}
+	if (!strcmp(cfg->io, "io_uring")) {
+		hd_log_err("io_uring is not available: io_uring_setup failed: %s (%s); start with "
+			   "--io epoll, or --io auto to fall back to it", strerror(-err),
+			   io_uring_refusal(err));
+		return -1;
+	}
+	cfg->io_backend = NET_IO_EPOLL;
+	hd_log_info("io backend: epoll (io_uring unavailable: %s: %s)", strerror(-err),
+		    io_uring_refusal(err));
+	return 0;
+}
+
 static char gossip_bind_default[64];
 
 static void derive_names(struct herald_config *cfg, struct cluster_config *cl)
@@ -241,6 +291,8 @@ int main(int argc, char **argv)
 		return rc > 0 ? 0 : 2;
 	hd_log_set_level((enum hd_log_level)cfg.log_level);
 	raise_nofile_limit();
+	if (choose_io(&cfg))
+		return 1;
 	if (getrandom(&shard_node_epoch, sizeof(shard_node_epoch), 0) != sizeof(shard_node_epoch))
 		shard_node_epoch = (uint32_t)getpid();
 	nshards = cfg.shards ? cfg.shards : (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);

@@ -309,7 +309,8 @@ static int loop_start(struct shard *sh, const struct net_loop_config *lc)
 	int err = net_loop_init(&sh->loop, lc, &shard_net_callbacks, sh);
 
 	if (err) {
-		hd_log_err("io_uring setup failed: %s", strerror(-err));
+		hd_log_err("%s setup failed: %s", lc->io == NET_IO_EPOLL ? "epoll" : "io_uring",
+			   strerror(-err));
 		return err;
 	}
 	err = net_loop_watch_eventfd(&sh->loop, sh->wake.eventfd);
@@ -326,6 +327,7 @@ static void *shard_main(void *arg)
 {
 	struct shard *sh = arg;
 	struct net_loop_config lc = {
+		.io = (enum net_io)sh->cfg->io_backend,
 		.ring_entries = RING_ENTRIES,
 		.buf_count = RECV_BUFS,
 		.buf_size = RECV_BUF_BYTES,
@@ -425,7 +427,6 @@ struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg)
 		HD_ASSERT(efd >= 0);
 		sh->id = i;
 		sh->nshards = n;
-		sh->loop.ring.ring_fd = -1;	/* no ring until the thread starts */
 		sh->cfg = cfg;
 		xwake_init(&sh->wake, efd);
 		sh->in = hd_calloc(n, sizeof(*sh->in));

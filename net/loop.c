@@ -1,9 +1,9 @@
 /*
- * net/loop.c - the io_uring loop of one thread, as liburing's examples do it: multishot
- * accept and receive over a provided buffer ring (re-armed when a completion lacks
- * IORING_CQE_F_MORE; -ENOBUFS means refill then re-arm), batched sendmsg per connection per
- * loop turn (NATS's pending-flush list), user_data packing op kind, slot and generation so a
- * completion for a reused slot is recognised (liburing's proxy.h packs its fields).
+ * net/loop.c - one I/O loop per thread, whichever backend runs it (io_uring: loop_uring.c;
+ * epoll: loop_epoll.c): connection slots with generations, input offered to the user with
+ * the unconsumed rest kept, outbound queues of inline heads and shared tails sent as one
+ * sendmsg per connection per loop turn (NATS's pending-flush list), pausing, and closing
+ * (now; after the queue is written; lingering so the last frame is not lost to an RST).
  *
  * Owner: one thread per loop. Invariant: a connection's memory (outbound blocks, rx buffer)
  * is freed only when no operation of it is in flight in the kernel.
@@ -13,129 +13,40 @@
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_log.h"
 #include "core/base/hd_time.h"
+#include "net/loop_backend.h"
 #include "net/tcp_acked.h"
-#include "net/uring_compat.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
-enum net_op {
-	OP_ACCEPT = 1,
-	OP_RECV,
-	OP_SEND,
-	OP_EVENTFD,
-	OP_CANCEL,	/* completions of cancel requests: ignored */
-};
-
-#define BGID 0
 #define LINGER_MS 2000
 #define DRAIN_MS 5000		/* a closing peer that reads nothing for this long is dropped */
 #define DRAIN_MAX_MS 60000	/* ... and one that reads slowly, after this long */
 
-struct net_send_ctx {
-	struct net_send_ctx *next;
-	struct msghdr msg;
-	struct iovec iov[NET_SEND_IOV_MAX];
-	/* the last queued entry this sendmsg points into: the kernel may read it until the
-	 * completion, so nothing up to it may be released before then */
-	struct net_outblock *last_block;
-	uint32_t last_index;
-};
-
-static inline uint64_t pack_ud(enum net_op op, uint32_t slot, uint32_t gen)
-{
-	return (uint64_t)op << 56 | (uint64_t)(slot & 0xffffff) << 32 | gen;
-}
-
-static inline enum net_op ud_op(uint64_t ud) { return (enum net_op)(ud >> 56); }
-static inline uint32_t ud_slot(uint64_t ud) { return (uint32_t)(ud >> 32) & 0xffffff; }
-static inline uint32_t ud_gen(uint64_t ud) { return (uint32_t)ud; }
-
-static struct io_uring_sqe *get_sqe(struct net_loop *l)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
-
-	if (HD_UNLIKELY(!sqe)) {
-		/* SQ full: hand the batch to the kernel and take a fresh slot */
-		io_uring_submit(&l->ring);
-		sqe = io_uring_get_sqe(&l->ring);
-		HD_ASSERT(sqe);
-	}
-	return sqe;
-}
-
-static int bufring_setup(struct net_loop *l)
-{
-	size_t ring_bytes = l->cfg.buf_count * sizeof(struct io_uring_buf);
-	struct io_uring_buf_reg reg = { 0 };
-	int err;
-
-	l->br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-	if (l->br == MAP_FAILED)
-		return -errno;
-	l->bufs = hd_alloc((size_t)l->cfg.buf_count * l->cfg.buf_size);
-	reg.ring_addr = (unsigned long)l->br;
-	reg.ring_entries = l->cfg.buf_count;
-	reg.bgid = BGID;
-	err = io_uring_register_buf_ring(&l->ring, &reg, 0);
-	if (err) {
-		munmap(l->br, ring_bytes);
-		hd_free(l->bufs);
-		return err;
-	}
-	io_uring_buf_ring_init(l->br);
-	for (uint32_t i = 0; i < l->cfg.buf_count; i++)
-		io_uring_buf_ring_add(l->br, l->bufs + (size_t)i * l->cfg.buf_size, l->cfg.buf_size,
-				      (unsigned short)i, io_uring_buf_ring_mask(l->cfg.buf_count), (int)i);
-	io_uring_buf_ring_advance(l->br, (int)l->cfg.buf_count);
-	return 0;
-}
-
-static void bufring_return(struct net_loop *l, uint32_t bid)
-{
-	io_uring_buf_ring_add(l->br, l->bufs + (size_t)bid * l->cfg.buf_size, l->cfg.buf_size,
-			      (unsigned short)bid, io_uring_buf_ring_mask(l->cfg.buf_count),
-			      (int)l->br_pending);
-	l->br_pending++;
-}
-
 int net_loop_init(struct net_loop *l, const struct net_loop_config *cfg,
 		  const struct net_callbacks *cb, void *ctx)
 {
-	struct io_uring_params p = { 0 };
-	int err;
-
 	memset(l, 0, sizeof(*l));
 	l->cfg = *cfg;
 	l->cb = *cb;
 	l->ctx = ctx;
 	l->eventfd = -1;
-	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-	p.flags |= IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
-	err = io_uring_queue_init_params(cfg->ring_entries, &l->ring, &p);
-	if (err) {
-		/* older kernels: fall back to a plain ring */
-		memset(&p, 0, sizeof(p));
-		err = io_uring_queue_init_params(cfg->ring_entries, &l->ring, &p);
-		if (err)
-			return err;
-	}
-	err = bufring_setup(l);
-	if (err) {
-		io_uring_queue_exit(&l->ring);
-		return err;
-	}
-	return 0;
+	l->be = cfg->io == NET_IO_EPOLL ? &net_backend_epoll : &net_backend_uring;
+	return l->be->init(l);
+}
+
+const char *net_loop_backend_name(const struct net_loop *l)
+{
+	return l->be->name;
 }
 
 static void out_release_all(struct net_loop *l, struct net_conn *c);
 
 void net_loop_fini(struct net_loop *l)
 {
-	if (l->ring.ring_fd < 0)
+	if (!l->be)
 		return;	/* never initialised (its thread did not start) */
 	for (uint32_t i = 0; i < l->nconns_cap; i++) {
 		struct net_conn *c = l->conns[i];
@@ -163,9 +74,8 @@ void net_loop_fini(struct net_loop *l)
 	}
 	hd_free(l->conns);
 	hd_free(l->free_slots);
-	io_uring_queue_exit(&l->ring);
-	munmap(l->br, l->cfg.buf_count * sizeof(struct io_uring_buf));
-	hd_free(l->bufs);
+	l->be->fini(l);
+	l->be = NULL;
 }
 
 /* ---- connection slots ---- */
@@ -231,34 +141,35 @@ struct net_conn *net_loop_conn(struct net_loop *l, uint32_t slot, uint32_t gen)
 	return c;
 }
 
+struct net_conn *net_loop_conn_any(struct net_loop *l, uint32_t slot, uint32_t gen)
+{
+	struct net_conn *c = slot < l->nconns_cap ? l->conns[slot] : NULL;
+
+	return c && c->gen == gen ? c : NULL;
+}
+
 static void maybe_free(struct net_loop *l, struct net_conn *c)
 {
 	if (c->state == NET_CONN_CLOSING && !c->recv_armed && !c->send)
 		conn_free(l, c);
 }
 
+void net_loop_maybe_free(struct net_loop *l, struct net_conn *c)
+{
+	maybe_free(l, c);
+}
+
 /* ---- receive ---- */
 
 static void arm_recv(struct net_loop *l, struct net_conn *c)
 {
-	struct io_uring_sqe *sqe = get_sqe(l);
-
-	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = BGID;
-	io_uring_sqe_set_data64(sqe, pack_ud(OP_RECV, c->slot, c->gen));
-	c->recv_armed = true;
+	l->be->arm_recv(l, c);
 }
 
 static void cancel_recv(struct net_loop *l, struct net_conn *c)
 {
-	struct io_uring_sqe *sqe;
-
-	if (!c->recv_armed)
-		return;
-	sqe = get_sqe(l);
-	io_uring_prep_cancel64(sqe, pack_ud(OP_RECV, c->slot, c->gen), 0);
-	io_uring_sqe_set_data64(sqe, pack_ud(OP_CANCEL, 0, 0));
+	if (c->recv_armed)
+		l->be->cancel_recv(l, c);
 }
 
 static void rx_append(struct net_conn *c, const char *buf, size_t len)
@@ -267,7 +178,7 @@ static void rx_append(struct net_conn *c, const char *buf, size_t len)
 }
 
 /* Offers input to the user; keeps what it did not consume. */
-static void deliver_input(struct net_loop *l, struct net_conn *c, const char *buf, size_t len)
+void net_loop_input(struct net_loop *l, struct net_conn *c, const char *buf, size_t len)
 {
 	size_t used;
 
@@ -302,40 +213,19 @@ static void deliver_input(struct net_loop *l, struct net_conn *c, const char *bu
 	}
 }
 
-static void on_recv(struct net_loop *l, struct net_conn *c, struct io_uring_cqe *cqe)
+void net_loop_recv_ended(struct net_loop *l, struct net_conn *c, int res)
 {
-	bool more = cqe->flags & IORING_CQE_F_MORE;
-
-	if (cqe->flags & IORING_CQE_F_BUFFER) {
-		uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-
-		if (cqe->res > 0)
-			deliver_input(l, c, l->bufs + (size_t)bid * l->cfg.buf_size, (size_t)cqe->res);
-		bufring_return(l, bid);
-	}
-	if (!more)
-		c->recv_armed = false;
-	if (c->state == NET_CONN_CLOSING) {
-		maybe_free(l, c);
-		return;
-	}
-	if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED)) {
-		if (c->state == NET_CONN_DRAINING) {
-			/* peer closed while we drain: nothing more can be delivered */
-			c->peer_closed = true;
-			if (!c->send)
-				net_conn_close(l, c);
-			return;
-		}
-		if (cqe->res == 0 && c->state == NET_CONN_OPEN && l->cb.on_eof &&
-		    l->cb.on_eof(l->ctx, c))
-			return;	/* half-closed: the user writes what it owes, then closes */
+	if (c->state == NET_CONN_DRAINING) {
+		/* peer closed while we drain: nothing more can be delivered */
 		c->peer_closed = true;
-		net_conn_close(l, c);
+		if (!c->send)
+			net_conn_close(l, c);
 		return;
 	}
-	if (!more && c->state == NET_CONN_OPEN && !c->recv_paused)
-		arm_recv(l, c);
+	if (res == 0 && c->state == NET_CONN_OPEN && l->cb.on_eof && l->cb.on_eof(l->ctx, c))
+		return;	/* half-closed: the user writes what it owes, then closes */
+	c->peer_closed = true;
+	net_conn_close(l, c);
 }
 
 void net_conn_pause_recv(struct net_loop *l, struct net_conn *c)
@@ -358,7 +248,7 @@ void net_conn_resume_recv(struct net_loop *l, struct net_conn *c)
 
 		memcpy(held, c->rx, n);
 		c->rx_len = 0;
-		deliver_input(l, c, held, n);
+		net_loop_input(l, c, held, n);
 		hd_free(held);
 		if (c->state != NET_CONN_OPEN || c->recv_paused)
 			return;
@@ -369,23 +259,15 @@ void net_conn_resume_recv(struct net_loop *l, struct net_conn *c)
 
 /* ---- accept ---- */
 
-static void arm_accept(struct net_loop *l, int idx)
-{
-	struct io_uring_sqe *sqe = get_sqe(l);
-
-	io_uring_prep_multishot_accept(sqe, l->listen_fd[idx], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, pack_ud(OP_ACCEPT, (uint32_t)idx, 0));
-}
-
 int net_loop_add_listener(struct net_loop *l, int fd, uint8_t kind)
 {
 	if (l->nlisten == (int)HD_ARRAY_LEN(l->listen_fd))
 		return -ENOSPC;
 	l->listen_fd[l->nlisten] = fd;
 	l->listen_kind[l->nlisten] = kind;
-	arm_accept(l, l->nlisten);
-	l->nlisten++;
 	l->accepting = true;
+	l->be->add_listener(l, l->nlisten);
+	l->nlisten++;
 	return 0;
 }
 
@@ -394,35 +276,15 @@ void net_loop_stop_accepting(struct net_loop *l)
 	if (!l->accepting)
 		return;
 	l->accepting = false;
-	for (int i = 0; i < l->nlisten; i++) {
-		struct io_uring_sqe *sqe = get_sqe(l);
-
-		io_uring_prep_cancel64(sqe, pack_ud(OP_ACCEPT, (uint32_t)i, 0), 0);
-		io_uring_sqe_set_data64(sqe, pack_ud(OP_CANCEL, 0, 0));
-	}
+	l->be->stop_accepting(l);
 }
 
-static void on_accept(struct net_loop *l, uint32_t idx, struct io_uring_cqe *cqe)
+void net_loop_accepted(struct net_loop *l, int idx, int fd)
 {
-	struct net_conn *c;
-	socklen_t alen;
+	struct net_conn *c = conn_alloc(l, fd, l->listen_kind[idx]);
+	socklen_t alen = sizeof(c->peer);
 	int one = 1;
 
-	if (!(cqe->flags & IORING_CQE_F_MORE) && l->accepting)
-		arm_accept(l, (int)idx);
-	if (!l->accepting && cqe->res >= 0) {
-		close(cqe->res);
-		return;
-	}
-	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED)
-			hd_log_warn("accept failed: %s", strerror(-cqe->res));
-		if (!l->accepting && !(cqe->flags & IORING_CQE_F_MORE))
-			close(l->listen_fd[idx]);
-		return;
-	}
-	c = conn_alloc(l, cqe->res, l->listen_kind[idx]);
-	alen = sizeof(c->peer);
 	if (getpeername(c->fd, (struct sockaddr *)&c->peer, &alen))
 		memset(&c->peer, 0, sizeof(c->peer));
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -590,24 +452,17 @@ static void out_release_all(struct net_loop *l, struct net_conn *c)
 	c->out_bytes = 0;
 }
 
-static void start_send(struct net_loop *l, struct net_conn *c)
+void net_send_fill(struct net_conn *c, struct net_send_ctx *s)
 {
-	struct net_send_ctx *s = l->send_pool;
-	struct io_uring_sqe *sqe;
 	uint32_t off = c->out_head_off;
 	int n = 0;
 
-	if (s)
-		l->send_pool = s->next;
-	else
-		s = hd_alloc(sizeof(*s));
 	for (struct net_outblock *b = c->out_head; b && n < NET_SEND_IOV_MAX - 1; b = b->next) {
 		for (uint32_t i = b->rd; i < b->wr && n < NET_SEND_IOV_MAX - 1; i++) {
 			struct net_out *o = &b->e[i];
 
 			s->last_block = b;
 			s->last_index = i;
-
 			if (off < o->head_len) {
 				s->iov[n].iov_base = o->head + off;
 				s->iov[n++].iov_len = o->head_len - off;
@@ -625,10 +480,21 @@ static void start_send(struct net_loop *l, struct net_conn *c)
 	memset(&s->msg, 0, sizeof(s->msg));
 	s->msg.msg_iov = s->iov;
 	s->msg.msg_iovlen = (size_t)n;
-	sqe = get_sqe(l);
-	io_uring_prep_sendmsg(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, pack_ud(OP_SEND, c->slot, c->gen));
+	s->res = 0;
+	s->waiting = false;
+}
+
+static void start_send(struct net_loop *l, struct net_conn *c)
+{
+	struct net_send_ctx *s = l->send_pool;
+
+	if (s)
+		l->send_pool = s->next;
+	else
+		s = hd_alloc(sizeof(*s));
+	net_send_fill(c, s);
 	c->send = s;
+	l->be->start_send(l, c, s);
 }
 
 void net_loop_flush(struct net_loop *l)
@@ -713,7 +579,7 @@ static void drain_progressed(struct net_conn *c)
 		c->close_deadline_ms = now + DRAIN_MS;
 }
 
-static void on_send(struct net_loop *l, struct net_conn *c, struct io_uring_cqe *cqe)
+void net_loop_sent(struct net_loop *l, struct net_conn *c, int res)
 {
 	struct net_send_ctx *s = c->send;
 
@@ -724,8 +590,8 @@ static void on_send(struct net_loop *l, struct net_conn *c, struct io_uring_cqe 
 		maybe_free(l, c);
 		return;
 	}
-	if (cqe->res < 0) {
-		if (cqe->res == -EAGAIN || cqe->res == -EINTR) {
+	if (res < 0) {
+		if (res == -EAGAIN || res == -EINTR) {
 			conn_mark_dirty(l, c);
 			return;
 		}
@@ -733,8 +599,8 @@ static void on_send(struct net_loop *l, struct net_conn *c, struct io_uring_cqe 
 		net_conn_close(l, c);
 		return;
 	}
-	out_consume(l, c, (size_t)cqe->res);
-	if (c->state == NET_CONN_DRAINING && cqe->res > 0)
+	out_consume(l, c, (size_t)res);
+	if (c->state == NET_CONN_DRAINING && res > 0)
 		drain_progressed(c);
 	if (c->out_bytes) {
 		conn_mark_dirty(l, c);
@@ -831,84 +697,15 @@ void net_loop_reap_lingering(struct net_loop *l)
 	}
 }
 
-/* ---- wake-ups ---- */
-
-static void arm_eventfd(struct net_loop *l)
-{
-	struct io_uring_sqe *sqe = get_sqe(l);
-
-	io_uring_prep_read(sqe, l->eventfd, &l->eventfd_val, sizeof(l->eventfd_val), 0);
-	io_uring_sqe_set_data64(sqe, pack_ud(OP_EVENTFD, 0, 0));
-}
+/* ---- wake-ups and the wait ---- */
 
 int net_loop_watch_eventfd(struct net_loop *l, int efd)
 {
 	l->eventfd = efd;
-	arm_eventfd(l);
-	return 0;
-}
-
-/* ---- dispatch ---- */
-
-static void dispatch(struct net_loop *l, struct io_uring_cqe *cqe)
-{
-	uint64_t ud = io_uring_cqe_get_data64(cqe);
-	struct net_conn *c;
-
-	switch (ud_op(ud)) {
-	case OP_ACCEPT:
-		on_accept(l, ud_slot(ud), cqe);
-		return;
-	case OP_EVENTFD:
-		arm_eventfd(l);
-		if (l->cb.on_wake)
-			l->cb.on_wake(l->ctx);
-		return;
-	case OP_CANCEL:
-		return;
-	case OP_RECV:
-	case OP_SEND:
-		break;
-	}
-	c = ud_slot(ud) < l->nconns_cap ? l->conns[ud_slot(ud)] : NULL;
-	if (!c || c->gen != ud_gen(ud)) {
-		/* a completion for a freed slot can only be a buffer to hand back */
-		if (cqe->flags & IORING_CQE_F_BUFFER)
-			bufring_return(l, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-		return;
-	}
-	if (ud_op(ud) == OP_RECV)
-		on_recv(l, c, cqe);
-	else
-		on_send(l, c, cqe);
+	return l->be->watch_eventfd(l);
 }
 
 unsigned net_loop_run_once(struct net_loop *l, uint32_t timeout_ms)
 {
-	struct io_uring_cqe *cqe;
-	unsigned head;
-	unsigned n = 0;
-
-	if (timeout_ms) {
-		struct __kernel_timespec ts = {
-			.tv_sec = timeout_ms / 1000,
-			.tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
-		};
-
-		io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
-	} else {
-		io_uring_submit_and_get_events(&l->ring);
-	}
-	/* callbacks see the time the wait ended, not the time it began (maybe a second ago) */
-	l->now_ms = hd_now_ms();
-	io_uring_for_each_cqe(&l->ring, head, cqe) {
-		dispatch(l, cqe);
-		n++;
-	}
-	io_uring_cq_advance(&l->ring, n);
-	if (l->br_pending) {
-		io_uring_buf_ring_advance(l->br, (int)l->br_pending);
-		l->br_pending = 0;
-	}
-	return n;
+	return l->be->run_once(l, timeout_ms);
 }

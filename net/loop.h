@@ -1,8 +1,11 @@
 /*
- * net/loop.h - one io_uring per thread: listeners (multishot accept), connections
- * (multishot recv into a provided buffer ring, batched sendmsg of queued iovecs), an eventfd
- * for cross-thread wake-ups. Knows no STOMP, no WebSocket, no destinations: bytes go up
- * through the callback table it was given, bytes come down through net_conn_out_*.
+ * net/loop.h - one I/O loop per thread: listeners, connections (input offered to the user,
+ * output as queued iovecs sent in one sendmsg per connection per turn), an eventfd for
+ * cross-thread wake-ups. Two backends behind one interface, chosen at init: io_uring
+ * (multishot accept and recv into a provided buffer ring) and epoll (for where io_uring is
+ * blocked: containers' seccomp profiles, kernel.io_uring_disabled). Knows no STOMP, no
+ * WebSocket, no destinations: bytes go up through the callback table it was given, bytes
+ * come down through net_conn_out_*.
  *
  * Threading: a loop and all its connections belong to the thread that created the loop;
  * every function here must be called on that thread.
@@ -12,7 +15,6 @@
 
 #include "core/base/hd_compiler.h"
 
-#include <liburing.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -70,6 +72,7 @@ struct net_conn {
 	bool recv_paused;	/* user asked to stop reading */
 	bool dirty;		/* on the loop's pending-flush list */
 	bool peer_closed;
+	uint32_t poll_events;	/* epoll: events registered for fd; 0: not registered */
 	uint32_t close_deadline_ms;	/* draining/lingering: hard close after this (ms clock) */
 	uint32_t drain_limit_ms;	/* draining: no later than this, however it progresses */
 	uint64_t drain_acked;		/* draining: bytes the peer had acknowledged at the last look */
@@ -109,22 +112,33 @@ struct net_callbacks {
 	void (*on_wake)(void *ctx);
 };
 
+/* The I/O backend a loop runs on. */
+enum net_io {
+	NET_IO_URING = 0,
+	NET_IO_EPOLL = 1,
+};
+
 struct net_loop_config {
-	uint32_t ring_entries;		/* SQ size */
+	enum net_io io;
+	uint32_t ring_entries;		/* io_uring: SQ size */
 	uint32_t buf_count;		/* provided receive buffers, power of two */
 	uint32_t buf_size;		/* bytes each */
 	uint32_t max_rx_partial;	/* cap on a kept partial input (bigger: close) */
 };
 
+struct net_backend;
+struct net_uring;
+struct net_epoll;
+
 struct net_loop {
-	struct io_uring ring;
+	const struct net_backend *be;	/* io_uring or epoll */
+	union {				/* the backend's own state */
+		struct net_uring *uring;
+		struct net_epoll *epoll;
+	};
 	struct net_callbacks cb;
 	void *ctx;
 	struct net_loop_config cfg;
-	/* provided buffer ring, registered by hand (liburing 2.3) */
-	struct io_uring_buf_ring *br;
-	char *bufs;
-	uint32_t br_pending;		/* buffers re-added, not yet advanced */
 	/* connections by slot */
 	struct net_conn **conns;
 	uint32_t nconns_cap;
@@ -143,13 +157,19 @@ struct net_loop {
 	bool accepting;
 	/* wake-up */
 	int eventfd;
-	uint64_t eventfd_val;
 	uint64_t now_ms;		/* monotonic clock read when the last wait returned */
 };
 
-/* Sets up the ring and the buffer ring. Returns 0 or a negative errno. */
+/* Sets up the loop on the backend cfg->io names (io_uring: the ring and its buffer ring;
+ * epoll: the epoll instance). Returns 0 or a negative errno. */
 HD_MUST_CHECK int net_loop_init(struct net_loop *l, const struct net_loop_config *cfg,
 				const struct net_callbacks *cb, void *ctx);
+/* "io_uring" or "epoll". */
+const char *net_loop_backend_name(const struct net_loop *l);
+/* 0 when this process may use io_uring (a small ring can be set up), else the negative
+ * errno io_uring_setup gave (-EPERM: seccomp or kernel.io_uring_disabled; -ENOSYS: a kernel
+ * without it). Any thread. */
+int net_io_uring_probe(void);
 void net_loop_fini(struct net_loop *l);
 
 /* Starts multishot accept on a listening socket; connections get c->kind = kind. */

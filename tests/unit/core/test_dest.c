@@ -60,9 +60,6 @@ static void finish(void)
 	for (uint32_t i = 0; i < NSH; i++) {
 		for (uint32_t to = 0; to < NSH; to++)
 			xring_publish(sh[i]->out[to]);
-		/* the loop was never initialised: keep net_loop_fini's io_uring_queue_exit from
-		 * closing fd 0 (ring_fd of a zeroed ring) */
-		sh[i]->loop.ring.ring_fd = -1;
 	}
 	shard_destroy_all(sh, NSH);
 	sh = NULL;

@@ -1,0 +1,69 @@
+/*
+ * net/loop_backend.h - what net/loop.c (connections, outbound queues, close and drain, the
+ * callbacks) asks of an I/O backend, and what a backend hands back. Two backends implement
+ * it: loop_uring.c (io_uring: multishot accept and receive, sendmsg completions) and
+ * loop_epoll.c (level-triggered epoll: accept4, recv, sendmsg, for where io_uring is
+ * blocked). Only net/ includes this; core sees net/loop.h alone.
+ *
+ * Thread: the loop's own.
+ */
+#ifndef NET_LOOP_BACKEND_H
+#define NET_LOOP_BACKEND_H
+
+#include "net/loop.h"
+
+#include <sys/socket.h>
+
+/* One sendmsg of a connection's queued output. */
+struct net_send_ctx {
+	struct net_send_ctx *next;
+	struct msghdr msg;
+	struct iovec iov[NET_SEND_IOV_MAX];
+	/* the last queued entry this sendmsg points into: the kernel may read it until the
+	 * completion, so nothing up to it may be released before then */
+	struct net_outblock *last_block;
+	uint32_t last_index;
+	int res;			/* epoll: the sendmsg's result, handed back next turn */
+	bool waiting;			/* epoll: blocked (EAGAIN), retried when writable */
+};
+
+struct net_backend {
+	const char *name;
+	int (*init)(struct net_loop *l);
+	void (*fini)(struct net_loop *l);
+	void (*add_listener)(struct net_loop *l, int idx);
+	void (*stop_accepting)(struct net_loop *l);
+	int (*watch_eventfd)(struct net_loop *l);
+	/* start delivering input of c (sets c->recv_armed); stop (clears it, now or when the
+	 * kernel says the receive ended) */
+	void (*arm_recv)(struct net_loop *l, struct net_conn *c);
+	void (*cancel_recv)(struct net_loop *l, struct net_conn *c);
+	/* sends s (filled by net_send_fill) for c; the result comes back through
+	 * net_loop_sent, never inside this call */
+	void (*start_send)(struct net_loop *l, struct net_conn *c, struct net_send_ctx *s);
+	/* waits up to timeout_ms for events and dispatches them; returns how many */
+	unsigned (*run_once)(struct net_loop *l, uint32_t timeout_ms);
+};
+
+extern const struct net_backend net_backend_uring;
+extern const struct net_backend net_backend_epoll;
+
+/* ---- loop.c, for the backends ---- */
+
+/* A listener (index idx) accepted fd: a new connection, offered to the user. */
+void net_loop_accepted(struct net_loop *l, int idx, int fd);
+/* Bytes arrived on c. */
+void net_loop_input(struct net_loop *l, struct net_conn *c, const char *buf, size_t len);
+/* c's receive ended: res 0 is the peer's FIN, < 0 an error (-ECANCELED: we stopped it).
+ * The backend has cleared c->recv_armed when no receive is left in the kernel. */
+void net_loop_recv_ended(struct net_loop *l, struct net_conn *c, int res);
+/* A connection whose receive is over may be freed now if nothing else is in flight. */
+void net_loop_maybe_free(struct net_loop *l, struct net_conn *c);
+/* c's sendmsg finished with res (bytes, or a negative errno). */
+void net_loop_sent(struct net_loop *l, struct net_conn *c, int res);
+/* Fills s->iov from c's queue (at most NET_SEND_IOV_MAX - 1 entries). */
+void net_send_fill(struct net_conn *c, struct net_send_ctx *s);
+/* The connection in slot with generation gen, in any state; else NULL. */
+struct net_conn *net_loop_conn_any(struct net_loop *l, uint32_t slot, uint32_t gen);
+
+#endif
