@@ -28,6 +28,7 @@
 //   CHROMIUM     the browser (default /usr/bin/chromium)
 //   PYTHON       the interpreter with Debian's python3-stomp (default /usr/bin/python3)
 //   HERALD_SHARDS  --shards (default 2)
+//   HERALD_IO    --io for herald (unset: its default); herald must log that backend
 // Bounded: every wait has a timeout and the whole run is capped at 55 s. Only processes
 // started here are signalled, by PID.
 
@@ -46,6 +47,7 @@ const OUT = path.resolve(process.env.E2E_OUT || path.join(REPO, 'build', 'browse
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const PYTHON = process.env.PYTHON || '/usr/bin/python3';
 const SHARDS = process.env.HERALD_SHARDS || '2';
+const IO = process.env.HERALD_IO || '';
 const TOTAL_MS = 55000;
 const WAIT_MS = 10000;
 const STOMPJS = path.join(HERE, 'node_modules', '@stomp', 'stompjs', 'bundles', 'stomp.umd.js');
@@ -107,6 +109,8 @@ async function startHerald() {
 	const logFd = fs.openSync(logPath, 'w');
 	const args = ['--bind', '127.0.0.1', '--stomp-port', '0', '--ws-port', '0', '--gossip-port', '0',
 		'--admin-port', '0', '--shards', SHARDS, '--log-level', 'info'];
+	if (IO)
+		args.push('--io', IO);
 	const proc = spawn(HERALD_BIN, args, { stdio: ['ignore', logFd, logFd] });
 	fs.closeSync(logFd);
 	let exited = null;
@@ -130,7 +134,11 @@ async function startHerald() {
 		if (Date.now() > deadline) throw new Error(`herald did not log its listeners in ${WAIT_MS} ms:\n${text}`);
 		await new Promise((r) => setTimeout(r, 20));
 	}
-	log(`herald pid ${proc.pid} stomp=${ports.stomp} ws=${ports.ws}`);
+	const text = fs.readFileSync(logPath, 'utf8');
+	const backend = /io backend: ([^\n]*)/.exec(text);
+	if (IO && !(backend && backend[1].startsWith(IO)))
+		throw new Error(`herald did not log 'io backend: ${IO}' (HERALD_IO):\n${text}`);
+	log(`herald pid ${proc.pid} stomp=${ports.stomp} ws=${ports.ws} io=${backend ? backend[1] : '?'}`);
 	return { proc, ports, logPath, alive: () => !exited, exitInfo: () => exited };
 }
 

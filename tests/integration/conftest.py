@@ -8,13 +8,16 @@ Environment:
                   rabbitmq_stomp) to run the suite against instead; tests that need herald's
                   flags, signals or logs are skipped then.
   HERALD_TEST_TIMEOUT  per-test wall-clock cap in seconds (default 60)
+  HERALD_IO       --io value for every server whose test does not choose one (CI runs the
+                  suite once more with HERALD_IO=epoll); the server must log that backend
 
 Servers run on free loopback ports (port 0, parsed from the log line
 "listening proto=stomp addr=127.0.0.1:<port>"), with extra flags from the
-@pytest.mark.herald_args(...) marker. A server is stopped by PID (SIGTERM, then SIGKILL
-after a timeout); only processes started here are ever signalled. Its stderr is attached to
-the report of a failing test. A server that died during a test fails that test's teardown:
-no input may take the node down.
+@pytest.mark.herald_args(...) marker, under the launcher named by
+@pytest.mark.herald_wrapper(path, ...) if any (tests/support/no_uring.c, say). A server is
+stopped by PID (SIGTERM, then SIGKILL after a timeout); only processes started here are ever
+signalled. Its stderr is attached to the report of a failing test. A server that died during
+a test fails that test's teardown: no input may take the node down.
 
 Shared servers: a module marked `pytestmark = pytest.mark.herald_shared` gives its tests one
 `herald` per module (starting a server and the first argon2id login cost ~0.5 s each; a
@@ -45,6 +48,7 @@ HERALD_BIN = os.environ.get("HERALD_BIN", os.path.join(REPO, "build", "core", "h
 HERALD_SHARDS = int(os.environ.get("HERALD_SHARDS", "1"))
 STOMP_EXTERNAL = os.environ.get("STOMP_EXTERNAL", "")
 TEST_TIMEOUT = float(os.environ.get("HERALD_TEST_TIMEOUT", "60"))
+HERALD_IO = os.environ.get("HERALD_IO", "")
 
 # Fresh servers of the non-auth modules log `guest` in from a users file whose hash has
 # argon2id's minimum cost (m=8 KiB, t=1; docs/auth.md accepts m >= 8, t >= 1) instead of the
@@ -65,6 +69,8 @@ LISTEN_RE = re.compile(r"listening proto=(\w+) addr=([0-9.]+):(\d+)")
 def pytest_configure(config):
     config.addinivalue_line("markers", "herald_args(*flags): extra command-line flags for herald")
     config.addinivalue_line("markers", "herald_only: needs herald itself (flags, signals, logs)")
+    config.addinivalue_line(
+        "markers", "herald_wrapper(*argv): run herald as argv + [herald, flags...] (a launcher)")
     config.addinivalue_line(
         "markers", "herald_shared: (module) tests share one `herald` per module (conftest.py)")
     config.addinivalue_line(
@@ -90,8 +96,9 @@ def pytest_collection_modifyitems(config, items):
 class Herald:
     """One herald process started by this test run."""
 
-    def __init__(self, args, log_path):
+    def __init__(self, args, log_path, wrapper=()):
         self.args = list(args)
+        self.wrapper = list(wrapper)
         self.log_path = log_path
         self.proc = None
         self.ports = {}
@@ -109,10 +116,11 @@ class Herald:
     def start(self):
         if not os.access(HERALD_BIN, os.X_OK):
             pytest.fail("herald binary not found at %s (set HERALD_BIN)" % HERALD_BIN)
-        cmd = [HERALD_BIN, "--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0",
-               "--gossip-port", "0", "--gossip-bind", "127.0.0.1", "--admin-port", "0",
-               "--shards", str(HERALD_SHARDS),
-               "--log-level", "info"] + self.args
+        io = ["--io", HERALD_IO] if HERALD_IO and "--io" not in self.args else []
+        cmd = self.wrapper + [
+            HERALD_BIN, "--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0",
+            "--gossip-port", "0", "--gossip-bind", "127.0.0.1", "--admin-port", "0",
+            "--shards", str(HERALD_SHARDS), "--log-level", "info"] + io + self.args
         self.cmd = cmd
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,
@@ -123,6 +131,10 @@ class Herald:
                 self.ports[proto] = (host, int(port))
             if "stomp" in self.ports:
                 self.host, self.port = self.ports["stomp"]
+                if io and "io backend: " + HERALD_IO not in self.log():
+                    self.kill()
+                    pytest.fail("herald did not log 'io backend: %s' (HERALD_IO)\n%s"
+                                % (HERALD_IO, self.log()))
                 return self
             if self.proc.poll() is not None:
                 pytest.fail("herald exited with %s before listening\ncmd: %s\n%s"
@@ -228,7 +240,9 @@ def herald_factory(request, tmp_path):
             users = tmp_path / ("herald-%d.users" % n)
             users.write_text(CHEAP_GUEST)
             args = ("--default-user", "", "--users-file", str(users)) + tuple(args)
-        srv = Herald(args, str(tmp_path / ("herald-%d.log" % n)))
+        wrapper = request.node.get_closest_marker("herald_wrapper")
+        srv = Herald(args, str(tmp_path / ("herald-%d.log" % n)),
+                     [str(a) for a in wrapper.args] if wrapper else ())
         started.append(srv)
         return srv.start()
 
@@ -282,6 +296,7 @@ def _shared_herald(request, tmp_path_factory):
 def _wants_fresh(node):
     return (STOMP_EXTERNAL or node.get_closest_marker("herald_shared") is None
             or node.get_closest_marker("herald_fresh") is not None
+            or node.get_closest_marker("herald_wrapper") is not None
             or node.get_closest_marker("herald_args") is not None)
 
 
