@@ -1,10 +1,11 @@
 /*
- * core/shard.h - one thread per core: its io_uring loop and every connection it accepted,
- * the destinations it owns (dest_owner() == id), its local subscriber table, its
- * jemalloc arena and counters. Shards talk only through xrings (one per ordered pair).
+ * core/shard.h - one thread per core: its I/O loop (io_uring or epoll, net/) and every
+ * connection it accepted, the destinations it owns (dest_owner() == id), its local
+ * subscriber table, its jemalloc arena and counters. Shards talk only through xrings (one
+ * per ordered pair).
  *
- * Loop order per turn: flush sends, publish xrings, sleep in io_uring until a completion,
- * a wake-up or the next timer; dispatch completions; drain inbound xrings (bounded batch);
+ * Loop order per turn: flush sends, publish xrings, sleep in the loop's wait until a
+ * completion, a wake-up or the next timer; dispatch completions; drain inbound xrings (bounded batch);
  * fire due timers.
  */
 #ifndef CORE_SHARD_H

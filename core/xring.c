@@ -2,7 +2,7 @@
  * core/xring.c - SPSC rings between shard threads and the eventfd wake-up.
  *
  * Wake-up protocol (the fence pair that makes "no syscall per message" safe):
- *   consumer: sleeping = 1; seq_cst fence; re-check every ring; block in io_uring
+ *   consumer: sleeping = 1; seq_cst fence; re-check every ring; block in the loop's wait
  *   producer: publish tail (release); seq_cst fence; if sleeping: write eventfd
  * Either the consumer's re-check sees the new tail, or the producer sees sleeping == 1 and
  * writes the eventfd; both fences are needed, otherwise store->load reordering lets each

@@ -19,7 +19,7 @@
 
 /* Sleep/wake handshake of one consumer thread, shared by all rings that feed it. */
 struct xwake {
-	_Atomic uint32_t sleeping;	/* 1 while the consumer may block in io_uring */
+	_Atomic uint32_t sleeping;	/* 1 while the consumer may block in its loop's wait */
 	int eventfd;			/* written by a producer only when sleeping == 1 */
 	_Atomic uint64_t wakes;		/* eventfd writes made (stats) */
 };
