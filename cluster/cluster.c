@@ -794,7 +794,7 @@ void cluster_config_defaults(struct cluster_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->cluster_name, sizeof(cfg->cluster_name), "herald");
-	snprintf(cfg->bind_addr, sizeof(cfg->bind_addr), "0.0.0.0");
+	cfg->bind_addr[0] = '\0';	/* main chooses: loopback without a key */
 	cfg->gossip_port = 7946;
 	snprintf(cfg->admin_bind, sizeof(cfg->admin_bind), "127.0.0.1");
 	cfg->admin_port = 15672;
@@ -827,6 +827,56 @@ static void fill_swim_config(const struct cluster *c, const struct wire_addr *ad
 	sc->seed = seed;
 }
 
+/* 127.0.0.0/8, ::1 (numeric, IPv6 maybe in brackets), or "localhost". */
+static bool is_loopback(const char *host, size_t len)
+{
+	char buf[64];
+	struct in_addr a;
+	struct in6_addr a6;
+
+	if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
+		host++;
+		len -= 2;
+	}
+	if (len >= sizeof(buf))
+		return false;
+	memcpy(buf, host, len);
+	buf[len] = '\0';
+	if (!strcmp(buf, "localhost"))
+		return true;
+	if (inet_pton(AF_INET6, buf, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return inet_pton(AF_INET, buf, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+static int refuse_exposure(const char *what, const char *where)
+{
+	hd_log_err("cluster: %s %s without a cluster key would let anyone who reaches it join "
+		   "the cluster (and, once nodes forward messages, read them). Create a key once "
+		   "with `heraldctl cluster keygen > cluster.key; chmod 600 cluster.key`, copy it to "
+		   "every node and start each with --gossip-key cluster.key; or keep the cluster on "
+		   "this machine (--gossip-bind 127.0.0.1, --join 127.0.0.1:PORT)", what, where);
+	return -EPERM;
+}
+
+/* As RabbitMQ with its Erlang cookie: without a key, cluster traffic stays on loopback.
+ * Binding gossip elsewhere, or joining another machine, needs the key. */
+int cluster_check_exposure(const struct cluster_config *cfg)
+{
+	if (cfg->key_file[0])
+		return 0;
+	if (!is_loopback(cfg->bind_addr, strlen(cfg->bind_addr)))
+		return refuse_exposure("gossip bound to", cfg->bind_addr);
+	for (int i = 0; i < cfg->njoin; i++) {
+		const char *colon = strrchr(cfg->join[i], ':');
+		size_t hlen = colon ? (size_t)(colon - cfg->join[i]) : strlen(cfg->join[i]);
+
+		if (!is_loopback(cfg->join[i], hlen))
+			return refuse_exposure("joining", cfg->join[i]);
+	}
+	return 0;
+}
+
 static int check_config(const struct cluster_config *cfg)
 {
 	if (!cfg->node_name[0] || strlen(cfg->node_name) > WIRE_NAME_MAX) {
@@ -845,7 +895,7 @@ static int check_config(const struct cluster_config *cfg)
 			   WIRE_CLUSTER_MAX);
 		return -EINVAL;
 	}
-	return 0;
+	return cluster_check_exposure(cfg);
 }
 
 static int open_sockets(struct cluster *c, struct wire_addr *gossip)

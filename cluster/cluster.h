@@ -17,7 +17,8 @@
 struct cluster_config {
 	char node_name[128];		/* default: hostname + ":" + STOMP port */
 	char cluster_name[64];		/* default "herald" */
-	char bind_addr[64];		/* gossip bind address (numeric), default "0.0.0.0" */
+	char bind_addr[64];		/* gossip bind address (numeric); "" by default: main
+					 * picks 127.0.0.1 without a key, else the client bind */
 	uint16_t gossip_port;		/* UDP + TCP push-pull; 0 = pick a free one */
 	char join[CLUSTER_MAX_JOIN][128];/* "host:port" seeds */
 	int njoin;
@@ -49,6 +50,12 @@ struct cluster_load {
 typedef void (*cluster_load_fn)(void *arg, struct cluster_load *out);
 
 struct cluster;
+
+/* Without a key (key_file ""), cluster traffic must stay on loopback: a gossip bind or a
+ * --join seed elsewhere is refused (logged with how to make a key: heraldctl cluster
+ * keygen) with -EPERM. 0 otherwise. Main calls it before any listener opens; cluster_start
+ * checks again. */
+int cluster_check_exposure(const struct cluster_config *cfg);
 
 /* Fills defaults (node_name left empty: main derives it). */
 void cluster_config_defaults(struct cluster_config *cfg);

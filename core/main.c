@@ -189,7 +189,8 @@ static const struct config_option cluster_opts[] = {
 	{ "cluster", CONFIG_BOOL, C(enabled), "run the gossip membership layer", NULL },
 	{ "cluster-name", CONFIG_STR, C(c.cluster_name), "cluster name (gossip is refused across names)", NULL },
 	{ "gossip-port", CONFIG_U16, C(c.gossip_port), "gossip port, UDP and TCP (0: pick)", NULL },
-	{ "gossip-bind", CONFIG_STR, C(c.bind_addr), "gossip bind address", NULL },
+	{ "gossip-bind", CONFIG_STR, C(c.bind_addr),
+	  "gossip bind address (default: 127.0.0.1 without --gossip-key, else --bind's)", NULL },
 	{ "gossip-advertise", CONFIG_STR, C(c.gossip_advertise),
 	  "address peers should use for our gossip port (default: the bind address)", NULL },
 	{ "gossip-interval", CONFIG_U32, C(c.gossip_interval_ms), "gossip protocol period, ms", NULL },
@@ -249,7 +250,19 @@ static int choose_io(struct herald_config *cfg)
 	return 0;
 }
 
-static char gossip_bind_default[64];
+/* Where gossip listens: where the clients do unless told otherwise (--gossip-bind); without
+ * a cluster key, on loopback only, and anything wider is refused here, before any listener
+ * opens (cluster_check_exposure). */
+static int choose_gossip_bind(const struct herald_config *cfg, struct cluster_config *cl)
+{
+	if (!cl->bind_addr[0]) {
+		if (!cl->key_file[0])
+			snprintf(cl->bind_addr, sizeof(cl->bind_addr), "127.0.0.1");
+		else
+			snprintf(cl->bind_addr, sizeof(cl->bind_addr), "%s", cfg->bind_addr);
+	}
+	return cluster_check_exposure(cl);
+}
 
 static void derive_names(struct herald_config *cfg, struct cluster_config *cl)
 {
@@ -264,9 +277,6 @@ static void derive_names(struct herald_config *cfg, struct cluster_config *cl)
 	snprintf(cl->node_name, sizeof(cl->node_name), "%s", cfg->node_name);
 	snprintf(cl->advertise_addr, sizeof(cl->advertise_addr), "%s",
 		 strcmp(cfg->bind_addr, "0.0.0.0") ? cfg->bind_addr : "127.0.0.1");
-	/* gossip listens where the clients do unless told otherwise (--gossip-bind) */
-	if (!strcmp(cl->bind_addr, gossip_bind_default) && strcmp(cfg->bind_addr, "0.0.0.0"))
-		snprintf(cl->bind_addr, sizeof(cl->bind_addr), "%s", cfg->bind_addr);
 	cl->stomp_port = cfg->stomp_port;
 	cl->ws_port = cfg->ws_port;
 	cl->nshards = (uint16_t)nshards;
@@ -285,13 +295,14 @@ int main(int argc, char **argv)
 
 	config_defaults(&cfg);
 	cluster_config_defaults(&cl.c);
-	snprintf(gossip_bind_default, sizeof(gossip_bind_default), "%s", cl.c.bind_addr);
 	rc = config_load(&cfg, &extra, argc, argv);
 	if (rc)
 		return rc > 0 ? 0 : 2;
 	hd_log_set_level((enum hd_log_level)cfg.log_level);
 	raise_nofile_limit();
 	if (choose_io(&cfg))
+		return 1;
+	if (cl.enabled && choose_gossip_bind(&cfg, &cl.c))
 		return 1;
 	if (getrandom(&shard_node_epoch, sizeof(shard_node_epoch), 0) != sizeof(shard_node_epoch))
 		shard_node_epoch = (uint32_t)getpid();

@@ -10,6 +10,7 @@
 #include "tools/ctl_json.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -115,4 +116,25 @@ int ctl_cluster_status(const struct ctl_opts *o)
 	ctl_json_free(doc);
 	ctl_http_reply_free(&reply);
 	return fflush(stdout) ? 1 : 0;
+}
+
+#define CLUSTER_KEY_BYTES 32
+
+int ctl_cluster_keygen(const struct ctl_opts *o)
+{
+	unsigned char key[CLUSTER_KEY_BYTES];
+	char b64[sodium_base64_ENCODED_LEN(CLUSTER_KEY_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+
+	(void)o;
+	if (sodium_init() < 0)
+		return 1;
+	randombytes_buf(key, sizeof(key));
+	sodium_bin2base64(b64, sizeof(b64), key, sizeof(key), sodium_base64_VARIANT_ORIGINAL);
+	sodium_memzero(key, sizeof(key));
+	if (printf("%s\n", b64) < 0 || fflush(stdout)) {
+		sodium_memzero(b64, sizeof(b64));
+		return 1;
+	}
+	sodium_memzero(b64, sizeof(b64));
+	return 0;
 }

@@ -27,6 +27,8 @@ struct command {
 static const struct command commands[] = {
 	{ "cluster", "status", ctl_cluster_status,
 	  "members as this node sees them: name, address, state, incarnation, last contact, load" },
+	{ "cluster", "keygen", ctl_cluster_keygen,
+	  "print a new cluster key for --gossip-key (nodes on more than one machine need one)" },
 };
 
 static void usage(FILE *f)

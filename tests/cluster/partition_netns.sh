@@ -66,12 +66,17 @@ for i in 1 2 3 4; do
 	in_hub ip link set "h$tag$i" up
 done
 
+# gossip between machines (here: namespaces) needs the shared cluster key
+"$ctl" cluster keygen > "$work/cluster.key"
+chmod 600 "$work/cluster.key"
+
 # start <i> [join]: herald in namespace i; its admin endpoint is 127.0.0.1:15672 there
 start() {
 	local i=$1
 	shift
 	ip netns exec "$tag-n$i" "$herald" --bind "10.99.0.$i" --stomp-port 0 --ws-port 0 \
 		--shards 1 --node-name "n$i" --gossip-bind "10.99.0.$i" --gossip-port 7946 \
+		--gossip-key "$work/cluster.key" \
 		--admin-bind 127.0.0.1 --admin-port 15672 --gossip-interval $period_ms "$@" \
 		> "$work/n$i.log" 2>&1 &
 	pids+=($!)

@@ -240,6 +240,52 @@ def test_shared_key_admits_and_a_wrong_key_keeps_out(cluster, tmp_path):
     assert "bad mac" in a.log_path.read_text(errors="replace")
 
 
+@pytest.mark.parametrize("flags, where", [
+    (("--gossip-bind", "0.0.0.0"), "gossip bound to 0.0.0.0"),
+    (("--join", "192.0.2.1:7946"), "joining 192.0.2.1:7946"),
+], ids=["gossip-on-every-interface", "join-another-machine"])
+def test_without_a_key_cluster_traffic_stays_on_loopback(tmp_path, flags, where):
+    """As RabbitMQ with its Erlang cookie: a keyless node refuses to gossip beyond loopback
+    (checked before any socket is bound or any packet sent), saying how to make a key."""
+    log = tmp_path / "refused.log"
+    args = [HERALD, "--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0",
+            "--shards", "1", "--gossip-port", "0", "--admin-port", "0"] + list(flags)
+    with open(log, "wb") as f:
+        rc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                            timeout=10).returncode
+    text = log.read_text(errors="replace")
+    assert rc == 1, text
+    assert where in text and "heraldctl cluster keygen" in text and "--gossip-key" in text, text
+    assert "listening proto=gossip" not in text, text
+
+
+def test_a_keyless_node_gossips_on_loopback_by_default(cluster, tmp_path):
+    """No --gossip-bind, no key: gossip binds 127.0.0.1, whatever the client bind is."""
+    log = tmp_path / "default.log"
+    args = [HERALD, "--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0",
+            "--shards", "1", "--gossip-port", "0", "--admin-port", "0"]
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=f,
+                                stderr=subprocess.STDOUT)
+    cluster.procs.append(proc)
+    ports = cluster._wait_ports(proc, log, ("gossip",))
+    assert ports["gossip"], ports
+    assert re.search(r"listening proto=gossip addr=127\.0\.0\.1:", log.read_text()), \
+        log.read_text()
+
+
+def test_a_keygen_key_admits_nodes(cluster, tmp_path):
+    key = tmp_path / "cluster.key"
+    out = subprocess.run([HERALDCTL, "cluster", "keygen"], capture_output=True, timeout=10)
+    assert out.returncode == 0 and len(out.stdout.strip()) == 44, out
+    key.write_bytes(out.stdout)
+    os.chmod(key, 0o600)
+    a = cluster.start("a", extra=("--gossip-key", str(key)))
+    b = cluster.start("b", join=a.gossip, extra=("--gossip-key", str(key)))
+    wait_for(lambda: states(a).get("b") == "alive" and states(b).get("a") == "alive", 10,
+             "a and b to see each other")
+
+
 def test_other_cluster_name_is_refused(cluster):
     a = cluster.start("a")
     other = cluster.start("o", join=a.gossip, extra=("--cluster-name", "elsewhere"))
