@@ -243,6 +243,11 @@ def test_refused_connect_with_pipelined_frames_frees_its_socket(herald, logins):
     import time
     from authutil import Conn
     try:
+        # the server logs its STOMP listener before its shards and cluster thread have set
+        # up (rings, gossip and admin sockets): count its fds once it is all up
+        deadline = time.monotonic() + 10.0
+        while "cluster: node" not in herald.log() and time.monotonic() < deadline:
+            time.sleep(0.02)
         base = _open_fds(herald)
         for i in range(10):
             # a fresh source address each time: no rate-limit delay
