@@ -129,23 +129,18 @@ static void conn_free(struct net_loop *l, struct net_conn *c)
 	l->nopen--;
 }
 
-struct net_conn *net_loop_conn(struct net_loop *l, uint32_t slot, uint32_t gen)
-{
-	struct net_conn *c;
-
-	if (slot >= l->nconns_cap)
-		return NULL;
-	c = l->conns[slot];
-	if (!c || c->gen != gen || c->state != NET_CONN_OPEN)
-		return NULL;
-	return c;
-}
-
 struct net_conn *net_loop_conn_any(struct net_loop *l, uint32_t slot, uint32_t gen)
 {
 	struct net_conn *c = slot < l->nconns_cap ? l->conns[slot] : NULL;
 
 	return c && c->gen == gen ? c : NULL;
+}
+
+struct net_conn *net_loop_conn(struct net_loop *l, uint32_t slot, uint32_t gen)
+{
+	struct net_conn *c = net_loop_conn_any(l, slot, gen);
+
+	return c && c->state == NET_CONN_OPEN ? c : NULL;
 }
 
 static void maybe_free(struct net_loop *l, struct net_conn *c)
