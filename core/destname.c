@@ -36,8 +36,7 @@ static bool queue_name_ok(struct stomp_view x)
 
 static bool is_server_name(struct stomp_view x)
 {
-	return x.len >= DESTNAME_SERVER_PREFIX_LEN &&
-	       !memcmp(x.ptr, DESTNAME_SERVER_PREFIX, DESTNAME_SERVER_PREFIX_LEN);
+	return starts_with(x, DESTNAME_SERVER_PREFIX, DESTNAME_SERVER_PREFIX_LEN);
 }
 
 static struct stomp_view after(struct stomp_view v, size_t n)
@@ -52,7 +51,7 @@ bool destname_is_queue(struct stomp_view v)
 
 bool destname_key_is_queue(const char *key, size_t len)
 {
-	return has_prefix((struct stomp_view){ key, len }, DESTNAME_QUEUE, DESTNAME_QUEUE_LEN);
+	return destname_is_queue((struct stomp_view){ key, len });
 }
 
 bool destname_key_is_server_queue(const char *key, size_t len)
