@@ -82,16 +82,16 @@ static uint64_t last_seen_ms(const struct swim *s, const struct swim_member *m, 
 }
 
 static void render_member(const struct swim *s, const struct swim_member *m, uint64_t now_ms,
-			  const struct node_meta *self_load, struct admin_buf *out)
+			  const struct admin_local *local, struct admin_buf *out)
 {
 	struct node_meta meta;
 	char addr[64];
 
 	meta_decode(m->meta, m->meta_len, &meta);
-	if (m == swim_self(s) && self_load) {
-		meta.connections = self_load->connections;
-		meta.subscriptions = self_load->subscriptions;
-		meta.msgs_per_s = self_load->msgs_per_s;
+	if (m == swim_self(s) && local && local->self_load) {
+		meta.connections = local->self_load->connections;
+		meta.subscriptions = local->self_load->subscriptions;
+		meta.msgs_per_s = local->self_load->msgs_per_s;
 	}
 	append(out, "{\"name\": ");
 	append_json_str(out, m->name);
@@ -102,8 +102,19 @@ static void render_member(const struct swim *s, const struct swim_member *m, uin
 	       m->incarnation, last_seen_ms(s, m, now_ms), meta.connections, meta.subscriptions,
 	       meta.msgs_per_s);
 	append_json_str(out, meta.addr);
-	append(out, ", \"stomp_port\": %u, \"ws_port\": %u, \"shards\": %u}", meta.stomp_port,
-	       meta.ws_port, meta.nshards);
+	append(out, ", \"stomp_port\": %u, \"ws_port\": %u, \"shards\": %u, \"route_port\": %u",
+	       meta.stomp_port, meta.ws_port, meta.nshards, meta.route_port);
+	if (m != swim_self(s) && local && local->links) {
+		struct admin_link l = { .state = "down" };
+
+		if (!local->links->get(local->links->arg, m->name, &l))
+			l = (struct admin_link){ .state = "down" };
+		append(out, ", \"link\": \"%s\", \"link_msgs_out\": %" PRIu64
+		       ", \"link_bytes_out\": %" PRIu64 ", \"link_msgs_in\": %" PRIu64
+		       ", \"link_bytes_in\": %" PRIu64, l.state, l.msgs_out, l.bytes_out, l.msgs_in,
+		       l.bytes_in);
+	}
+	append(out, "}");
 }
 
 /* Gossip counters: how much went out and in, and what was dropped and why. */
@@ -132,8 +143,7 @@ static void render_auth(const struct admin_auth *a, struct admin_buf *out)
 }
 
 void admin_render_status(const struct swim *s, uint64_t now_ms, const char *cluster,
-			 const struct node_meta *self_load, const struct admin_auth *auth,
-			 struct admin_buf *out)
+			 const struct admin_local *local, struct admin_buf *out)
 {
 	size_t n = swim_member_count(s);
 	const struct swim_member **sorted = hd_alloc((n ? n : 1) * sizeof(*sorted));
@@ -148,12 +158,12 @@ void admin_render_status(const struct swim *s, uint64_t now_ms, const char *clus
 	append(out, ", \"health_score\": %d, \"members\": [", swim_health_score(s));
 	for (size_t i = 0; i < n; i++) {
 		append(out, i ? ", " : "");
-		render_member(s, sorted[i], now_ms, self_load, out);
+		render_member(s, sorted[i], now_ms, local, out);
 	}
 	append(out, "], ");
 	render_stats(swim_get_stats(s), out);
-	if (auth)
-		render_auth(auth, out);
+	if (local && local->auth)
+		render_auth(local->auth, out);
 	append(out, "}\n");
 	hd_free(sorted);
 }
@@ -183,8 +193,7 @@ static bool path_is(const char *path, size_t len, const char *want)
 }
 
 int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t now_ms,
-		  const char *cluster, const struct node_meta *self_load,
-		  const struct admin_auth *auth, struct admin_buf *out)
+		  const char *cluster, const struct admin_local *local, struct admin_buf *out)
 {
 	const char *sp1 = memchr(req, ' ', len);
 	const char *path;
@@ -205,7 +214,7 @@ int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t no
 		respond_error(out, 404, "Not Found");
 		return 404;
 	}
-	admin_render_status(s, now_ms, cluster, self_load, auth, &body);
+	admin_render_status(s, now_ms, cluster, local, &body);
 	respond(out, 200, "OK", body.ptr, body.len);
 	admin_buf_free(&body);
 	return 200;

@@ -7,7 +7,10 @@
  *   {"self": "<name>", "cluster": "<cluster>", "health_score": 0,
  *    "members": [{"name", "address", "state", "incarnation", "last_seen_ms",
  *                 "connections", "subscriptions", "msgs_per_s",
- *                 "client_address", "stomp_port", "ws_port", "shards"}, ...],
+ *                 "client_address", "stomp_port", "ws_port", "shards", "route_port",
+ *                 and for every member but self, when the node has links: "link" ("up",
+ *                 "connecting", "down"), "link_msgs_out", "link_bytes_out",
+ *                 "link_msgs_in", "link_bytes_in"}, ...],
  *    "gossip": {"packets_in", "bytes_in", "packets_out", "bytes_out",
  *               "dropped_other_cluster", "dropped_bad_mac", "dropped_malformed",
  *               "dropped_version", "dropped_not_gossip", "probes", "probes_failed",
@@ -23,6 +26,7 @@
 
 #include "cluster/meta.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,17 +48,36 @@ struct admin_auth {
 	uint64_t check_waits;		/* logins told to wait: their address was at that limit */
 };
 
-/* Renders the status JSON of s at now_ms into *out (appended). self_load, when non-NULL,
- * replaces the load our own metadata last gossiped (it is fresher); auth, when non-NULL,
- * is rendered as "auth". */
+/* This node's link to one member (core/route.h keeps them; main adapts). */
+struct admin_link {
+	const char *state;		/* "up", "connecting", "down" */
+	uint64_t msgs_out, bytes_out;
+	uint64_t msgs_in, bytes_in;
+};
+
+/* Where the admin endpoint reads links from: get() fills *out for member `name` (false:
+ * no link known, shown as "down"). Called on the cluster thread; must be thread-safe. */
+struct admin_links {
+	bool (*get)(void *arg, const char *name, struct admin_link *out);
+	void *arg;
+};
+
+/* What this node adds to the membership table: self_load, when non-NULL, replaces the load
+ * our own metadata last gossiped (it is fresher); auth, when non-NULL, is rendered as
+ * "auth"; links, when non-NULL, gives each other member's link fields. */
+struct admin_local {
+	const struct node_meta *self_load;
+	const struct admin_auth *auth;
+	const struct admin_links *links;
+};
+
+/* Renders the status JSON of s at now_ms into *out (appended); local may be NULL. */
 void admin_render_status(const struct swim *s, uint64_t now_ms, const char *cluster,
-			 const struct node_meta *self_load, const struct admin_auth *auth,
-			 struct admin_buf *out);
+			 const struct admin_local *local, struct admin_buf *out);
 
 /* Given a complete request head (through the blank line), writes the whole HTTP response
  * to *out. Returns the status code. Only GET of the paths above is served. */
 int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t now_ms,
-		  const char *cluster, const struct node_meta *self_load,
-		  const struct admin_auth *auth, struct admin_buf *out);
+		  const char *cluster, const struct admin_local *local, struct admin_buf *out);
 
 #endif

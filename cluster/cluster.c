@@ -76,8 +76,7 @@ struct seed {
 
 struct cluster {
 	struct cluster_config cfg;
-	cluster_load_fn load;
-	void *load_arg;
+	struct cluster_hooks hooks;
 	struct swim *swim;
 	int family;			/* AF_INET or AF_INET6, of every socket */
 	int udp_fd;
@@ -312,7 +311,7 @@ static int open_gossip(struct cluster *c, struct wire_addr *addr)
 
 /* The key is SHA-256 of the file's contents (trailing whitespace trimmed), so any secret
  * of 16 bytes or more works, e.g. `head -c 32 /dev/urandom | base64 > gossip.key`. */
-static int load_key(const char *path, uint8_t key[WIRE_KEY_LEN])
+int cluster_load_key(const char *path, uint8_t key[WIRE_KEY_LEN])
 {
 	uint8_t buf[4096];
 	struct stat st;
@@ -495,8 +494,10 @@ static int conn_write(struct conn *k)
 static void admin_answer(struct cluster *c, struct conn *k, uint64_t now_ms)
 {
 	struct admin_buf out = { 0 };
+	struct admin_local local = { .self_load = &c->meta, .auth = &c->auth,
+				     .links = c->hooks.links.get ? &c->hooks.links : NULL };
 	int code = admin_respond((const char *)k->rbuf, k->rlen, c->swim, now_ms,
-				 c->cfg.cluster_name, &c->meta, &c->auth, &out);
+				 c->cfg.cluster_name, &local, &out);
 
 	hd_log_debug("cluster: admin %s -> %d", k->peer, code);
 	(void)code;
@@ -616,6 +617,21 @@ static void read_datagrams(struct cluster *c)
 	}
 }
 
+/* The node links follow membership: alive and suspect members keep theirs (suspicion is a
+ * hint, not a verdict), dead and left ones lose it. */
+static void tell_route(struct cluster *c, const struct swim_member *m)
+{
+	struct node_meta meta;
+	char host[INET6_ADDRSTRLEN] = "";
+	bool alive = m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT;
+
+	if (!c->hooks.member)
+		return;
+	meta_decode(m->meta, m->meta_len, &meta);
+	inet_ntop(m->addr.family == 6 ? AF_INET6 : AF_INET, m->addr.ip, host, sizeof(host));
+	c->hooks.member(c->hooks.member_arg, m->name, host, meta.route_port, alive);
+}
+
 static void on_member_change(void *arg, const struct swim_member *m, int old_state)
 {
 	struct cluster *c = arg;
@@ -630,6 +646,7 @@ static void on_member_change(void *arg, const struct swim_member *m, int old_sta
 		}
 		return;
 	}
+	tell_route(c, m);
 	wire_addr_format(&m->addr, a, sizeof(a));
 	if (old_state < 0)
 		hd_log_info("cluster: member %s joined at %s", m->name, a);
@@ -671,8 +688,8 @@ static void refresh_meta(struct cluster *c, uint64_t now_ms, bool force)
 	size_t len;
 
 	c->next_load_ms = now_ms + LOAD_SAMPLE_MS;
-	if (c->load)
-		c->load(c->load_arg, &load);
+	if (c->hooks.load)
+		c->hooks.load(c->hooks.load_arg, &load);
 	c->meta.connections = load.connections;
 	c->meta.subscriptions = load.subscriptions;
 	c->meta.msgs_per_s = load.msgs_per_s;
@@ -966,8 +983,8 @@ static void init_seeds(struct cluster *c)
 	}
 }
 
-int cluster_start(struct cluster **out, const struct cluster_config *cfg, cluster_load_fn load,
-		  void *load_arg)
+int cluster_start(struct cluster **out, const struct cluster_config *cfg,
+		  const struct cluster_hooks *hooks)
 {
 	struct cluster *c;
 	struct wire_addr gossip;
@@ -984,13 +1001,12 @@ int cluster_start(struct cluster **out, const struct cluster_config *cfg, cluste
 		return -ENOSYS;
 	c = hd_calloc(1, sizeof(*c));
 	c->cfg = *cfg;
-	c->load = load;
-	c->load_arg = load_arg;
+	c->hooks = *hooks;
 	c->udp_fd = c->tcp_fd = c->admin_fd = c->wake_fd = -1;
 	for (int i = 0; i < MAX_CONNS; i++)
 		c->conns[i].fd = -1;
 	if (cfg->key_file[0]) {
-		rc = load_key(cfg->key_file, key);
+		rc = cluster_load_key(cfg->key_file, key);
 		if (rc) {
 			hd_log_err("cluster: cannot use gossip key %s: %s", cfg->key_file,
 				   strerror(-rc));
@@ -1011,6 +1027,7 @@ int cluster_start(struct cluster **out, const struct cluster_config *cfg, cluste
 	c->meta.stomp_port = cfg->stomp_port;
 	c->meta.ws_port = cfg->ws_port;
 	c->meta.nshards = cfg->nshards;
+	c->meta.route_port = cfg->route_port;
 	fill_swim_config(c, &adv, cfg->key_file[0] ? key : NULL, &sc);
 	sodium_memzero(key, sizeof(key));
 	io = (struct swim_io){

@@ -34,6 +34,7 @@ struct cluster_config {
 	uint16_t stomp_port;
 	uint16_t ws_port;
 	uint16_t nshards;
+	uint16_t route_port;		/* node links (0: none) */
 };
 
 /* The node's load summary, advertised in membership metadata; auth is shown by our admin
@@ -49,7 +50,27 @@ struct cluster_load {
  * (main sums relaxed atomic counters the shards publish). */
 typedef void (*cluster_load_fn)(void *arg, struct cluster_load *out);
 
+/* Membership news for the node links (core/route.h), called on the cluster thread: member
+ * `name` (never ourselves) is alive or suspect at host (its gossip address) with route port
+ * route_port, or dead or gone (alive false). Called on every change; repeats happen. */
+typedef void (*cluster_member_fn)(void *arg, const char *name, const char *host,
+				  uint16_t route_port, bool alive);
+
+/* What the `herald` binary plugs into the cluster thread; any field may be NULL. */
+struct cluster_hooks {
+	cluster_load_fn load;
+	void *load_arg;
+	cluster_member_fn member;
+	void *member_arg;
+	struct admin_links links;	/* .get NULL: the node has no links */
+};
+
 struct cluster;
+
+/* The 32-byte key of key file `path` (SHA-256 of its contents, trailing whitespace
+ * trimmed, at least 16 bytes): the gossip MAC key, and what node links prove. 0 or a
+ * negative errno (logged). */
+int cluster_load_key(const char *path, uint8_t key[32]);
 
 /* Without a key (key_file ""), cluster traffic must stay on loopback: a gossip bind or a
  * --join seed elsewhere is refused (logged with how to make a key: heraldctl cluster
@@ -63,8 +84,8 @@ void cluster_config_defaults(struct cluster_config *cfg);
 /* Binds the gossip and admin sockets (logging "listening proto=gossip addr=A:P" and
  * "listening proto=admin addr=A:P" with the real ports), starts the cluster thread and
  * joins the seeds. Returns 0 and *out, or a negative errno (bind failure, bad key file). */
-int cluster_start(struct cluster **out, const struct cluster_config *cfg, cluster_load_fn load,
-		  void *load_arg);
+int cluster_start(struct cluster **out, const struct cluster_config *cfg,
+		  const struct cluster_hooks *hooks);
 
 /* Gossips `left`, waits briefly for it to spread (bounded), stops the thread, frees. */
 void cluster_leave_and_destroy(struct cluster *c);

@@ -29,7 +29,7 @@ size_t meta_encode(const struct node_meta *m, uint8_t *out, size_t cap)
 	size_t alen = strnlen(m->addr, META_ADDR_MAX);
 	uint8_t *p = out;
 
-	if (cap < META_FIXED + alen)
+	if (cap < META_FIXED + alen + 2)
 		return 0;
 	*p++ = META_VERSION;
 	p = put_be(p, m->stomp_port, 2);
@@ -40,7 +40,9 @@ size_t meta_encode(const struct node_meta *m, uint8_t *out, size_t cap)
 	p = put_be(p, m->msgs_per_s, 8);
 	*p++ = (uint8_t)alen;
 	memcpy(p, m->addr, alen);
-	return (size_t)(p - out) + alen;
+	p += alen;
+	p = put_be(p, m->route_port, 2);
+	return (size_t)(p - out);
 }
 
 int meta_decode(const uint8_t *buf, size_t len, struct node_meta *m)
@@ -65,5 +67,8 @@ int meta_decode(const uint8_t *buf, size_t len, struct node_meta *m)
 	}
 	memcpy(m->addr, p, alen);
 	m->addr[alen] = '\0';
+	p += alen;
+	if (len - META_FIXED - alen >= 2)
+		m->route_port = (uint16_t)get_be(&p, 2);
 	return 0;
 }

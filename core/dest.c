@@ -22,18 +22,8 @@
 #include "core/mdeque.h"
 #include "core/session.h"
 #include "core/shard.h"
-#include "core/topic_match.h"
 
 #include <string.h>
-
-/* Which shards have subscriptions to a topic or a pattern. */
-struct dest_interest {
-	uint64_t shard_mask;	/* shards with count > 0 */
-	uint32_t *counts;	/* subscriptions per shard */
-	uint32_t index;		/* patterns: place in pattern_list */
-	uint32_t len;
-	char name[];		/* topic key; a pattern without "/topic/" */
-};
 
 struct qconsumer {
 	uint64_t key;
@@ -58,100 +48,28 @@ uint32_t dest_owner(const struct shard *sh, const char *name, size_t len)
 	return (uint32_t)(hd_hash(name, len) % sh->nshards);
 }
 
-void dest_table_init(struct dest_table *t)
+void dest_table_init(struct dest_table *t, uint32_t ncolumns)
 {
 	memset(t, 0, sizeof(*t));
-	strmap_init(&t->topics);
-	strmap_init(&t->patterns);
+	interest_table_init(&t->interest, ncolumns);
 	strmap_init(&t->queues);
 }
 
 /* ---- topics ---- */
 
-static struct dest_interest *interest_get(struct shard *sh, struct strmap *map, const char *name,
-					  size_t len, bool create)
-{
-	struct dest_interest *t = strmap_get(map, name, len);
-
-	if (t || !create)
-		return t;
-	t = hd_alloc(sizeof(*t) + len + 1);
-	t->shard_mask = 0;
-	t->counts = hd_calloc(SHARD_COLUMNS(sh->nshards), sizeof(*t->counts));
-	t->index = 0;
-	t->len = (uint32_t)len;
-	memcpy(t->name, name, len);
-	t->name[len] = '\0';
-	strmap_put(map, t->name, len, t);
-	if (map == &sh->dests.patterns) {
-		struct dest_table *dt = &sh->dests;
-
-		dt->pattern_list = hd_realloc(dt->pattern_list, (dt->npatterns + 1) * sizeof(t));
-		t->index = dt->npatterns;
-		dt->pattern_list[dt->npatterns++] = t;
-	}
-	return t;
-}
-
-static void interest_drop(struct shard *sh, struct strmap *map, struct dest_interest *t)
-{
-	struct dest_table *dt = &sh->dests;
-
-	strmap_del(map, t->name, t->len);
-	if (map == &dt->patterns) {
-		dt->pattern_list[t->index] = dt->pattern_list[--dt->npatterns];
-		dt->pattern_list[t->index]->index = t->index;
-	}
-	hd_free(t->counts);
-	hd_free(t);
-}
-
-/* Applies +1/-1 from shard `from`; returns the new count. */
-static uint32_t count_apply(uint32_t *counts, uint64_t *mask, uint16_t from, int delta)
-{
-	if (delta > 0)
-		counts[from]++;
-	else if (counts[from])
-		counts[from]--;
-	if (counts[from])
-		*mask |= 1ull << from;
-	else
-		*mask &= ~(1ull << from);
-	return counts[from];
-}
-
 void dest_on_topic_interest(struct shard *sh, const struct xmsg *m, int pattern)
 {
 	struct xname *n = m->ptr;
-	int delta = m->u32 ? 1 : -1;
 
 	/* a pattern's name comes without "/topic/" */
-	struct strmap *map = pattern ? &sh->dests.patterns : &sh->dests.topics;
-	struct dest_interest *t = interest_get(sh, map, n->name, n->len, delta > 0);
-
-	if (t) {
-		count_apply(t->counts, &t->shard_mask, m->from, delta);
-		if (!t->shard_mask)
-			interest_drop(sh, map, t);
-	}
+	interest_apply(&sh->dests.interest, pattern, n->name, n->len, m->from, m->u32 ? 1 : -1, NULL);
 	hd_free(n);
 }
 
 static void topic_publish(struct shard *sh, struct hmsg *m)
 {
-	const char *name = hmsg_dest(m);
-	struct dest_interest *t = interest_get(sh, &sh->dests.topics, name, m->dest_len, false);
-	uint64_t mask = t ? t->shard_mask : 0;
-	const size_t plen = DESTNAME_TOPIC_LEN;
-	struct dest_table *dt = &sh->dests;
+	uint64_t mask = interest_match(&sh->dests.interest, hmsg_dest(m), m->dest_len);
 
-	for (uint32_t i = 0; i < dt->npatterns; i++) {
-		struct dest_interest *p = dt->pattern_list[i];
-
-		if ((p->shard_mask & ~mask) &&
-		    topic_match_scoped(p->name, p->len, name + plen, m->dest_len - plen))
-			mask |= p->shard_mask;
-	}
 	if (mask)
 		hmsg_ref(m, (uint32_t)__builtin_popcountll(mask));
 	for (uint32_t s = 0; mask; s++, mask >>= 1) {
@@ -460,20 +378,7 @@ void dest_on_return(struct shard *sh, const struct xmsg *m)
 
 void dest_table_fini(struct dest_table *t)
 {
-	for (uint32_t i = 0; i < t->topics.cap; i++) {
-		struct strmap_slot *s = &t->topics.slots[i];
-
-		if (s->hash && s->val) {
-			struct dest_interest *tp = s->val;
-
-			hd_free(tp->counts);
-			hd_free(tp);
-		}
-	}
-	for (uint32_t i = 0; i < t->npatterns; i++) {
-		hd_free(t->pattern_list[i]->counts);
-		hd_free(t->pattern_list[i]);
-	}
+	interest_table_fini(&t->interest);
 	for (uint32_t i = 0; i < t->queues.cap; i++) {
 		struct strmap_slot *s = &t->queues.slots[i];
 
@@ -489,8 +394,5 @@ void dest_table_fini(struct dest_table *t)
 			hd_free(q);
 		}
 	}
-	hd_free(t->pattern_list);
-	strmap_fini(&t->topics);
-	strmap_fini(&t->patterns);
 	strmap_fini(&t->queues);
 }

@@ -14,6 +14,7 @@
 #ifndef CORE_DEST_H
 #define CORE_DEST_H
 
+#include "core/interest.h"
 #include "core/strmap.h"
 #include "core/xmsg.h"
 
@@ -22,15 +23,14 @@
 struct shard;
 
 struct dest_table {
-	struct strmap topics;		/* name -> struct dest_interest */
-	struct strmap patterns;		/* pattern -> struct dest_interest */
-	struct dest_interest **pattern_list;	/* the same patterns, for matching */
-	uint32_t npatterns;
+	struct interest_table interest;	/* topics and patterns: which shards (and the route
+					 * endpoint: other nodes) want them */
 	struct strmap queues;		/* name -> struct dest_queue */
 	uint64_t queued_msgs;		/* ready + unacked, for stats */
 };
 
-void dest_table_init(struct dest_table *t);
+/* ncolumns: the shards, plus the route endpoint when the node has links. */
+void dest_table_init(struct dest_table *t, uint32_t ncolumns);
 void dest_table_fini(struct dest_table *t);
 
 /* Owner-side handlers for the xmsg kinds addressed to destinations. Each consumes the

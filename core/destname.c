@@ -54,6 +54,11 @@ bool destname_key_is_queue(const char *key, size_t len)
 	return destname_is_queue((struct stomp_view){ key, len });
 }
 
+bool destname_key_is_topic(const char *key, size_t len)
+{
+	return destname_is_topic((struct stomp_view){ key, len });
+}
+
 bool destname_key_is_server_queue(const char *key, size_t len)
 {
 	struct stomp_view v = { key, len };

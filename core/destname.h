@@ -49,6 +49,7 @@ bool destname_is_queue(struct stomp_view v);
 bool destname_is_topic(struct stomp_view v);
 /* The same test on an internal key (name, or name + separator + vhost). */
 bool destname_key_is_queue(const char *key, size_t len);
+bool destname_key_is_topic(const char *key, size_t len);
 
 /* Is this internal key a server-made (reply) queue's? Such a queue lives only while its
  * connection's subscription does. */

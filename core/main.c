@@ -11,12 +11,14 @@
 #include "auth/auth.h"
 #include "core/authsvc.h"
 #include "core/config.h"
+#include "core/route.h"
 #include "core/shard.h"
 #include "net/listen.h"
 #include "net/loop.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,7 +168,11 @@ static int make_static_users(const struct herald_config *cfg)
 struct cluster_settings {
 	struct cluster_config c;
 	bool enabled;
+	uint32_t route_port;		/* ROUTE_PORT_UNSET: 7947, or 0 with --gossip-port 0 */
 };
+
+#define ROUTE_PORT_DEFAULT 7947
+#define ROUTE_PORT_UNSET UINT32_MAX
 
 static int set_join(void *base, const char *val)
 {
@@ -196,6 +202,9 @@ static const struct config_option cluster_opts[] = {
 	{ "gossip-interval", CONFIG_U32, C(c.gossip_interval_ms), "gossip protocol period, ms", NULL },
 	{ "gossip-key", CONFIG_STR, C(c.key_file), "file holding the shared gossip key", NULL },
 	{ "join", CONFIG_CALL, C(c.join), "host:port[,host:port...] seeds to join", set_join },
+	{ "route-port", CONFIG_U32, C(route_port),
+	  "node links port, on the gossip bind address (default 7947; 0: pick; 0 when "
+	  "--gossip-port is 0)", NULL },
 	{ "admin-bind", CONFIG_STR, C(c.admin_bind), "admin HTTP address", NULL },
 	{ "admin-port", CONFIG_U16, C(c.admin_port), "admin HTTP port (0: pick)", NULL },
 };
@@ -264,6 +273,59 @@ static int choose_gossip_bind(const struct herald_config *cfg, struct cluster_co
 	return cluster_check_exposure(cl);
 }
 
+static void member_news(void *arg, const char *name, const char *host, uint16_t port, bool alive)
+{
+	route_member(arg, name, host, port, alive);
+}
+
+static bool link_of(void *arg, const char *name, struct admin_link *out)
+{
+	struct route_link_stats st;
+
+	if (!route_link_stats(arg, name, &st))
+		return false;
+	*out = (struct admin_link){ .state = st.state, .msgs_out = st.msgs_out,
+				    .bytes_out = st.bytes_out, .msgs_in = st.msgs_in,
+				    .bytes_in = st.bytes_in };
+	return true;
+}
+
+/* The node links: on the gossip address, proving the gossip key (or, keyless, a key made
+ * of the cluster name: links then stay on loopback, as gossip does). */
+static int make_route(const struct herald_config *cfg, struct cluster_settings *cl,
+		      struct route **out)
+{
+	struct route_config rc = { .io_backend = cfg->io_backend };
+	uint32_t port = cl->route_port;
+	int err;
+
+	if (sodium_init() < 0)
+		return -ENOSYS;
+	if (port == ROUTE_PORT_UNSET)
+		port = cl->c.gossip_port ? ROUTE_PORT_DEFAULT : 0;
+	if (port > UINT16_MAX) {
+		hd_log_err("--route-port must be 0..65535");
+		return -EINVAL;
+	}
+	snprintf(rc.cluster_name, sizeof(rc.cluster_name), "%s", cl->c.cluster_name);
+	snprintf(rc.bind_addr, sizeof(rc.bind_addr), "%s", cl->c.bind_addr);
+	rc.port = (uint16_t)port;
+	rc.max_frame_bytes = (uint32_t)HD_MIN(cfg->limits.max_frame_bytes, UINT32_MAX / 2);
+	if (cl->c.key_file[0]) {
+		err = cluster_load_key(cl->c.key_file, rc.key);
+		if (err)
+			return err;
+	} else {
+		crypto_hash_sha256(rc.key, (const unsigned char *)cl->c.cluster_name,
+				   strlen(cl->c.cluster_name));
+	}
+	err = route_create(out, &rc);
+	sodium_memzero(&rc, sizeof(rc));
+	if (!err)
+		cl->c.route_port = route_port(*out);
+	return err;
+}
+
 static void derive_names(struct herald_config *cfg, struct cluster_config *cl)
 {
 	char host[100];
@@ -285,9 +347,10 @@ static void derive_names(struct herald_config *cfg, struct cluster_config *cl)
 int main(int argc, char **argv)
 {
 	static struct herald_config cfg;
-	static struct cluster_settings cl = { .enabled = true };
+	static struct cluster_settings cl = { .enabled = true, .route_port = ROUTE_PORT_UNSET };
 	const struct config_options extra = { cluster_opts, HD_ARRAY_LEN(cluster_opts), &cl };
 	struct cluster *cluster = NULL;
+	struct route *route = NULL;
 	struct authsvc *authsvc = NULL;
 	sigset_t sigs;
 	int sig;
@@ -320,7 +383,11 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	shards = shard_create_all(nshards, &cfg);
+	if (cl.enabled && make_route(&cfg, &cl, &route))
+		return 1;
+	shards = shard_create_all(nshards, &cfg, route ? route_xwake(route) : NULL);
+	if (route)
+		route_attach(route, shards, nshards);
 	if (make_static_users(&cfg) || load_auth(&cfg))
 		return 1;
 	if (authsvc_start(&authsvc, shards, nshards)) {
@@ -337,8 +404,19 @@ int main(int argc, char **argv)
 		hd_log_err("cannot start shard threads");
 		return 1;
 	}
+	if (route && route_start(route, cfg.node_name)) {
+		shard_stop_all(shards, nshards);
+		return 1;
+	}
 	if (cl.enabled) {
-		rc = cluster_start(&cluster, &cl.c, sum_load, NULL);
+		struct cluster_hooks hooks = {
+			.load = sum_load,
+			.member = member_news,
+			.member_arg = route,
+			.links = { .get = link_of, .arg = route },
+		};
+
+		rc = cluster_start(&cluster, &cl.c, &hooks);
 		if (rc) {
 			hd_log_err("cannot start the cluster layer: %s", strerror(-rc));
 			shard_stop_all(shards, nshards);
@@ -361,6 +439,7 @@ int main(int argc, char **argv)
 	if (cluster)
 		cluster_leave_and_destroy(cluster);
 	shard_stop_all(shards, nshards);
+	route_stop_and_destroy(route);	/* after the shards: it drains what they still send */
 	authsvc_stop(authsvc);
 	shard_destroy_all(shards, nshards);
 	users_table_destroy(static_users);

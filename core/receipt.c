@@ -210,7 +210,7 @@ void session_on_done(struct shard *sh, const struct xmsg *m)
 
 void receipt_sync_mask(struct shard *sh, struct session *s, uint64_t mask, uint32_t seq)
 {
-	for (uint32_t i = 0; mask && i < sh->nshards; i++, mask >>= 1)
+	for (uint32_t i = 0; mask && i < sh->nendpoints; i++, mask >>= 1)
 		if (mask & 1)
 			receipt_sync_with(sh, s, i, seq);
 }

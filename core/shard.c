@@ -84,23 +84,6 @@ static const xmsg_handler xmsg_handlers[] = {
 
 /* ---- sending and parking ---- */
 
-static void park(struct xpark *p, const struct xmsg *m)
-{
-	if (p->n == p->cap) {
-		uint32_t cap = p->cap ? p->cap * 2 : 64;
-		struct xmsg *q = hd_alloc(cap * sizeof(*q));
-
-		for (uint32_t i = 0; i < p->n; i++)
-			q[i] = p->q[(p->head + i) % p->cap];
-		hd_free(p->q);
-		p->q = q;
-		p->cap = cap;
-		p->head = 0;
-	}
-	p->q[(p->head + p->n) % p->cap] = *m;
-	p->n++;
-}
-
 void shard_send(struct shard *sh, uint32_t to, const struct xmsg *m)
 {
 	struct xmsg copy = *m;
@@ -109,21 +92,14 @@ void shard_send(struct shard *sh, uint32_t to, const struct xmsg *m)
 	if (!sh->parked[to].n && !xring_push(sh->out[to], &copy))
 		return;
 	/* keep order: once something is parked for `to`, everything after it parks too */
-	park(&sh->parked[to], &copy);
+	xpark_push(&sh->parked[to], &copy);
 	sh->nparked++;
 }
 
 static void unpark_all(struct shard *sh)
 {
-	for (uint32_t to = 0; to < sh->nshards; to++) {
-		struct xpark *p = &sh->parked[to];
-
-		while (p->n && !xring_push(sh->out[to], &p->q[p->head])) {
-			p->head = (p->head + 1) % p->cap;
-			p->n--;
-			sh->nparked--;
-		}
-	}
+	for (uint32_t to = 0; to < sh->nendpoints; to++)
+		sh->nparked -= xpark_flush(&sh->parked[to], sh->out[to]);
 }
 
 /* ---- the loop ---- */
@@ -177,7 +153,7 @@ static bool inbound_pending(struct shard *sh)
 {
 	if (sh->auth_in && xring_has_items(sh->auth_in))
 		return true;
-	for (uint32_t i = 0; i < sh->nshards; i++)
+	for (uint32_t i = 0; i < sh->nendpoints; i++)
 		if (xring_has_items(sh->in[i]))
 			return true;
 	return false;
@@ -230,7 +206,7 @@ static uint32_t drain_inbound(struct shard *sh)
 		total += n;
 	}
 
-	for (uint32_t from = 0; from < sh->nshards; from++) {
+	for (uint32_t from = 0; from < sh->nendpoints; from++) {
 		uint32_t taken = 0;
 		uint32_t n;
 
@@ -256,7 +232,7 @@ static void publish_outbound(struct shard *sh)
 		if (!sh->nparked)
 			session_resume_paused(sh);	/* read again at once, not at the next tick */
 	}
-	for (uint32_t to = 0; to < sh->nshards; to++)
+	for (uint32_t to = 0; to < sh->nendpoints; to++)
 		xring_publish(sh->out[to]);
 	if (sh->auth_out)
 		xring_publish(sh->auth_out);
@@ -412,8 +388,9 @@ static void ws_origins_parse(const struct herald_config *cfg, const char ***out,
 	*out = list;
 }
 
-struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg)
+struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg, struct xwake *route_wake)
 {
+	const uint32_t nend = n + (route_wake ? 1 : 0);
 	const char **origins;
 	size_t norigins;
 	struct shard **shards = hd_calloc(n, sizeof(*shards));
@@ -427,12 +404,13 @@ struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg)
 		HD_ASSERT(efd >= 0);
 		sh->id = i;
 		sh->nshards = n;
+		sh->nendpoints = nend;
 		sh->cfg = cfg;
 		xwake_init(&sh->wake, efd);
-		sh->in = hd_calloc(n, sizeof(*sh->in));
-		sh->out = hd_calloc(n, sizeof(*sh->out));
-		sh->parked = hd_calloc(n, sizeof(*sh->parked));
-		dest_table_init(&sh->dests);
+		sh->in = hd_calloc(nend, sizeof(*sh->in));
+		sh->out = hd_calloc(nend, sizeof(*sh->out));
+		sh->parked = hd_calloc(nend, sizeof(*sh->parked));
+		dest_table_init(&sh->dests, SHARD_COLUMNS(n));
 		session_shard_init(&sh->sessions, &cfg->limits);
 		auth_shard_init(&sh->auth);
 		http_upgrade_config_default(&sh->http_cfg);
@@ -450,7 +428,23 @@ struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg)
 			shards[to]->in[from] = r;
 		}
 	}
+	for (uint32_t i = 0; route_wake && i < n; i++) {
+		struct xring *to_route = hd_alloc(sizeof(*to_route));
+		struct xring *from_route = hd_alloc(sizeof(*from_route));
+
+		xring_init(to_route, SHARD_XRING_SLOTS, route_wake);
+		xring_init(from_route, SHARD_XRING_SLOTS, &shards[i]->wake);
+		shards[i]->out[n] = to_route;
+		shards[i]->in[n] = from_route;
+	}
 	return shards;
+}
+
+void shard_route_rings(struct shard *sh, struct xring **from_shard, struct xring **to_shard)
+{
+	HD_ASSERT(sh->nendpoints > sh->nshards);
+	*from_shard = sh->out[sh->nshards];
+	*to_shard = sh->in[sh->nshards];
 }
 
 void shard_add_listener(struct shard *sh, int fd, uint8_t kind)
@@ -505,8 +499,8 @@ void shard_destroy_all(struct shard **shards, uint32_t n)
 	for (uint32_t i = 0; i < n; i++) {
 		struct shard *sh = shards[i];
 
-		/* drop what is still in flight between shards */
-		for (uint32_t from = 0; from < n; from++) {
+		/* drop what is still in flight between endpoints */
+		for (uint32_t from = 0; from < sh->nendpoints; from++) {
 			while (xring_pop(sh->in[from], &m, 1)) {
 				if (m.kind == XMSG_PUBLISH || m.kind == XMSG_TOPIC_DELIVER ||
 				    m.kind == XMSG_QUEUE_DELIVER || m.kind == XMSG_QUEUE_RETURN)
@@ -525,10 +519,14 @@ void shard_destroy_all(struct shard **shards, uint32_t n)
 		auth_shard_fini(&sh->auth);
 		auth_db_unref(sh->auth_db);
 		auth_db_unref(atomic_load(&sh->auth_db_next));
-		for (uint32_t to = 0; to < n; to++) {
+		for (uint32_t to = 0; to < sh->nendpoints; to++) {
 			xring_fini(sh->out[to]);
 			hd_free(sh->out[to]);
 			hd_free(sh->parked[to].q);
+		}
+		if (sh->nendpoints > n) {	/* the route's ring to us */
+			xring_fini(sh->in[n]);
+			hd_free(sh->in[n]);
 		}
 		close(sh->wake.eventfd);
 		hd_free(sh->in);

@@ -53,23 +53,17 @@ struct shard_stats_pub {
 	_Atomic uint64_t auth_checks_in_flight_max;	/* one address, on this shard */
 };
 
-/* xmsgs waiting for room in a full xring, in order */
-struct xpark {
-	struct xmsg *q;
-	uint32_t head;
-	uint32_t n;
-	uint32_t cap;
-};
-
 struct session;
 
 struct shard {
 	uint32_t id;
 	uint32_t nshards;
+	uint32_t nendpoints;		/* xring endpoints: the shards, plus the route thread
+					 * (id nshards) when the node has links */
 	const struct herald_config *cfg;
 	struct net_loop loop;
 	struct xwake wake;
-	struct xring **in;		/* in[from]: written by shard `from`, read by us */
+	struct xring **in;		/* in[from]: written by endpoint `from`, read by us */
 	struct xring **out;		/* out[to]: written by us */
 	struct xpark *parked;		/* parked[to] */
 	uint32_t nparked;		/* total parked xmsgs */
@@ -101,8 +95,12 @@ extern _Atomic uint64_t shard_total_connections;
 /* Random per-process prefix of message ids and session ids. */
 extern uint32_t shard_node_epoch;
 
-/* Creates n shards sharing cfg and all xrings between them; not started. Main thread. */
-struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg);
+/* Creates n shards sharing cfg and all xrings between them; not started. With route_wake,
+ * each shard also gets a ring pair with the route endpoint (id n, core/route.h), whose
+ * thread sleeps on route_wake. Main thread. */
+struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg, struct xwake *route_wake);
+/* The route endpoint's end of shard i's rings: it reads *from_shard, writes *to_shard. */
+void shard_route_rings(struct shard *sh, struct xring **from_shard, struct xring **to_shard);
 /* Gives shard sh a listening socket (each shard gets its own SO_REUSEPORT member). */
 void shard_add_listener(struct shard *sh, int fd, uint8_t kind);
 /* Hands every shard a reference to db (at start, and on SIGHUP): each swaps it in at its
@@ -120,7 +118,19 @@ void shard_destroy_all(struct shard **shards, uint32_t n);
 /* The calling thread's shard (NULL off-shard). */
 struct shard *shard_self(void);
 
-/* Sends an xmsg to shard `to` (itself included). Never fails: a full xring parks it and
+/* The route endpoint's id, or UINT32_MAX when the node has no links. */
+static inline uint32_t shard_route_endpoint(const struct shard *sh)
+{
+	return sh->nendpoints > sh->nshards ? sh->nshards : UINT32_MAX;
+}
+
+/* Every endpoint as a mask: the shards, and the route endpoint when there is one. */
+static inline uint64_t shard_all_endpoints(const struct shard *sh)
+{
+	return sh->nendpoints >= 64 ? ~0ull : (1ull << sh->nendpoints) - 1;
+}
+
+/* Sends an xmsg to endpoint `to` (itself included). Never fails: a full xring parks it and
  * the shard stops reading its sockets until the park drains. Shard thread only. */
 void shard_send(struct shard *sh, uint32_t to, const struct xmsg *m);
 

@@ -37,7 +37,7 @@ void local_table_fini(struct local_table *t)
 static void interest_broadcast(struct shard *sh, enum xmsg_kind kind, const char *name,
 			       size_t len, bool add)
 {
-	for (uint32_t to = 0; to < sh->nshards; to++) {
+	for (uint32_t to = 0; to < sh->nendpoints; to++) {
 		struct xmsg m = { .kind = kind, .u32 = add, .ptr = xname_create(name, len),
 				  .from = (uint16_t)sh->id };
 
@@ -65,11 +65,6 @@ static void list_remove(struct sub **head, struct sub *sub)
 		*head = sub->next;
 	if (sub->next)
 		sub->next->prev = sub->prev;
-}
-
-static uint64_t all_shards(const struct shard *sh)
-{
-	return sh->nshards >= 64 ? ~0ull : (1ull << sh->nshards) - 1;
 }
 
 /* Registers sub with the local table and the owner(s); returns shards to SYNC with
@@ -107,7 +102,7 @@ static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
 		list_insert(&lt->patterns, sub);
 		lt->npatterns++;
 		interest_broadcast(sh, XMSG_PATTERN_INTEREST, sub->dest + plen, sub->dest_len - plen, true);
-		return all_shards(sh);
+		return shard_all_endpoints(sh);
 	}
 	sub->lt = strmap_get(&lt->topics, sub->dest, sub->dest_len);
 	if (!sub->lt) {
@@ -121,7 +116,9 @@ static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
 	}
 	list_insert(&sub->lt->head, sub);
 	sub->lt->n++;
-	return all_shards(sh);	/* an earlier 0->1 may still be on its way to some */
+	/* an earlier 0->1 may still be on its way to some shards; the route endpoint answers
+	 * once every linked node has it in force (a RECEIPT means cluster-wide) */
+	return shard_all_endpoints(sh);
 }
 
 /* Undoes sub_attach and frees sub; a queue's owner requeues the unacked messages. */

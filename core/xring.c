@@ -139,3 +139,32 @@ void xwake_awake(struct xwake *w)
 {
 	atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
 }
+
+void xpark_push(struct xpark *p, const struct xmsg *m)
+{
+	if (p->n == p->cap) {
+		uint32_t cap = p->cap ? p->cap * 2 : 64;
+		struct xmsg *q = hd_alloc(cap * sizeof(*q));
+
+		for (uint32_t i = 0; i < p->n; i++)
+			q[i] = p->q[(p->head + i) % p->cap];
+		hd_free(p->q);
+		p->q = q;
+		p->cap = cap;
+		p->head = 0;
+	}
+	p->q[(p->head + p->n) % p->cap] = *m;
+	p->n++;
+}
+
+uint32_t xpark_flush(struct xpark *p, struct xring *r)
+{
+	uint32_t moved = 0;
+
+	while (p->n && !xring_push(r, &p->q[p->head])) {
+		p->head = (p->head + 1) % p->cap;
+		p->n--;
+		moved++;
+	}
+	return moved;
+}

@@ -67,6 +67,20 @@ bool xring_has_items(struct xring *r);
 /* Free slots as the producer sees them now (producer thread). */
 uint32_t xring_space(struct xring *r);
 
+/* xmsgs waiting for room in a full xring, in order (the producer's own queue: a full ring
+ * never blocks or drops; once something is parked, everything after it parks too). */
+struct xpark {
+	struct xmsg *q;
+	uint32_t head;
+	uint32_t n;
+	uint32_t cap;
+};
+
+/* Appends m to the park (grows as needed). Producer thread. */
+void xpark_push(struct xpark *p, const struct xmsg *m);
+/* Moves parked xmsgs into r, in order, while it has room; returns how many moved. */
+uint32_t xpark_flush(struct xpark *p, struct xring *r);
+
 /* Consumer side of the sleep handshake: announce sleep, then re-check every ring that
  * feeds you (xring_has_items) before blocking; xwake_awake once you are running again. */
 void xwake_init(struct xwake *w, int eventfd);

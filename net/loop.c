@@ -276,7 +276,12 @@ void net_loop_stop_accepting(struct net_loop *l)
 
 void net_loop_accepted(struct net_loop *l, int idx, int fd)
 {
-	struct net_conn *c = conn_alloc(l, fd, l->listen_kind[idx]);
+	net_loop_adopt(l, fd, l->listen_kind[idx]);
+}
+
+void net_loop_adopt(struct net_loop *l, int fd, uint8_t kind)
+{
+	struct net_conn *c = conn_alloc(l, fd, kind);
 	socklen_t alen = sizeof(c->peer);
 	int one = 1;
 

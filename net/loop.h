@@ -174,6 +174,9 @@ void net_loop_fini(struct net_loop *l);
 
 /* Starts multishot accept on a listening socket; connections get c->kind = kind. */
 HD_MUST_CHECK int net_loop_add_listener(struct net_loop *l, int fd, uint8_t kind);
+/* Takes a connected non-blocking socket (a finished outbound connect) as if a listener had
+ * accepted it: on_accept runs with c->kind = kind, then input is delivered. */
+void net_loop_adopt(struct net_loop *l, int fd, uint8_t kind);
 /* Stops accepting (cancels the accepts, closes the listening sockets). */
 void net_loop_stop_accepting(struct net_loop *l);
 

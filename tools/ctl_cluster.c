@@ -1,7 +1,8 @@
 /*
  * tools/ctl_cluster.c - `heraldctl cluster status` (see ctl_cluster.h). The table has one
  * row per member, sorted as the node sent them (by name), ours marked with '*', then
- * "N alive, N suspect, N dead, N left".
+ * "N alive, N suspect, N dead, N left". LINK is this node's link to the member ("-" for
+ * itself, or a node without links); OUT and IN are messages (and bytes) over it.
  */
 #include "tools/ctl_cluster.h"
 
@@ -14,11 +15,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#define NCOLS 8
+#define NCOLS 11
 
 static const char *const headers[NCOLS] = {
 	"NAME", "ADDRESS", "STATE", "INCARNATION", "LAST SEEN", "CONNECTIONS", "SUBSCRIPTIONS",
-	"MSGS/S",
+	"MSGS/S", "LINK", "OUT", "IN",
 };
 
 static void format_age(uint64_t ms, char *out, size_t cap)
@@ -46,6 +47,16 @@ static void row_cells(const struct ctl_json *m, const char *self, char cells[NCO
 	snprintf(cells[5], 160, "%" PRIu64, ctl_json_get_u64(m, "connections", 0));
 	snprintf(cells[6], 160, "%" PRIu64, ctl_json_get_u64(m, "subscriptions", 0));
 	snprintf(cells[7], 160, "%" PRIu64, ctl_json_get_u64(m, "msgs_per_s", 0));
+	snprintf(cells[8], 160, "%s", ctl_json_get_str(m, "link", "-"));
+	if (strcmp(cells[8], "-")) {
+		snprintf(cells[9], 160, "%" PRIu64 " (%" PRIu64 " B)",
+			 ctl_json_get_u64(m, "link_msgs_out", 0), ctl_json_get_u64(m, "link_bytes_out", 0));
+		snprintf(cells[10], 160, "%" PRIu64 " (%" PRIu64 " B)",
+			 ctl_json_get_u64(m, "link_msgs_in", 0), ctl_json_get_u64(m, "link_bytes_in", 0));
+	} else {
+		snprintf(cells[9], 160, "-");
+		snprintf(cells[10], 160, "-");
+	}
 }
 
 static void print_row(char cells[NCOLS][160], const int *width)

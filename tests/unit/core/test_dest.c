@@ -41,7 +41,7 @@ static uint32_t ntracked;
 static void setup(void)
 {
 	config_defaults(&cfg);
-	sh = shard_create_all(NSH, &cfg);
+	sh = shard_create_all(NSH, &cfg, NULL);
 	ntracked = 0;
 }
 
@@ -293,7 +293,7 @@ Test(dest_topic, shard_keeps_its_interest_until_its_last_subscription_leaves)
 	topic_interest(1, TOPIC, -1);
 	publish(0, TOPIC, 2, 0);
 	cr_assert_eq(take(o, 1), 0, "none is left");
-	cr_assert_null(strmap_get(&sh[o]->dests.topics, TOPIC, strlen(TOPIC)),
+	cr_assert_null(strmap_get(&sh[o]->dests.interest.topics, TOPIC, strlen(TOPIC)),
 		       "a topic nobody wants holds no memory");
 	finish();
 }
@@ -372,7 +372,7 @@ Test(dest_topic, removing_one_pattern_keeps_the_others)
 		cr_assert_eq(take(owner_of(t), 1), i == 1 || i == 3, "%s", t);
 	}
 	for (uint32_t s = 0; s < NSH; s++)
-		cr_assert_eq(sh[s]->dests.npatterns, 2, "shard %u", s);
+		cr_assert_eq(sh[s]->dests.interest.npatterns, 2, "shard %u", s);
 	finish();
 }
 

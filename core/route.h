@@ -1,0 +1,77 @@
+/*
+ * core/route.h - node links: the route thread, one more xring endpoint (id nshards) next to
+ * the shards, holding one authenticated TCP link to every other alive member of the
+ * cluster (NATS's routes are the model: full mesh, one hop, interest-based).
+ *
+ * What it owns:
+ *  - the links (its own I/O loop: the route port's listener, dialled connections), their
+ *    handshake (HMAC over both sides' nonces with the cluster key), framing (proto/link.h),
+ *    counters;
+ *  - this node's topic and pattern interest as the shards report it (their 0->1 and 1->0
+ *    per topic, every pattern subscription), told to each peer as ADD/DEL when the node's
+ *    own count goes 0->1 / 1->0, and in full when a link comes up;
+ *  - each peer's interest, from which the shards learn only "some other node wants this"
+ *    (the route endpoint's column of their interest tables goes 0->1 / 1->0).
+ *
+ * A publish routed on a shard reaches the route once (XMSG_TOPIC_DELIVER) if any peer wants
+ * it, and crosses each wanting peer's link once. What arrives over a link is handed to the
+ * local shards that want it and never forwarded again. A SUBSCRIBE's RECEIPT waits for the
+ * route's XMSG_DONE, which it sends once every linked peer has acknowledged the interest
+ * changes sent before it (the peer acknowledges after its own shards have applied them).
+ *
+ * Threads: the route thread owns everything here; route_member and route_link_stats are
+ * the only calls made from other threads (the cluster thread), through a mutex.
+ */
+#ifndef CORE_ROUTE_H
+#define CORE_ROUTE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct shard;
+struct xwake;
+
+#define ROUTE_MAX_PEERS 63	/* a full mesh; past ~50 nodes see docs/cluster.md */
+#define ROUTE_KEY_LEN 32
+
+struct route_config {
+	char node_name[128];		/* set by route_start */
+	char cluster_name[64];
+	char bind_addr[64];		/* numeric IPv4 */
+	uint16_t port;			/* 0: pick a free one */
+	uint8_t key[ROUTE_KEY_LEN];	/* proves cluster membership in the handshake */
+	int io_backend;			/* enum net_io */
+	uint32_t max_frame_bytes;	/* largest message a link carries */
+};
+
+/* One link as the admin endpoint shows it. */
+struct route_link_stats {
+	const char *state;		/* "up", "connecting" or "down" (static strings) */
+	uint64_t msgs_out, bytes_out;
+	uint64_t msgs_in, bytes_in;
+};
+
+struct route;
+
+/* Opens the route listener (logs "listening proto=route addr=A:P") and the route's wake-up.
+ * Returns 0, or a negative errno. Main thread. */
+int route_create(struct route **out, const struct route_config *cfg);
+/* The port the listener got (for the membership metadata). */
+uint16_t route_port(const struct route *r);
+/* The wake-up the route thread sleeps on, for shard_create_all. */
+struct xwake *route_xwake(struct route *r);
+/* Takes the shards' ends of their route rings; before route_start. */
+void route_attach(struct route *r, struct shard **shards, uint32_t nshards);
+/* Starts the route thread for this node (its name, known once the listeners are open).
+ * 0 or a negative errno. */
+int route_start(struct route *r, const char *node_name);
+/* Closes every link, stops the thread, frees. Call after the shards stopped. */
+void route_stop_and_destroy(struct route *r);
+
+/* Membership news (any thread): member `name` is alive at host:port (its route port), or
+ * no longer (dead or left). Repeats are harmless. */
+void route_member(struct route *r, const char *name, const char *host, uint16_t port, bool alive);
+/* The link to member `name` (any thread): false when the route has never heard of it. */
+bool route_link_stats(struct route *r, const char *name, struct route_link_stats *out);
+
+#endif
