@@ -36,8 +36,12 @@ bool ack_find_delivery(struct session *s, const char *id, const char *subid, str
 		tag = strtoull(dot + 1, NULL, 10);
 		sub = sub_by_idx(s, (uint32_t)idx);
 		if (sub) {
-			int64_t i = mdeque_find_tag(&sub->pend, tag);	/* tags ascend */
+			int64_t i = mdeque_find_tag(&sub->pend, tag);	/* tags ascend ... */
 
+			/* ... per owner: a queue that moved mixes two owners' tags */
+			for (uint32_t k = 0; i < 0 && k < sub->pend.n; k++)
+				if (mdeque_at(&sub->pend, k)->tag == tag)
+					i = k;
 			if (i >= 0) {
 				*out_sub = sub;
 				*out_i = (uint32_t)i;
@@ -86,10 +90,14 @@ int ack_apply(struct shard *sh, struct session *s, bool nack, const char *id, co
 	uint32_t i;
 	uint64_t tag;
 	bool upto;
+	bool stale;
 
 	if (!ack_find_delivery(s, id, subid, &sub, &i))
 		return -1;
 	tag = mdeque_at(&sub->pend, i)->tag;
+	/* a delivery from the queue's previous owner: that owner requeued it when the queue
+	 * moved (it comes again, redelivered), and its tag means nothing to the owner now */
+	stale = mdeque_at(&sub->pend, i)->epoch != sub->owner_epoch;
 	upto = sub->ack_mode == SESSION_ACK_CLIENT;
 	if (upto) {
 		/* client mode is cumulative: this delivery and all before it */
@@ -99,7 +107,7 @@ int ack_apply(struct shard *sh, struct session *s, bool nack, const char *id, co
 		hmsg_unref(mdeque_at(&sub->pend, i)->m);
 		mdeque_remove_at(&sub->pend, i);
 	}
-	if (sub->kind != SUB_QUEUE)
+	if (sub->kind != SUB_QUEUE || stale)
 		return (int)sh->id;	/* topics: nothing is kept, nothing to requeue */
 	if (!nack)
 		ack_to_owner(sh, sub, upto ? XACK_UPTO : XACK_ONE, tag);

@@ -53,7 +53,7 @@ static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t 
 	if (sub->ack_mode != SESSION_ACK_AUTO) {
 		ackv.len = format_ack_id(ack, sub->idx, tag);
 		hmsg_ref(m, 1);
-		mdeque_push_back(&sub->pend, (struct mentry){ .m = m, .tag = tag });
+		mdeque_push_back(&sub->pend, (struct mentry){ .m = m, .tag = tag, .epoch = sub->owner_epoch });
 	}
 	n = stomp_encode_message_head(o->head + room, NET_OUT_HEAD_CAP - room, s->version,
 				      (struct stomp_view){ sub->id, sub->id_len }, hmsg_msgid(m),
@@ -135,17 +135,9 @@ void session_on_queue_deliver(struct shard *sh, const struct xmsg *xm)
 {
 	struct hmsg *m = xm->ptr;
 	uint64_t key = xm->a;
-	struct net_conn *c = NULL;
-	struct session *s = NULL;
-	struct sub *sub = NULL;
-	uint32_t slot = xmsg_key_slot(key);
+	struct session *s = session_by_key(sh, key);
+	struct sub *sub = s ? sub_by_idx(s, xmsg_key_sub(key)) : NULL;
 
-	if (slot < sh->loop.nconns_cap)
-		c = sh->loop.conns[slot];
-	if (c && (c->gen & XMSG_KEY_GEN_MASK) == xmsg_key_gen(key) && c->state == NET_CONN_OPEN)
-		s = c->user;
-	if (s && !s->close_mode)
-		sub = sub_by_idx(s, xmsg_key_sub(key));
 	if (!sub) {
 		/* the consumer left while this was on its way: back to the queue */
 		struct xmsg r = { .kind = XMSG_QUEUE_RETURN, .ptr = m, .a = key, .b = xm->b,

@@ -20,6 +20,7 @@
 #include "core/destname.h"
 #include "core/hmsg.h"
 #include "core/mdeque.h"
+#include "core/placement.h"
 #include "core/session.h"
 #include "core/shard.h"
 
@@ -35,6 +36,9 @@ struct qconsumer {
 
 struct dest_queue {
 	struct mdeque ready;
+	uint32_t handed_in;	/* ready's first entries that older owners handed over (and
+				 * requeues ahead of them): a hand-over lands after them, before
+				 * what was sent here directly */
 	struct qconsumer **consumers;
 	uint32_t nconsumers;
 	uint32_t rr;		/* next consumer to try */
@@ -45,7 +49,31 @@ struct dest_queue {
 
 uint32_t dest_owner(const struct shard *sh, const char *name, size_t len)
 {
+	if (sh->placement && destname_key_is_queue(name, len) &&
+	    placement_queue_node(sh->placement, name, len) != 0)
+		return shard_route_endpoint(sh);
 	return (uint32_t)(hd_hash(name, len) % sh->nshards);
+}
+
+/* Whether this shard owns queue `name` now. */
+static bool owns(const struct shard *sh, const char *name, size_t len)
+{
+	return dest_owner(sh, name, len) == sh->id;
+}
+
+/* An operation that came through the route thread was sent here because another node
+ * believes this one owns the queue: it is applied here whatever our own view says (so
+ * nothing bounces between nodes whose views differ for a moment), and a queue this node
+ * does not own moves on to its owner right after. */
+static bool from_route(const struct shard *sh, const struct xmsg *m)
+{
+	return m->from == shard_route_endpoint(sh);
+}
+
+/* Where deliveries to consumer `key` go: its shard here, or the route for another node's. */
+static uint32_t consumer_endpoint(const struct shard *sh, uint64_t key)
+{
+	return xmsg_key_node(key) != XMSG_NODE_SELF ? shard_route_endpoint(sh) : xmsg_key_shard(key);
 }
 
 void dest_table_init(struct dest_table *t, uint32_t ncolumns)
@@ -92,6 +120,9 @@ static struct dest_queue *queue_get(struct shard *sh, const char *name, size_t l
 	if (q || !create)
 		return q;
 	q = hd_calloc(1, sizeof(*q) + len + 1);
+	/* tags differ from any an earlier owner of this queue gave (ACKs of those may still
+	 * come): they start at the clock, ms << 20 */
+	q->next_tag = (uint64_t)sh->now_ms << 20;
 	q->len = (uint32_t)len;
 	memcpy(q->name, name, len);
 	strmap_put(&sh->dests.queues, q->name, len, q);
@@ -113,6 +144,15 @@ static void queue_maybe_drop(struct shard *sh, struct dest_queue *q)
 	mdeque_free(&q->ready);
 	hd_free(q->consumers);
 	hd_free(q);
+}
+
+/* Puts e back at the front (requeued: older than anything ready), keeping the hand-over
+ * boundary after it. */
+static void ready_push_front(struct dest_queue *q, struct mentry e)
+{
+	mdeque_push_front(&q->ready, e);
+	if (q->handed_in)
+		q->handed_in++;
 }
 
 static bool consumer_has_room(const struct qconsumer *c)
@@ -156,15 +196,80 @@ static void queue_dispatch(struct shard *sh, struct dest_queue *q)
 		d = (struct xmsg){ .kind = XMSG_QUEUE_DELIVER, .ptr = e.m, .a = c->key, .b = e.tag,
 				   .u32 = (e.redelivered ? XDELIVER_REDELIVERED : 0) |
 					  (uint32_t)c->ack_mode << XDELIVER_ACK_MODE_SHIFT };
-		shard_send(sh, xmsg_key_shard(c->key), &d);
+		shard_send(sh, consumer_endpoint(sh, c->key), &d);
+		if (q->handed_in)
+			q->handed_in--;
 	}
 }
 
 static void reply_done(struct shard *sh, const struct xmsg *m, int err)
 {
-	struct xmsg r = { .kind = XMSG_DONE, .a = m->a, .u32 = m->u32, .b = (uint64_t)err };
+	struct xmsg r = { .kind = XMSG_DONE, .a = m->a, .u32 = m->u32,
+			  .b = (uint64_t)err | m->b << 8 };
 
 	shard_send(sh, m->from, &r);
+}
+
+/* Puts unacked[from..) back at the front of the ready queue, in order, redelivered. */
+static void requeue_tail(struct dest_queue *q, struct mdeque *unacked, uint32_t keep)
+{
+	while (unacked->n > keep) {
+		struct mentry e = *mdeque_at(unacked, unacked->n - 1);
+
+		unacked->n--;
+		e.redelivered = 1;
+		ready_push_front(q, e);
+	}
+}
+
+/* Sends an operation for a queue this shard does not own on to its owner (the route, for
+ * another node's), unless it came from the route. True when it went on. */
+static bool forwarded(struct shard *sh, const struct xmsg *m, const char *name, size_t len)
+{
+	uint32_t to = dest_owner(sh, name, len);
+
+	if (to == sh->id || from_route(sh, m))
+		return false;
+	shard_forward(sh, to, m);
+	return true;
+}
+
+/* The queue moves to its new owner: each consumer is told to register there (its unacked
+ * messages go back to the front first, redelivered), then every held message leaves in
+ * order through the route, which sends them on to the owner. */
+static void queue_move_away(struct shard *sh, struct dest_queue *q)
+{
+	const uint32_t route = shard_route_endpoint(sh);
+
+	HD_ASSERT(route != UINT32_MAX);
+	while (q->nconsumers) {
+		struct qconsumer *c = q->consumers[--q->nconsumers];
+		struct xmsg d = { .kind = XMSG_QUEUE_DROPPED, .a = c->key,
+				  .ptr = xname_create(q->name, q->len) };
+
+		requeue_tail(q, &c->unacked, 0);
+		mdeque_free(&c->unacked);
+		shard_send(sh, consumer_endpoint(sh, c->key), &d);
+		hd_free(c);
+	}
+	q->rr = 0;
+	while (q->ready.n) {
+		struct mentry e = mdeque_pop_front(&q->ready);
+		struct xmsg h = { .kind = XMSG_QUEUE_HANDOVER, .ptr = e.m, .u32 = e.redelivered };
+
+		sh->dests.queued_msgs--;
+		shard_send(sh, route, &h);
+	}
+	q->handed_in = 0;
+	sh->dests.handed_over++;
+	queue_maybe_drop(sh, q);
+}
+
+/* After an operation another node sent: a queue this node does not own moves on. */
+static void queue_settle(struct shard *sh, struct dest_queue *q)
+{
+	if (!owns(sh, q->name, q->len))
+		queue_move_away(sh, q);
 }
 
 static void queue_publish(struct shard *sh, const struct xmsg *xm, struct hmsg *m)
@@ -192,6 +297,7 @@ static void queue_publish(struct shard *sh, const struct xmsg *xm, struct hmsg *
 	queue_dispatch(sh, q);
 	if (xm->u32)
 		reply_done(sh, xm, XERR_OK);
+	queue_settle(sh, q);
 }
 
 void dest_on_publish(struct shard *sh, const struct xmsg *xm)
@@ -199,6 +305,8 @@ void dest_on_publish(struct shard *sh, const struct xmsg *xm)
 	struct hmsg *m = xm->ptr;
 
 	if (destname_key_is_queue(hmsg_dest(m), m->dest_len)) {
+		if (forwarded(sh, xm, hmsg_dest(m), m->dest_len))
+			return;
 		queue_publish(sh, xm, m);
 		return;
 	}
@@ -222,43 +330,43 @@ static struct qconsumer *consumer_find(struct dest_queue *q, uint64_t key, uint3
 void dest_on_consumer_add(struct shard *sh, const struct xmsg *m)
 {
 	struct xconsumer *xc = m->ptr;
-	struct dest_queue *q = queue_get(sh, xc->name, xc->len, true);
-	struct qconsumer *c = hd_calloc(1, sizeof(*c));
+	struct dest_queue *q;
 
-	c->key = xc->key;
-	c->ack_mode = xc->ack_mode;
-	c->prefetch = xc->prefetch;
-	q->consumers = hd_realloc(q->consumers, (q->nconsumers + 1) * sizeof(c));
-	q->consumers[q->nconsumers++] = c;
+	if (forwarded(sh, m, xc->name, xc->len))
+		return;
+	q = queue_get(sh, xc->name, xc->len, true);
+	/* registering again (the queue moved, or a node link came back) is harmless */
+	if (!consumer_find(q, xc->key, NULL)) {
+		struct qconsumer *c = hd_calloc(1, sizeof(*c));
+
+		c->key = xc->key;
+		c->ack_mode = xc->ack_mode;
+		c->prefetch = xc->prefetch;
+		q->consumers = hd_realloc(q->consumers, (q->nconsumers + 1) * sizeof(c));
+		q->consumers[q->nconsumers++] = c;
+	}
 	if (xc->seq) {
 		/* the RECEIPT goes out before the first MESSAGE of the new subscription */
-		struct xmsg r = { .kind = XMSG_DONE, .a = xc->conn_ref, .u32 = xc->seq };
+		struct xmsg r = { .kind = XMSG_DONE, .a = xc->conn_ref, .u32 = xc->seq,
+				  .b = m->b << 8 };
 
 		shard_send(sh, m->from, &r);
 	}
 	hd_free(xc);
 	queue_dispatch(sh, q);
-}
-
-/* Puts unacked[from..) back at the front of the ready queue, in order, redelivered. */
-static void requeue_tail(struct dest_queue *q, struct mdeque *unacked, uint32_t keep)
-{
-	while (unacked->n > keep) {
-		struct mentry e = *mdeque_at(unacked, unacked->n - 1);
-
-		unacked->n--;
-		e.redelivered = 1;
-		mdeque_push_front(&q->ready, e);
-	}
+	queue_settle(sh, q);
 }
 
 void dest_on_consumer_del(struct shard *sh, const struct xmsg *m)
 {
 	struct xname *n = m->ptr;
-	struct dest_queue *q = queue_get(sh, n->name, n->len, false);
+	struct dest_queue *q;
 	struct qconsumer *c;
 	uint32_t idx;
 
+	if (forwarded(sh, m, n->name, n->len))
+		return;
+	q = queue_get(sh, n->name, n->len, false);
 	hd_free(n);
 	if (!q || !(c = consumer_find(q, m->a, &idx)))
 		return;
@@ -298,7 +406,7 @@ static void ack_apply(struct shard *sh, struct dest_queue *q, struct qconsumer *
 
 			e.redelivered = 1;
 			mdeque_remove_at(&c->unacked, (uint32_t)i);
-			mdeque_push_front(&q->ready, e);
+			ready_push_front(q, e);
 			return;
 		}
 		hmsg_unref(mdeque_at(&c->unacked, (uint32_t)i)->m);
@@ -321,7 +429,7 @@ static void ack_apply(struct shard *sh, struct dest_queue *q, struct qconsumer *
 			struct mentry e = *mdeque_at(&c->unacked, k - 1);
 
 			e.redelivered = 1;
-			mdeque_push_front(&q->ready, e);
+			ready_push_front(q, e);
 		}
 		for (uint32_t k = 0; k < n; k++)
 			mdeque_pop_front(&c->unacked);
@@ -333,9 +441,12 @@ static void ack_apply(struct shard *sh, struct dest_queue *q, struct qconsumer *
 void dest_on_ack(struct shard *sh, const struct xmsg *m)
 {
 	struct xname *n = m->ptr;
-	struct dest_queue *q = queue_get(sh, n->name, n->len, false);
+	struct dest_queue *q;
 	struct qconsumer *c;
 
+	if (forwarded(sh, m, n->name, n->len))
+		return;
+	q = queue_get(sh, n->name, n->len, false);
 	hd_free(n);
 	if (!q || !(c = consumer_find(q, m->a, NULL)))
 		return;
@@ -349,6 +460,8 @@ void dest_on_return(struct shard *sh, const struct xmsg *m)
 	struct dest_queue *q;
 	struct qconsumer *c;
 
+	if (forwarded(sh, m, hmsg_dest(msg), msg->dest_len))
+		return;
 	if (m->u32 != SESSION_ACK_AUTO) {
 		/* client modes: the consumer's removal already requeued it from unacked */
 		hmsg_unref(msg);
@@ -372,8 +485,52 @@ void dest_on_return(struct shard *sh, const struct xmsg *m)
 	       mdeque_at(&q->ready, at)->tag < m->b)
 		at++;
 	mdeque_insert_at(&q->ready, at, (struct mentry){ .m = msg, .tag = m->b, .redelivered = 0 });
+	if (at < q->handed_in || (at == q->handed_in && q->handed_in))
+		q->handed_in++;
 	sh->dests.queued_msgs++;
 	queue_dispatch(sh, q);
+	queue_settle(sh, q);
+}
+
+void dest_on_handover(struct shard *sh, const struct xmsg *m)
+{
+	struct hmsg *msg = m->ptr;
+	struct dest_queue *q;
+
+	if (forwarded(sh, m, hmsg_dest(msg), msg->dest_len))
+		return;
+	q = queue_get(sh, hmsg_dest(msg), msg->dest_len,
+		      !destname_key_is_server_queue(hmsg_dest(msg), msg->dest_len));
+	if (!q) {
+		hmsg_unref(msg);	/* a reply queue that is gone */
+		return;
+	}
+	/* older than anything sent here directly, after what was handed over before it; never
+	 * refused for max-queue-length: it was accepted once already */
+	mdeque_insert_at(&q->ready, q->handed_in++, (struct mentry){ .m = msg,
+								      .redelivered = m->u32 });
+	sh->dests.queued_msgs++;
+	queue_dispatch(sh, q);
+	queue_settle(sh, q);
+}
+
+void dest_on_placement(struct shard *sh)
+{
+	struct strmap *map = &sh->dests.queues;
+	struct dest_queue **moving = hd_alloc((map->count + 1) * sizeof(*moving));
+	uint32_t n = 0;
+
+	/* collected first: moving one deletes it from the map being walked */
+	for (uint32_t i = 0; i < map->cap; i++) {
+		struct strmap_slot *sl = &map->slots[i];
+		struct dest_queue *q = sl->hash ? sl->val : NULL;
+
+		if (q && !owns(sh, q->name, q->len))
+			moving[n++] = q;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		queue_move_away(sh, moving[i]);
+	hd_free(moving);
 }
 
 void dest_table_fini(struct dest_table *t)

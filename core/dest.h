@@ -27,6 +27,7 @@ struct dest_table {
 					 * endpoint: other nodes) want them */
 	struct strmap queues;		/* name -> struct dest_queue */
 	uint64_t queued_msgs;		/* ready + unacked, for stats */
+	uint64_t handed_over;		/* queues moved to another node's ownership */
 };
 
 /* ncolumns: the shards, plus the route endpoint when the node has links. */
@@ -41,6 +42,10 @@ void dest_on_consumer_add(struct shard *sh, const struct xmsg *m);
 void dest_on_consumer_del(struct shard *sh, const struct xmsg *m);
 void dest_on_ack(struct shard *sh, const struct xmsg *m);
 void dest_on_return(struct shard *sh, const struct xmsg *m);
+void dest_on_handover(struct shard *sh, const struct xmsg *m);
+/* The shard's placement changed: every queue it holds that another node owns now moves
+ * there (consumers told to register anew, held messages handed over in order). */
+void dest_on_placement(struct shard *sh);
 
 /* Where destination `name` (an internal key) lives: the xring endpoint to send its xmsgs
  * to. The one place that decides it: today one of this node's shards, xxh64(name) %

@@ -8,9 +8,11 @@
 #include "cluster/cluster.h"
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_log.h"
+#include "core/base/hd_time.h"
 #include "auth/auth.h"
 #include "core/authsvc.h"
 #include "core/config.h"
+#include "core/placement.h"
 #include "core/route.h"
 #include "core/shard.h"
 #include "net/listen.h"
@@ -172,6 +174,7 @@ struct cluster_settings {
 };
 
 #define ROUTE_PORT_DEFAULT 7947
+#define HAND_OVER_MS 10000	/* SIGTERM: time allowed to move queues to other nodes */
 #define ROUTE_PORT_UNSET UINT32_MAX
 
 static int set_join(void *base, const char *val)
@@ -399,6 +402,8 @@ int main(int argc, char **argv)
 	if (open_listeners("ws", cfg.bind_addr, &cfg.ws_port, CONN_KIND_WS))
 		return 1;
 	derive_names(&cfg, &cl.c);
+	shard_node_tag = (uint32_t)placement_node_hash(cfg.node_name, strlen(cfg.node_name)) &
+			 PLACEMENT_TAG_MASK;
 	hd_log_info("herald %s node %s: %u shards", HERALD_VERSION, cfg.node_name, nshards);
 	if (shard_start_all(shards, nshards)) {
 		hd_log_err("cannot start shard threads");
@@ -436,6 +441,15 @@ int main(int argc, char **argv)
 		break;
 	}
 	hd_log_info("signal %d: stopping", sig);
+	if (route) {
+		/* rolling restarts lose nothing: our queues go to their next owners first */
+		uint64_t t0 = hd_now_ms();
+		bool done = route_hand_over(route, HAND_OVER_MS);
+
+		hd_log_info("queues handed over to the other nodes%s (%llu ms)",
+			    done ? "" : ": TIMED OUT, what was left is lost",
+			    (unsigned long long)(hd_now_ms() - t0));
+	}
 	if (cluster)
 		cluster_leave_and_destroy(cluster);
 	shard_stop_all(shards, nshards);

@@ -15,6 +15,7 @@ struct mentry {
 	struct hmsg *m;		/* one reference, held by the deque */
 	uint64_t tag;		/* delivery tag, once delivered */
 	uint32_t redelivered;
+	uint32_t epoch;		/* consumer side: the subscription's owner_epoch when delivered */
 };
 
 struct mdeque {

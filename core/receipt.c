@@ -186,16 +186,23 @@ void session_on_done(struct shard *sh, const struct xmsg *m)
 
 	if (!s)
 		return;
-	if (m->b == XERR_QUEUE_FULL) {
+	if (XDONE_ERR(m->b) == XERR_QUEUE_FULL || XDONE_ERR(m->b) == XERR_UNAVAILABLE) {
 		struct stomp_view rid = { 0 };
+		bool full = XDONE_ERR(m->b) == XERR_QUEUE_FULL;
 
 		for (struct receipt_wait *w = s->rw_head; w && m->u32; w = w->next)
 			if (w->seq == m->u32)
 				rid = (struct stomp_view){ w->id, strlen(w->id) };
 		sh->stats.refused_sends++;
-		session_fail(sh, s, "queue is full",
-			     "The destination queue reached max-queue-length; the message was not accepted",
-			     rid.ptr ? &rid : NULL);
+		if (full)
+			session_fail(sh, s, "queue is full",
+				     "The destination queue reached max-queue-length; the message was "
+				     "not accepted", rid.ptr ? &rid : NULL);
+		else
+			session_fail(sh, s, "queue owner unreachable",
+				     "The link to the node that owns the queue went down before it "
+				     "confirmed the message; it may or may not have been accepted: "
+				     "reconnect and send it again", rid.ptr ? &rid : NULL);
 		return;
 	}
 	for (struct receipt_wait *w = s->rw_head; w; w = w->next) {

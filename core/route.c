@@ -21,6 +21,7 @@
  * the fresh link starts with a full interest exchange.
  */
 #include "core/route.h"
+#include "core/route_state.h"
 
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_log.h"
@@ -57,114 +58,22 @@
 #define DRAIN_BATCH 256
 #define DRAIN_BUDGET 4096
 #define STATS_EVERY_MS 100
-#define MAX_UPDATES 256		/* membership news queued for the route thread */
 #define LINK_MAX_SLACK 65536	/* a MESSAGE frame's headers past max-frame-bytes */
 static const char MAC_LABEL[] = "herald-link-1";
 
-enum peer_state { PEER_DOWN = 0, PEER_CONNECTING, PEER_UP };
 static const char *const state_names[] = { "down", "connecting", "up" };
-
-struct peer {
-	bool used;
-	bool alive;			/* per membership */
-	char name[LINK_NAME_MAX + 1];
-	char host[64];
-	uint16_t port;
-	enum peer_state state;
-	struct net_conn *conn;		/* the authenticated link (PEER_UP) */
-	uint32_t link_gen;		/* bumped per link: stale ACK rounds are dropped */
-	int dial_fd;			/* -1: not dialling */
-	uint64_t dial_deadline_ms;
-	uint64_t next_dial_ms;
-	uint32_t backoff_ms;
-	uint32_t seq_sent;		/* INTEREST frames sent on this link */
-	uint32_t seq_acked;		/* ... acknowledged by the peer */
-	uint32_t seq_in;		/* its INTEREST frames applied here, to acknowledge */
-	bool ack_due;
-	uint64_t full_since_ms;		/* over LINK_HIGH_WATER since (0: not) */
-	uint64_t msgs_out, bytes_out, msgs_in, bytes_in;
-};
-
-/* A connection before and after its handshake (net_conn.user). */
-struct link {
-	struct route *r;
-	struct net_conn *c;
-	int peer;			/* slot, once the peer's HELLO named it; -1 before */
-	bool authed;			/* the peer proved the key */
-	uint8_t nonce[LINK_NONCE_LEN];	/* ours */
-	uint8_t peer_nonce[LINK_NONCE_LEN];
-	bool got_hello;
-	uint64_t deadline_ms;		/* handshake */
-};
-
-/* A shard's SUBSCRIBE receipt waiting for peers to acknowledge interest sent before it. */
-struct pending_sync {
-	struct pending_sync *next;
-	uint16_t from;
-	uint32_t seq;
-	uint64_t conn_ref;
-	uint32_t need[ROUTE_MAX_PEERS];	/* seq_sent at the time, 0: nothing to wait for */
-	uint32_t gen[ROUTE_MAX_PEERS];
-};
-
-/* A SYNC round through our shards before acknowledging a peer's interest. */
-struct ack_round {
-	struct ack_round *next;
-	uint64_t id;
-	uint32_t remaining;		/* shards yet to answer */
-	int peer;
-	uint32_t link_gen;
-	uint32_t seq;
-};
-
-struct member_update {
-	char name[LINK_NAME_MAX + 1];
-	char host[64];
-	uint16_t port;
-	bool alive;
-};
-
-struct published_link {
-	char name[LINK_NAME_MAX + 1];
-	struct route_link_stats st;
-};
-
-struct route {
-	struct route_config cfg;
-	uint32_t endpoint;		/* our xring endpoint id: nshards */
-	uint32_t nshards;
-	struct xring **in;		/* from each shard */
-	struct xring **out;		/* to each shard */
-	struct xpark *parked;
-	uint32_t nparked;
-	struct xwake wake;
-	struct net_loop loop;
-	int listen_fd;
-	uint16_t port;
-	pthread_t thread;
-	_Atomic bool stop;
-	uint64_t now_ms;
-
-	struct peer peers[ROUTE_MAX_PEERS];
-	int adopting;			/* the peer slot a dialled fd being adopted is for */
-	struct interest_table local;	/* columns: our shards */
-	struct interest_table remote;	/* columns: peer slots */
-	struct pending_sync *syncs;
-	struct ack_round *rounds_head, *rounds_tail;
-	uint64_t next_round;
-
-	/* membership news from the cluster thread, and stats for it */
-	pthread_mutex_t mu;
-	struct member_update updates[MAX_UPDATES];
-	uint32_t nupdates;
-	struct published_link published[ROUTE_MAX_PEERS];
-	uint32_t npublished;
-	uint64_t refused;		/* links refused (bad key, name, cluster, framing) */
-};
 
 /* ---- xrings to the shards (parking as shard_send does) ---- */
 
-static void send_to_shard(struct route *r, uint32_t to, const struct xmsg *m)
+void route_forward_to_shard(struct route *r, uint32_t to, const struct xmsg *m)
+{
+	if (!r->parked[to].n && !xring_push(r->out[to], m))
+		return;
+	xpark_push(&r->parked[to], m);
+	r->nparked++;
+}
+
+void route_send_to_shard(struct route *r, uint32_t to, const struct xmsg *m)
 {
 	struct xmsg copy = *m;
 
@@ -189,13 +98,13 @@ static void broadcast_interest(struct route *r, bool pattern, const char *name, 
 		struct xmsg m = { .kind = pattern ? XMSG_PATTERN_INTEREST : XMSG_TOPIC_INTEREST,
 				  .u32 = add, .ptr = xname_create(name, len) };
 
-		send_to_shard(r, to, &m);
+		route_send_to_shard(r, to, &m);
 	}
 }
 
 /* ---- link output ---- */
 
-static void link_write(struct route *r, struct peer *p, struct net_conn *c, const uint8_t *buf,
+void route_link_write(struct route *r, struct peer *p, struct net_conn *c, const uint8_t *buf,
 		       size_t len)
 {
 	net_conn_write_copy(&r->loop, c, (const char *)buf, len);
@@ -213,7 +122,7 @@ static void send_interest(struct route *r, struct peer *p, bool pattern, const c
 	size_t need = LINK_INTEREST_HDR + len;
 	uint8_t *buf = need <= sizeof(small) ? small : hd_alloc(need);
 
-	link_write(r, p, p->conn, buf, link_encode_interest(buf, need, &in));
+	route_link_write(r, p, p->conn, buf, link_encode_interest(buf, need, &in));
 	if (buf != small)
 		hd_free(buf);
 }
@@ -225,32 +134,48 @@ static void send_interest_all(struct route *r, bool pattern, const char *name, s
 			send_interest(r, &r->peers[i], pattern, name, len, add);
 }
 
-static void send_message(struct route *r, struct peer *p, struct hmsg *m)
+void route_message_view(const struct hmsg *m, struct link_message *out)
 {
 	uint32_t end = m->tail_off + m->tail_len;
-	struct link_message lm;
-	struct net_out *o;
 
 	end = HD_MAX(end, m->tail10_off + m->tail10_len);
 	end = HD_MAX(end, m->tail11_off + m->tail11_len);
-	lm = (struct link_message){
+	*out = (struct link_message){
 		.flags = m->flags, .dest_len = m->dest_len, .tail_off = m->tail_off,
 		.tail_len = m->tail_len, .msgid_off = m->msgid_off, .msgid_len = m->msgid_len,
 		.body_len = m->body_len, .tail10_off = m->tail10_off, .tail10_len = m->tail10_len,
 		.tail11_off = m->tail11_off, .tail11_len = m->tail11_len,
 		.bytes = (const uint8_t *)m->bytes, .bytes_len = end,
 	};
+}
+
+void route_link_write_message(struct route *r, struct peer *p, const uint8_t *head,
+			      size_t head_len, struct hmsg *m, uint32_t bytes_len)
+{
 	/* the frame head inline, the message's own buffer after it: no copy of the body */
-	o = net_conn_out_reserve(&r->loop, p->conn);
-	o->head_len = (uint16_t)link_encode_message_head((uint8_t *)o->head, sizeof(o->head), &lm);
+	struct net_out *o = net_conn_out_reserve(&r->loop, p->conn);
+
+	HD_ASSERT(head_len <= sizeof(o->head));
+	memcpy(o->head, head, head_len);
+	o->head_len = (uint16_t)head_len;
 	o->tail = m->bytes;
-	o->tail_len = end;
+	o->tail_len = bytes_len;
 	hmsg_ref(m, 1);
 	o->release = hmsg_release_cb;
 	o->release_arg = m;
 	net_conn_out_commit(&r->loop, p->conn, o);
 	p->msgs_out++;
-	p->bytes_out += o->head_len + end;
+	p->bytes_out += head_len + bytes_len;
+}
+
+static void send_message(struct route *r, struct peer *p, struct hmsg *m)
+{
+	struct link_message lm;
+	uint8_t head[LINK_MESSAGE_HDR];
+
+	route_message_view(m, &lm);
+	route_link_write_message(r, p, head, link_encode_message_head(head, sizeof(head), &lm), m,
+				 lm.bytes_len);
 }
 
 /* ---- pending receipts ---- */
@@ -273,7 +198,7 @@ static void answer_sync(struct route *r, uint16_t to, uint64_t conn_ref, uint32_
 {
 	struct xmsg d = { .kind = XMSG_DONE, .a = conn_ref, .u32 = seq, .b = XERR_OK };
 
-	send_to_shard(r, to, &d);
+	route_send_to_shard(r, to, &d);
 }
 
 static void check_syncs(struct route *r)
@@ -343,6 +268,7 @@ static int peer_slot(struct route *r, const char *name, size_t len)
 			p->dial_fd = -1;
 			memcpy(p->name, name, len);
 			p->name[len] = '\0';
+			p->node_hash = placement_node_hash(name, len);
 			return i;
 		}
 	}
@@ -378,6 +304,7 @@ static void peer_link_down(struct route *r, int idx)
 	p->full_since_ms = 0;
 	interest_drop_column(&r->remote, (uint32_t)idx, on_remote_unwanted, r);
 	check_syncs(r);
+	route_queue_link_down(r, idx);
 	if (p->alive && we_dial(r, p)) {
 		p->backoff_ms = p->backoff_ms ? HD_MIN(p->backoff_ms * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
 		p->next_dial_ms = r->now_ms + p->backoff_ms;
@@ -508,9 +435,24 @@ static void apply_update(struct route *r, const struct member_update *u)
 		p->next_dial_ms = r->now_ms;
 }
 
+/* Which members queues are placed over: alive peers that have links (a route port). */
+static uint64_t view_signature(const struct route *r)
+{
+	uint64_t sig = 0;
+
+	for (int i = 0; i < ROUTE_MAX_PEERS; i++) {
+		const struct peer *p = &r->peers[i];
+
+		if (p->used && p->alive && p->port && !p->leaving)
+			sig += p->node_hash * 0x9e3779b97f4a7c15ull + 1;	/* order-free */
+	}
+	return sig;
+}
+
 static void take_updates(struct route *r)
 {
 	struct member_update batch[MAX_UPDATES];
+	uint64_t before = view_signature(r);
 	uint32_t n;
 
 	pthread_mutex_lock(&r->mu);
@@ -520,6 +462,8 @@ static void take_updates(struct route *r)
 	pthread_mutex_unlock(&r->mu);
 	for (uint32_t i = 0; i < n; i++)
 		apply_update(r, &batch[i]);
+	if (view_signature(r) != before)
+		route_queue_publish_placement(r);
 }
 
 /* ---- handshake ---- */
@@ -546,7 +490,7 @@ static void send_hello(struct route *r, struct link *lk)
 	randombytes_buf(lk->nonce, sizeof(lk->nonce));
 	n = link_encode_hello(buf, sizeof(buf), lk->nonce, r->cfg.cluster_name,
 			      strlen(r->cfg.cluster_name), r->cfg.node_name, strlen(r->cfg.node_name));
-	link_write(r, NULL, lk->c, buf, n);
+	route_link_write(r, NULL, lk->c, buf, n);
 }
 
 static bool on_hello(struct route *r, struct link *lk, const struct link_frame *f)
@@ -592,7 +536,7 @@ static bool on_hello(struct route *r, struct link *lk, const struct link_frame *
 	lk->got_hello = true;
 	memcpy(lk->peer_nonce, h.nonce, LINK_NONCE_LEN);
 	link_mac(r, lk->peer_nonce, lk->nonce, r->cfg.node_name, r->peers[idx].name, mac);
-	link_write(r, NULL, lk->c, buf, link_encode_auth(buf, sizeof(buf), mac));
+	route_link_write(r, NULL, lk->c, buf, link_encode_auth(buf, sizeof(buf), mac));
 	return true;
 }
 
@@ -637,6 +581,10 @@ static bool on_auth(struct route *r, struct link *lk, const struct link_frame *f
 	dial_stop(p);
 	lk->authed = true;
 	p->conn = lk->c;
+	if (p->leaving) {	/* it came back (a restart): it may own queues again */
+		p->leaving = false;
+		route_queue_publish_placement(r);
+	}
 	p->state = PEER_UP;
 	p->backoff_ms = 0;
 	p->next_dial_ms = 0;
@@ -645,6 +593,7 @@ static bool on_auth(struct route *r, struct link *lk, const struct link_frame *f
 		    lk->c->kind == ROUTE_KIND_OUT ? "dialled" : "accepted");
 	/* everything this node wants, as ADDs; the peer's ACKs hold back receipts meanwhile */
 	interest_each(&r->local, ~0ull, send_full_interest, &(struct full_interest){ r, p });
+	route_queue_link_up(r, lk->peer);
 	return true;
 }
 
@@ -695,6 +644,25 @@ static bool on_ack(struct route *r, struct link *lk, const struct link_frame *f)
 	return true;
 }
 
+struct hmsg *route_message_from_link(struct route *r, const struct link_message *lm)
+{
+	struct hmsg *m = hmsg_create((uint16_t)r->endpoint, (const char *)lm->bytes, lm->dest_len,
+				     lm->bytes_len - lm->dest_len - 1);
+
+	memcpy(m->bytes, lm->bytes, lm->bytes_len);
+	m->flags = lm->flags;
+	m->tail_off = lm->tail_off;
+	m->tail_len = lm->tail_len;
+	m->msgid_off = lm->msgid_off;
+	m->msgid_len = lm->msgid_len;
+	m->body_len = lm->body_len;
+	m->tail10_off = lm->tail10_off;
+	m->tail10_len = lm->tail10_len;
+	m->tail11_off = lm->tail11_off;
+	m->tail11_len = lm->tail11_len;
+	return m;
+}
+
 static bool on_message(struct route *r, struct link *lk, const struct link_frame *f)
 {
 	struct link_message lm;
@@ -710,43 +678,34 @@ static bool on_message(struct route *r, struct link *lk, const struct link_frame
 	mask = interest_match(&r->local, (const char *)lm.bytes, lm.dest_len);
 	if (!mask)
 		return true;	/* the last subscriber left while it crossed */
-	m = hmsg_create((uint16_t)r->endpoint, (const char *)lm.bytes, lm.dest_len,
-			lm.bytes_len - lm.dest_len - 1);
-	memcpy(m->bytes, lm.bytes, lm.bytes_len);
-	m->flags = lm.flags;
-	m->tail_off = lm.tail_off;
-	m->tail_len = lm.tail_len;
-	m->msgid_off = lm.msgid_off;
-	m->msgid_len = lm.msgid_len;
-	m->body_len = lm.body_len;
-	m->tail10_off = lm.tail10_off;
-	m->tail10_len = lm.tail10_len;
-	m->tail11_off = lm.tail11_off;
-	m->tail11_len = lm.tail11_len;
+	m = route_message_from_link(r, &lm);
 	/* delivered here only: a message from a link is never forwarded again */
 	hmsg_ref(m, (uint32_t)__builtin_popcountll(mask));
 	for (uint32_t s = 0; mask; s++, mask >>= 1) {
 		if (mask & 1) {
 			struct xmsg d = { .kind = XMSG_TOPIC_DELIVER, .ptr = m };
 
-			send_to_shard(r, s, &d);
+			route_send_to_shard(r, s, &d);
 		}
 	}
 	hmsg_unref(m);
 	return true;
 }
 
-/* Starts a SYNC round through every shard; the peer's ACK goes out when all have answered. */
+/* Starts a SYNC round through every shard; when all have answered, the peer's ACK goes out
+ * (idx -1: the graceful leave learns every shard moved its queues out). */
 static void start_ack_round(struct route *r, int idx)
 {
-	struct peer *p = &r->peers[idx];
 	struct ack_round *ar = hd_calloc(1, sizeof(*ar));
 
 	ar->id = ++r->next_round;
 	ar->remaining = r->nshards;
 	ar->peer = idx;
-	ar->link_gen = p->link_gen;
-	ar->seq = p->seq_in;
+	if (idx >= 0) {
+		ar->link_gen = r->peers[idx].link_gen;
+		ar->seq = r->peers[idx].seq_in;
+		r->peers[idx].ack_due = false;
+	}
 	if (r->rounds_tail)
 		r->rounds_tail->next = ar;
 	else
@@ -755,9 +714,8 @@ static void start_ack_round(struct route *r, int idx)
 	for (uint32_t s = 0; s < r->nshards; s++) {
 		struct xmsg m = { .kind = XMSG_SYNC, .a = ar->id, .u32 = 0 };
 
-		send_to_shard(r, s, &m);
+		route_send_to_shard(r, s, &m);
 	}
-	p->ack_due = false;
 }
 
 static void on_shard_done(struct route *r, const struct xmsg *m)
@@ -771,18 +729,32 @@ static void on_shard_done(struct route *r, const struct xmsg *m)
 		return;
 	while (r->rounds_head && !r->rounds_head->remaining) {
 		struct ack_round *done = r->rounds_head;
-		struct peer *p = &r->peers[done->peer];
+		struct peer *p = &r->peers[done->peer < 0 ? 0 : done->peer];
 
 		r->rounds_head = done->next;
 		if (!r->rounds_head)
 			r->rounds_tail = NULL;
-		if (p->state == PEER_UP && p->link_gen == done->link_gen) {
+		if (done->peer < 0) {
+			r->leave_synced = true;	/* every shard moved its queues out */
+		} else if (p->state == PEER_UP && p->link_gen == done->link_gen) {
 			uint8_t buf[LINK_FRAME_HDR + 4];
 
-			link_write(r, p, p->conn, buf, link_encode_ack(buf, sizeof(buf), done->seq));
+			route_link_write(r, p, p->conn, buf, link_encode_ack(buf, sizeof(buf), done->seq));
 		}
 		hd_free(done);
 	}
+}
+
+/* A peer said BYE: its queues are ours to place elsewhere now, and what it held follows. */
+static void peer_leaving(struct route *r, int idx)
+{
+	struct peer *p = &r->peers[idx];
+
+	if (p->leaving)
+		return;
+	hd_log_info("route: %s is leaving; its queues move to the other nodes", p->name);
+	p->leaving = true;
+	route_queue_publish_placement(r);
 }
 
 static size_t on_link_data(void *ctx, struct net_conn *c, const char *buf, size_t len)
@@ -824,6 +796,16 @@ static size_t on_link_data(void *ctx, struct net_conn *c, const char *buf, size_
 			ok = on_interest(r, lk, &f);
 		} else if (f.type == LINK_ACK) {
 			ok = on_ack(r, lk, &f);
+		} else if (f.type == LINK_BYE) {
+			ok = !link_decode_bye(&f);
+			if (ok)
+				peer_leaving(r, lk->peer);
+			else
+				link_close(r, lk, "malformed BYE");
+		} else if (f.type == LINK_QUEUE) {
+			ok = route_queue_from_link(r, lk->peer, &f);
+			if (!ok)
+				link_close(r, lk, "malformed QUEUE frame");
 		} else {
 			r->refused++;
 			link_close(r, lk, "unknown frame type");
@@ -908,6 +890,8 @@ static void on_shard_deliver(struct route *r, const struct xmsg *m)
 
 static void dispatch(struct route *r, const struct xmsg *m)
 {
+	if (route_queue_from_shard(r, m))
+		return;
 	switch (m->kind) {
 	case XMSG_TOPIC_INTEREST:
 		on_shard_interest(r, m, false);
@@ -925,11 +909,7 @@ static void dispatch(struct route *r, const struct xmsg *m)
 		on_shard_done(r, m);
 		break;
 	default:
-		/* nothing else is addressed to the route; never leak what it carries */
-		if (m->kind == XMSG_PUBLISH || m->kind == XMSG_QUEUE_DELIVER || m->kind == XMSG_QUEUE_RETURN)
-			hmsg_unref(m->ptr);
-		else
-			hd_free(m->ptr);
+		xmsg_drop(m);	/* nothing else is addressed to the route; never leak it */
 		break;
 	}
 }
@@ -957,7 +937,7 @@ static bool links_full(struct route *r)
 		}
 		full = true;
 	}
-	return full;
+	return full || route_queue_backlogged(r);
 }
 
 static uint32_t drain_shards(struct route *r)
@@ -1025,6 +1005,49 @@ static bool any_dialling(const struct route *r)
 	return false;
 }
 
+static bool any_peer_in_view(const struct route *r)
+{
+	for (int i = 0; i < ROUTE_MAX_PEERS; i++)
+		if (r->peers[i].used && r->peers[i].alive && r->peers[i].port && !r->peers[i].leaving)
+			return true;
+	return false;
+}
+
+/* The graceful leave, step by step: a placement without us (the shards move every queue
+ * out), a SYNC round (they have), then every hand-over on the wire. */
+static void leave_step(struct route *r)
+{
+	int want = atomic_load_explicit(&r->leave, memory_order_acquire);
+
+	if (want != LEAVE_ASKED)
+		return;
+	if (!r->leaving) {
+		r->leaving = true;
+		if (!any_peer_in_view(r)) {
+			atomic_store_explicit(&r->leave, LEAVE_DONE, memory_order_release);
+			return;
+		}
+		/* peers first stop counting us as an owner, then get what we held, in order on
+		 * the same links */
+		for (int i = 0; i < ROUTE_MAX_PEERS; i++) {
+			uint8_t bye[LINK_FRAME_HDR];
+
+			if (r->peers[i].state == PEER_UP)
+				route_link_write(r, &r->peers[i], r->peers[i].conn, bye,
+						 link_encode_bye(bye, sizeof(bye)));
+		}
+		route_queue_publish_placement(r);
+		start_ack_round(r, -1);
+		return;
+	}
+	if (!r->leave_synced || r->nparked || route_queue_outboxed(r))
+		return;
+	for (int i = 0; i < ROUTE_MAX_PEERS; i++)
+		if (r->peers[i].state == PEER_UP && r->peers[i].conn->out_bytes)
+			return;
+	atomic_store_explicit(&r->leave, LEAVE_DONE, memory_order_release);
+}
+
 static void *route_main(void *arg)
 {
 	struct route *r = arg;
@@ -1033,7 +1056,7 @@ static void *route_main(void *arg)
 	hd_alloc_bind_thread_arena();
 	r->now_ms = hd_now_ms();
 	while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
-		uint32_t timeout = any_dialling(r) || r->nparked ? 10 : 200;
+		uint32_t timeout = any_dialling(r) || r->nparked || r->leaving ? 10 : 200;
 		bool full;
 
 		net_loop_flush(&r->loop);
@@ -1049,6 +1072,7 @@ static void *route_main(void *arg)
 		if (!links_full(r))
 			drain_shards(r);
 		dials_step(r);
+		leave_step(r);
 		if (r->now_ms - last_stats >= STATS_EVERY_MS) {
 			last_stats = r->now_ms;
 			handshake_timeouts(r);
@@ -1130,6 +1154,7 @@ void route_attach(struct route *r, struct shard **shards, uint32_t nshards)
 		shard_route_rings(shards[i], &r->in[i], &r->out[i]);
 	interest_table_init(&r->local, nshards);
 	interest_table_init(&r->remote, ROUTE_MAX_PEERS);
+	route_queue_init(r);
 }
 
 struct start_wait {
@@ -1171,6 +1196,7 @@ int route_start(struct route *r, const char *node_name)
 	int rc;
 
 	snprintf(r->cfg.node_name, sizeof(r->cfg.node_name), "%s", node_name);
+	r->self_hash = placement_node_hash(node_name, strlen(node_name));
 	sem_init(&sw.done, 0, 0);
 	rc = pthread_create(&r->thread, NULL, route_thread, &sw);
 	if (rc)
@@ -1204,19 +1230,10 @@ void route_stop_and_destroy(struct route *r)
 	}
 	/* what the shards sent that was never taken */
 	for (uint32_t i = 0; i < r->nshards; i++) {
-		while (xring_pop(r->in[i], &m, 1)) {
-			if (m.kind == XMSG_TOPIC_DELIVER)
-				hmsg_unref(m.ptr);
-			else
-				hd_free(m.ptr);
-		}
+		while (xring_pop(r->in[i], &m, 1))
+			xmsg_drop(&m);
 		for (; r->parked[i].n; r->parked[i].n--) {
-			struct xmsg *pm = &r->parked[i].q[r->parked[i].head];
-
-			if (pm->kind == XMSG_TOPIC_DELIVER)
-				hmsg_unref(pm->ptr);
-			else
-				hd_free(pm->ptr);
+			xmsg_drop(&r->parked[i].q[r->parked[i].head]);
 			r->parked[i].head = (r->parked[i].head + 1) % r->parked[i].cap;
 		}
 		hd_free(r->parked[i].q);
@@ -1236,6 +1253,7 @@ void route_stop_and_destroy(struct route *r)
 	if (r->nshards) {
 		interest_table_fini(&r->local);
 		interest_table_fini(&r->remote);
+		route_queue_fini(r);
 	}
 	if (r->listen_fd >= 0)
 		close(r->listen_fd);
@@ -1246,6 +1264,22 @@ void route_stop_and_destroy(struct route *r)
 	hd_free(r->parked);
 	sodium_memzero(r->cfg.key, sizeof(r->cfg.key));
 	hd_free(r);
+}
+
+bool route_hand_over(struct route *r, uint32_t timeout_ms)
+{
+	uint64_t one = 1;
+	uint64_t deadline = hd_now_ms() + timeout_ms;
+
+	atomic_store_explicit(&r->leave, LEAVE_ASKED, memory_order_release);
+	if (write(r->wake.eventfd, &one, sizeof(one)) < 0)
+		hd_log_warn("route: cannot wake the route thread");
+	while (atomic_load_explicit(&r->leave, memory_order_acquire) != LEAVE_DONE) {
+		if (hd_now_ms() > deadline)
+			return false;
+		usleep(10000);
+	}
+	return true;
 }
 
 void route_member(struct route *r, const char *name, const char *host, uint16_t port, bool alive)

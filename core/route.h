@@ -68,6 +68,12 @@ int route_start(struct route *r, const char *node_name);
 /* Closes every link, stops the thread, frees. Call after the shards stopped. */
 void route_stop_and_destroy(struct route *r);
 
+/* Graceful leave (main thread, before the cluster leaves): every queue this node holds
+ * moves to the node that owns it without us, and the call returns once they are all on
+ * the wire to their new owners (true), or after timeout_ms (false). A node alone keeps
+ * them (there is nobody to hand them to). */
+bool route_hand_over(struct route *r, uint32_t timeout_ms);
+
 /* Membership news (any thread): member `name` is alive at host:port (its route port), or
  * no longer (dead or left). Repeats are harmless. */
 void route_member(struct route *r, const char *name, const char *host, uint16_t port, bool alive);

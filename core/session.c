@@ -122,6 +122,19 @@ struct session *session_by_ref(struct shard *sh, uint64_t ref)
 	return c ? c->user : NULL;
 }
 
+struct session *session_by_key(struct shard *sh, uint64_t key)
+{
+	uint32_t slot = xmsg_key_slot(key);
+	struct net_conn *c = slot < sh->loop.nconns_cap ? sh->loop.conns[slot] : NULL;
+	struct session *s;
+
+	/* keys carry 12 bits of the generation: enough to tell a reused slot */
+	if (!c || (c->gen & XMSG_KEY_GEN_MASK) != xmsg_key_gen(key) || c->state != NET_CONN_OPEN)
+		return NULL;
+	s = c->user;
+	return s && !s->close_mode ? s : NULL;
+}
+
 /* Is the session allowed to act on d? On a denial: ERROR naming it, then close. */
 bool session_authorized(struct shard *sh, struct session *s, const struct stomp_frame *f,
 		       enum acl_action a, const struct stomp_view *d)

@@ -70,6 +70,12 @@ void session_on_drain(struct shard *sh, struct net_conn *c);
 
 /* xmsg handlers for the connection side */
 void session_on_done(struct shard *sh, const struct xmsg *m);
+/* The node's placement changed (sh->placement is the new one): queue subscriptions whose
+ * queue another node owns now register there. */
+struct placement;
+void session_on_placement(struct shard *sh, const struct placement *old);
+/* XMSG_QUEUE_DROPPED: the consumer registers again with its queue's owner. */
+void session_on_consumer_dropped(struct shard *sh, const struct xmsg *m);
 void session_on_topic_deliver(struct shard *sh, const struct xmsg *m);
 void session_on_queue_deliver(struct shard *sh, const struct xmsg *m);
 /* An auth job came back from the auth thread (XMSG_AUTH_JOB). */

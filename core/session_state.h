@@ -91,6 +91,8 @@ void session_write_frame(struct shard *sh, struct session *s, enum stomp_cmd cmd
 void session_close_later(struct shard *sh, struct session *s, enum close_mode mode);
 /* The session a conn ref names, or NULL when that connection has gone. */
 struct session *session_by_ref(struct shard *sh, uint64_t ref);
+/* The open session a consumer key names (its slot and generation), or NULL. */
+struct session *session_by_key(struct shard *sh, uint64_t key);
 /* Is the session allowed to act on destination d? On a denial: ERROR naming it, close. */
 bool session_authorized(struct shard *sh, struct session *s, const struct stomp_frame *f,
 			enum acl_action a, const struct stomp_view *d);

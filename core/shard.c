@@ -10,6 +10,7 @@
 #include "core/base/hd_log.h"
 #include "core/base/hd_time.h"
 #include "core/hmsg.h"
+#include "core/placement.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -32,6 +33,7 @@
 
 _Atomic uint64_t shard_total_connections;
 uint32_t shard_node_epoch;
+uint32_t shard_node_tag;
 static _Thread_local struct shard *self;
 
 struct shard *shard_self(void)
@@ -58,6 +60,17 @@ static void on_pattern_interest(struct shard *sh, const struct xmsg *m)
 	dest_on_topic_interest(sh, m, 1);
 }
 
+static void on_placement(struct shard *sh, const struct xmsg *m)
+{
+	struct placement *old = sh->placement;
+
+	sh->placement = m->ptr;
+	/* queues that moved away go to their new owners; consumers follow their queues */
+	dest_on_placement(sh);
+	session_on_placement(sh, old);
+	placement_unref(old);
+}
+
 static void on_stop_msg(struct shard *sh, const struct xmsg *m)
 {
 	(void)m;
@@ -80,6 +93,9 @@ static const xmsg_handler xmsg_handlers[] = {
 	[XMSG_QUEUE_DELIVER] = session_on_queue_deliver,
 	[XMSG_STOP] = on_stop_msg,
 	[XMSG_AUTH_JOB] = session_on_auth_done,
+	[XMSG_PLACEMENT] = on_placement,
+	[XMSG_QUEUE_HANDOVER] = dest_on_handover,
+	[XMSG_QUEUE_DROPPED] = session_on_consumer_dropped,
 };
 
 /* ---- sending and parking ---- */
@@ -94,6 +110,33 @@ void shard_send(struct shard *sh, uint32_t to, const struct xmsg *m)
 	/* keep order: once something is parked for `to`, everything after it parks too */
 	xpark_push(&sh->parked[to], &copy);
 	sh->nparked++;
+}
+
+void shard_forward(struct shard *sh, uint32_t to, const struct xmsg *m)
+{
+	if (!sh->parked[to].n && !xring_push(sh->out[to], m))
+		return;
+	xpark_push(&sh->parked[to], m);
+	sh->nparked++;
+}
+
+void xmsg_drop(const struct xmsg *m)
+{
+	switch (m->kind) {
+	case XMSG_PUBLISH:
+	case XMSG_TOPIC_DELIVER:
+	case XMSG_QUEUE_DELIVER:
+	case XMSG_QUEUE_RETURN:
+	case XMSG_QUEUE_HANDOVER:
+		hmsg_unref(m->ptr);
+		break;
+	case XMSG_PLACEMENT:
+		placement_unref(m->ptr);
+		break;
+	default:
+		hd_free(m->ptr);	/* names, consumers, auth jobs (NULL for the rest) */
+		break;
+	}
 }
 
 static void unpark_all(struct shard *sh)
@@ -501,13 +544,8 @@ void shard_destroy_all(struct shard **shards, uint32_t n)
 
 		/* drop what is still in flight between endpoints */
 		for (uint32_t from = 0; from < sh->nendpoints; from++) {
-			while (xring_pop(sh->in[from], &m, 1)) {
-				if (m.kind == XMSG_PUBLISH || m.kind == XMSG_TOPIC_DELIVER ||
-				    m.kind == XMSG_QUEUE_DELIVER || m.kind == XMSG_QUEUE_RETURN)
-					hmsg_unref(m.ptr);
-				else
-					hd_free(m.ptr);
-			}
+			while (xring_pop(sh->in[from], &m, 1))
+				xmsg_drop(&m);
 		}
 	}
 	for (uint32_t i = 0; i < n; i++) {
@@ -518,6 +556,7 @@ void shard_destroy_all(struct shard **shards, uint32_t n)
 		session_shard_fini(&sh->sessions);
 		auth_shard_fini(&sh->auth);
 		auth_db_unref(sh->auth_db);
+		placement_unref(sh->placement);
 		auth_db_unref(atomic_load(&sh->auth_db_next));
 		for (uint32_t to = 0; to < sh->nendpoints; to++) {
 			xring_fini(sh->out[to]);

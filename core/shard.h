@@ -68,6 +68,7 @@ struct shard {
 	struct xpark *parked;		/* parked[to] */
 	uint32_t nparked;		/* total parked xmsgs */
 	struct dest_table dests;
+	struct placement *placement;	/* who owns queues (from the route); NULL: this node alone */
 	struct session_shard sessions;	/* the session layer's own per-shard state */
 	/* authentication: the db checked against (refcounted, swapped on SIGHUP through
 	 * auth_db_next), this shard's credential cache and rate limiter, the auth thread's rings */
@@ -94,6 +95,8 @@ struct shard {
 extern _Atomic uint64_t shard_total_connections;
 /* Random per-process prefix of message ids and session ids. */
 extern uint32_t shard_node_epoch;
+/* This node's reply-queue tag (placement.h): the low 24 bits of its placement hash. */
+extern uint32_t shard_node_tag;
 
 /* Creates n shards sharing cfg and all xrings between them; not started. With route_wake,
  * each shard also gets a ring pair with the route endpoint (id n, core/route.h), whose
@@ -133,6 +136,13 @@ static inline uint64_t shard_all_endpoints(const struct shard *sh)
 /* Sends an xmsg to endpoint `to` (itself included). Never fails: a full xring parks it and
  * the shard stops reading its sockets until the park drains. Shard thread only. */
 void shard_send(struct shard *sh, uint32_t to, const struct xmsg *m);
+
+/* Passes xmsg m on to endpoint `to` as it came, keeping its sender: whoever answers it
+ * answers the original sender (an owner that is no longer one forwards). */
+void shard_forward(struct shard *sh, uint32_t to, const struct xmsg *m);
+
+/* Frees what an xmsg that will never be handled carries (its hmsg, name or placement). */
+void xmsg_drop(const struct xmsg *m);
 
 /* Sends an auth job to the auth thread; false when its ring is full (refuse the login). */
 bool shard_send_auth(struct shard *sh, const struct xmsg *m);

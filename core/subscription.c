@@ -11,6 +11,7 @@
 #include "core/base/hd_alloc.h"
 #include "core/dest.h"
 #include "core/destname.h"
+#include "core/placement.h"
 #include "core/receipt.h"
 #include "core/session_state.h"
 #include "core/shard.h"
@@ -67,6 +68,83 @@ static void list_remove(struct sub **head, struct sub *sub)
 		sub->next->prev = sub->prev;
 }
 
+/* The owning node of a queue subscription, as placement says now (0: no cluster). */
+static uint64_t owner_node_of(const struct shard *sh, const struct sub *sub)
+{
+	int i;
+
+	if (!sh->placement)
+		return 0;
+	i = placement_queue_node(sh->placement, sub->dest, sub->dest_len);
+	return i == PLACEMENT_NONE ? 0 : sh->placement->node_hash[i];
+}
+
+/* Registers queue subscription sub as a consumer with its queue's owner (answering
+ * receipt seq when non-zero). */
+static void consumer_add(struct shard *sh, struct sub *sub, uint32_t seq)
+{
+	struct xconsumer *xc = hd_alloc(sizeof(*xc) + sub->dest_len + 1);
+	struct xmsg m = { .kind = XMSG_QUEUE_CONSUMER_ADD, .ptr = xc };
+
+	xc->key = sub_consumer_key(sh, sub);
+	xc->prefetch = sub->prefetch;
+	xc->ack_mode = sub->ack_mode;
+	xc->conn_ref = session_conn_ref(sub->s);
+	xc->seq = seq;
+	xc->len = sub->dest_len;
+	memcpy(xc->name, sub->dest, sub->dest_len + 1);
+	if (sub->reply_to && sub->owner == sh->id) {
+		/* a reply queue is made here, before the request that names it leaves:
+		 * no reply can reach its owner first and find no queue */
+		m.from = (uint16_t)sh->id;
+		dest_on_consumer_add(sh, &m);
+	} else {
+		shard_send(sh, sub->owner, &m);
+	}
+}
+
+/* The queue of sub moved (or its owner let it go): register with the owner there is now.
+ * What it delivered before and not yet acked was requeued by the old owner; ACKs for those
+ * stay here (epoch), they mean nothing to the new one. */
+static void consumer_move(struct shard *sh, struct sub *sub)
+{
+	sub->owner = dest_owner(sh, sub->dest, sub->dest_len);
+	sub->owner_node = owner_node_of(sh, sub);
+	sub->owner_epoch++;
+	sub->credit_pending = 0;
+	consumer_add(sh, sub, 0);
+}
+
+void session_on_placement(struct shard *sh, const struct placement *old)
+{
+	(void)old;
+	for (uint32_t i = 0; i < sh->loop.nconns_cap; i++) {
+		struct net_conn *c = sh->loop.conns[i];
+		struct session *s = c && c->state == NET_CONN_OPEN ? c->user : NULL;
+
+		for (uint32_t k = 0; s && k < s->nsubs; k++) {
+			struct sub *sub = s->subs[k];
+
+			/* a reply queue stays with its connection's node for life */
+			if (sub->kind == SUB_QUEUE && !sub->reply_to &&
+			    owner_node_of(sh, sub) != sub->owner_node)
+				consumer_move(sh, sub);
+		}
+	}
+}
+
+void session_on_consumer_dropped(struct shard *sh, const struct xmsg *m)
+{
+	struct xname *n = m->ptr;
+	struct session *s = session_by_key(sh, m->a);
+	struct sub *sub = s ? sub_by_idx(s, xmsg_key_sub(m->a)) : NULL;
+
+	if (sub && sub->kind == SUB_QUEUE && sub->dest_len == n->len &&
+	    !memcmp(sub->dest, n->name, n->len))
+		consumer_move(sh, sub);
+	hd_free(n);
+}
+
 /* Registers sub with the local table and the owner(s); returns shards to SYNC with
  * (a bitmask) for receipt `seq` (a queue's owner answers it directly). */
 static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
@@ -75,27 +153,9 @@ static uint64_t sub_attach(struct shard *sh, struct sub *sub, uint32_t seq)
 	const size_t plen = DESTNAME_TOPIC_LEN;
 
 	if (sub->kind == SUB_QUEUE) {
-		struct xconsumer *xc = hd_alloc(sizeof(*xc) + sub->dest_len + 1);
-		struct xmsg m = { .kind = XMSG_QUEUE_CONSUMER_ADD, .ptr = xc };
-		struct session *s = sub->s;
-
-		xc->key = sub_consumer_key(sh, sub);
-		xc->prefetch = sub->prefetch;
-		xc->ack_mode = sub->ack_mode;
-		xc->conn_ref = session_conn_ref(s);
-		xc->seq = seq;
 		if (seq)
-			receipt_add_wait(s, seq);
-		xc->len = sub->dest_len;
-		memcpy(xc->name, sub->dest, sub->dest_len + 1);
-		if (sub->reply_to && sub->owner == sh->id) {
-			/* a reply queue is made here, before the request that names it leaves:
-			 * no reply can reach its owner first and find no queue */
-			m.from = (uint16_t)sh->id;
-			dest_on_consumer_add(sh, &m);
-		} else {
-			shard_send(sh, sub->owner, &m);
-		}
+			receipt_add_wait(sub->s, seq);
+		consumer_add(sh, sub, seq);
 		return 0;
 	}
 	if (sub->kind == SUB_PATTERN) {
@@ -246,6 +306,7 @@ static struct sub *sub_create(struct shard *sh, struct session *s, struct stomp_
 	sub->id = hd_strndup(id.ptr, id.len);
 	sub->id_len = (uint32_t)id.len;
 	sub->owner = dest_owner(sh, sub->dest, sub->dest_len);
+	sub->owner_node = kind == SUB_QUEUE ? owner_node_of(sh, sub) : 0;
 	s->subs = hd_realloc(s->subs, (s->nsubs + 1) * sizeof(*s->subs));
 	s->subs[s->nsubs++] = sub;
 	sh->stats.subscriptions++;
@@ -323,13 +384,18 @@ void sub_on_subscribe(struct shard *sh, struct session *s, const struct stomp_fr
 	receipt_flush(sh, s);
 }
 
-/* "amq.gen-" and 22 base64url characters of 16 random bytes, as RabbitMQ names them. */
+/* "amq.gen-" and 22 base64url characters of 16 random bytes, as RabbitMQ names them; the
+ * first 3 bytes are this node's tag, so every node knows where the queue lives (the other
+ * 13, 104 bits, keep the name unguessable). */
 static size_t reply_queue_name(char *out, size_t cap)
 {
 	unsigned char rnd[16];
 	size_t n = DESTNAME_QUEUE_LEN + sizeof("amq.gen-") - 1;
 
 	randombytes_buf(rnd, sizeof(rnd));
+	rnd[0] = (unsigned char)(shard_node_tag >> 16);
+	rnd[1] = (unsigned char)(shard_node_tag >> 8);
+	rnd[2] = (unsigned char)shard_node_tag;
 	memcpy(out, DESTNAME_QUEUE "amq.gen-", n);
 	sodium_bin2base64(out + n, cap - n, rnd, sizeof(rnd), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	return strlen(out);

@@ -26,7 +26,10 @@ struct sub {
 	uint8_t kind;		/* enum sub_kind */
 	uint8_t ack_mode;	/* enum session_ack_mode */
 	uint32_t prefetch;
-	uint32_t owner;		/* owner shard of dest (queues and topics) */
+	uint32_t owner;		/* owner endpoint of dest (queues and topics): a shard, or the
+				 * route for a queue another node owns */
+	uint64_t owner_node;	/* queues: placement hash of the owning node (0: no cluster) */
+	uint32_t owner_epoch;	/* queues: bumped each time the consumer registers anew */
 	uint32_t credit_pending;/* queue deliveries queued on the wire, not yet credited */
 	uint64_t next_tag;	/* topic client-mode deliveries */
 	struct mdeque pend;	/* unacked deliveries in order (client modes); the message

@@ -15,10 +15,11 @@
 enum xmsg_kind {
 	XMSG_NONE = 0,
 	/* connection shard -> destination owner */
-	XMSG_PUBLISH = 1,	/* ptr: hmsg (one shard ref); a: conn ref; u32: receipt seq or 0 */
+	XMSG_PUBLISH = 1,	/* ptr: hmsg (one shard ref); a: conn ref; u32: receipt seq or 0;
+				 * b: origin (route only; returned in XMSG_DONE) */
 	XMSG_TOPIC_INTEREST = 2,/* ptr: struct xname; u32: +1 / -1 shard interest in a topic */
 	XMSG_PATTERN_INTEREST = 3,/* ptr: struct xname (pattern); u32: +1 / -1 */
-	XMSG_QUEUE_CONSUMER_ADD = 4,/* ptr: struct xconsumer */
+	XMSG_QUEUE_CONSUMER_ADD = 4,/* ptr: struct xconsumer; b: origin (route only) */
 	XMSG_QUEUE_CONSUMER_DEL = 5,/* ptr: struct xname (queue); a: consumer key */
 	XMSG_QUEUE_ACK = 6,	/* ptr: struct xname (queue); a: consumer key; b: tag; u32: XACK_* */
 	XMSG_QUEUE_RETURN = 7,	/* ptr: hmsg; a: consumer key; b: tag; u32: the consumer's ack
@@ -34,6 +35,12 @@ enum xmsg_kind {
 	XMSG_STOP = 13,		/* begin graceful shutdown */
 	/* shard <-> auth thread */
 	XMSG_AUTH_JOB = 14,	/* ptr: struct auth_job (cookie: conn ref); run there, sent back */
+	/* route <-> shards: queues across nodes (core/route.h) */
+	XMSG_PLACEMENT = 15,	/* route -> shard; ptr: struct placement (one ref): who owns queues now */
+	XMSG_QUEUE_HANDOVER = 16,/* ptr: hmsg; u32: redelivered. A held message moving to the
+				 * queue's new owner (old owner -> route -> new owner) */
+	XMSG_QUEUE_DROPPED = 17,/* owner -> consumer's shard; ptr: struct xname (queue); a: consumer
+				 * key. The owner let the consumer go (the queue moved): register again */
 };
 
 /* XMSG_QUEUE_ACK modes */
@@ -48,8 +55,11 @@ enum {
 /* XMSG_QUEUE_DELIVER flags; the consumer's ack mode rides in bits 8..15 so a delivery that
  * comes back (XMSG_QUEUE_RETURN) says whether the owner already requeued it */
 enum { XDELIVER_REDELIVERED = 1, XDELIVER_ACK_MODE_SHIFT = 8 };
-/* XMSG_DONE results */
-enum { XERR_OK = 0, XERR_QUEUE_FULL = 1, XERR_MEMORY = 2 };
+/* XMSG_DONE results, in b's low 8 bits; the bits above carry back the request's own b (an
+ * origin the route thread put there for a request from another node; 0 otherwise) */
+enum { XERR_OK = 0, XERR_QUEUE_FULL = 1, XERR_MEMORY = 2, XERR_UNAVAILABLE = 3 };
+#define XDONE_ERR(b) ((uint32_t)((b) & 0xff))
+#define XDONE_ORIGIN(b) ((b) >> 8)
 
 struct xmsg {
 	uint16_t kind;		/* enum xmsg_kind */

@@ -271,6 +271,20 @@ size_t link_encode_ack(uint8_t *out, size_t cap, uint32_t seq)
 	return (size_t)(p - out);
 }
 
+/* ---- BYE ---- */
+
+int link_decode_bye(const struct link_frame *f)
+{
+	return f->type == LINK_BYE && f->body_len == 0 ? 0 : LINK_ERR_MALFORMED;
+}
+
+size_t link_encode_bye(uint8_t *out, size_t cap)
+{
+	if (!frame_fits(0, cap))
+		return 0;
+	return (size_t)(put_frame_hdr(out, LINK_BYE, 0) - out);
+}
+
 /* ---- MESSAGE ---- */
 
 /* Whether [off, off + len) lies inside bytes[0..bytes_len); 64-bit, so no wrap. */
@@ -301,32 +315,33 @@ static bool is_message_ok(const struct link_message *m)
 	       is_tail_ok(m, m->tail11_off, m->tail11_len);
 }
 
+/* The MESSAGE fields and bytes (to the frame's end) at c; false when they do not parse. */
+static bool take_message(struct cursor *c, struct link_message *out)
+{
+	if (!take_u16(c, &out->flags) ||
+	    !take_u32(c, &out->dest_len) || !take_u32(c, &out->tail_off) ||
+	    !take_u32(c, &out->tail_len) || !take_u32(c, &out->msgid_off) ||
+	    !take_u32(c, &out->msgid_len) || !take_u32(c, &out->body_len) ||
+	    !take_u32(c, &out->tail10_off) || !take_u32(c, &out->tail10_len) ||
+	    !take_u32(c, &out->tail11_off) || !take_u32(c, &out->tail11_len))
+		return false;
+	/* bytes run to the frame's end, so there are no trailing bytes to refuse */
+	out->bytes = c->p;
+	out->bytes_len = c->left;
+	return is_message_ok(out);
+}
+
 int link_decode_message(const struct link_frame *f, struct link_message *out)
 {
 	struct cursor c = cursor_of(f);
 
-	if (f->type != LINK_MESSAGE || !take_u16(&c, &out->flags) ||
-	    !take_u32(&c, &out->dest_len) || !take_u32(&c, &out->tail_off) ||
-	    !take_u32(&c, &out->tail_len) || !take_u32(&c, &out->msgid_off) ||
-	    !take_u32(&c, &out->msgid_len) || !take_u32(&c, &out->body_len) ||
-	    !take_u32(&c, &out->tail10_off) || !take_u32(&c, &out->tail10_len) ||
-	    !take_u32(&c, &out->tail11_off) || !take_u32(&c, &out->tail11_len))
+	if (f->type != LINK_MESSAGE || !take_message(&c, out))
 		return LINK_ERR_MALFORMED;
-	/* bytes run to the frame's end, so there are no trailing bytes to refuse */
-	out->bytes = c.p;
-	out->bytes_len = c.left;
-	return is_message_ok(out) ? 0 : LINK_ERR_MALFORMED;
+	return 0;
 }
 
-size_t link_encode_message_head(uint8_t *out, size_t cap, const struct link_message *m)
+static uint8_t *put_message_fields(uint8_t *p, const struct link_message *m)
 {
-	uint64_t body_len = MESSAGE_FIELDS_LEN + (uint64_t)m->bytes_len;
-	uint8_t *p;
-
-	/* bytes are not written here, but the length prefix must still count them */
-	if (cap < LINK_MESSAGE_HDR || body_len + 1 > UINT32_MAX)
-		return 0;
-	p = put_frame_hdr(out, LINK_MESSAGE, body_len);
 	p = put_u16(p, m->flags);
 	p = put_u32(p, m->dest_len);
 	p = put_u32(p, m->tail_off);
@@ -338,5 +353,111 @@ size_t link_encode_message_head(uint8_t *out, size_t cap, const struct link_mess
 	p = put_u32(p, m->tail10_len);
 	p = put_u32(p, m->tail11_off);
 	p = put_u32(p, m->tail11_len);
+	return p;
+}
+
+size_t link_encode_message_head(uint8_t *out, size_t cap, const struct link_message *m)
+{
+	uint64_t body_len = MESSAGE_FIELDS_LEN + (uint64_t)m->bytes_len;
+	uint8_t *p;
+
+	/* bytes are not written here, but the length prefix must still count them */
+	if (cap < LINK_MESSAGE_HDR || body_len + 1 > UINT32_MAX)
+		return 0;
+	p = put_frame_hdr(out, LINK_MESSAGE, body_len);
+	p = put_message_fields(p, m);
+	return (size_t)(p - out);
+}
+
+/* ---- QUEUE ---- */
+
+#define QUEUE_FIELDS_LEN (1 + 2 + 4 + 4 + 8 + 8 + 8 + 4)	/* through the name's length */
+
+static uint8_t *put_u64(uint8_t *p, uint64_t v)
+{
+	p = put_u32(p, (uint32_t)(v >> 32));
+	return put_u32(p, (uint32_t)v);
+}
+
+static bool take_u64(struct cursor *c, uint64_t *v)
+{
+	uint32_t hi, lo;
+
+	if (!take_u32(c, &hi) || !take_u32(c, &lo))
+		return false;
+	*v = (uint64_t)hi << 32 | lo;
+	return true;
+}
+
+bool link_queue_op_has_message(uint8_t op)
+{
+	return op == LINK_Q_SEND || op == LINK_Q_DELIVER || op == LINK_Q_RETURN ||
+	       op == LINK_Q_HANDOVER;
+}
+
+static bool is_queue_op_ok(uint8_t op)
+{
+	return op >= LINK_Q_SEND && op <= LINK_Q_DROPPED;
+}
+
+int link_decode_queue(const struct link_frame *f, struct link_queue *out)
+{
+	struct cursor c = cursor_of(f);
+	const uint8_t *name;
+
+	if (f->type != LINK_QUEUE || !take_u8(&c, &out->op) || !is_queue_op_ok(out->op) ||
+	    !take_u16(&c, &out->shard) || !take_u32(&c, &out->seq) || !take_u32(&c, &out->arg) ||
+	    !take_u64(&c, &out->key) || !take_u64(&c, &out->conn) || !take_u64(&c, &out->tag) ||
+	    !take_u32(&c, &out->name_len) || !take(&c, out->name_len, &name))
+		return LINK_ERR_MALFORMED;
+	out->name = (const char *)name;
+	if (link_queue_op_has_message(out->op)) {
+		/* the message names its queue itself */
+		if (out->name_len || !take_message(&c, &out->msg))
+			return LINK_ERR_MALFORMED;
+		return 0;
+	}
+	memset(&out->msg, 0, sizeof(out->msg));
+	return out->name_len && !c.left ? 0 : LINK_ERR_MALFORMED;
+}
+
+static uint8_t *put_queue_fields(uint8_t *p, const struct link_queue *q, uint32_t name_len)
+{
+	*p++ = q->op;
+	p = put_u16(p, q->shard);
+	p = put_u32(p, q->seq);
+	p = put_u32(p, q->arg);
+	p = put_u64(p, q->key);
+	p = put_u64(p, q->conn);
+	p = put_u64(p, q->tag);
+	return put_u32(p, name_len);
+}
+
+size_t link_encode_queue(uint8_t *out, size_t cap, const struct link_queue *q)
+{
+	uint64_t body_len = QUEUE_FIELDS_LEN + (uint64_t)q->name_len;
+	uint8_t *p;
+
+	if (!is_queue_op_ok(q->op) || link_queue_op_has_message(q->op) || !q->name_len ||
+	    !frame_fits(body_len, cap))
+		return 0;
+	p = put_frame_hdr(out, LINK_QUEUE, body_len);
+	p = put_queue_fields(p, q, q->name_len);
+	p = put_bytes(p, q->name, q->name_len);
+	return (size_t)(p - out);
+}
+
+size_t link_encode_queue_head(uint8_t *out, size_t cap, const struct link_queue *q,
+			      const struct link_message *m)
+{
+	uint64_t body_len = QUEUE_FIELDS_LEN + MESSAGE_FIELDS_LEN + (uint64_t)m->bytes_len;
+	uint8_t *p;
+
+	if (!link_queue_op_has_message(q->op) || cap < LINK_QUEUE_MESSAGE_HDR ||
+	    body_len + 1 > UINT32_MAX)
+		return 0;
+	p = put_frame_hdr(out, LINK_QUEUE, body_len);
+	p = put_queue_fields(p, q, 0);
+	p = put_message_fields(p, m);
 	return (size_t)(p - out);
 }

@@ -14,6 +14,16 @@
  *   MESSAGE   5  u16 flags | u32 dest_len | u32 tail_off | u32 tail_len | u32 msgid_off
  *                | u32 msgid_len | u32 body_len | u32 tail10_off | u32 tail10_len
  *                | u32 tail11_off | u32 tail11_len | bytes (to the frame's end)
+ *   QUEUE     6  u8 op | u16 shard | u32 seq | u32 arg | u64 key | u64 conn | u64 tag
+ *                | str32 name | for SEND, DELIVER, RETURN and HANDOVER (whose message
+ *                names the queue, so name is empty): the MESSAGE fields and bytes
+ *
+ *   BYE       7  (empty) this node is leaving: own none of its queues from now on (the
+ *                hand-over of what it held follows on the same link)
+ *
+ * QUEUE carries one queue operation between a client's node and the queue's owner node
+ * (core/route.c says what each field means for each op); its name is never empty when it
+ * has no message.
  *
  * MESSAGE carries a message buffer as built once by its publisher's node (core/hmsg.h):
  * `bytes` is the destination key, a NUL, the message id (and a NUL), then the encoded
@@ -37,6 +47,8 @@
 #define LINK_FRAME_HDR 5		/* u32 length + u8 type */
 #define LINK_MESSAGE_HDR (LINK_FRAME_HDR + 2 + 10 * 4)	/* a MESSAGE frame before bytes */
 #define LINK_INTEREST_HDR (LINK_FRAME_HDR + 1 + 1 + 4 + 4)	/* before the name */
+#define LINK_QUEUE_HDR (LINK_FRAME_HDR + 1 + 2 + 4 + 4 + 3 * 8 + 4)	/* before the name */
+#define LINK_QUEUE_MESSAGE_HDR (LINK_QUEUE_HDR + 2 + 10 * 4)	/* a QUEUE with a message, before its bytes */
 
 enum link_type {
 	LINK_HELLO = 1,
@@ -44,6 +56,21 @@ enum link_type {
 	LINK_INTEREST = 3,
 	LINK_ACK = 4,
 	LINK_MESSAGE = 5,
+	LINK_QUEUE = 6,
+	LINK_BYE = 7,
+};
+
+/* QUEUE ops */
+enum {
+	LINK_Q_SEND = 1,	/* a message for the queue's owner */
+	LINK_Q_DONE = 2,	/* the owner's answer to a receipted SEND or consumer (arg: error) */
+	LINK_Q_ADD = 3,		/* a consumer (arg: prefetch; tag: ack mode) */
+	LINK_Q_DEL = 4,		/* a consumer left */
+	LINK_Q_ACK = 5,		/* ACK/NACK/credit (arg: mode; tag) */
+	LINK_Q_DELIVER = 6,	/* a delivery to a consumer (arg: flags; tag) */
+	LINK_Q_RETURN = 7,	/* a delivery its consumer was gone for (arg: ack mode; tag) */
+	LINK_Q_HANDOVER = 8,	/* a held message moving to the queue's new owner (arg: redelivered) */
+	LINK_Q_DROPPED = 9,	/* the owner let a consumer go (the queue moved): register again */
 };
 
 enum { LINK_DEL = 0, LINK_ADD = 1 };
@@ -93,6 +120,23 @@ struct link_message {
 	uint32_t bytes_len;
 };
 
+/* A QUEUE operation. */
+struct link_queue {
+	uint8_t op;			/* LINK_Q_* */
+	uint16_t shard;			/* the client's shard on the client's node */
+	uint32_t seq;			/* receipt sequence (0: none) */
+	uint32_t arg;			/* per op, see LINK_Q_* */
+	uint64_t key;			/* consumer key */
+	uint64_t conn;			/* the client's connection ref */
+	uint64_t tag;			/* delivery tag, or per op */
+	const char *name;		/* queue key (ops without a message), not NUL-terminated */
+	uint32_t name_len;
+	struct link_message msg;	/* ops with a message */
+};
+
+/* True for the ops that carry a message. */
+bool link_queue_op_has_message(uint8_t op);
+
 /* The first complete frame in buf[0..len). Returns the bytes it spans (> 0) and fills *f;
  * 0 when buf holds only part of a frame; LINK_ERR_TOO_BIG when its length passes
  * max_body (+1 for the type); LINK_ERR_MALFORMED for a zero length. */
@@ -105,11 +149,15 @@ int link_decode_hello(const struct link_frame *f, struct link_hello *out);
 int link_decode_auth(const struct link_frame *f, const uint8_t **mac);
 int link_decode_interest(const struct link_frame *f, struct link_interest *out);
 int link_decode_ack(const struct link_frame *f, uint32_t *seq);
+int link_decode_bye(const struct link_frame *f);
 /* Also checks that dest_len < bytes_len and bytes[dest_len] is NUL, that each tail and the
  * message id lie inside bytes after the destination, and that body_len <= tail_len. A 1.0
  * or 1.1 tail of length 0 is absent: its offset is kept but not checked. bytes run to the
  * frame's end, so a MESSAGE has no trailing bytes to refuse. */
 int link_decode_message(const struct link_frame *f, struct link_message *out);
+/* A QUEUE: an op in range, a non-empty name and nothing after it for ops without a message;
+ * an empty name and a valid MESSAGE part (as link_decode_message checks) for the others. */
+int link_decode_queue(const struct link_frame *f, struct link_queue *out);
 
 /* Encoders write one whole frame into out[0..cap) and return its length, or 0 (having
  * written nothing) when it does not fit or its decoder would refuse it: a HELLO name empty
@@ -119,10 +167,18 @@ size_t link_encode_hello(uint8_t *out, size_t cap, const uint8_t nonce[LINK_NONC
 size_t link_encode_auth(uint8_t *out, size_t cap, const uint8_t mac[LINK_MAC_LEN]);
 size_t link_encode_interest(uint8_t *out, size_t cap, const struct link_interest *in);
 size_t link_encode_ack(uint8_t *out, size_t cap, uint32_t seq);
+size_t link_encode_bye(uint8_t *out, size_t cap);
 /* Writes only the LINK_MESSAGE_HDR bytes before `bytes` (whose length m->bytes_len gives),
  * so the caller can send the message's buffer after it without a copy; neither reads
  * m->bytes nor checks the offsets. Returns LINK_MESSAGE_HDR, or 0 when cap is smaller or
  * the frame's length would not fit its u32 prefix. */
 size_t link_encode_message_head(uint8_t *out, size_t cap, const struct link_message *m);
+
+/* A QUEUE without a message, whole. */
+size_t link_encode_queue(uint8_t *out, size_t cap, const struct link_queue *q);
+/* A QUEUE with message m: the LINK_QUEUE_MESSAGE_HDR bytes before m's bytes (which the
+ * caller sends after it), as link_encode_message_head. */
+size_t link_encode_queue_head(uint8_t *out, size_t cap, const struct link_queue *q,
+			      const struct link_message *m);
 
 #endif

@@ -7,7 +7,8 @@
  * until it needs more bytes or refuses; each frame goes to the decoder of its type (an
  * unknown type is skipped, where a receiver would close the link, so later frames still
  * get fuzzed). Checked: every frame lies inside the input; every decoded view lies inside
- * its frame's body; a decoded MESSAGE's regions are read byte by byte, so ASan sees any
+ * its frame's body; the regions a decoded MESSAGE or QUEUE claims (a QUEUE's name, and the
+ * message of a QUEUE op that carries one) are read byte by byte, so ASan sees any
  * over-read (the input is an exact-size heap block under libFuzzer and replay_main.c);
  * and every decoded frame re-encodes to exactly its own bytes.
  */
@@ -117,36 +118,82 @@ static void check_ack(const struct link_frame *f)
 	CHECK(is_frame(f, link_encode_ack(reencoded, sizeof(reencoded), seq)));
 }
 
+/* A decoded message (of a MESSAGE, or of a QUEUE op that carries one): its bytes run to the
+ * end of f's body, and every region a reader will be handed is read to its last byte. */
+static void check_message_regions(const struct link_message *m, const struct link_frame *f)
+{
+	uint8_t s;
+
+	CHECK(inside(m->bytes, m->bytes_len, f));
+	CHECK(m->bytes + m->bytes_len == f->body + f->body_len);
+	CHECK(m->bytes[m->dest_len] == 0);
+	/* the body is inside the tail: body_len <= tail_len is all link.h promises about it */
+	s = sum(m->bytes, m->dest_len + 1);
+	s = (uint8_t)(s + sum(m->bytes + m->tail_off, m->tail_len));
+	s = (uint8_t)(s + sum(m->bytes + m->msgid_off, m->msgid_len));
+	if (m->tail10_len)
+		s = (uint8_t)(s + sum(m->bytes + m->tail10_off, m->tail10_len));
+	if (m->tail11_len)
+		s = (uint8_t)(s + sum(m->bytes + m->tail11_off, m->tail11_len));
+	sink = s;
+	CHECK(m->body_len <= m->tail_len);
+	CHECK(m->tail_off > m->dest_len && m->msgid_off > m->dest_len);
+	CHECK(!m->tail10_len || m->tail10_off > m->dest_len);
+	CHECK(!m->tail11_len || m->tail11_off > m->dest_len);
+}
+
+/* Whether the frame written to reencoded[0..head) followed by m's bytes is exactly f's. */
+static bool is_frame_with_bytes(const struct link_frame *f, size_t head,
+				const struct link_message *m)
+{
+	if (head + m->bytes_len > sizeof(reencoded))
+		return false;
+	memcpy(reencoded + head, m->bytes, m->bytes_len);
+	return is_frame(f, head + m->bytes_len);
+}
+
 static void check_message(const struct link_frame *f)
 {
 	struct link_message m;
 	int rc = link_decode_message(f, &m);
 	size_t n;
-	uint8_t s;
 
 	CHECK(rc == 0 || rc == LINK_ERR_MALFORMED);
 	if (rc)
 		return;
-	CHECK(inside(m.bytes, m.bytes_len, f));
-	CHECK(m.bytes + m.bytes_len == f->body + f->body_len);
-	CHECK(m.bytes[m.dest_len] == 0);
-	/* every region a reader will be handed, read to its last byte (the body is inside
-	 * the tail: body_len <= tail_len is all link.h promises about it) */
-	s = sum(m.bytes, m.dest_len + 1);
-	s = (uint8_t)(s + sum(m.bytes + m.tail_off, m.tail_len));
-	s = (uint8_t)(s + sum(m.bytes + m.msgid_off, m.msgid_len));
-	if (m.tail10_len)
-		s = (uint8_t)(s + sum(m.bytes + m.tail10_off, m.tail10_len));
-	if (m.tail11_len)
-		s = (uint8_t)(s + sum(m.bytes + m.tail11_off, m.tail11_len));
-	sink = s;
-	CHECK(m.tail_off > m.dest_len && m.msgid_off > m.dest_len);
-	CHECK(!m.tail10_len || m.tail10_off > m.dest_len);
-	CHECK(!m.tail11_len || m.tail11_off > m.dest_len);
+	check_message_regions(&m, f);
 	n = link_encode_message_head(reencoded, sizeof(reencoded), &m);
 	CHECK(n == LINK_MESSAGE_HDR);
-	memcpy(reencoded + n, m.bytes, m.bytes_len);
-	CHECK(is_frame(f, n + m.bytes_len));
+	CHECK(is_frame_with_bytes(f, n, &m));
+}
+
+static void check_queue(const struct link_frame *f)
+{
+	struct link_queue q;
+	int rc = link_decode_queue(f, &q);
+	size_t n;
+
+	CHECK(rc == 0 || rc == LINK_ERR_MALFORMED);
+	if (rc)
+		return;
+	CHECK(q.op >= LINK_Q_SEND && q.op <= LINK_Q_DROPPED);	/* the last op, for now */
+	CHECK(inside(q.name, q.name_len, f));
+	sink = sum((const uint8_t *)q.name, q.name_len);
+	if (!link_queue_op_has_message(q.op)) {
+		CHECK(q.name_len >= 1);
+		/* the name is the body's last part: nothing may follow it */
+		CHECK((const uint8_t *)q.name + q.name_len == f->body + f->body_len);
+		n = link_encode_queue(reencoded, sizeof(reencoded), &q);
+		CHECK(n == LINK_QUEUE_HDR + q.name_len);
+		CHECK(is_frame(f, n));
+		return;
+	}
+	CHECK(q.name_len == 0);
+	CHECK(q.msg.bytes == f->body + (LINK_QUEUE_MESSAGE_HDR - LINK_FRAME_HDR));
+	check_message_regions(&q.msg, f);
+	n = link_encode_queue_head(reencoded, sizeof(reencoded), &q, &q.msg);
+	CHECK(n == LINK_QUEUE_MESSAGE_HDR);
+	CHECK(is_frame_with_bytes(f, n, &q.msg));
 }
 
 static void check_frame(const struct link_frame *f)
@@ -166,6 +213,9 @@ static void check_frame(const struct link_frame *f)
 		break;
 	case LINK_MESSAGE:
 		check_message(f);
+		break;
+	case LINK_QUEUE:
+		check_queue(f);
 		break;
 	}
 }

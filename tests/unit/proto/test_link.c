@@ -2,8 +2,9 @@
  * tests/unit/proto/test_link.c - proto/link.c against proto/link.h: exact bytes of each
  * frame type, round trips, partial frames at every split point, the length limit judged on
  * the prefix alone, each decoder's refusal of truncated bodies, trailing bytes, the wrong
- * type and out-of-range fields, every MESSAGE offset rule in turn, and encoders at every
- * short capacity.
+ * type and out-of-range fields, every MESSAGE offset rule in turn (alone and inside each
+ * QUEUE op that carries a message), each QUEUE op's name rule, and encoders at every short
+ * capacity.
  *
  * Decoder input and encoder output sit flush against a PROT_NONE page, so a one-byte
  * over-read or overrun crashes instead of passing. Hand-built frames use this file's own
@@ -31,7 +32,8 @@ struct wire {
 static void put_n(struct wire *w, const void *p, size_t n)
 {
 	cr_assert_leq(w->len + n, sizeof(w->b));
-	memcpy(w->b + w->len, p, n);
+	if (n)	/* an empty name may be NULL, and memcpy from NULL is undefined */
+		memcpy(w->b + w->len, p, n);
 	w->len += n;
 }
 
@@ -52,6 +54,12 @@ static void put_u32(struct wire *w, uint32_t v)
 	uint8_t b[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
 
 	put_n(w, b, 4);
+}
+
+static void put_u64(struct wire *w, uint64_t v)
+{
+	put_u32(w, (uint32_t)(v >> 32));
+	put_u32(w, (uint32_t)v);
 }
 
 /* Starts a frame whose length prefix end_frame fills in. */
@@ -170,7 +178,7 @@ static void put_message(struct wire *w, const struct link_message *m)
 /* ---- one valid frame of each type, built by the encoders ---- */
 
 static const enum link_type all_types[] = {
-	LINK_HELLO, LINK_AUTH, LINK_INTEREST, LINK_ACK, LINK_MESSAGE,
+	LINK_HELLO, LINK_AUTH, LINK_INTEREST, LINK_ACK, LINK_MESSAGE, LINK_QUEUE, LINK_BYE,
 };
 
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
@@ -178,6 +186,13 @@ static const enum link_type all_types[] = {
 static const struct link_interest sample_interest = {
 	.op = LINK_ADD, .kind = LINK_PATTERN, .seq = 0xfedcba98, .name = "/topic/news.*",
 	.name_len = LEN("/topic/news.*"),
+};
+
+/* A QUEUE without a message (its message ops are tested on their own). */
+static const struct link_queue sample_queue = {
+	.op = LINK_Q_ACK, .shard = 3, .seq = 7, .arg = 1, .key = 0x0102030405060708ull,
+	.conn = 0x1112131415161718ull, .tag = 0x2122232425262728ull, .name = "/queue/jobs",
+	.name_len = LEN("/queue/jobs"),
 };
 
 static size_t encode_sample(enum link_type t, uint8_t *out, size_t cap)
@@ -200,6 +215,10 @@ static size_t encode_sample(enum link_type t, uint8_t *out, size_t cap)
 			return 0;
 		memcpy(out + n, m.bytes, m.bytes_len);
 		return n + m.bytes_len;
+	case LINK_QUEUE:
+		return link_encode_queue(out, cap, &sample_queue);
+	case LINK_BYE:
+		return link_encode_bye(out, cap);
 	}
 	return 0;
 }
@@ -239,6 +258,7 @@ static int decode_as(enum link_type as, const struct link_frame *f)
 	struct link_interest in;
 	uint32_t seq;
 	struct link_message m;
+	struct link_queue q;
 
 	switch (as) {
 	case LINK_HELLO:
@@ -251,6 +271,10 @@ static int decode_as(enum link_type as, const struct link_frame *f)
 		return link_decode_ack(f, &seq);
 	case LINK_MESSAGE:
 		return link_decode_message(f, &m);
+	case LINK_QUEUE:
+		return link_decode_queue(f, &q);
+	case LINK_BYE:
+		return link_decode_bye(f);
 	}
 	return 99;
 }
@@ -406,7 +430,7 @@ Test(link_decode, refuses_trailing_bytes)
 /* A body its decoder accepts, under any other type byte (known or not), is refused. */
 Test(link_decode, refuses_its_own_body_under_another_type)
 {
-	static const uint8_t unknown[] = { 0, 6, 255 };
+	static const uint8_t unknown[] = { 0, 8, 255 };
 
 	for (size_t t = 0; t < NTYPES; t++) {
 		uint8_t others[NTYPES - 1 + sizeof(unknown)];
@@ -557,7 +581,8 @@ Test(link_interest, encodes_exact_bytes)
 		0, 0, 0, 2,  'a',	    'b',
 	};
 	struct link_interest in = {
-		.op = LINK_ADD, .kind = LINK_PATTERN, .seq = 0x0a0b0c0d, .name = "ab", .name_len = 2,
+		.op = LINK_ADD, .kind = LINK_PATTERN, .seq = 0x0a0b0c0d,
+		.name = "ab", .name_len = 2,
 	};
 	uint8_t out[64];
 
@@ -739,46 +764,51 @@ struct field_case {
 
 #define FIELD(name) offsetof(struct link_message, name)
 
-static int decode_with(const struct field_case *c)
+/* The sample message with c's field set to c's value. */
+static struct link_message message_with(const struct field_case *c)
 {
 	struct link_message m = sample_message();
-	struct wire w = { .len = 0 };
 
 	memcpy((char *)&m + c->field, &c->value, sizeof(c->value));
+	return m;
+}
+
+static int decode_with(const struct field_case *c)
+{
+	struct link_message m = message_with(c);
+	struct wire w = { .len = 0 };
+
 	put_message(&w, &m);
 	return decode_wire(&w);
 }
 
+/* Shared with the QUEUE tests, whose message ops carry a MESSAGE part. */
+static struct field_case bad_message_fields[] = {
+	{ "destination fills the bytes", FIELD(dest_len), M_BYTES_LEN },
+	{ "destination past the bytes", FIELD(dest_len), UINT32_MAX },
+	{ "no NUL after the destination", FIELD(dest_len), M_DEST_LEN - 1 },
+	{ "tail starts inside the destination", FIELD(tail_off), 0 },
+	{ "tail starts on the destination's NUL", FIELD(tail_off), M_DEST_LEN },
+	{ "tail ends past the bytes", FIELD(tail_len), M_BYTES_LEN - M_TAIL_OFF + 1 },
+	{ "tail end wraps in 32 bits", FIELD(tail_len), UINT32_MAX - M_TAIL_OFF + 2 },
+	{ "message id starts inside the destination", FIELD(msgid_off), 0 },
+	{ "message id starts on the destination's NUL", FIELD(msgid_off), M_DEST_LEN },
+	{ "message id ends past the bytes", FIELD(msgid_len), M_BYTES_LEN - M_MSGID_OFF + 1 },
+	{ "message id end wraps in 32 bits", FIELD(msgid_len), UINT32_MAX - M_MSGID_OFF + 2 },
+	{ "body longer than the tail", FIELD(body_len), M_TAIL_LEN + 1 },
+	{ "1.0 tail starts on the destination's NUL", FIELD(tail10_off), M_DEST_LEN },
+	{ "1.0 tail ends past the bytes", FIELD(tail10_len), M_BYTES_LEN - M_TAIL10_OFF + 1 },
+	{ "1.0 tail end wraps in 32 bits", FIELD(tail10_len), UINT32_MAX - M_TAIL10_OFF + 2 },
+	{ "1.1 tail starts on the destination's NUL", FIELD(tail11_off), M_DEST_LEN },
+	{ "1.1 tail ends past the bytes", FIELD(tail11_len), M_BYTES_LEN - M_TAIL11_OFF + 1 },
+	{ "1.1 tail end wraps in 32 bits", FIELD(tail11_len), UINT32_MAX - M_TAIL11_OFF + 2 },
+};
+
+#define NBAD_MESSAGE_FIELDS (sizeof(bad_message_fields) / sizeof(bad_message_fields[0]))
+
 ParameterizedTestParameters(link_message, refuses_each_out_of_bounds_field)
 {
-	static struct field_case cases[] = {
-		{ "destination fills the bytes", FIELD(dest_len), M_BYTES_LEN },
-		{ "destination past the bytes", FIELD(dest_len), UINT32_MAX },
-		{ "no NUL after the destination", FIELD(dest_len), M_DEST_LEN - 1 },
-		{ "tail starts inside the destination", FIELD(tail_off), 0 },
-		{ "tail starts on the destination's NUL", FIELD(tail_off), M_DEST_LEN },
-		{ "tail ends past the bytes", FIELD(tail_len), M_BYTES_LEN - M_TAIL_OFF + 1 },
-		{ "tail end wraps in 32 bits", FIELD(tail_len), UINT32_MAX - M_TAIL_OFF + 2 },
-		{ "message id starts inside the destination", FIELD(msgid_off), 0 },
-		{ "message id starts on the destination's NUL", FIELD(msgid_off), M_DEST_LEN },
-		{ "message id ends past the bytes", FIELD(msgid_len),
-		  M_BYTES_LEN - M_MSGID_OFF + 1 },
-		{ "message id end wraps in 32 bits", FIELD(msgid_len),
-		  UINT32_MAX - M_MSGID_OFF + 2 },
-		{ "body longer than the tail", FIELD(body_len), M_TAIL_LEN + 1 },
-		{ "1.0 tail starts on the destination's NUL", FIELD(tail10_off), M_DEST_LEN },
-		{ "1.0 tail ends past the bytes", FIELD(tail10_len),
-		  M_BYTES_LEN - M_TAIL10_OFF + 1 },
-		{ "1.0 tail end wraps in 32 bits", FIELD(tail10_len),
-		  UINT32_MAX - M_TAIL10_OFF + 2 },
-		{ "1.1 tail starts on the destination's NUL", FIELD(tail11_off), M_DEST_LEN },
-		{ "1.1 tail ends past the bytes", FIELD(tail11_len),
-		  M_BYTES_LEN - M_TAIL11_OFF + 1 },
-		{ "1.1 tail end wraps in 32 bits", FIELD(tail11_len),
-		  UINT32_MAX - M_TAIL11_OFF + 2 },
-	};
-
-	return cr_make_param_array(struct field_case, cases, sizeof(cases) / sizeof(cases[0]));
+	return cr_make_param_array(struct field_case, bad_message_fields, NBAD_MESSAGE_FIELDS);
 }
 
 ParameterizedTest(struct field_case *c, link_message, refuses_each_out_of_bounds_field)
@@ -787,22 +817,21 @@ ParameterizedTest(struct field_case *c, link_message, refuses_each_out_of_bounds
 }
 
 /* The same rules at their edges, so the checks above are not simply too strict. */
+static struct field_case good_message_fields[] = {
+	{ "tail runs to the end of the bytes", FIELD(tail_len), M_BYTES_LEN - M_TAIL_OFF },
+	{ "tail as short as the body", FIELD(tail_len), M_BODY_LEN },
+	{ "message id runs to the end of the bytes", FIELD(msgid_len), M_BYTES_LEN - M_MSGID_OFF },
+	{ "message id inside the tail", FIELD(msgid_off), M_TAIL_OFF + LEN("message-id:") },
+	{ "body as long as the tail", FIELD(body_len), M_TAIL_LEN },
+	{ "1.0 tail right after the NUL", FIELD(tail10_off), M_DEST_LEN + 1 },
+	{ "1.0 tail runs to the end of the bytes", FIELD(tail10_len), M_BYTES_LEN - M_TAIL10_OFF },
+};
+
+#define NGOOD_MESSAGE_FIELDS (sizeof(good_message_fields) / sizeof(good_message_fields[0]))
+
 ParameterizedTestParameters(link_message, accepts_each_field_at_its_bound)
 {
-	static struct field_case cases[] = {
-		{ "tail runs to the end of the bytes", FIELD(tail_len), M_BYTES_LEN - M_TAIL_OFF },
-		{ "tail as short as the body", FIELD(tail_len), M_BODY_LEN },
-		{ "message id runs to the end of the bytes", FIELD(msgid_len),
-		  M_BYTES_LEN - M_MSGID_OFF },
-		{ "message id inside the tail", FIELD(msgid_off),
-		  M_TAIL_OFF + LEN("message-id:") },
-		{ "body as long as the tail", FIELD(body_len), M_TAIL_LEN },
-		{ "1.0 tail right after the NUL", FIELD(tail10_off), M_DEST_LEN + 1 },
-		{ "1.0 tail runs to the end of the bytes", FIELD(tail10_len),
-		  M_BYTES_LEN - M_TAIL10_OFF },
-	};
-
-	return cr_make_param_array(struct field_case, cases, sizeof(cases) / sizeof(cases[0]));
+	return cr_make_param_array(struct field_case, good_message_fields, NGOOD_MESSAGE_FIELDS);
 }
 
 ParameterizedTest(struct field_case *c, link_message, accepts_each_field_at_its_bound)
@@ -849,6 +878,625 @@ Test(link_message, head_encoder_refuses_bytes_too_long_for_the_length_prefix)
 	m.bytes_len--;
 	cr_assert_eq(link_encode_message_head(out, sizeof(out), &m), LINK_MESSAGE_HDR);
 	cr_assert_arr_eq(out, ((uint8_t[]){ 0xff, 0xff, 0xff, 0xff, LINK_MESSAGE }), 5);
+}
+
+/* ---- QUEUE ---- */
+
+/* Which ops carry a message, written down here rather than asked of the codec. */
+static const uint8_t plain_ops[] = {
+	LINK_Q_DONE, LINK_Q_ADD, LINK_Q_DEL, LINK_Q_ACK, LINK_Q_DROPPED,
+};
+static const uint8_t message_ops[] = {
+	LINK_Q_SEND, LINK_Q_DELIVER, LINK_Q_RETURN, LINK_Q_HANDOVER,
+};
+/* below the first op, past the last (LINK_Q_DROPPED: move this when an op is appended) */
+static const uint8_t bad_ops[] = { 0, LINK_Q_DROPPED + 1, 255 };
+
+#define NPLAIN_OPS sizeof(plain_ops)
+#define NMESSAGE_OPS sizeof(message_ops)
+#define Q_NAME "/queue/jobs"
+
+/* Field values a round trip must keep: every 64-bit field with its high word set (so a
+ * lost or swapped half shows), every field at its maximum, and every field at zero. */
+static const struct link_queue queue_values[] = {
+	{ .shard = 0xfedc, .seq = 0x89abcdef, .arg = 0x80000001, .key = 0xf1e2d3c4b5a69788ull,
+	  .conn = 0x8000000000000001ull, .tag = 0xc0ffee00deadbeefull },
+	{ .shard = UINT16_MAX, .seq = UINT32_MAX, .arg = UINT32_MAX, .key = UINT64_MAX,
+	  .conn = UINT64_MAX, .tag = UINT64_MAX },
+	{ .shard = 0 },
+};
+
+#define NQUEUE_VALUES (sizeof(queue_values) / sizeof(queue_values[0]))
+
+/* queue_values[0] as op, named Q_NAME when op carries no message (as the codec wants). */
+static struct link_queue queue_of(uint8_t op, bool has_message)
+{
+	struct link_queue q = queue_values[0];
+
+	q.op = op;
+	q.name = has_message ? "" : Q_NAME;
+	q.name_len = has_message ? 0 : LEN(Q_NAME);
+	return q;
+}
+
+/* A QUEUE's fields written by hand, name_len and name as q has them, so any op can be
+ * paired with any name. */
+static void put_queue_fields(struct wire *w, const struct link_queue *q)
+{
+	put_u8(w, q->op);
+	put_u16(w, q->shard);
+	put_u32(w, q->seq);
+	put_u32(w, q->arg);
+	put_u64(w, q->key);
+	put_u64(w, q->conn);
+	put_u64(w, q->tag);
+	put_u32(w, q->name_len);
+	put_n(w, q->name, q->name_len);
+}
+
+static void put_message_fields(struct wire *w, const struct link_message *m)
+{
+	put_u16(w, m->flags);
+	put_u32(w, m->dest_len);
+	put_u32(w, m->tail_off);
+	put_u32(w, m->tail_len);
+	put_u32(w, m->msgid_off);
+	put_u32(w, m->msgid_len);
+	put_u32(w, m->body_len);
+	put_u32(w, m->tail10_off);
+	put_u32(w, m->tail10_len);
+	put_u32(w, m->tail11_off);
+	put_u32(w, m->tail11_len);
+}
+
+/* A QUEUE frame by hand: q's fields and name, then m's fields and bytes unless m is NULL. */
+static void put_queue(struct wire *w, const struct link_queue *q, const struct link_message *m)
+{
+	begin_frame(w, LINK_QUEUE);
+	put_queue_fields(w, q);
+	if (m) {
+		put_message_fields(w, m);
+		put_n(w, m->bytes, m->bytes_len);
+	}
+	end_frame(w);
+}
+
+/* A QUEUE frame as a sender writes it: whole for a plain op; for a message op, the
+ * encoded head, then m's bytes. */
+static void encode_queue(struct wire *w, const struct link_queue *q, const struct link_message *m)
+{
+	size_t n;
+
+	w->len = 0;
+	if (!m) {
+		w->len = link_encode_queue(w->b, sizeof(w->b), q);
+		cr_assert_eq(w->len, LINK_QUEUE_HDR + q->name_len, "op %d", q->op);
+		return;
+	}
+	n = link_encode_queue_head(w->b, sizeof(w->b), q, m);
+	cr_assert_eq(n, LINK_QUEUE_MESSAGE_HDR, "op %d", q->op);
+	w->len = n;
+	put_n(w, m->bytes, m->bytes_len);
+}
+
+/* Decodes w's frame from gb; the views in *out die with gb (guarded_buf_fini). */
+static int decode_queue_wire(struct guarded_buf *gb, const struct wire *w,
+			     struct link_queue *out)
+{
+	struct link_frame f = frame_in(gb, w->b, w->len);
+
+	return link_decode_queue(&f, out);
+}
+
+static void assert_queue_fields_eq(const struct link_queue *got, const struct link_queue *want)
+{
+	cr_assert_eq(got->op, want->op);
+	cr_assert_eq(got->shard, want->shard, "op %d", want->op);
+	cr_assert_eq(got->seq, want->seq, "op %d", want->op);
+	cr_assert_eq(got->arg, want->arg, "op %d", want->op);
+	cr_assert_eq(got->key, want->key, "op %d: key %#jx", want->op, (uintmax_t)got->key);
+	cr_assert_eq(got->conn, want->conn, "op %d: conn %#jx", want->op, (uintmax_t)got->conn);
+	cr_assert_eq(got->tag, want->tag, "op %d: tag %#jx", want->op, (uintmax_t)got->tag);
+	cr_assert_eq(got->name_len, want->name_len, "op %d", want->op);
+	if (want->name_len)	/* an empty name may be NULL, which memcmp must not see */
+		cr_assert_arr_eq(got->name, want->name, want->name_len, "op %d", want->op);
+}
+
+static void assert_message_eq(const struct link_message *got, const struct link_message *want)
+{
+	cr_assert_eq(got->flags, want->flags);
+	cr_assert_eq(got->dest_len, want->dest_len);
+	cr_assert_eq(got->tail_off, want->tail_off);
+	cr_assert_eq(got->tail_len, want->tail_len);
+	cr_assert_eq(got->msgid_off, want->msgid_off);
+	cr_assert_eq(got->msgid_len, want->msgid_len);
+	cr_assert_eq(got->body_len, want->body_len);
+	cr_assert_eq(got->tail10_off, want->tail10_off);
+	cr_assert_eq(got->tail10_len, want->tail10_len);
+	cr_assert_eq(got->tail11_off, want->tail11_off);
+	cr_assert_eq(got->tail11_len, want->tail11_len);
+	cr_assert_eq(got->bytes_len, want->bytes_len);
+	cr_assert_arr_eq(got->bytes, want->bytes, want->bytes_len);
+}
+
+Test(link_queue, op_has_message_for_send_deliver_return_and_handover_only)
+{
+	for (unsigned op = 0; op <= UINT8_MAX; op++) {
+		bool want = op == LINK_Q_SEND || op == LINK_Q_DELIVER || op == LINK_Q_RETURN ||
+			    op == LINK_Q_HANDOVER;
+
+		cr_assert_eq(link_queue_op_has_message((uint8_t)op), want, "op %u", op);
+	}
+}
+
+Test(link_queue, encodes_exact_bytes)
+{
+	struct link_queue q = queue_of(LINK_Q_ADD, false);
+	struct wire w = { .len = 0 };
+	uint8_t out[128];
+
+	put_n(&w, (uint8_t[]){ 0, 0, 0, 40 + LEN(Q_NAME), LINK_QUEUE, LINK_Q_ADD, 0xfe, 0xdc,
+			       0x89, 0xab, 0xcd, 0xef, 0x80, 0, 0, 1 },
+	      16);
+	put_n(&w, (uint8_t[]){ 0xf1, 0xe2, 0xd3, 0xc4, 0xb5, 0xa6, 0x97, 0x88 }, 8);
+	put_n(&w, (uint8_t[]){ 0x80, 0, 0, 0, 0, 0, 0, 1 }, 8);
+	put_n(&w, (uint8_t[]){ 0xc0, 0xff, 0xee, 0, 0xde, 0xad, 0xbe, 0xef }, 8);
+	put_n(&w, (uint8_t[]){ 0, 0, 0, LEN(Q_NAME) }, 4);
+	cr_assert_eq(w.len, LINK_QUEUE_HDR);
+	put_n(&w, Q_NAME, LEN(Q_NAME));
+	cr_assert_eq(link_encode_queue(out, sizeof(out), &q), w.len);
+	cr_assert_arr_eq(out, w.b, w.len);
+}
+
+/* The head counts m's bytes in its length prefix but writes none of them, and it reads
+ * neither m->bytes nor the offsets (as link_encode_message_head). */
+Test(link_queue, head_encodes_exact_bytes)
+{
+	struct link_queue q = queue_of(LINK_Q_DELIVER, true);
+	struct link_message m = {
+		.flags = 0xa1b2, .dest_len = 1, .tail_off = 2, .tail_len = 3, .msgid_off = 4,
+		.msgid_len = 5, .body_len = 6, .tail10_off = 7, .tail10_len = 8, .tail11_off = 9,
+		.tail11_len = 10, .bytes_len = 20,
+	};
+	struct wire w = { .len = 0 };
+	uint8_t out[LINK_QUEUE_MESSAGE_HDR];
+
+	put_u32(&w, 1 + (LINK_QUEUE_MESSAGE_HDR - LINK_FRAME_HDR) + 20);
+	put_u8(&w, LINK_QUEUE);
+	put_n(&w, (uint8_t[]){ LINK_Q_DELIVER, 0xfe, 0xdc, 0x89, 0xab, 0xcd, 0xef, 0x80, 0, 0, 1 },
+	      11);
+	put_n(&w, (uint8_t[]){ 0xf1, 0xe2, 0xd3, 0xc4, 0xb5, 0xa6, 0x97, 0x88 }, 8);
+	put_n(&w, (uint8_t[]){ 0x80, 0, 0, 0, 0, 0, 0, 1 }, 8);
+	put_n(&w, (uint8_t[]){ 0xc0, 0xff, 0xee, 0, 0xde, 0xad, 0xbe, 0xef }, 8);
+	put_u32(&w, 0);	/* the message names the queue */
+	cr_assert_eq(w.len, LINK_QUEUE_HDR);
+	put_n(&w, (uint8_t[]){ 0xa1, 0xb2 }, 2);
+	for (uint32_t v = 1; v <= 10; v++)
+		put_u32(&w, v);
+	cr_assert_eq(w.len, LINK_QUEUE_MESSAGE_HDR);
+	cr_assert_eq(link_encode_queue_head(out, sizeof(out), &q, &m), LINK_QUEUE_MESSAGE_HDR);
+	cr_assert_arr_eq(out, w.b, LINK_QUEUE_MESSAGE_HDR);
+}
+
+Test(link_queue, round_trips_every_op_without_a_message)
+{
+	for (size_t o = 0; o < NPLAIN_OPS; o++) {
+		for (size_t v = 0; v < NQUEUE_VALUES; v++) {
+			struct link_queue q = queue_values[v];
+			struct link_queue got;
+			struct wire w;
+			struct guarded_buf gb;
+
+			q.op = plain_ops[o];
+			q.name = Q_NAME;
+			q.name_len = LEN(Q_NAME);
+			encode_queue(&w, &q, NULL);
+			cr_assert_eq(decode_queue_wire(&gb, &w, &got), 0, "op %d values %zu", q.op,
+				     v);
+			assert_queue_fields_eq(&got, &q);
+			guarded_buf_fini(&gb);
+		}
+	}
+}
+
+/* A one-byte name is the shortest the codec allows. */
+Test(link_queue, round_trips_a_one_byte_name)
+{
+	struct link_queue q = queue_of(LINK_Q_DEL, false);
+	struct link_queue got;
+	struct wire w;
+	struct guarded_buf gb;
+
+	q.name = "q";
+	q.name_len = 1;
+	encode_queue(&w, &q, NULL);
+	cr_assert_eq(decode_queue_wire(&gb, &w, &got), 0);
+	assert_queue_fields_eq(&got, &q);
+	guarded_buf_fini(&gb);
+}
+
+Test(link_queue, round_trips_every_op_with_a_message)
+{
+	struct link_message m = sample_message();
+
+	for (size_t o = 0; o < NMESSAGE_OPS; o++) {
+		for (size_t v = 0; v < NQUEUE_VALUES; v++) {
+			struct link_queue q = queue_values[v];
+			struct link_queue got;
+			struct wire w;
+			struct guarded_buf gb;
+			struct link_frame f;
+
+			q.op = message_ops[o];
+			encode_queue(&w, &q, &m);
+			f = frame_in(&gb, w.b, w.len);
+			cr_assert_eq(link_decode_queue(&f, &got), 0, "op %d values %zu", q.op, v);
+			assert_queue_fields_eq(&got, &q);
+			assert_message_eq(&got.msg, &m);
+			cr_assert_eq(got.msg.bytes,
+				     f.body + (LINK_QUEUE_MESSAGE_HDR - LINK_FRAME_HDR));
+			cr_assert_arr_eq(got.msg.bytes + got.msg.msgid_off, M_MSGID, M_MSGID_LEN);
+			guarded_buf_fini(&gb);
+		}
+	}
+}
+
+/* Hand-built frames decode too, so the encoders and decoder cannot share a mistake. */
+Test(link_queue, decodes_hand_built_frames_of_every_op)
+{
+	struct link_message m = sample_message();
+
+	for (size_t o = 0; o < NPLAIN_OPS + NMESSAGE_OPS; o++) {
+		bool has_message = o >= NPLAIN_OPS;
+		uint8_t op = has_message ? message_ops[o - NPLAIN_OPS] : plain_ops[o];
+		struct link_queue q = queue_of(op, has_message);
+		struct link_queue got;
+		struct wire w = { .len = 0 };
+		struct guarded_buf gb;
+
+		put_queue(&w, &q, has_message ? &m : NULL);
+		cr_assert_eq(decode_queue_wire(&gb, &w, &got), 0, "op %d", op);
+		assert_queue_fields_eq(&got, &q);
+		if (has_message)
+			assert_message_eq(&got.msg, &m);
+		guarded_buf_fini(&gb);
+	}
+}
+
+Test(link_queue, refuses_an_op_out_of_range)
+{
+	struct link_message m = sample_message();
+
+	for (size_t i = 0; i < sizeof(bad_ops); i++) {
+		struct link_queue named = queue_of(bad_ops[i], false);
+		struct link_queue unnamed = queue_of(bad_ops[i], true);
+		struct wire plain = { .len = 0 };
+		struct wire with_message = { .len = 0 };
+
+		put_queue(&plain, &named, NULL);
+		put_queue(&with_message, &unnamed, &m);
+		cr_assert_eq(decode_wire(&plain), LINK_ERR_MALFORMED, "op %d", bad_ops[i]);
+		cr_assert_eq(decode_wire(&with_message), LINK_ERR_MALFORMED, "op %d", bad_ops[i]);
+	}
+}
+
+/* An op without a message names its queue; nothing else does. */
+Test(link_queue, refuses_an_empty_name_for_an_op_without_a_message)
+{
+	struct link_message m = sample_message();
+
+	for (size_t o = 0; o < NPLAIN_OPS; o++) {
+		struct link_queue q = queue_of(plain_ops[o], true);
+		struct wire alone = { .len = 0 };
+		struct wire with_message = { .len = 0 };
+
+		put_queue(&alone, &q, NULL);
+		put_queue(&with_message, &q, &m);
+		cr_assert_eq(decode_wire(&alone), LINK_ERR_MALFORMED, "op %d", q.op);
+		cr_assert_eq(decode_wire(&with_message), LINK_ERR_MALFORMED, "op %d", q.op);
+	}
+}
+
+/* A message op's message names the queue, so the name must be empty. */
+Test(link_queue, refuses_a_name_for_an_op_with_a_message)
+{
+	struct link_message m = sample_message();
+
+	for (size_t o = 0; o < NMESSAGE_OPS; o++) {
+		struct link_queue q = queue_of(message_ops[o], false);
+		struct link_queue one = q;
+		struct wire named = { .len = 0 };
+		struct wire one_byte = { .len = 0 };
+
+		one.name_len = 1;
+		put_queue(&named, &q, &m);
+		put_queue(&one_byte, &one, &m);
+		cr_assert_eq(decode_wire(&named), LINK_ERR_MALFORMED, "op %d", q.op);
+		cr_assert_eq(decode_wire(&one_byte), LINK_ERR_MALFORMED, "op %d", q.op);
+	}
+}
+
+/* A message op with only its queue fields, or a plain op with a message after its name. */
+Test(link_queue, refuses_a_message_part_missing_or_unasked_for)
+{
+	struct link_message m = sample_message();
+
+	for (size_t o = 0; o < NMESSAGE_OPS; o++) {
+		struct link_queue q = queue_of(message_ops[o], true);
+		struct wire w = { .len = 0 };
+
+		put_queue(&w, &q, NULL);
+		cr_assert_eq(decode_wire(&w), LINK_ERR_MALFORMED, "op %d", q.op);
+	}
+	for (size_t o = 0; o < NPLAIN_OPS; o++) {
+		struct link_queue q = queue_of(plain_ops[o], false);
+		struct wire w = { .len = 0 };
+
+		put_queue(&w, &q, &m);
+		cr_assert_eq(decode_wire(&w), LINK_ERR_MALFORMED, "op %d", q.op);
+	}
+}
+
+Test(link_queue, refuses_a_name_length_past_the_body)
+{
+	static const uint8_t ops[] = { LINK_Q_ACK, LINK_Q_SEND };
+
+	for (size_t i = 0; i < sizeof(ops); i++) {
+		struct link_queue q = queue_of(ops[i], false);
+		struct wire w = { .len = 0 };
+
+		begin_frame(&w, LINK_QUEUE);
+		put_queue_fields(&w, &q);
+		w.len -= LEN(Q_NAME) + 4;	/* back over the name and its length */
+		put_u32(&w, UINT32_MAX);
+		put_n(&w, Q_NAME, LEN(Q_NAME));
+		end_frame(&w);
+		cr_assert_eq(decode_wire(&w), LINK_ERR_MALFORMED, "op %d", ops[i]);
+	}
+}
+
+Test(link_queue, refuses_trailing_bytes_after_the_name)
+{
+	for (size_t o = 0; o < NPLAIN_OPS; o++) {
+		struct link_queue q = queue_of(plain_ops[o], false);
+		struct wire w;
+
+		encode_queue(&w, &q, NULL);
+		w.frame_start = 0;
+		put_u8(&w, 0);
+		end_frame(&w);
+		cr_assert_eq(decode_wire(&w), LINK_ERR_MALFORMED, "op %d", q.op);
+	}
+}
+
+/* As in a MESSAGE, the message's bytes run to the frame's end. */
+Test(link_queue, message_bytes_run_to_the_end_of_the_frame)
+{
+	struct link_message m = sample_message();
+
+	for (size_t o = 0; o < NMESSAGE_OPS; o++) {
+		struct link_queue q = queue_of(message_ops[o], true);
+		struct link_queue got;
+		struct wire w;
+		struct guarded_buf gb;
+
+		encode_queue(&w, &q, &m);
+		w.frame_start = 0;
+		put_n(&w, "xyz", 3);
+		end_frame(&w);
+		cr_assert_eq(decode_queue_wire(&gb, &w, &got), 0, "op %d", q.op);
+		cr_assert_eq(got.msg.bytes_len, M_BYTES_LEN + 3, "op %d", q.op);
+		cr_assert_arr_eq(got.msg.bytes + M_BYTES_LEN, "xyz", 3, "op %d", q.op);
+		guarded_buf_fini(&gb);
+	}
+}
+
+/* Each op cut short at every byte of its body; the sample message's last tail ends its
+ * bytes, so even a cut inside the bytes breaks a rule. */
+Test(link_queue, refuses_every_op_truncated_at_every_byte)
+{
+	struct link_message m = sample_message();
+
+	for (size_t o = 0; o < NPLAIN_OPS + NMESSAGE_OPS; o++) {
+		bool has_message = o >= NPLAIN_OPS;
+		uint8_t op = has_message ? message_ops[o - NPLAIN_OPS] : plain_ops[o];
+		struct link_queue q = queue_of(op, has_message);
+		struct wire w;
+
+		encode_queue(&w, &q, has_message ? &m : NULL);
+		for (size_t k = 0; k < w.len - LINK_FRAME_HDR; k++) {
+			struct guarded_buf gb;
+			struct link_frame f = body_in(&gb, LINK_QUEUE, w.b + LINK_FRAME_HDR, k);
+
+			cr_assert_eq(link_decode_queue(&f, &(struct link_queue){ 0 }),
+				     LINK_ERR_MALFORMED, "op %d, %zu bytes", op, k);
+			guarded_buf_fini(&gb);
+		}
+	}
+}
+
+/* The message part of each message op obeys every MESSAGE rule (link_message tests). */
+static int decode_queue_with(const struct field_case *c, uint8_t op)
+{
+	struct link_message m = message_with(c);
+	struct link_queue q = queue_of(op, true);
+	struct wire w = { .len = 0 };
+
+	put_queue(&w, &q, &m);
+	return decode_wire(&w);
+}
+
+ParameterizedTestParameters(link_queue, refuses_each_out_of_bounds_message_field)
+{
+	return cr_make_param_array(struct field_case, bad_message_fields, NBAD_MESSAGE_FIELDS);
+}
+
+ParameterizedTest(struct field_case *c, link_queue, refuses_each_out_of_bounds_message_field)
+{
+	for (size_t o = 0; o < NMESSAGE_OPS; o++)
+		cr_assert_eq(decode_queue_with(c, message_ops[o]), LINK_ERR_MALFORMED, "op %d: %s",
+			     message_ops[o], c->rule);
+}
+
+ParameterizedTestParameters(link_queue, accepts_each_message_field_at_its_bound)
+{
+	return cr_make_param_array(struct field_case, good_message_fields, NGOOD_MESSAGE_FIELDS);
+}
+
+ParameterizedTest(struct field_case *c, link_queue, accepts_each_message_field_at_its_bound)
+{
+	for (size_t o = 0; o < NMESSAGE_OPS; o++)
+		cr_assert_eq(decode_queue_with(c, message_ops[o]), 0, "op %d: %s", message_ops[o],
+			     c->rule);
+}
+
+Test(link_queue, refuses_a_message_with_no_bytes)
+{
+	struct link_message m = { .dest_len = 0, .bytes = (const uint8_t *)"", .bytes_len = 0 };
+
+	for (size_t o = 0; o < NMESSAGE_OPS; o++) {
+		struct link_queue q = queue_of(message_ops[o], true);
+		struct wire w = { .len = 0 };
+
+		put_queue(&w, &q, &m);
+		cr_assert_eq(decode_wire(&w), LINK_ERR_MALFORMED, "op %d", q.op);
+	}
+}
+
+/* Encoder output into a 0xaa-filled buffer: 0 and not a byte written, or its length. */
+static size_t encode_into_filled(uint8_t *out, size_t cap, const struct link_queue *q,
+				 const struct link_message *m)
+{
+	size_t n;
+
+	memset(out, 0xaa, cap);
+	n = m ? link_encode_queue_head(out, cap, q, m) : link_encode_queue(out, cap, q);
+	if (!n)
+		for (size_t i = 0; i < cap; i++)
+			cr_assert_eq(out[i], 0xaa, "op %d: byte %zu written", q->op, i);
+	return n;
+}
+
+Test(link_queue, encoder_refuses_message_ops_bad_ops_and_empty_names)
+{
+	uint8_t out[256];
+
+	for (size_t o = 0; o < NMESSAGE_OPS; o++) {
+		struct link_queue named = queue_of(message_ops[o], false);
+		struct link_queue unnamed = queue_of(message_ops[o], true);
+
+		cr_assert_eq(encode_into_filled(out, sizeof(out), &named, NULL), 0, "op %d",
+			     named.op);
+		cr_assert_eq(encode_into_filled(out, sizeof(out), &unnamed, NULL), 0, "op %d",
+			     unnamed.op);
+	}
+	for (size_t i = 0; i < sizeof(bad_ops); i++) {
+		struct link_queue q = queue_of(bad_ops[i], false);
+
+		cr_assert_eq(encode_into_filled(out, sizeof(out), &q, NULL), 0, "op %d", q.op);
+	}
+	for (size_t o = 0; o < NPLAIN_OPS; o++) {
+		struct link_queue q = queue_of(plain_ops[o], true);
+
+		cr_assert_eq(encode_into_filled(out, sizeof(out), &q, NULL), 0, "op %d", q.op);
+	}
+}
+
+Test(link_queue, encoder_refuses_a_name_too_long_for_the_length_prefix)
+{
+	struct link_queue q = queue_of(LINK_Q_ADD, false);
+	uint8_t out[LINK_QUEUE_HDR];
+
+	q.name_len = UINT32_MAX - (LINK_QUEUE_HDR - 4) + 1;
+	cr_assert_eq(link_encode_queue(out, SIZE_MAX, &q), 0);
+	q.name_len = UINT32_MAX;	/* the body's length wraps in 32 bits */
+	cr_assert_eq(link_encode_queue(out, SIZE_MAX, &q), 0);
+}
+
+Test(link_queue, head_encoder_refuses_ops_without_a_message)
+{
+	struct link_message m = sample_message();
+	uint8_t out[LINK_QUEUE_MESSAGE_HDR];
+
+	for (size_t o = 0; o < NPLAIN_OPS; o++) {
+		struct link_queue named = queue_of(plain_ops[o], false);
+		struct link_queue unnamed = queue_of(plain_ops[o], true);
+
+		cr_assert_eq(encode_into_filled(out, sizeof(out), &named, &m), 0, "op %d",
+			     named.op);
+		cr_assert_eq(encode_into_filled(out, sizeof(out), &unnamed, &m), 0, "op %d",
+			     unnamed.op);
+	}
+	for (size_t i = 0; i < sizeof(bad_ops); i++) {
+		struct link_queue q = queue_of(bad_ops[i], true);
+
+		cr_assert_eq(encode_into_filled(out, sizeof(out), &q, &m), 0, "op %d", q.op);
+	}
+}
+
+/* The head writes no name bytes, so a name on q must not reach its length field either
+ * (a peer would refuse the frame): either it is refused, or the field says 0. */
+Test(link_queue, head_encoder_never_writes_a_name_length)
+{
+	struct link_message m = sample_message();
+	uint8_t out[LINK_QUEUE_MESSAGE_HDR];
+
+	for (size_t o = 0; o < NMESSAGE_OPS; o++) {
+		struct link_queue q = queue_of(message_ops[o], false);
+		size_t n = encode_into_filled(out, sizeof(out), &q, &m);
+
+		cr_assert(n == 0 || n == LINK_QUEUE_MESSAGE_HDR, "op %d", q.op);
+		if (n)
+			cr_assert_arr_eq(out + LINK_QUEUE_HDR - 4, ((uint8_t[]){ 0, 0, 0, 0 }), 4,
+					 "op %d", q.op);
+	}
+}
+
+Test(link_queue, head_encoder_refuses_bytes_too_long_for_the_length_prefix)
+{
+	struct link_queue q = queue_of(LINK_Q_SEND, true);
+	struct link_message m = sample_message();
+	uint8_t out[LINK_QUEUE_MESSAGE_HDR];
+
+	m.bytes_len = UINT32_MAX - (LINK_QUEUE_MESSAGE_HDR - 4) + 1;
+	cr_assert_eq(encode_into_filled(out, sizeof(out), &q, &m), 0);
+	m.bytes_len = UINT32_MAX;
+	cr_assert_eq(encode_into_filled(out, sizeof(out), &q, &m), 0);
+	m.bytes_len = UINT32_MAX - (LINK_QUEUE_MESSAGE_HDR - 4);
+	cr_assert_eq(link_encode_queue_head(out, sizeof(out), &q, &m), LINK_QUEUE_MESSAGE_HDR);
+	cr_assert_arr_eq(out, ((uint8_t[]){ 0xff, 0xff, 0xff, 0xff, LINK_QUEUE }), 5);
+}
+
+/* Every op, every capacity up to what it needs (the whole frame, or a head): nothing
+ * written below it; at it, exactly the hand-built bytes. */
+Test(link_queue, encoders_write_nothing_when_cap_is_short)
+{
+	struct link_message m = sample_message();
+
+	for (size_t o = 0; o < NPLAIN_OPS + NMESSAGE_OPS; o++) {
+		bool has_message = o >= NPLAIN_OPS;
+		uint8_t op = has_message ? message_ops[o - NPLAIN_OPS] : plain_ops[o];
+		struct link_queue q = queue_of(op, has_message);
+		const struct link_message *mp = has_message ? &m : NULL;
+		struct wire want = { .len = 0 };
+		size_t need;
+
+		put_queue(&want, &q, mp);
+		need = has_message ? LINK_QUEUE_MESSAGE_HDR : want.len;
+		for (size_t cap = 0; cap <= need; cap++) {
+			struct guarded_buf gb;
+			uint8_t *out = (uint8_t *)guarded_buf_init(&gb, NULL, cap);
+			size_t n = encode_into_filled(out, cap, &q, mp);
+
+			if (cap < need) {
+				cr_assert_eq(n, 0, "op %d cap %zu", op, cap);
+			} else {
+				cr_assert_eq(n, need, "op %d", op);
+				cr_assert_arr_eq(out, want.b, need, "op %d", op);
+			}
+			guarded_buf_fini(&gb);
+		}
+	}
 }
 
 /* ---- encoders at every short capacity ---- */

@@ -1,0 +1,112 @@
+/*
+ * core/placement.c - rendezvous placement (see placement.h).
+ */
+#include "core/placement.h"
+
+#include "core/base/hd_alloc.h"
+#include "core/base/hd_compiler.h"
+#include "core/destname.h"
+#include "core/strmap.h"
+
+#include <string.h>
+
+uint64_t placement_node_hash(const char *name, size_t len)
+{
+	return hd_hash(name, len);
+}
+
+struct placement *placement_create(uint64_t self_hash)
+{
+	struct placement *p = hd_calloc(1, sizeof(*p));
+
+	atomic_init(&p->refs, 1);
+	p->n = 1;
+	p->node_hash[0] = self_hash;
+	p->peer[0] = -1;
+	return p;
+}
+
+void placement_add(struct placement *p, uint64_t node_hash, int16_t peer)
+{
+	HD_ASSERT(p->n < PLACEMENT_MAX_NODES);
+	p->node_hash[p->n] = node_hash;
+	p->peer[p->n++] = peer;
+}
+
+void placement_ref(struct placement *p)
+{
+	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+}
+
+void placement_unref(struct placement *p)
+{
+	if (p && atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+		hd_free(p);
+}
+
+static int b64url_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+bool placement_reply_tag(const char *key, size_t len, uint32_t *tag)
+{
+	static const char prefix[] = DESTNAME_QUEUE "amq.gen-";
+	const size_t plen = sizeof(prefix) - 1;
+	uint32_t v = 0;
+
+	if (!destname_key_is_server_queue(key, len) || len < plen + 4 || memcmp(key, prefix, plen))
+		return false;
+	/* 4 base64 characters are exactly the first 3 bytes */
+	for (size_t i = 0; i < 4; i++) {
+		int d = b64url_value(key[plen + i]);
+
+		if (d < 0)
+			return false;
+		v = v << 6 | (uint32_t)d;
+	}
+	*tag = v;
+	return true;
+}
+
+int placement_queue_node(const struct placement *p, const char *key, size_t len)
+{
+	uint32_t tag;
+	uint64_t pair[2];
+	uint64_t best_score = 0;
+	int best = 0;
+
+	if (placement_reply_tag(key, len, &tag)) {
+		for (uint32_t i = 0; i < p->n; i++)
+			if ((p->node_hash[i] & PLACEMENT_TAG_MASK) == tag)
+				return (int)i;
+		return PLACEMENT_NONE;
+	}
+	if (p->n == 1)
+		return 0;
+	pair[0] = hd_hash(key, len);
+	best = p->leaving ? 1 : 0;
+	for (uint32_t i = (uint32_t)best; i < p->n; i++) {
+		uint64_t score;
+
+		pair[1] = p->node_hash[i];
+		score = hd_hash((const char *)pair, sizeof(pair));
+		/* ties (never in practice) go to the larger node hash: every node agrees */
+		if ((int)i == best || score > best_score ||
+		    (score == best_score && p->node_hash[i] > p->node_hash[best])) {
+			best_score = score;
+			best = (int)i;
+		}
+	}
+	return best;
+}

@@ -1,0 +1,645 @@
+/*
+ * core/route_queue.c - queues across nodes, the route thread's half (see route_state.h).
+ *
+ * Each queue has one owner node (core/placement.h). A shard sends every operation for a
+ * queue another node owns to the route: SENDs, consumer registrations and departures,
+ * ACK/NACK and credit, deliveries coming back (RETURN), held messages moving on
+ * (HANDOVER). The route sends each to the owner's node as a QUEUE frame; there the route
+ * hands it to the owning shard as if a local shard had sent it, marked as coming from the
+ * route (so the shard applies it whatever its own view says, and moves the queue on if
+ * that view disagrees, rather than bouncing it back).
+ *
+ * Consumers on other nodes: the owner side gives their keys the node field of the link
+ * they came over (peer slot + 1), so the owning shard's deliveries for them reach the
+ * route, which sends them back over that link with the field cleared. Answers to receipted
+ * operations carry an origin (peer slot and shard) in the request's b, which the owning
+ * shard returns in its XMSG_DONE.
+ *
+ * Link failures: the owner side drops the consumers of a peer whose link went down (their
+ * unacked messages go back to the queue, redelivered); the client side keeps what it
+ * registered there and registers it again when the link is back. Operations for a member
+ * whose link is not up wait in its outbox (bounded; past it the route takes no more work
+ * from the shards); when the member leaves, placement changes and they go to the new
+ * owner. A receipted SEND already on a link that goes down is answered with an error (it
+ * may or may not have been held): the client resends, as after any connection loss.
+ */
+#include "core/route_state.h"
+
+#include "core/base/hd_alloc.h"
+#include "core/base/hd_log.h"
+#include "core/destname.h"
+#include "core/hmsg.h"
+#include "core/session.h"
+#include "core/shard.h"
+
+#include <string.h>
+
+/* Owner side: a consumer on another node, by its key as our shards know it. */
+struct here_consumer {
+	uint64_t key;			/* node field: peer slot + 1 */
+	int peer;
+	uint32_t len;
+	char name[];
+};
+
+/* Client side: a consumer of ours registered with another node, to register again when
+ * its link comes back. */
+struct there_consumer {
+	uint64_t key;			/* node field 0: ours */
+	int peer;
+	uint16_t shard;
+	struct xconsumer *xc;		/* as registered (seq cleared) */
+};
+
+static uint64_t key_with_node(uint64_t key, uint32_t node)
+{
+	return (key & ((1ull << 52) - 1)) | (uint64_t)(node & (XMSG_KEY_NODES - 1)) << 52;
+}
+
+static uint32_t local_owner(const struct route *r, const char *name, size_t len)
+{
+	return (uint32_t)(hd_hash(name, len) % r->nshards);
+}
+
+static int owner_of(const struct route *r, const char *name, size_t len)
+{
+	return r->pl ? placement_queue_node(r->pl, name, len) : 0;
+}
+
+/* The origin a request from peer `peer`'s shard `shard` carries to our owning shard. */
+static uint64_t origin(int peer, uint16_t shard)
+{
+	return (uint64_t)(peer + 1) | (uint64_t)shard << 8;
+}
+
+void route_queue_init(struct route *r)
+{
+	strmap_init(&r->consumers_here);
+	strmap_init(&r->consumers_there);
+}
+
+static void map_clear(struct strmap *map, bool there)
+{
+	for (uint32_t i = 0; i < map->cap; i++) {
+		struct strmap_slot *sl = &map->slots[i];
+
+		if (!sl->hash || !sl->val)
+			continue;
+		if (there)
+			hd_free(((struct there_consumer *)sl->val)->xc);
+		hd_free(sl->val);
+	}
+	strmap_fini(map);
+}
+
+void route_queue_fini(struct route *r)
+{
+	map_clear(&r->consumers_here, false);
+	map_clear(&r->consumers_there, true);
+	for (int i = 0; i < ROUTE_MAX_PEERS; i++) {
+		struct xpark *o = &r->peers[i].outbox;
+
+		for (; o->n; o->n--, o->head = (o->head + 1) % o->cap)
+			xmsg_drop(&o->q[o->head]);
+		hd_free(o->q);
+		hd_free(r->peers[i].receipts);
+	}
+	placement_unref(r->pl);
+}
+
+/* ---- records ---- */
+
+static void there_forget(struct route *r, uint64_t key)
+{
+	struct there_consumer *t = strmap_del(&r->consumers_there, (const char *)&key, sizeof(key));
+
+	if (t) {
+		hd_free(t->xc);
+		hd_free(t);
+	}
+}
+
+static void there_remember(struct route *r, int peer, uint16_t shard, const struct xconsumer *xc)
+{
+	struct there_consumer *t = hd_calloc(1, sizeof(*t));
+
+	there_forget(r, xc->key);
+	t->key = xc->key;
+	t->peer = peer;
+	t->shard = shard;
+	t->xc = hd_alloc(sizeof(*xc) + xc->len + 1);
+	memcpy(t->xc, xc, sizeof(*xc) + xc->len + 1);
+	t->xc->seq = 0;
+	strmap_put(&r->consumers_there, (const char *)&t->key, sizeof(t->key), t);
+}
+
+static void here_forget(struct route *r, uint64_t key)
+{
+	hd_free(strmap_del(&r->consumers_here, (const char *)&key, sizeof(key)));
+}
+
+static void here_remember(struct route *r, uint64_t key, int peer, const char *name, size_t len)
+{
+	struct here_consumer *h = hd_alloc(sizeof(*h) + len + 1);
+
+	here_forget(r, key);
+	h->key = key;
+	h->peer = peer;
+	h->len = (uint32_t)len;
+	memcpy(h->name, name, len);
+	h->name[len] = '\0';
+	strmap_put(&r->consumers_here, (const char *)&h->key, sizeof(h->key), h);
+}
+
+static void receipt_track(struct peer *p, uint16_t shard, uint64_t conn, uint32_t seq, bool is_send)
+{
+	if (p->nreceipts == p->receipts_cap) {
+		p->receipts_cap = p->receipts_cap ? p->receipts_cap * 2 : 64;
+		p->receipts = hd_realloc(p->receipts, p->receipts_cap * sizeof(*p->receipts));
+	}
+	p->receipts[p->nreceipts++] = (struct receipt_out){ .shard = shard, .is_send = is_send,
+							     .seq = seq, .conn = conn };
+}
+
+static void receipt_settle(struct peer *p, uint16_t shard, uint64_t conn, uint32_t seq)
+{
+	/* answers come back about in the order sent: the match is near the front */
+	for (uint32_t i = 0; i < p->nreceipts; i++) {
+		struct receipt_out *o = &p->receipts[i];
+
+		if (o->shard == shard && o->conn == conn && o->seq == seq) {
+			memmove(o, o + 1, (p->nreceipts - i - 1) * sizeof(*o));
+			p->nreceipts--;
+			return;
+		}
+	}
+}
+
+/* ---- to a peer ---- */
+
+static void send_frame(struct route *r, struct peer *p, const struct link_queue *q)
+{
+	uint8_t small[512];
+	size_t need = LINK_QUEUE_HDR + q->name_len;
+	uint8_t *buf = need <= sizeof(small) ? small : hd_alloc(need);
+
+	route_link_write(r, p, p->conn, buf, link_encode_queue(buf, need, q));
+	if (buf != small)
+		hd_free(buf);
+}
+
+static void send_frame_message(struct route *r, struct peer *p, const struct link_queue *q,
+			       struct hmsg *m)
+{
+	struct link_message lm;
+	uint8_t head[LINK_QUEUE_MESSAGE_HDR];
+
+	route_message_view(m, &lm);
+	route_link_write_message(r, p, head, link_encode_queue_head(head, sizeof(head), q, &lm), m,
+				 lm.bytes_len);
+}
+
+/* The queue an operation from a shard is for. */
+static void op_name(const struct xmsg *m, const char **name, size_t *len)
+{
+	switch (m->kind) {
+	case XMSG_QUEUE_CONSUMER_ADD: {
+		const struct xconsumer *xc = m->ptr;
+
+		*name = xc->name;
+		*len = xc->len;
+		return;
+	}
+	case XMSG_QUEUE_CONSUMER_DEL:
+	case XMSG_QUEUE_ACK: {
+		const struct xname *n = m->ptr;
+
+		*name = n->name;
+		*len = n->len;
+		return;
+	}
+	default: {		/* PUBLISH, RETURN, HANDOVER: the message names it */
+		const struct hmsg *h = m->ptr;
+
+		*name = hmsg_dest(h);
+		*len = h->dest_len;
+		return;
+	}
+	}
+}
+
+/* Sends operation m (from one of our shards) to peer slot `peer`, or keeps it in the
+ * peer's outbox until its link is up. Consumes m. */
+static void op_to_peer(struct route *r, int peer, const struct xmsg *m)
+{
+	struct peer *p = &r->peers[peer];
+	struct link_queue q = { .shard = m->from };
+
+	if (p->state != PEER_UP) {
+		xpark_push(&p->outbox, m);
+		r->outboxed++;
+		return;
+	}
+	switch (m->kind) {
+	case XMSG_PUBLISH:
+		q.op = LINK_Q_SEND;
+		q.seq = m->u32;
+		q.conn = m->a;
+		send_frame_message(r, p, &q, m->ptr);
+		if (q.seq)
+			receipt_track(p, q.shard, q.conn, q.seq, true);
+		hmsg_unref(m->ptr);
+		return;
+	case XMSG_QUEUE_RETURN:
+	case XMSG_QUEUE_HANDOVER:
+		q.op = m->kind == XMSG_QUEUE_RETURN ? LINK_Q_RETURN : LINK_Q_HANDOVER;
+		q.key = m->a;
+		q.tag = m->b;
+		q.arg = m->u32;
+		send_frame_message(r, p, &q, m->ptr);
+		hmsg_unref(m->ptr);
+		return;
+	case XMSG_QUEUE_CONSUMER_ADD: {
+		struct xconsumer *xc = m->ptr;
+
+		q.op = LINK_Q_ADD;
+		q.seq = xc->seq;
+		q.arg = xc->prefetch;
+		q.key = xc->key;
+		q.conn = xc->conn_ref;
+		q.tag = xc->ack_mode;
+		q.name = xc->name;
+		q.name_len = xc->len;
+		send_frame(r, p, &q);
+		if (q.seq)
+			receipt_track(p, q.shard, q.conn, q.seq, false);
+		there_remember(r, peer, q.shard, xc);
+		hd_free(xc);
+		return;
+	}
+	case XMSG_QUEUE_CONSUMER_DEL:
+	case XMSG_QUEUE_ACK: {
+		struct xname *n = m->ptr;
+
+		q.op = m->kind == XMSG_QUEUE_ACK ? LINK_Q_ACK : LINK_Q_DEL;
+		q.key = m->a;
+		q.tag = m->b;
+		q.arg = m->u32;
+		q.name = n->name;
+		q.name_len = n->len;
+		send_frame(r, p, &q);
+		if (m->kind == XMSG_QUEUE_CONSUMER_DEL)
+			there_forget(r, m->a);
+		hd_free(n);
+		return;
+	}
+	default:
+		xmsg_drop(m);
+		return;
+	}
+}
+
+/* Routes operation m by this thread's placement: to our owning shard (keeping its
+ * sender, which the owner answers), to the owner's node, or nowhere (a reply queue whose
+ * node is gone: dropped, receipts answered, as for a reply queue that is gone here). */
+static void route_op(struct route *r, const struct xmsg *m)
+{
+	const char *name;
+	size_t len;
+	int idx;
+
+	op_name(m, &name, &len);
+	idx = owner_of(r, name, len);
+	if (idx == 0) {
+		route_forward_to_shard(r, local_owner(r, name, len), m);
+		return;
+	}
+	if (idx == PLACEMENT_NONE) {
+		uint32_t seq = m->kind == XMSG_PUBLISH ? m->u32 :
+			       m->kind == XMSG_QUEUE_CONSUMER_ADD ? ((struct xconsumer *)m->ptr)->seq : 0;
+		uint64_t conn = m->kind == XMSG_QUEUE_CONSUMER_ADD ?
+				((struct xconsumer *)m->ptr)->conn_ref : m->a;
+
+		if (seq)
+			route_send_to_shard(r, m->from,
+					    &(struct xmsg){ .kind = XMSG_DONE, .a = conn, .u32 = seq });
+		xmsg_drop(m);
+		return;
+	}
+	op_to_peer(r, r->pl->peer[idx], m);
+}
+
+/* A delivery (or a DROPPED notice) from our owning shard to a consumer on another node. */
+static void to_consumer_node(struct route *r, const struct xmsg *m)
+{
+	int peer = (int)xmsg_key_node(m->a) - 1;
+	struct peer *p = peer >= 0 && peer < ROUTE_MAX_PEERS ? &r->peers[peer] : NULL;
+	struct link_queue q = { .key = key_with_node(m->a, XMSG_NODE_SELF), .tag = m->b,
+				.arg = m->u32 };
+
+	if (m->kind == XMSG_QUEUE_DROPPED) {
+		struct xname *n = m->ptr;
+
+		here_forget(r, m->a);
+		if (p && p->state == PEER_UP) {
+			q.op = LINK_Q_DROPPED;
+			q.name = n->name;
+			q.name_len = n->len;
+			send_frame(r, p, &q);
+		}
+		hd_free(n);
+		return;
+	}
+	if (p && p->state == PEER_UP) {
+		q.op = LINK_Q_DELIVER;
+		send_frame_message(r, p, &q, m->ptr);
+		hmsg_unref(m->ptr);
+		return;
+	}
+	/* the consumer's link is gone: the delivery goes back to its queue */
+	{
+		struct hmsg *h = m->ptr;
+		struct xmsg back = { .kind = XMSG_QUEUE_RETURN, .ptr = h, .a = m->a, .b = m->b,
+				     .u32 = (m->u32 >> XDELIVER_ACK_MODE_SHIFT) & 0xff };
+
+		route_send_to_shard(r, local_owner(r, hmsg_dest(h), h->dest_len), &back);
+	}
+}
+
+/* Our owning shard's answer to a receipted operation from another node. */
+static void done_to_origin(struct route *r, const struct xmsg *m)
+{
+	uint64_t o = XDONE_ORIGIN(m->b);
+	int peer = (int)(o & 0xff) - 1;
+	struct peer *p = peer >= 0 && peer < ROUTE_MAX_PEERS ? &r->peers[peer] : NULL;
+	struct link_queue q = { .op = LINK_Q_DONE, .shard = (uint16_t)(o >> 8), .seq = m->u32,
+				.conn = m->a, .arg = XDONE_ERR(m->b), .name = "-", .name_len = 1 };
+
+	/* a link that went down meanwhile: its node answered the receipt itself */
+	if (p && p->state == PEER_UP)
+		send_frame(r, p, &q);
+}
+
+bool route_queue_from_shard(struct route *r, const struct xmsg *m)
+{
+	switch (m->kind) {
+	case XMSG_PUBLISH:
+	case XMSG_QUEUE_RETURN:
+	case XMSG_QUEUE_HANDOVER: {
+		const struct hmsg *h = m->ptr;
+
+		if (!destname_key_is_queue(hmsg_dest(h), h->dest_len))
+			return false;
+		route_op(r, m);
+		return true;
+	}
+	case XMSG_QUEUE_CONSUMER_ADD:
+	case XMSG_QUEUE_CONSUMER_DEL:
+	case XMSG_QUEUE_ACK:
+		route_op(r, m);
+		return true;
+	case XMSG_QUEUE_DELIVER:
+	case XMSG_QUEUE_DROPPED:
+		to_consumer_node(r, m);
+		return true;
+	case XMSG_DONE:
+		if (!XDONE_ORIGIN(m->b))
+			return false;	/* the route's own SYNC rounds */
+		done_to_origin(r, m);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* ---- from a peer ---- */
+
+static bool queue_name_ok(const char *name, size_t len)
+{
+	return destname_key_is_queue(name, len);
+}
+
+bool route_queue_from_link(struct route *r, int idx, const struct link_frame *f)
+{
+	struct peer *p = &r->peers[idx];
+	struct link_queue q;
+	struct xmsg x = { 0 };
+	uint32_t to;
+
+	if (link_decode_queue(f, &q))
+		return false;
+	if (link_queue_op_has_message(q.op)) {
+		if (!queue_name_ok((const char *)q.msg.bytes, q.msg.dest_len))
+			return false;
+		p->msgs_in++;
+		x.ptr = route_message_from_link(r, &q.msg);
+		to = local_owner(r, (const char *)q.msg.bytes, q.msg.dest_len);
+	} else {
+		if (q.op != LINK_Q_DONE && !queue_name_ok(q.name, q.name_len))
+			return false;
+		to = local_owner(r, q.name, q.name_len);
+	}
+	switch (q.op) {
+	case LINK_Q_SEND:
+		x.kind = XMSG_PUBLISH;
+		x.a = q.conn;
+		x.u32 = q.seq;
+		x.b = origin(idx, q.shard);
+		break;
+	case LINK_Q_HANDOVER:
+		x.kind = XMSG_QUEUE_HANDOVER;
+		x.u32 = q.arg ? 1 : 0;
+		break;
+	case LINK_Q_RETURN:
+		x.kind = XMSG_QUEUE_RETURN;
+		x.a = key_with_node(q.key, (uint32_t)idx + 1);
+		x.b = q.tag;
+		x.u32 = q.arg;
+		break;
+	case LINK_Q_DELIVER:
+		to = xmsg_key_shard(q.key);
+		if (to >= r->nshards) {
+			hmsg_unref(x.ptr);
+			return false;
+		}
+		x.kind = XMSG_QUEUE_DELIVER;
+		x.a = key_with_node(q.key, XMSG_NODE_SELF);
+		x.b = q.tag;
+		x.u32 = q.arg;
+		break;
+	case LINK_Q_DONE:
+		if (q.shard >= r->nshards)
+			return false;
+		receipt_settle(p, q.shard, q.conn, q.seq);
+		to = q.shard;
+		x.kind = XMSG_DONE;
+		x.a = q.conn;
+		x.u32 = q.seq;
+		x.b = q.arg & 0xff;
+		break;
+	case LINK_Q_ADD: {
+		struct xconsumer *xc;
+
+		if (q.tag > SESSION_ACK_INDIVIDUAL)
+			return false;
+		xc = hd_alloc(sizeof(*xc) + q.name_len + 1);
+		xc->key = key_with_node(q.key, (uint32_t)idx + 1);
+		xc->conn_ref = q.conn;
+		xc->seq = q.seq;
+		xc->prefetch = q.arg;
+		xc->ack_mode = (uint8_t)q.tag;
+		xc->len = q.name_len;
+		memcpy(xc->name, q.name, q.name_len);
+		xc->name[q.name_len] = '\0';
+		here_remember(r, xc->key, idx, q.name, q.name_len);
+		x.kind = XMSG_QUEUE_CONSUMER_ADD;
+		x.ptr = xc;
+		x.b = origin(idx, q.shard);
+		break;
+	}
+	case LINK_Q_DEL:
+	case LINK_Q_ACK:
+		x.kind = q.op == LINK_Q_DEL ? XMSG_QUEUE_CONSUMER_DEL : XMSG_QUEUE_ACK;
+		x.a = key_with_node(q.key, (uint32_t)idx + 1);
+		x.b = q.tag;
+		x.u32 = q.arg;
+		x.ptr = xname_create(q.name, q.name_len);
+		if (q.op == LINK_Q_DEL)
+			here_forget(r, x.a);
+		break;
+	case LINK_Q_DROPPED:
+		to = xmsg_key_shard(q.key);
+		if (to >= r->nshards)
+			return false;
+		x.kind = XMSG_QUEUE_DROPPED;
+		x.a = key_with_node(q.key, XMSG_NODE_SELF);
+		x.ptr = xname_create(q.name, q.name_len);
+		there_forget(r, x.a);
+		break;
+	default:
+		if (x.ptr)
+			hmsg_unref(x.ptr);
+		return false;
+	}
+	route_send_to_shard(r, to, &x);
+	return true;
+}
+
+/* ---- links and membership ---- */
+
+void route_queue_link_up(struct route *r, int idx)
+{
+	struct peer *p = &r->peers[idx];
+	struct xpark held = p->outbox;
+
+	/* what our consumers had registered there, again (the peer dropped them with the
+	 * link) */
+	for (uint32_t i = 0; i < r->consumers_there.cap; i++) {
+		struct strmap_slot *sl = &r->consumers_there.slots[i];
+		struct there_consumer *t = sl->hash ? sl->val : NULL;
+		struct link_queue q;
+
+		if (!t || t->peer != idx)
+			continue;
+		q = (struct link_queue){ .op = LINK_Q_ADD, .shard = t->shard, .arg = t->xc->prefetch,
+					 .key = t->key, .conn = t->xc->conn_ref,
+					 .tag = t->xc->ack_mode, .name = t->xc->name,
+					 .name_len = t->xc->len };
+		send_frame(r, p, &q);
+	}
+	/* then what waited for the link, in order, routed anew (placement may have moved) */
+	memset(&p->outbox, 0, sizeof(p->outbox));
+	r->outboxed -= held.n;
+	for (; held.n; held.n--, held.head = (held.head + 1) % held.cap)
+		route_op(r, &held.q[held.head]);
+	hd_free(held.q);
+}
+
+void route_queue_link_down(struct route *r, int idx)
+{
+	struct peer *p = &r->peers[idx];
+	struct here_consumer **gone = hd_alloc((r->consumers_here.count + 1) * sizeof(*gone));
+	uint32_t n = 0;
+
+	/* its consumers of our queues leave: their unacked messages go back, redelivered */
+	for (uint32_t i = 0; i < r->consumers_here.cap; i++) {
+		struct strmap_slot *sl = &r->consumers_here.slots[i];
+		struct here_consumer *h = sl->hash ? sl->val : NULL;
+
+		if (h && h->peer == idx)
+			gone[n++] = h;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct xmsg del = { .kind = XMSG_QUEUE_CONSUMER_DEL, .a = gone[i]->key,
+				    .ptr = xname_create(gone[i]->name, gone[i]->len) };
+
+		route_send_to_shard(r, local_owner(r, gone[i]->name, gone[i]->len), &del);
+		here_forget(r, gone[i]->key);
+	}
+	hd_free(gone);
+	/* receipts it will never answer */
+	for (uint32_t i = 0; i < p->nreceipts; i++) {
+		const struct receipt_out *o = &p->receipts[i];
+		struct xmsg d = { .kind = XMSG_DONE, .a = o->conn, .u32 = o->seq,
+				  .b = o->is_send ? XERR_UNAVAILABLE : XERR_OK };
+
+		route_send_to_shard(r, o->shard, &d);
+	}
+	p->nreceipts = 0;
+}
+
+uint32_t route_queue_outboxed(const struct route *r)
+{
+	return r->outboxed;
+}
+
+bool route_queue_backlogged(const struct route *r)
+{
+	return r->outboxed > ROUTE_OUTBOX_MAX;
+}
+
+static bool in_view(const struct peer *p)
+{
+	return p->used && p->alive && p->port && !p->leaving;
+}
+
+void route_queue_publish_placement(struct route *r)
+{
+	struct placement *pl = placement_create(r->self_hash);
+
+	for (int i = 0; i < ROUTE_MAX_PEERS; i++)
+		if (in_view(&r->peers[i]))
+			placement_add(pl, r->peers[i].node_hash, (int16_t)i);
+	pl->version = ++r->placement_version;
+	pl->leaving = r->leaving;
+	placement_unref(r->pl);
+	r->pl = pl;
+	/* the shards switch in ring order, before anything the route sends them after */
+	for (uint32_t s = 0; s < r->nshards; s++) {
+		placement_ref(pl);
+		route_send_to_shard(r, s, &(struct xmsg){ .kind = XMSG_PLACEMENT, .ptr = pl });
+	}
+	hd_log_info("route: queues placed over %u node(s) (placement %llu)", pl->n,
+		    (unsigned long long)pl->version);
+	/* operations held for members that left go where placement says now */
+	for (int i = 0; i < ROUTE_MAX_PEERS; i++) {
+		struct peer *p = &r->peers[i];
+		struct xpark held = p->outbox;
+
+		if (in_view(p) || !held.n)
+			continue;
+		memset(&p->outbox, 0, sizeof(p->outbox));
+		r->outboxed -= held.n;
+		for (; held.n; held.n--, held.head = (held.head + 1) % held.cap)
+			route_op(r, &held.q[held.head]);
+		hd_free(held.q);
+	}
+	/* registrations with members that left: their consumers register anew by placement */
+	for (uint32_t i = 0; i < r->consumers_there.cap; i++) {
+		struct strmap_slot *sl = &r->consumers_there.slots[i];
+		struct there_consumer *t = sl->hash ? sl->val : NULL;
+
+		if (t && !in_view(&r->peers[t->peer]))
+			there_forget(r, t->key);
+	}
+}

@@ -1,0 +1,113 @@
+/*
+ * tests/unit/core/test_placement.c - core/placement.c: rendezvous placement of queues over
+ * nodes (each queue on the node with the highest xxh64(queue hash, node hash)), and reply
+ * queues pinned to the node whose tag their name carries.
+ */
+#include "core/placement.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#define NQUEUES 20000
+
+static struct placement *nodes(uint32_t n)
+{
+	struct placement *p = placement_create(placement_node_hash("node-0", 6));
+
+	for (uint32_t i = 1; i < n; i++) {
+		char name[16];
+		int len = snprintf(name, sizeof(name), "node-%u", i);
+
+		placement_add(p, placement_node_hash(name, (size_t)len), (int16_t)i);
+	}
+	return p;
+}
+
+static int owner(const struct placement *p, uint32_t q)
+{
+	char key[32];
+	int len = snprintf(key, sizeof(key), "/queue/q%u", q);
+
+	return placement_queue_node(p, key, (size_t)len);
+}
+
+Test(placement, one_node_owns_everything)
+{
+	struct placement *p = nodes(1);
+
+	for (uint32_t q = 0; q < 100; q++)
+		cr_assert_eq(owner(p, q), 0);
+	placement_unref(p);
+}
+
+Test(placement, spreads_queues_evenly)
+{
+	struct placement *p = nodes(4);
+	uint32_t count[4] = { 0 };
+
+	for (uint32_t q = 0; q < NQUEUES; q++)
+		count[owner(p, q)]++;
+	for (int i = 0; i < 4; i++)
+		cr_assert(count[i] > NQUEUES / 4 * 9 / 10 && count[i] < NQUEUES / 4 * 11 / 10,
+			  "node %d owns %u of %u", i, count[i], NQUEUES);
+	placement_unref(p);
+}
+
+/* A joining node takes only queues that now hash to it; nothing moves between the others. */
+Test(placement, a_join_moves_only_to_the_new_node)
+{
+	struct placement *before = nodes(3);
+	struct placement *after = nodes(4);
+	uint32_t moved = 0;
+
+	for (uint32_t q = 0; q < NQUEUES; q++) {
+		int a = owner(before, q), b = owner(after, q);
+
+		if (a != b) {
+			cr_assert_eq(b, 3, "queue %u moved from %d to %d", q, a, b);
+			moved++;
+		}
+	}
+	cr_assert(moved > NQUEUES / 4 * 9 / 10 && moved < NQUEUES / 4 * 11 / 10, "moved %u", moved);
+	placement_unref(before);
+	placement_unref(after);
+}
+
+/* Every node computes the same owner whatever order it lists the members in. */
+Test(placement, independent_of_member_order)
+{
+	struct placement *a = placement_create(placement_node_hash("x", 1));
+	struct placement *b = placement_create(placement_node_hash("z", 1));
+
+	placement_add(a, placement_node_hash("y", 1), 1);
+	placement_add(a, placement_node_hash("z", 1), 2);
+	placement_add(b, placement_node_hash("x", 1), 1);
+	placement_add(b, placement_node_hash("y", 1), 2);
+	for (uint32_t q = 0; q < 1000; q++)
+		cr_assert_eq(a->node_hash[owner(a, q)], b->node_hash[owner(b, q)], "queue %u", q);
+	placement_unref(a);
+	placement_unref(b);
+}
+
+/* A reply queue lives on the node its name's tag names, or nowhere once that node left. */
+Test(placement, reply_queues_follow_their_tag)
+{
+	struct placement *p = nodes(3);
+	uint64_t h = p->node_hash[2];
+	uint32_t tag = (uint32_t)h & PLACEMENT_TAG_MASK;
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	char key[64];
+	int len = snprintf(key, sizeof(key), "/queue/amq.gen-%c%c%c%cAAAAAAAAAAAAAAAAAA",
+			   b64[tag >> 18 & 63], b64[tag >> 12 & 63], b64[tag >> 6 & 63], b64[tag & 63]);
+	uint32_t got;
+	struct placement *without = nodes(2);
+
+	cr_assert(placement_reply_tag(key, (size_t)len, &got));
+	cr_assert_eq(got, tag);
+	cr_assert_eq(placement_queue_node(p, key, (size_t)len), 2);
+	cr_assert_eq(placement_queue_node(without, key, (size_t)len), PLACEMENT_NONE);
+	cr_assert_not(placement_reply_tag("/queue/jobs", 11, &got), "a client's queue has no tag");
+	placement_unref(p);
+	placement_unref(without);
+}
