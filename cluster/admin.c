@@ -102,8 +102,9 @@ static void render_member(const struct swim *s, const struct swim_member *m, uin
 	       m->incarnation, last_seen_ms(s, m, now_ms), meta.connections, meta.subscriptions,
 	       meta.msgs_per_s);
 	append_json_str(out, meta.addr);
-	append(out, ", \"stomp_port\": %u, \"ws_port\": %u, \"shards\": %u, \"route_port\": %u",
-	       meta.stomp_port, meta.ws_port, meta.nshards, meta.route_port);
+	append(out, ", \"stomp_port\": %u, \"ws_port\": %u, \"shards\": %u, \"route_port\": %u, "
+	       "\"admin_port\": %u", meta.stomp_port, meta.ws_port, meta.nshards, meta.route_port,
+	       meta.admin_port);
 	if (m != swim_self(s) && local && local->links) {
 		struct admin_link l = { .state = "down" };
 
@@ -192,6 +193,49 @@ static bool path_is(const char *path, size_t len, const char *want)
 	return strlen(want) == len && !memcmp(path, want, len);
 }
 
+struct queues_ctx {
+	struct admin_buf *out;
+	const char *self;
+	size_t n;
+};
+
+static void append_json_strn(struct admin_buf *b, const char *s, size_t len)
+{
+	char *tmp = hd_alloc(len + 1);
+
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	append_json_str(b, tmp);
+	hd_free(tmp);
+}
+
+static void emit_queue(void *arg, const struct admin_queue *q)
+{
+	struct queues_ctx *qc = arg;
+
+	append(qc->out, qc->n++ ? ", {\"name\": " : "{\"name\": ");
+	append_json_strn(qc->out, q->name, q->name_len);
+	append(qc->out, ", \"vhost\": ");
+	append_json_strn(qc->out, q->vhost, q->vhost_len);
+	append(qc->out, ", \"owner\": ");
+	append_json_str(qc->out, qc->self);
+	append(qc->out, ", \"messages\": %" PRIu64 ", \"consumers\": %u}", q->messages,
+	       q->consumers);
+}
+
+void admin_render_queues(const struct swim *s, const struct admin_local *local,
+			 struct admin_buf *out)
+{
+	struct queues_ctx qc = { .out = out, .self = swim_self(s)->name };
+
+	append(out, "{\"node\": ");
+	append_json_str(out, qc.self);
+	append(out, ", \"queues\": [");
+	if (local && local->queues)
+		local->queues(local->queues_arg, emit_queue, &qc);
+	append(out, "]}\n");
+}
+
 int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t now_ms,
 		  const char *cluster, const struct admin_local *local, struct admin_buf *out)
 {
@@ -210,11 +254,15 @@ int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t no
 		respond_error(out, 405, "Method Not Allowed");
 		return 405;
 	}
-	if (!path_is(path, plen, "/cluster/status") && !path_is(path, plen, "/api/cluster/status")) {
+	if (path_is(path, plen, "/api/queues")) {
+		admin_render_queues(s, local, &body);
+	} else if (path_is(path, plen, "/cluster/status") ||
+		   path_is(path, plen, "/api/cluster/status")) {
+		admin_render_status(s, now_ms, cluster, local, &body);
+	} else {
 		respond_error(out, 404, "Not Found");
 		return 404;
 	}
-	admin_render_status(s, now_ms, cluster, local, &body);
 	respond(out, 200, "OK", body.ptr, body.len);
 	admin_buf_free(&body);
 	return 200;

@@ -8,6 +8,7 @@
  *    "members": [{"name", "address", "state", "incarnation", "last_seen_ms",
  *                 "connections", "subscriptions", "msgs_per_s",
  *                 "client_address", "stomp_port", "ws_port", "shards", "route_port",
+ *                 "admin_port",
  *                 and for every member but self, when the node has links: "link" ("up",
  *                 "connecting", "down"), "link_msgs_out", "link_bytes_out",
  *                 "link_msgs_in", "link_bytes_in"}, ...],
@@ -16,6 +17,9 @@
  *               "dropped_version", "dropped_not_gossip", "probes", "probes_failed",
  *               "suspicions", "refutes", "declared_dead", "push_pulls", "name_conflicts"},
  *    "auth": {"slow_checks", "checks_in_flight_max", "check_waits"}}
+ * GET /api/queues answers {"node": "<self>", "queues": [{"name", "vhost", "owner",
+ *   "messages", "consumers"}, ...]}: the queues this node owns (heraldctl queues asks every
+ * member and merges).
  * members sorted by name; "state" is "alive", "suspect", "dead" or "left"; last_seen_ms is
  * the age of the last direct contact (ack or ping; 0 for self; since the last state change
  * when there was none). "auth" is this node's alone (struct admin_auth; absent when the
@@ -62,6 +66,20 @@ struct admin_links {
 	void *arg;
 };
 
+/* One queue this node owns, for GET /api/queues. */
+struct admin_queue {
+	const char *name;		/* as clients write it, "/queue/jobs" */
+	size_t name_len;
+	const char *vhost;
+	size_t vhost_len;
+	uint64_t messages;		/* held: ready and delivered-unacknowledged */
+	uint32_t consumers;		/* on every node */
+};
+
+/* Lists this node's queues through emit (called on the cluster thread; thread-safe). */
+typedef void (*admin_queues_fn)(void *arg, void (*emit)(void *ctx, const struct admin_queue *q),
+				void *ctx);
+
 /* What this node adds to the membership table: self_load, when non-NULL, replaces the load
  * our own metadata last gossiped (it is fresher); auth, when non-NULL, is rendered as
  * "auth"; links, when non-NULL, gives each other member's link fields. */
@@ -69,11 +87,17 @@ struct admin_local {
 	const struct node_meta *self_load;
 	const struct admin_auth *auth;
 	const struct admin_links *links;
+	admin_queues_fn queues;		/* NULL: /api/queues answers an empty list */
+	void *queues_arg;
 };
 
 /* Renders the status JSON of s at now_ms into *out (appended); local may be NULL. */
 void admin_render_status(const struct swim *s, uint64_t now_ms, const char *cluster,
 			 const struct admin_local *local, struct admin_buf *out);
+
+/* Renders GET /api/queues (this node's queues) into *out. */
+void admin_render_queues(const struct swim *s, const struct admin_local *local,
+			 struct admin_buf *out);
 
 /* Given a complete request head (through the blank line), writes the whole HTTP response
  * to *out. Returns the status code. Only GET of the paths above is served. */

@@ -495,7 +495,8 @@ static void admin_answer(struct cluster *c, struct conn *k, uint64_t now_ms)
 {
 	struct admin_buf out = { 0 };
 	struct admin_local local = { .self_load = &c->meta, .auth = &c->auth,
-				     .links = c->hooks.links.get ? &c->hooks.links : NULL };
+				     .links = c->hooks.links.get ? &c->hooks.links : NULL,
+				     .queues = c->hooks.queues, .queues_arg = c->hooks.queues_arg };
 	int code = admin_respond((const char *)k->rbuf, k->rlen, c->swim, now_ms,
 				 c->cfg.cluster_name, &local, &out);
 
@@ -946,6 +947,7 @@ static int open_sockets(struct cluster *c, struct wire_addr *gossip)
 		return c->admin_fd;
 	}
 	admin.port = bound_port(c->admin_fd);
+	c->meta.admin_port = admin.port;	/* heraldctl asks each member for its queues */
 	hd_log_info("listening proto=admin addr=%s", wire_addr_format(&admin, a, sizeof(a)));
 	return 0;
 }

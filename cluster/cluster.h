@@ -63,6 +63,8 @@ struct cluster_hooks {
 	cluster_member_fn member;
 	void *member_arg;
 	struct admin_links links;	/* .get NULL: the node has no links */
+	admin_queues_fn queues;		/* this node's queues, for GET /api/queues */
+	void *queues_arg;
 };
 
 struct cluster;

@@ -29,7 +29,7 @@ size_t meta_encode(const struct node_meta *m, uint8_t *out, size_t cap)
 	size_t alen = strnlen(m->addr, META_ADDR_MAX);
 	uint8_t *p = out;
 
-	if (cap < META_FIXED + alen + 2)
+	if (cap < META_FIXED + alen + 4)
 		return 0;
 	*p++ = META_VERSION;
 	p = put_be(p, m->stomp_port, 2);
@@ -42,6 +42,7 @@ size_t meta_encode(const struct node_meta *m, uint8_t *out, size_t cap)
 	memcpy(p, m->addr, alen);
 	p += alen;
 	p = put_be(p, m->route_port, 2);
+	p = put_be(p, m->admin_port, 2);
 	return (size_t)(p - out);
 }
 
@@ -70,5 +71,7 @@ int meta_decode(const uint8_t *buf, size_t len, struct node_meta *m)
 	p += alen;
 	if (len - META_FIXED - alen >= 2)
 		m->route_port = (uint16_t)get_be(&p, 2);
+	if (len - META_FIXED - alen >= 4)
+		m->admin_port = (uint16_t)get_be(&p, 2);
 	return 0;
 }

@@ -81,6 +81,54 @@ void dest_table_init(struct dest_table *t, uint32_t ncolumns)
 	memset(t, 0, sizeof(*t));
 	interest_table_init(&t->interest, ncolumns);
 	strmap_init(&t->queues);
+	pthread_mutex_init(&t->snapshot.mu, NULL);
+}
+
+void dest_snapshot_take(struct shard *sh)
+{
+	struct strmap *map = &sh->dests.queues;
+	size_t bytes = (map->count + 1) * sizeof(struct dest_queue_info);
+	struct dest_queue_info *q;
+	char *keys;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < map->cap; i++) {
+		const struct strmap_slot *sl = &map->slots[i];
+
+		if (sl->hash && sl->val)
+			bytes += ((const struct dest_queue *)sl->val)->len;
+	}
+	q = hd_alloc(bytes);
+	keys = (char *)(q + map->count + 1);
+	for (uint32_t i = 0; i < map->cap; i++) {
+		const struct strmap_slot *sl = &map->slots[i];
+		const struct dest_queue *dq = sl->hash ? sl->val : NULL;
+		uint64_t messages;
+
+		if (!dq)
+			continue;
+		messages = dq->ready.n;
+		for (uint32_t k = 0; k < dq->nconsumers; k++)
+			messages += dq->consumers[k]->unacked.n;
+		memcpy(keys, dq->name, dq->len);
+		q[n++] = (struct dest_queue_info){ .key = keys, .key_len = dq->len,
+						   .consumers = dq->nconsumers, .messages = messages };
+		keys += dq->len;
+	}
+	pthread_mutex_lock(&sh->dests.snapshot.mu);
+	hd_free(sh->dests.snapshot.q);
+	sh->dests.snapshot.q = q;
+	sh->dests.snapshot.n = n;
+	pthread_mutex_unlock(&sh->dests.snapshot.mu);
+}
+
+void dest_snapshot_each(struct dest_table *t,
+			void (*fn)(void *ctx, const struct dest_queue_info *q), void *ctx)
+{
+	pthread_mutex_lock(&t->snapshot.mu);
+	for (uint32_t i = 0; i < t->snapshot.n; i++)
+		fn(ctx, &t->snapshot.q[i]);
+	pthread_mutex_unlock(&t->snapshot.mu);
 }
 
 /* ---- topics ---- */
@@ -536,6 +584,8 @@ void dest_on_placement(struct shard *sh)
 void dest_table_fini(struct dest_table *t)
 {
 	interest_table_fini(&t->interest);
+	hd_free(t->snapshot.q);
+	pthread_mutex_destroy(&t->snapshot.mu);
 	for (uint32_t i = 0; i < t->queues.cap; i++) {
 		struct strmap_slot *s = &t->queues.slots[i];
 

@@ -18,9 +18,25 @@
 #include "core/strmap.h"
 #include "core/xmsg.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 struct shard;
+
+/* The queues a shard holds, as other threads may read them (the admin endpoint's
+ * /api/queues): rebuilt about once a second by the shard, swapped under the mutex. */
+struct dest_queue_info {
+	const char *key;		/* internal key, in the snapshot's own memory */
+	uint32_t key_len;
+	uint32_t consumers;
+	uint64_t messages;		/* ready + delivered, not yet acknowledged */
+};
+
+struct dest_snapshot {
+	pthread_mutex_t mu;
+	struct dest_queue_info *q;	/* one allocation with the keys after the array */
+	uint32_t n;
+};
 
 struct dest_table {
 	struct interest_table interest;	/* topics and patterns: which shards (and the route
@@ -28,6 +44,7 @@ struct dest_table {
 	struct strmap queues;		/* name -> struct dest_queue */
 	uint64_t queued_msgs;		/* ready + unacked, for stats */
 	uint64_t handed_over;		/* queues moved to another node's ownership */
+	struct dest_snapshot snapshot;
 };
 
 /* ncolumns: the shards, plus the route endpoint when the node has links. */
@@ -43,6 +60,12 @@ void dest_on_consumer_del(struct shard *sh, const struct xmsg *m);
 void dest_on_ack(struct shard *sh, const struct xmsg *m);
 void dest_on_return(struct shard *sh, const struct xmsg *m);
 void dest_on_handover(struct shard *sh, const struct xmsg *m);
+/* Rebuilds the shard's queue snapshot (its thread). */
+void dest_snapshot_take(struct shard *sh);
+/* Calls fn for each queue in t's snapshot (any thread). */
+void dest_snapshot_each(struct dest_table *t,
+			void (*fn)(void *ctx, const struct dest_queue_info *q), void *ctx);
+
 /* The shard's placement changed: every queue it holds that another node owns now moves
  * there (consumers told to register anew, held messages handed over in order). */
 void dest_on_placement(struct shard *sh);

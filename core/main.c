@@ -293,6 +293,37 @@ static bool link_of(void *arg, const char *name, struct admin_link *out)
 	return true;
 }
 
+struct queue_emit {
+	void (*emit)(void *ctx, const struct admin_queue *q);
+	void *ctx;
+};
+
+static void queue_info(void *arg, const struct dest_queue_info *q)
+{
+	struct queue_emit *qe = arg;
+	const char *sep = memchr(q->key, '\x1f', q->key_len);
+	struct admin_queue aq = {
+		.name = q->key,
+		.name_len = sep ? (size_t)(sep - q->key) : q->key_len,
+		.vhost = sep ? sep + 1 : "/",
+		.vhost_len = sep ? q->key_len - (size_t)(sep - q->key) - 1 : 1,
+		.messages = q->messages,
+		.consumers = q->consumers,
+	};
+
+	qe->emit(qe->ctx, &aq);
+}
+
+/* The queues this node owns, from each shard's snapshot (the cluster thread asks). */
+static void list_queues(void *arg, void (*emit)(void *ctx, const struct admin_queue *q), void *ctx)
+{
+	struct queue_emit qe = { emit, ctx };
+
+	(void)arg;
+	for (uint32_t i = 0; i < nshards; i++)
+		dest_snapshot_each(&shards[i]->dests, queue_info, &qe);
+}
+
 /* The node links: on the gossip address, proving the gossip key (or, keyless, a key made
  * of the cluster name: links then stay on loopback, as gossip does). */
 static int make_route(const struct herald_config *cfg, struct cluster_settings *cl,
@@ -419,6 +450,7 @@ int main(int argc, char **argv)
 			.member = member_news,
 			.member_arg = route,
 			.links = { .get = link_of, .arg = route },
+			.queues = list_queues,
 		};
 
 		rc = cluster_start(&cluster, &cl.c, &hooks);

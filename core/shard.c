@@ -405,6 +405,7 @@ static void *shard_main(void *arg)
 		if (sh->now_ms - last_slow >= 1000) {
 			last_slow = sh->now_ms;
 			net_loop_reap_lingering(&sh->loop);
+			dest_snapshot_take(sh);
 		}
 		if (!sh->stopping && atomic_load_explicit(&sh->stop_requested, memory_order_relaxed))
 			begin_stop(sh);

@@ -4,10 +4,12 @@
  * for each new one.
  *
  *   heraldctl [--node host:port] [--timeout ms] cluster status [--json]
+ *   heraldctl [--node host:port] [--timeout ms] queues [--json]
  *
  * Exit codes: 0 success, 1 node unreachable or bad answer, 2 usage error.
  */
 #include "tools/ctl_cluster.h"
+#include "tools/ctl_queues.h"
 #include "tools/ctl_user.h"
 
 #include <getopt.h>
@@ -29,6 +31,8 @@ static const struct command commands[] = {
 	  "members as this node sees them: name, address, state, incarnation, last contact, load" },
 	{ "cluster", "keygen", ctl_cluster_keygen,
 	  "print a new cluster key for --gossip-key (nodes on more than one machine need one)" },
+	{ "queues", NULL, ctl_queues,
+	  "every queue in the cluster: name, vhost, owner node, messages held, consumers" },
 };
 
 static void usage(FILE *f)
@@ -36,7 +40,9 @@ static void usage(FILE *f)
 	fprintf(f, "usage: heraldctl [--node host:port] [--timeout ms] <command> [--json]\n\n"
 		   "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %s %-10s %s\n", commands[i].group, commands[i].verb, commands[i].help);
+		fprintf(f, "  %s %-*s %s\n", commands[i].group,
+			10 + 7 - (int)strlen(commands[i].group),
+			commands[i].verb ? commands[i].verb : "", commands[i].help);
 	fprintf(f, "  user ...         users file: add, passwd, set, remove, list (heraldctl user --help)\n");
 	fprintf(f, "\noptions:\n"
 		   "  --node host:port  admin endpoint of the node to ask (default %s)\n"
@@ -104,11 +110,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (argc - optind == 2) {
-		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-			if (!strcmp(argv[optind], commands[i].group) &&
-			    !strcmp(argv[optind + 1], commands[i].verb))
-				return commands[i].run(&o);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const struct command *cm = &commands[i];
+		int words = cm->verb ? 2 : 1;
+
+		if (argc - optind == words && !strcmp(argv[optind], cm->group) &&
+		    (!cm->verb || !strcmp(argv[optind + 1], cm->verb)))
+			return cm->run(&o);
 	}
 	usage(stderr);
 	return 2;

@@ -20,6 +20,7 @@ static const struct node_meta sample = {
 	.subscriptions = 42,
 	.msgs_per_s = 7,
 	.route_port = 7947,
+	.admin_port = 15672,
 };
 
 Test(meta, round_trips)
@@ -45,13 +46,17 @@ Test(meta, every_truncation_is_refused)
 	struct node_meta got;
 	size_t n = meta_encode(&sample, buf, sizeof(buf));
 
-	/* the route port is appended: without it (an older node) the rest still decodes */
-	for (size_t cut = 0; cut < n - 2; cut++)
+	/* the route and admin ports are appended: without them (an older node) the rest still
+	 * decodes */
+	for (size_t cut = 0; cut < n - 4; cut++)
 		cr_assert_eq(meta_decode(buf, cut, &got), -EINVAL, "cut at %zu", cut);
-	cr_assert_eq(meta_decode(buf, n - 2, &got), 0);
+	cr_assert_eq(meta_decode(buf, n - 4, &got), 0);
 	cr_assert_eq(got.route_port, 0, "a node without links advertises none");
-	cr_assert_eq(meta_decode(buf, n, &got), 0);
+	cr_assert_eq(meta_decode(buf, n - 2, &got), 0);
 	cr_assert_eq(got.route_port, sample.route_port);
+	cr_assert_eq(got.admin_port, 0);
+	cr_assert_eq(meta_decode(buf, n, &got), 0);
+	cr_assert_eq(got.admin_port, sample.admin_port);
 }
 
 Test(meta, unknown_version_is_refused_and_zeroed)
