@@ -1086,7 +1086,8 @@ static void *route_main(void *arg)
 	for (uint32_t i = 0; i < r->loop.nconns_cap; i++) {
 		struct net_conn *c = r->loop.conns[i];
 
-		if (c && c->state == NET_CONN_OPEN)
+		/* a freed slot reads as OPEN (zeroed) but has no user */
+		if (c && c->user && c->state == NET_CONN_OPEN)
 			net_conn_close(&r->loop, c);
 	}
 	for (int i = 0; i < ROUTE_MAX_PEERS; i++)
