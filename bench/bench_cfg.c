@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_kind { OPT_STR, OPT_U32, OPT_U64, OPT_DBL, OPT_FLAG, OPT_PID, OPT_ACK };
+enum opt_kind { OPT_STR, OPT_U32, OPT_U64, OPT_DBL, OPT_FLAG, OPT_PIDS, OPT_ACK };
 
 struct opt {
 	const char *name;
@@ -23,7 +23,9 @@ struct opt {
 #define F(field) offsetof(struct bench_cfg, field)
 
 static const struct opt opts[] = {
-	{ "url", OPT_STR, F(url), "stomp://HOST:PORT or ws://HOST:PORT/PATH (stomp://127.0.0.1:61613)" },
+	{ "url", OPT_STR, F(url), "stomp://HOST:PORT, ws://HOST:PORT/PATH or nats://HOST:PORT (stomp://127.0.0.1:61613)" },
+	{ "pub-url", OPT_STR, F(pub_url), "publishers' server, e.g. one node of a cluster (--url)" },
+	{ "sub-url", OPT_STR, F(sub_urls), "subscribers' servers URL[,URL...], taken round-robin (--url)" },
 	{ "login", OPT_STR, F(login), "CONNECT login (guest)" },
 	{ "passcode", OPT_STR, F(passcode), "CONNECT passcode (guest)" },
 	{ "vhost", OPT_STR, F(vhost), "CONNECT host header, the virtual host (/)" },
@@ -40,6 +42,7 @@ static const struct opt opts[] = {
 	{ "duration", OPT_DBL, F(duration_s), "seconds of publishing after the warm-up (10)" },
 	{ "count", OPT_U64, F(count), "messages per publisher (instead of --duration)" },
 	{ "warmup", OPT_DBL, F(warmup_s), "seconds published but not measured (1)" },
+	{ "settle", OPT_DBL, F(settle_s), "seconds between set-up and publishing, for a cluster's interest to spread (0)" },
 	{ "rate", OPT_DBL, F(rate), "latency: messages/s over all publishers (1000)" },
 	{ "window", OPT_U32, F(window), "saturating: deliveries published and not yet received (10000)" },
 	{ "batch", OPT_U32, F(batch), "frames per publisher per loop pass (64)" },
@@ -51,7 +54,7 @@ static const struct opt opts[] = {
 	{ "connect-concurrency", OPT_U32, F(connect_concurrency), "handshakes in progress at once (256)" },
 	{ "setup-timeout", OPT_DBL, F(setup_timeout_s), "seconds allowed for connecting and subscribing (120)" },
 	{ "drain-timeout", OPT_DBL, F(drain_timeout_s), "seconds to wait for in-flight deliveries (10)" },
-	{ "server-pid", OPT_PID, F(server_pid), "server PID: CPU-seconds and RSS over the run" },
+	{ "server-pid", OPT_PIDS, F(server_pids), "server PID[,PID...]: CPU-seconds and RSS over the run, summed" },
 	{ "json", OPT_STR, F(json_path), "also write the result as JSON to FILE ('-': stdout only)" },
 	{ "label", OPT_STR, F(label), "name for this run in the report (e.g. herald, rabbitmq)" },
 	{ "quiet", OPT_FLAG, F(quiet), "no live progress line" },
@@ -84,7 +87,9 @@ static void usage(FILE *f)
 		   "latency:     fanout at a fixed --rate; latency measured from each message's\n"
 		   "             scheduled send time (no coordinated omission)\n"
 		   "connections: C connections, each subscribed to its own queue, held --hold s\n"
-		   "raw-server:  a trivial relay with batched writes: the raw ceiling\n");
+		   "raw-server:  a trivial relay with batched writes: the raw ceiling\n"
+		   "\nnats://: fanout, latency and connections over the NATS client protocol\n"
+		   "(--topic is the subject), for nats-server side by side with Herald\n");
 }
 
 static void defaults(struct bench_cfg *c)
@@ -137,43 +142,114 @@ static void workload_defaults(struct bench_cfg *c)
 	}
 }
 
-static int parse_url(struct bench_cfg *c)
+static const char *const schemes[] = { "stomp://", "ws://", "nats://" };
+
+/* One URL, url[0..len), into t. Every URL of a run must have the same scheme: the first
+ * one parsed sets c->ws / c->nats (*scheme < 0 until then). */
+static int parse_url(struct bench_cfg *c, struct bench_target *t, const char *url, size_t len,
+		     int *scheme)
 {
-	const char *p;
+	char buf[256];
+	const char *p = NULL;
 	const char *colon;
 	const char *slash;
 	size_t hlen;
+	int k;
 
-	if (!strncmp(c->url, "stomp://", 8)) {
-		p = c->url + 8;
-	} else if (!strncmp(c->url, "ws://", 5)) {
-		p = c->url + 5;
-		c->ws = true;
-	} else {
-		fprintf(stderr, "herald-bench: --url must start with stomp:// or ws://\n");
+	if (len >= sizeof(buf))
+		goto err_url;
+	memcpy(buf, url, len);
+	buf[len] = 0;
+	for (k = 0; k < 3 && !p; k++)
+		if (!strncmp(buf, schemes[k], strlen(schemes[k])))
+			p = buf + strlen(schemes[k]);
+	if (!p) {
+		fprintf(stderr, "herald-bench: '%s': not stomp://, ws:// or nats://\n", buf);
 		return -1;
 	}
+	if (*scheme >= 0 && *scheme != k - 1) {
+		fprintf(stderr, "herald-bench: '%s': every URL of a run needs one scheme\n", buf);
+		return -1;
+	}
+	*scheme = k - 1;
+	c->ws = *scheme == 1;
+	c->nats = *scheme == 2;
 	colon = strchr(p, ':');
 	slash = strchr(p, '/');
-	if (!colon || (slash && slash < colon) || colon == p) {
-		fprintf(stderr, "herald-bench: --url needs HOST:PORT\n");
-		return -1;
-	}
+	if (!colon || (slash && slash < colon) || colon == p)
+		goto err_url;
 	hlen = (size_t)(colon - p);
-	if (hlen >= sizeof(c->host))
+	if (hlen >= sizeof(t->host))
+		goto err_url;
+	memcpy(t->host, p, hlen);
+	t->host[hlen] = 0;
+	t->port = (unsigned)strtoul(colon + 1, NULL, 10);
+	snprintf(t->path, sizeof(t->path), "%s", slash ? slash : "/ws");
+	if (!strcmp(t->host, "localhost"))
+		snprintf(t->host, sizeof(t->host), "127.0.0.1");
+	t->addr.sin_family = AF_INET;
+	t->addr.sin_port = htons((uint16_t)t->port);
+	if (!t->port || inet_pton(AF_INET, t->host, &t->addr.sin_addr) != 1)
+		goto err_url;
+	return 0;
+
+err_url:
+	fprintf(stderr, "herald-bench: bad URL '%.*s': needs SCHEME://IPV4:PORT (PORT non-zero)\n",
+		(int)len, url);
+	return -1;
+}
+
+/* --url, then --pub-url and --sub-url, which default to it. */
+static int parse_urls(struct bench_cfg *c)
+{
+	const char *subs = c->sub_urls ? c->sub_urls : c->url;
+	const char *pub = c->pub_url ? c->pub_url : c->url;
+	int scheme = -1;
+
+	if (parse_url(c, &c->pub_target, pub, strlen(pub), &scheme))
 		return -1;
-	memcpy(c->host, p, hlen);
-	c->host[hlen] = 0;
-	c->port = (unsigned)strtoul(colon + 1, NULL, 10);
-	snprintf(c->path, sizeof(c->path), "%s", slash ? slash : "/ws");
-	if (!strcmp(c->host, "localhost"))
-		snprintf(c->host, sizeof(c->host), "127.0.0.1");
-	c->server.sin_family = AF_INET;
-	c->server.sin_port = htons((uint16_t)c->port);
-	if (!c->port || inet_pton(AF_INET, c->host, &c->server.sin_addr) != 1) {
-		fprintf(stderr, "herald-bench: --url: HOST must be an IPv4 address, PORT non-zero\n");
+	c->nsub_targets = 0;
+	for (const char *p = subs; *p;) {
+		size_t len = strcspn(p, ",");
+
+		if (c->nsub_targets == BENCH_SUB_URLS_MAX) {
+			fprintf(stderr, "herald-bench: --sub-url takes at most %d URLs\n",
+				BENCH_SUB_URLS_MAX);
+			return -1;
+		}
+		if (parse_url(c, &c->sub_targets[c->nsub_targets++], p, len, &scheme))
+			return -1;
+		p += len + (p[len] == ',');
+	}
+	if (!c->nsub_targets) {
+		fprintf(stderr, "herald-bench: --sub-url is empty\n");
 		return -1;
 	}
+	return 0;
+}
+
+/* "PID[,PID...]" into c->server_pids; server_pid is the first. */
+static int parse_pids(struct bench_cfg *c, const char *v)
+{
+	char *end;
+
+	c->nserver_pids = 0;
+	for (;;) {
+		unsigned long x;
+
+		errno = 0;
+		x = strtoul(v, &end, 10);
+		if (errno || end == v || !x || x > INT32_MAX ||
+		    c->nserver_pids == BENCH_SERVER_PIDS_MAX)
+			return -1;
+		c->server_pids[c->nserver_pids++] = (pid_t)x;
+		if (!*end)
+			break;
+		if (*end != ',')
+			return -1;
+		v = end + 1;
+	}
+	c->server_pid = c->server_pids[0];
 	return 0;
 }
 
@@ -187,16 +263,14 @@ static int set_opt(struct bench_cfg *c, const struct opt *o, const char *v)
 	case OPT_STR:
 		*(const char **)field = v;
 		return 0;
-	case OPT_U32:
-	case OPT_PID: {
+	case OPT_U32: {
 		unsigned long x = strtoul(v, &end, 10);
 
-		if (o->kind == OPT_PID)
-			*(pid_t *)field = (pid_t)x;
-		else
-			*(uint32_t *)field = (uint32_t)x;
+		*(uint32_t *)field = (uint32_t)x;
 		return *end || errno || x > UINT32_MAX ? -1 : 0;
 	}
+	case OPT_PIDS:
+		return parse_pids(c, v);
 	case OPT_U64:
 		*(uint64_t *)field = strtoull(v, &end, 10);
 		return *end || errno ? -1 : 0;
@@ -247,6 +321,12 @@ static int check(const struct bench_cfg *c)
 		fprintf(stderr, "herald-bench: need at least one publisher and one subscriber\n");
 		return -1;
 	}
+	/* NATS has no per-user queues with acks to compare (its queue groups share one
+	 * subject); the topic workloads and idle connections map one to one */
+	if (c->nats && (c->workload == BENCH_QUEUES || c->ack != BENCH_ACK_AUTO)) {
+		fprintf(stderr, "herald-bench: nats:// runs fanout, latency or connections\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -291,7 +371,7 @@ int bench_cfg_parse(struct bench_cfg *c, int argc, char **argv)
 		i++;
 	}
 	workload_defaults(c);
-	if (c->workload != BENCH_RAW_SERVER && parse_url(c))
+	if (c->workload != BENCH_RAW_SERVER && parse_urls(c))
 		return -1;
 	return check(c);
 }
@@ -316,4 +396,9 @@ uint32_t bench_cfg_nsub(const struct bench_cfg *c)
 uint32_t bench_cfg_fan(const struct bench_cfg *c)
 {
 	return c->workload == BENCH_FANOUT || c->workload == BENCH_LATENCY ? c->subscribers : 1;
+}
+
+const struct bench_target *bench_cfg_target(const struct bench_cfg *c, bool is_sub, uint32_t idx)
+{
+	return is_sub ? &c->sub_targets[idx % c->nsub_targets] : &c->pub_target;
 }

@@ -1,6 +1,7 @@
 /*
- * bench/bench_cfg.h - herald-bench's command line: the workload, the server URL, the
- * topology (publishers, subscribers, users, connections), pacing and reporting options.
+ * bench/bench_cfg.h - herald-bench's command line: the workload, the server URLs (one, or
+ * for a cluster the publishers' node and the subscribers' nodes), the topology
+ * (publishers, subscribers, users, connections), pacing and reporting options.
  * Parsed once by main before any worker starts; read-only afterwards (workers and child
  * processes only read it).
  */
@@ -22,15 +23,28 @@ enum bench_workload {
 
 enum bench_ack { BENCH_ACK_AUTO = 0, BENCH_ACK_CLIENT_INDIVIDUAL };
 
-struct bench_cfg {
-	enum bench_workload workload;
-	const char *url;
-	bool ws;			/* ws:// (STOMP over WebSocket), else stomp:// (TCP) */
-	bool ws_binary;			/* send binary frames instead of text (stomp.js: text) */
+#define BENCH_SUB_URLS_MAX 16		/* --sub-url: nodes the subscribers are spread over */
+#define BENCH_SERVER_PIDS_MAX 16	/* --server-pid: processes whose CPU is summed */
+
+/* One server address connections are made to (from a --url, --pub-url or --sub-url). */
+struct bench_target {
 	char host[64];
 	unsigned port;
 	char path[128];			/* ws:// only */
-	struct sockaddr_in server;
+	struct sockaddr_in addr;
+};
+
+struct bench_cfg {
+	enum bench_workload workload;
+	const char *url;		/* the default for publishers and subscribers */
+	const char *pub_url;		/* --pub-url: publishers' server, NULL: url */
+	const char *sub_urls;		/* --sub-url: comma-separated, NULL: url */
+	bool ws;			/* ws:// (STOMP over WebSocket), else stomp:// (TCP) */
+	bool nats;			/* nats:// (NATS client protocol, bench_nats.h) */
+	bool ws_binary;			/* send binary frames instead of text (stomp.js: text) */
+	struct bench_target pub_target;
+	struct bench_target sub_targets[BENCH_SUB_URLS_MAX];	/* round-robin by subscriber */
+	uint32_t nsub_targets;
 	const char *login;
 	const char *passcode;
 	const char *vhost;
@@ -48,6 +62,7 @@ struct bench_cfg {
 	double duration_s;		/* publishing time (ignored when count is set) */
 	uint64_t count;			/* messages per publisher, 0: use duration */
 	double warmup_s;		/* messages sent before this are not measured */
+	double settle_s;		/* pause between set-up and publishing (cluster interest) */
 	double rate;			/* latency: messages/s over all publishers */
 	uint32_t window;		/* saturating: deliveries in flight, all publishers */
 	uint32_t batch;			/* frames per publisher per loop pass */
@@ -61,7 +76,9 @@ struct bench_cfg {
 	double setup_timeout_s;
 	double drain_timeout_s;
 	/* reporting */
-	pid_t server_pid;		/* 0: no server CPU/RSS figures */
+	pid_t server_pid;		/* first of server_pids; 0: no server CPU/RSS figures */
+	pid_t server_pids[BENCH_SERVER_PIDS_MAX];	/* CPU and RSS are their sums */
+	uint32_t nserver_pids;
 	const char *json_path;		/* NULL: none; "-": stdout instead of the table */
 	const char *label;
 	bool quiet;			/* no progress line */
@@ -85,5 +102,8 @@ uint32_t bench_cfg_nsub(const struct bench_cfg *cfg);
 uint32_t bench_cfg_fan(const struct bench_cfg *cfg);
 
 const char *bench_workload_name(enum bench_workload w);
+
+/* The server a connection goes to: publishers' (is_sub false) or subscriber idx's. */
+const struct bench_target *bench_cfg_target(const struct bench_cfg *cfg, bool is_sub, uint32_t idx);
 
 #endif

@@ -6,6 +6,7 @@
 #include "bench/bench_conn.h"
 
 #include "bench/bench_cfg.h"
+#include "bench/bench_nats.h"
 #include "core/base/hd_alloc.h"
 #include "proto/stomp_encode.h"
 #include "proto/ws_frame.h"
@@ -24,15 +25,18 @@
 #define NO_WS_FRAME UINT32_MAX
 #define READS_PER_CALL 4	/* fairness: other connections wait while one is read */
 
-void bconn_init(struct bconn *c, const struct bench_cfg *cfg, uint32_t gid)
+void bconn_init(struct bconn *c, const struct bench_cfg *cfg, const struct bench_target *tgt,
+		uint32_t gid)
 {
 	uint64_t x = (uint64_t)gid * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
 
 	memset(c, 0, sizeof(*c));
 	c->cfg = cfg;
+	c->tgt = tgt;
 	c->fd = -1;
 	c->gid = gid;
 	c->ws = cfg->ws;
+	c->nats = cfg->nats;
 	c->ws_binary = cfg->ws_binary;
 	c->ws_open = NO_WS_FRAME;
 	x ^= x >> 29;
@@ -40,8 +44,9 @@ void bconn_init(struct bconn *c, const struct bench_cfg *cfg, uint32_t gid)
 	stomp_parser_init(&c->parser, NULL, c->scratch, sizeof(c->scratch));
 }
 
-int bconn_start(struct bconn *c, const struct bench_cfg *cfg, int epfd, unsigned src_host)
+int bconn_start(struct bconn *c, int epfd, unsigned src_host)
 {
+	const struct sockaddr_in *server = &c->tgt->addr;
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
 	int one = 1;
 	int fd;
@@ -63,7 +68,7 @@ int bconn_start(struct bconn *c, const struct bench_cfg *cfg, int epfd, unsigned
 			goto err_close_fd;
 		}
 	}
-	if (connect(fd, (const struct sockaddr *)&cfg->server, sizeof(cfg->server)) &&
+	if (connect(fd, (const struct sockaddr *)server, sizeof(*server)) &&
 	    errno != EINPROGRESS) {
 		err = -errno;
 		goto err_close_fd;
@@ -172,6 +177,17 @@ int bconn_flush(struct bconn *c, int epfd)
 	return 0;
 }
 
+/* NATS: CONNECT then PING; the PONG stands for CONNECTED. */
+static void send_nats_connect(struct bconn *c)
+{
+	char *p = bconn_out_reserve(c, 256);
+	ssize_t n = bench_nats_connect(p, 256);
+
+	if (n > 0)
+		bconn_out_commit(c, (size_t)n);
+	c->state = BC_STOMP_CONNECT;
+}
+
 void bconn_send_connect(struct bconn *c, const struct bench_cfg *cfg)
 {
 	const struct stomp_header h[] = {
@@ -189,7 +205,7 @@ void bconn_send_connect(struct bconn *c, const struct bench_cfg *cfg)
 	c->state = BC_STOMP_CONNECT;
 }
 
-static void send_upgrade(struct bconn *c, const struct bench_cfg *cfg)
+static void send_upgrade(struct bconn *c)
 {
 	char *p;
 	ssize_t n;
@@ -197,7 +213,7 @@ static void send_upgrade(struct bconn *c, const struct bench_cfg *cfg)
 	c->ws_key = hd_alloc(BENCH_WS_KEY_LEN + 1);
 	bench_ws_make_key(c->ws_key, c->gid + 1);
 	p = out_reserve_raw(c, 1024);
-	n = bench_ws_request(p, 1024, cfg->host, cfg->port, cfg->path, c->ws_key);
+	n = bench_ws_request(p, 1024, c->tgt->host, c->tgt->port, c->tgt->path, c->ws_key);
 	if (n > 0)
 		c->out_len += (uint32_t)n;
 	c->wsdec = hd_alloc(sizeof(*c->wsdec));
@@ -214,8 +230,10 @@ int bconn_connected(struct bconn *c, const struct bench_cfg *cfg)
 		return -errno;
 	if (err)
 		return -err;
-	if (c->ws)
-		send_upgrade(c, cfg);
+	if (c->nats)
+		send_nats_connect(c);
+	else if (c->ws)
+		send_upgrade(c);
 	else
 		bconn_send_connect(c, cfg);
 	return 0;
@@ -310,6 +328,60 @@ static ssize_t parse_frames(struct bconn *c, struct bench_rbuf *rb, const char *
 	return (ssize_t)off;
 }
 
+/* One NATS operation as the STOMP frame the worker expects (see bench_conn.h); false
+ * when there is nothing to hand on. Sets only the fields the worker reads. */
+static bool nats_frame(struct bconn *c, const struct bench_nats_msg *m, struct stomp_frame *f)
+{
+	f->nheaders = 0;
+	f->heartbeats = 0;
+	f->body.ptr = m->payload;
+	f->body.len = m->payload_len;
+	switch (m->op) {
+	case BENCH_NATS_MSG:
+		f->cmd = STOMP_CMD_MESSAGE;
+		return true;
+	case BENCH_NATS_PONG:
+		f->cmd = c->state == BC_STOMP_CONNECT ? STOMP_CMD_CONNECTED : STOMP_CMD_RECEIPT;
+		return true;
+	case BENCH_NATS_ERR:
+		f->cmd = STOMP_CMD_ERROR;
+		f->headers[0].name = (struct stomp_view){ "message", 7 };
+		f->headers[0].value = (struct stomp_view){ m->arg, m->arg_len };
+		f->nheaders = 1;
+		return true;
+	case BENCH_NATS_PING: {
+		char *p = out_reserve_raw(c, sizeof(BENCH_NATS_PONG_CMD) - 1);
+
+		memcpy(p, BENCH_NATS_PONG_CMD, sizeof(BENCH_NATS_PONG_CMD) - 1);
+		c->out_len += sizeof(BENCH_NATS_PONG_CMD) - 1;
+		return false;
+	}
+	default:
+		return false;
+	}
+}
+
+/* As parse_frames, for NATS operations. */
+static ssize_t parse_nats(struct bconn *c, struct bench_rbuf *rb, const char *buf, size_t len,
+			  bconn_frame_fn fn, void *arg, const char **why)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		struct bench_nats_msg m;
+		ssize_t r = bench_nats_parse(buf + off, len - off, &m, why);
+
+		if (r == 0)
+			break;
+		if (r < 0)
+			return -1;
+		off += (size_t)r;
+		if (nats_frame(c, &m, &rb->frame) && fn(arg, c, &rb->frame))
+			return -2;
+	}
+	return (ssize_t)off;
+}
+
 static int read_once(struct bconn *c, struct bench_rbuf *rb, bconn_frame_fn fn, void *arg,
 		     const char **why, bool *more)
 {
@@ -348,7 +420,10 @@ static int read_once(struct bconn *c, struct bench_rbuf *rb, bconn_frame_fn fn, 
 		if (n < 0)
 			return -1;
 	}
-	used = parse_frames(c, rb, rb->buf + skip, (size_t)n, fn, arg, why);
+	if (c->nats)
+		used = parse_nats(c, rb, rb->buf + skip, (size_t)n, fn, arg, why);
+	else
+		used = parse_frames(c, rb, rb->buf + skip, (size_t)n, fn, arg, why);
 	if (used < 0)
 		return (int)used;
 	keep_partial(c, rb->buf + skip + used, (size_t)n - (size_t)used);

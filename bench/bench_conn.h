@@ -1,7 +1,11 @@
 /*
  * bench/bench_conn.h - one client connection of herald-bench: non-blocking TCP connect
- * (from a chosen 127.0.0.x source address), the WebSocket upgrade for ws://, an output
- * buffer flushed with one write(2) per loop pass, and input split into STOMP frames.
+ * (from a chosen 127.0.0.x source address) to its target server, the WebSocket upgrade for
+ * ws://, an output buffer flushed with one write(2) per loop pass, and input split into
+ * STOMP frames. Over nats:// the NATS operations are handed on as the STOMP frames the
+ * worker already handles: MSG as MESSAGE, -ERR as ERROR, the PONG that answers the
+ * CONNECT's PING as CONNECTED and any later PONG as RECEIPT (SUB and the closing both end
+ * with a PING); the server's PINGs are answered here.
  *
  * Thread: the worker that owns it; nothing here locks. Output is batched: callers append
  * frames with bconn_out_reserve/commit and the worker calls bconn_flush once per pass
@@ -19,6 +23,7 @@
 #include <stdint.h>
 
 struct bench_cfg;
+struct bench_target;
 
 enum bconn_state {
 	BC_IDLE = 0,		/* not started */
@@ -37,12 +42,14 @@ enum bconn_role { BC_PUB = 0, BC_SUB };
 
 struct bconn {
 	const struct bench_cfg *cfg;
+	const struct bench_target *tgt;	/* the server it connects to */
 	int fd;
 	uint32_t gid;		/* global index: publishers 0..P-1, then subscribers */
 	uint32_t idx;		/* index within its role */
 	uint8_t role;		/* enum bconn_role */
 	uint8_t state;		/* enum bconn_state */
 	bool ws;
+	bool nats;
 	bool out_armed;		/* EPOLLOUT is registered */
 	bool dirty;		/* on the worker's flush list */
 	bool ws_binary;
@@ -77,12 +84,13 @@ struct bench_rbuf {
 	struct stomp_frame frame;
 };
 
-/* Prepares c (zeroed storage) for global index gid. */
-void bconn_init(struct bconn *c, const struct bench_cfg *cfg, uint32_t gid);
+/* Prepares c (zeroed storage) for global index gid, connecting to tgt (cfg's). */
+void bconn_init(struct bconn *c, const struct bench_cfg *cfg, const struct bench_target *tgt,
+		uint32_t gid);
 
-/* Starts connecting from source address 127.0.0.<src_host> (1: the default route) and
- * registers the socket with epfd (data.ptr = c). Returns 0 or a negative errno. */
-int bconn_start(struct bconn *c, const struct bench_cfg *cfg, int epfd, unsigned src_host);
+/* Starts connecting to c->tgt from source address 127.0.0.<src_host> (1: the default
+ * route) and registers the socket with epfd (data.ptr = c). Returns 0 or a negative errno. */
+int bconn_start(struct bconn *c, int epfd, unsigned src_host);
 
 /* Called on EPOLLOUT while c->state is BC_TCP: finishes the connect and queues the
  * upgrade request or CONNECT. Returns 0 or a negative errno (c is then to be killed). */

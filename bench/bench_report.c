@@ -30,6 +30,25 @@ static double us(uint64_t ns)
 	return (double)ns / 1e3;
 }
 
+/* "PID" or "PIDs A+B+..." for the table. */
+static const char *pid_list(const struct bench_cfg *c, char *buf, size_t cap)
+{
+	size_t used = (size_t)snprintf(buf, cap, "pid%s ", c->nserver_pids > 1 ? "s" : "");
+
+	for (uint32_t i = 0; i < c->nserver_pids && used < cap; i++)
+		used += (size_t)snprintf(buf + used, cap - used, "%s%d", i ? "+" : "",
+					 (int)c->server_pids[i]);
+	return buf;
+}
+
+static void targets_line(const struct bench_cfg *c, FILE *f)
+{
+	if (!c->pub_url && !c->sub_urls)
+		return;
+	fprintf(f, "  publishers -> %s;  subscribers round-robin over %s\n",
+		c->pub_url ? c->pub_url : c->url, c->sub_urls ? c->sub_urls : c->url);
+}
+
 static void topology(const struct bench_result *r, FILE *f)
 {
 	const struct bench_cfg *c = r->cfg;
@@ -53,6 +72,7 @@ static void topology(const struct bench_result *r, FILE *f)
 		break;
 	}
 	fprintf(f, "\n  %u process(es) x %u thread(s)\n", r->procs, r->threads);
+	targets_line(c, f);
 }
 
 static void latency_line(FILE *f, const char *what, const struct bench_hist *h)
@@ -92,9 +112,10 @@ void bench_report_table(const struct bench_result *r, FILE *f)
 {
 	const struct bench_cfg *c = r->cfg;
 	char a[32];
+	char pids[160];
 
 	fprintf(f, "herald-bench %s%s%s  %s  (%s)\n", bench_workload_name(c->workload),
-		*c->label ? "  " : "", c->label, c->url, r->date);
+		*c->label ? "  " : "", c->label, c->pub_url ? c->pub_url : c->url, r->date);
 	topology(r, f);
 	fprintf(f, "  set-up        %llu connections in %.2f s: %s CONNECTED/s, %s ready/s\n",
 		(unsigned long long)r->ready, r->setup_s, human(r->connect_rate, a, sizeof(a)),
@@ -108,8 +129,8 @@ void bench_report_table(const struct bench_result *r, FILE *f)
 	else if (r->errors)
 		fprintf(f, "  checks        errors %llu\n", (unsigned long long)r->errors);
 	if (r->have_server) {
-		fprintf(f, "  server        pid %d  cpu %.2f s over %.2f s (%.0f%%)  rss %.1f -> %.1f MiB (peak %.1f, base %.1f)\n",
-			(int)c->server_pid, r->server_cpu_s, r->server_wall_s,
+		fprintf(f, "  server        %s  cpu %.2f s over %.2f s (%.0f%%)  rss %.1f -> %.1f MiB (peak %.1f, base %.1f)\n",
+			pid_list(c, pids, sizeof(pids)), r->server_cpu_s, r->server_wall_s,
 			r->server_wall_s > 0 ? 100.0 * r->server_cpu_s / r->server_wall_s : 0.0,
 			mib(r->rss_start), mib(r->rss_end), mib(r->rss_peak), mib(r->rss_base));
 		if (c->workload == BENCH_CONNECTIONS)
@@ -164,8 +185,11 @@ void bench_report_json(const struct bench_result *r, FILE *f)
 	fputc('{', f);
 	json_str(f, "workload", bench_workload_name(c->workload));
 	json_str(f, "label", c->label);
-	json_str(f, "url", c->url);
-	json_str(f, "transport", c->ws ? "ws" : "stomp");
+	json_str(f, "url", c->pub_url ? c->pub_url : c->url);
+	json_str(f, "transport", c->nats ? "nats" : c->ws ? "ws" : "stomp");
+	json_str(f, "pub_url", c->pub_url ? c->pub_url : c->url);
+	json_str(f, "sub_url", c->sub_urls ? c->sub_urls : c->url);
+	JD("settle_s", c->settle_s);
 	json_str(f, "date", r->date);
 	json_str(f, "host", r->host);
 	JU("publishers", r->npub);
@@ -202,7 +226,10 @@ void bench_report_json(const struct bench_result *r, FILE *f)
 	json_hist(f, "latency_us", h);
 	json_hist(f, "latency_from_write_us", &r->hist_sent);
 	if (r->have_server) {
-		fprintf(f, "\"server\":{\"pid\":%d,", (int)c->server_pid);
+		fprintf(f, "\"server\":{\"pid\":%d,\"pids\":[", (int)c->server_pid);
+		for (uint32_t i = 0; i < c->nserver_pids; i++)
+			fprintf(f, "%s%d", i ? "," : "", (int)c->server_pids[i]);
+		fputs("],", f);
 		JD("cpu_s", r->server_cpu_s);
 		JD("wall_s", r->server_wall_s);
 		JU("rss_base", r->rss_base);

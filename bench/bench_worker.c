@@ -17,6 +17,7 @@
 
 #include "bench/bench_cfg.h"
 #include "bench/bench_conn.h"
+#include "bench/bench_nats.h"
 #include "bench/bench_shared.h"
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_time.h"
@@ -155,6 +156,21 @@ static int sub_dest(const struct bench_worker *w, const struct bconn *c, char *o
 	return snprintf(out, DEST_MAX, "%s%u", w->cfg->queue_prefix, c->idx);
 }
 
+/* NATS: SUB then PING; the PONG stands for the RECEIPT. */
+static void send_nats_sub(struct bench_worker *w, struct bconn *c)
+{
+	char dest[DEST_MAX];
+	char *p = bconn_out_reserve(c, DEST_MAX + 64);
+	ssize_t n;
+
+	sub_dest(w, c, dest);
+	n = bench_nats_sub(p, DEST_MAX + 64, dest, c->idx + 1);
+	if (n > 0)
+		bconn_out_commit(c, (size_t)n);
+	c->state = BC_SUBSCRIBING;
+	mark_dirty(w, c);
+}
+
 static void send_subscribe(struct bench_worker *w, struct bconn *c)
 {
 	const struct bench_cfg *cfg = w->cfg;
@@ -170,10 +186,16 @@ static void send_subscribe(struct bench_worker *w, struct bconn *c)
 		{ { "receipt", 7 }, { receipt, (size_t)snprintf(receipt, sizeof(receipt), "sub-%u", c->idx) } },
 		{ { "prefetch-count", 14 }, { prefetch, (size_t)snprintf(prefetch, sizeof(prefetch), "%u", cfg->prefetch) } },
 	};
-	char *p = bconn_out_reserve(c, 1024);
-	ssize_t n = stomp_encode_frame(p, 1024, STOMP_V12, STOMP_CMD_SUBSCRIBE, h,
-				       cfg->prefetch ? 5 : 4, NULL, 0, false);
+	char *p;
+	ssize_t n;
 
+	if (cfg->nats) {
+		send_nats_sub(w, c);
+		return;
+	}
+	p = bconn_out_reserve(c, 1024);
+	n = stomp_encode_frame(p, 1024, STOMP_V12, STOMP_CMD_SUBSCRIBE, h, cfg->prefetch ? 5 : 4,
+			       NULL, 0, false);
 	if (n > 0)
 		bconn_out_commit(c, (size_t)n);
 	c->state = BC_SUBSCRIBING;
@@ -317,6 +339,20 @@ static int on_frame(void *arg, struct bconn *c, const struct stomp_frame *f)
 
 /* ---- publishing ---- */
 
+/* NATS: "PUB <subject> <len>\r\n<body>\r\n". */
+static ssize_t nats_template(struct bench_worker *w, size_t cap)
+{
+	const struct bench_cfg *cfg = w->cfg;
+	ssize_t n = bench_nats_pub_line(w->tpl, cap, cfg->topic, cfg->body);
+
+	if (n < 0 || (size_t)n + cfg->body + 2 > cap)
+		return 0;
+	memcpy(w->tpl + n, w->body, cfg->body);
+	memcpy(w->tpl + n + cfg->body, "\r\n", 2);
+	w->tpl_body = (size_t)n;
+	return n + cfg->body + 2;
+}
+
 static void build_template(struct bench_worker *w)
 {
 	const struct bench_cfg *cfg = w->cfg;
@@ -327,6 +363,10 @@ static void build_template(struct bench_worker *w)
 	w->body = hd_alloc(cfg->body);
 	memset(w->body, 'x', cfg->body);
 	w->tpl = hd_alloc(cap);
+	if (cfg->nats) {
+		w->tpl_len = (size_t)nats_template(w, cap);
+		return;
+	}
 	n = stomp_encode_frame(w->tpl, cap, STOMP_V12, STOMP_CMD_SEND, h, 1, w->body, cfg->body, true);
 	if (n <= 0)
 		n = 0;
@@ -431,7 +471,7 @@ static void start_connects(struct bench_worker *w)
 	while (w->next_start < w->nconns && w->handshaking < w->handshake_cap) {
 		struct bconn *c = &w->conns[w->next_start++];
 		unsigned src = 1 + c->gid / w->cfg->conns_per_addr;
-		int err = bconn_start(c, w->cfg, w->epfd, src);
+		int err = bconn_start(c, w->epfd, src);
 
 		w->handshaking++;
 		w->open++;
@@ -506,12 +546,23 @@ static void handle(struct bench_worker *w, struct bconn *c, uint32_t events)
 		fail(w, c, "write failed");
 }
 
+/* The closing frame: DISCONNECT with a receipt, or for NATS a PING (its PONG is the
+ * receipt; NATS has no goodbye). */
+static ssize_t encode_goodbye(const struct bench_worker *w, char *p, size_t cap)
+{
+	static const struct stomp_header h[1] = { { { "receipt", 7 }, { "bye", 3 } } };
+
+	if (w->cfg->nats) {
+		memcpy(p, BENCH_NATS_PING_CMD, sizeof(BENCH_NATS_PING_CMD) - 1);
+		return sizeof(BENCH_NATS_PING_CMD) - 1;
+	}
+	return stomp_encode_frame(p, cap, STOMP_V12, STOMP_CMD_DISCONNECT, h, 1, NULL, 0, false);
+}
+
 /* Ends every session politely: DISCONNECT with a receipt, so a server has processed every
  * ACK before the connection goes (an unacked message would be requeued for the next run). */
 static void send_disconnects(struct bench_worker *w)
 {
-	static const struct stomp_header h[1] = { { { "receipt", 7 }, { "bye", 3 } } };
-
 	w->closing = true;
 	for (uint32_t i = 0; i < w->nconns; i++) {
 		struct bconn *c = &w->conns[i];
@@ -525,7 +576,7 @@ static void send_disconnects(struct bench_worker *w)
 			continue;
 		}
 		p = bconn_out_reserve(c, 64);
-		n = stomp_encode_frame(p, 64, STOMP_V12, STOMP_CMD_DISCONNECT, h, 1, NULL, 0, false);
+		n = encode_goodbye(w, p, 64);
 		if (n > 0)
 			bconn_out_commit(c, (size_t)n);
 		c->state = BC_CLOSING;
@@ -631,8 +682,9 @@ static void worker_init(struct bench_worker *w, const struct bench_cfg *cfg, str
 	for (uint32_t i = 0; i < w->nconns; i++) {
 		struct bconn *c = &w->conns[i];
 		uint32_t gid = lo + i * stride;
+		bool is_sub = gid >= npub;
 
-		bconn_init(c, cfg, gid);
+		bconn_init(c, cfg, bench_cfg_target(cfg, is_sub, is_sub ? gid - npub : gid), gid);
 		if (gid < npub) {
 			c->role = BC_PUB;
 			c->idx = gid;

@@ -5,6 +5,7 @@
 #   bash bench/compare.sh                 # everything, 3 runs each, medians
 #   QUICK=1 bash bench/compare.sh         # 1 run, short durations: check the set-up
 #   CASES="fanout-100 latency" bash bench/compare.sh
+#   CASES=cluster bash bench/compare.sh   # two-node Herald beside two-node NATS (cluster.sh)
 #
 # What it does: installs rabbitmq-server and gnuplot-nox from Debian when missing; builds
 # herald and herald-bench into $BUILD; starts a private RabbitMQ node (bench/rabbitmq_node.sh:
@@ -12,7 +13,8 @@
 # a Herald (--shards $SHARDS, ports picked by the kernel) and the raw-ceiling relay; runs
 # each workload against each, alternating, $RUNS times; writes every result's JSON, the
 # exact commands, a markdown summary (medians, Herald/RabbitMQ and Herald/raw ratios) and
-# a latency-vs-load PNG under bench/results/<UTC time>/. Every run is bounded by
+# a latency-vs-load PNG under bench/results/<UTC time>/. The `cluster` case (not in the
+# default set) hands over to bench/cluster.sh, results in <that dir>/cluster/. Every run is bounded by
 # herald-bench's own timeouts and `timeout`; only the processes started here are stopped,
 # by PID, on exit.
 set -euo pipefail
@@ -187,7 +189,22 @@ run_one() {	# run_one CASE TARGET RUN
 	timeout 300 "${cmd[@]}" >>"$out/tables.txt" 2>>"$out/stderr.txt" || log "$c $t run $run: exit $?"
 }
 
+# The cluster case: bench/cluster.sh with this script's build and settings.
+run_cluster() {
+	log "cluster: bench/cluster.sh"
+	OUT="$out/cluster" BUILD="$BUILD" HERALD_BIN="$HERALD_BIN" HB="$HB" NO_BUILD=1 \
+		ROUNDS="$RUNS" DURATION=$([ "$QUICK" = 1 ] && echo 2 || echo 4) THREADS="$THREADS" \
+		SHARDS="$SHARDS" bash "$top/bench/cluster.sh" || log "cluster: exit $?"
+}
+
 main() {
+	local cluster=0
+	local rest=
+	for c in $CASES; do
+		if [ "$c" = cluster ]; then cluster=1; else rest+=" $c"; fi
+	done
+	CASES=$rest
+	[ -n "$CASES" ] || { build; mkdir -p "$out"; run_cluster; return; }
 	install_missing rabbitmq-server gnuplot-nox
 	build
 	mkdir -p "$out"
@@ -233,6 +250,7 @@ main() {
 		gnuplot -e "datafile='$out/latency.dat'; outfile='$out/latency.png'" "$top/bench/latency.gp"
 	fi
 	cat "$out/summary.md"
+	[ "$cluster" = 1 ] && run_cluster
 	log "results in ${out#"$top"/}"
 }
 

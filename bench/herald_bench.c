@@ -1,11 +1,15 @@
 /*
  * bench/herald_bench.c - herald-bench: a STOMP load generator for Herald or any STOMP
- * broker (RabbitMQ included), over TCP or WebSocket. This file is the coordinator: it
+ * broker (RabbitMQ included), over TCP or WebSocket, and for nats-server over the NATS
+ * client protocol (bench_nats.h), to compare clusters. This file is the coordinator: it
  * forks the worker processes (enough to stay under the open-files limit), steps them
  * through the phases in bench_shared (set-up, run, stop and drain, done), samples the
- * server's /proc, prints the live progress line and the report.
+ * servers' /proc (summed over every --server-pid: all nodes of a cluster), prints the live
+ * progress line and the report.
  *
  *	herald-bench fanout --url stomp://127.0.0.1:61613 --subscribers 1000 --server-pid PID
+ *	herald-bench fanout --pub-url stomp://127.0.0.1:A --sub-url stomp://127.0.0.1:B \
+ *		--settle 1 --server-pid PID_A,PID_B	(cluster: publish on A, receive on B)
  *	herald-bench raw-server --port 0	(the raw ceiling; bench_raw.c)
  *
  * Every run is bounded: --setup-timeout, warm-up + --duration (or --count), then at most
@@ -117,6 +121,24 @@ static void reap_kids(struct coord *co)
 			waitpid(co->kids[p], NULL, 0);
 }
 
+/* The servers' CPU and RSS, summed over --server-pid's processes; ok only if all were read. */
+static void sample_servers(const struct bench_cfg *cfg, struct bench_proc_sample *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (uint32_t i = 0; i < cfg->nserver_pids; i++) {
+		struct bench_proc_sample one;
+
+		bench_proc_sample(cfg->server_pids[i], &one);
+		if (!one.ok) {
+			out->ok = 0;
+			return;
+		}
+		out->cpu_s += one.cpu_s;
+		out->rss_bytes += one.rss_bytes;
+		out->ok = 1;
+	}
+}
+
 static void sleep_ns(uint64_t ns)
 {
 	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
@@ -136,7 +158,7 @@ static void progress(struct coord *co, const char *what, uint64_t now, uint64_t 
 	if (co->cfg->quiet || now - co->last_progress_ns < 1000000000ull)
 		return;
 	bench_shared_sum(co->sh, &s);
-	bench_proc_sample(co->cfg->server_pid, &ps);
+	sample_servers(co->cfg, &ps);
 	if (ps.ok && ps.rss_bytes > co->r->rss_peak)
 		co->r->rss_peak = ps.rss_bytes;
 	fprintf(stderr, "%s[%6.1fs] %-6s conn %llu/%u  pub %.0f/s  del %.0f/s  err %llu", co->tty ? "\r" : "",
@@ -207,6 +229,19 @@ static bool setup(struct coord *co, uint64_t t0)
 	return !r->aborted;
 }
 
+/* --settle: set-up is done on every node the tool talks to, but in a cluster a node may
+ * learn of the other nodes' subscribers later; a message published before then would be
+ * lost to them, and stay owed in the window for ever. */
+static void settle(struct coord *co, uint64_t t0)
+{
+	uint64_t end = hd_now_ns() + (uint64_t)(co->cfg->settle_s * 1e9);
+
+	while (hd_now_ns() < end && !interrupted && kids_alive(co)) {
+		progress(co, "settle", hd_now_ns(), t0);
+		sleep_ns(POLL_NS);
+	}
+}
+
 /* Publishing: until warm-up + duration, or every publisher sent --count. */
 static void run(struct coord *co, uint64_t t0, struct bench_proc_sample *s1, uint64_t *t_s1)
 {
@@ -221,7 +256,7 @@ static void run(struct coord *co, uint64_t t0, struct bench_proc_sample *s1, uin
 	atomic_store_explicit(&co->sh->t_measure_ns, t_measure, memory_order_relaxed);
 	set_phase(co, BENCH_PH_RUN);
 	if (!warm) {
-		bench_proc_sample(cfg->server_pid, s1);
+		sample_servers(cfg, s1);
 		*t_s1 = hd_now_ns();
 	}
 	for (;;) {
@@ -231,7 +266,7 @@ static void run(struct coord *co, uint64_t t0, struct bench_proc_sample *s1, uin
 		sleep_ns(POLL_NS);
 		now = hd_now_ns();
 		if (!*t_s1 && now >= t_measure) {
-			bench_proc_sample(cfg->server_pid, s1);
+			sample_servers(cfg, s1);
 			*t_s1 = now;
 		}
 		progress(co, "run", now, t0);
@@ -244,7 +279,7 @@ static void run(struct coord *co, uint64_t t0, struct bench_proc_sample *s1, uin
 		}
 	}
 	if (!*t_s1) {
-		bench_proc_sample(cfg->server_pid, s1);
+		sample_servers(cfg, s1);
 		*t_s1 = hd_now_ns();
 	}
 	co->r->measured_s = (double)(hd_now_ns() - t_measure) / 1e9;
@@ -409,7 +444,7 @@ static int coordinate(const struct bench_cfg *cfg)
 	co.sh->run_id = (uint32_t)((hd_now_ns() ^ (uint64_t)getpid() << 7) % 0xffff) + 1;
 	co.kids = calloc(co.nkids, sizeof(*co.kids));
 	stamp_result(&res);
-	bench_proc_sample(cfg->server_pid, &base);
+	sample_servers(cfg, &base);
 	res.rss_base = base.rss_bytes;
 	slab0 = bench_kernel_slab_bytes();
 	t0 = hd_now_ns();
@@ -419,7 +454,7 @@ static int coordinate(const struct bench_cfg *cfg)
 		return 1;
 	}
 	if (setup(&co, t0) && cfg->workload == BENCH_CONNECTIONS) {
-		bench_proc_sample(cfg->server_pid, &s1);
+		sample_servers(cfg, &s1);
 		t_s1 = hd_now_ns();
 		hold(&co, t0);
 		if (res.ready)
@@ -429,10 +464,11 @@ static int coordinate(const struct bench_cfg *cfg)
 			res.setup_cpu_us_per_conn = (s1.cpu_s - base.cpu_s) * 1e6 / res.ready;
 		}
 	} else if (!res.aborted) {
+		settle(&co, t0);
 		run(&co, t0, &s1, &t_s1);
 		drain(&co, t0);
 	}
-	bench_proc_sample(cfg->server_pid, &s2);
+	sample_servers(cfg, &s2);
 	t_s2 = hd_now_ns();
 	end_progress(&co);
 	if (!res.aborted)

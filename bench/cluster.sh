@@ -1,0 +1,396 @@
+#!/usr/bin/env bash
+# bench/cluster.sh - a two-node Herald cluster (node links) and a two-node nats-server
+# cluster (routes) measured side by side by herald-bench on this machine. See
+# bench/README.md, "Clusters". Run by hand (under 4 minutes), or as compare.sh's `cluster`
+# case:
+#
+#   bash bench/cluster.sh                  # 5 rounds, Herald and NATS, ~3.5 min
+#   ROUNDS=1 DURATION=2 bash bench/cluster.sh
+#   ROUNDS=3 WINDOWS="5000 100000" bash bench/cluster.sh
+#   TARGETS=nats bash bench/cluster.sh     # one side only
+#
+# Fan-out of 100-byte messages from one publisher on node A to $SUBS subscribers:
+#   a  subscribers on A (one node does the work; B is up and idle)
+#   b  subscribers on B (every message crosses the link once)
+#   c  subscribers split over A and B, round-robin
+# Figure: server CPU-seconds of both nodes together (utime + stime from /proc, summed by
+# herald-bench over --server-pid A,B) per million deliveries; reported as b/a and c/a for
+# each server, medians of per-round ratios (a round runs a, b, c against Herald and NATS
+# within seconds, so each ratio's runs share the box's noise). For Herald it also reads
+# node A's link counters (GET /cluster/status: link_msgs_out, link_bytes_out, ... for B)
+# around every run, and twice while case a is publishing: a topic no remote node wants
+# must put nothing on the link.
+#
+# Installs Debian's nats-server when missing; builds herald and herald-bench into $BUILD
+# (configured only when it has no CMakeCache.txt). Everything listens on 127.0.0.1 on ports
+# the kernel picks; every wait is bounded; runs stop starting after $BUDGET seconds; only
+# the PIDs started here are stopped (TERM, then KILL) on exit. Results under $OUT
+# (bench/results/cluster-<UTC time>/): one JSON per run, link snapshots, commands.txt,
+# summary.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-4}
+WARMUP=${WARMUP:-1}
+SETTLE=${SETTLE:-1}	# after set-up: remote interest must reach A before publishing
+SUBS=${SUBS:-100}
+BODY=${BODY:-100}
+WINDOWS=${WINDOWS:-100000}	# deliveries in flight, one set of runs each (README: why not 5,000)
+SHARDS=${SHARDS:-2}
+THREADS=${THREADS:-2}
+TARGETS=${TARGETS:-"herald nats"}
+CASES=${CASES:-"a b c"}
+BUDGET=${BUDGET:-240}	# seconds after which no further run starts (script < 5 min)
+BUILD=${BUILD:-$top/build-bench}
+HERALD_BIN=${HERALD_BIN:-$BUILD/core/herald}
+HB=${HB:-$BUILD/bench/herald-bench}
+NATS_BIN=${NATS_BIN:-nats-server}
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out=${OUT:-$top/bench/results/cluster-$stamp}
+work=$(mktemp -d /tmp/herald-cluster.XXXXXX)
+t_start=$SECONDS
+
+pids=()		# every server started here
+herald_a='' herald_b='' nats_a='' nats_b=''
+herald_why=	# why the Herald side did not run, if it did not
+
+log() { echo "cluster: $*" >&2; }
+
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null || return 0
+	for _ in $(seq 100); do
+		kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null || true; return 0; }
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+cleanup() {
+	set +e
+	for p in "${pids[@]}"; do stop_pid "$p"; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+install_missing() {
+	command -v "$NATS_BIN" >/dev/null && return 0
+	log "installing nats-server"
+	local sudo=
+	[ "$(id -u)" = 0 ] || sudo=sudo
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nats-server >&2 ||
+		{ $sudo apt-get update -q >&2 && $sudo env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q nats-server >&2; }
+}
+
+build() {
+	[ -f "$BUILD/CMakeCache.txt" ] ||
+		cmake -S "$top" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TESTS=OFF >/dev/null
+	cmake --build "$BUILD" -j2 --target herald-bench >&2
+	cmake --build "$BUILD" -j2 --target herald >&2 || log "herald did not build; using $HERALD_BIN if present"
+}
+
+# wait_port LOG REGEX PID: the port at the end of the first match of REGEX (10 s at most)
+wait_port() {
+	for _ in $(seq 100); do
+		local line
+		line=$(grep -oE "$2" "$1" 2>/dev/null | head -1 || true)
+		[ -n "$line" ] && { echo "${line##*:}"; return 0; }
+		kill -0 "$3" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+listening() { echo "listening proto=$1 addr=[0-9.]*:[0-9]+"; }
+
+# ---- Herald: two nodes joined by gossip, linked on their route ports ----
+
+# start_herald NAME [JOIN]: sets h_pid h_stomp h_admin h_gossip, or returns 1
+start_herald() {
+	local name=$1 join=${2:-}
+	local args=(--bind 127.0.0.1 --stomp-port 0 --ws-port 0 --shards "$SHARDS"
+		--node-name "$name" --gossip-bind 127.0.0.1 --gossip-port 0 --route-port 0
+		--admin-port 0 --log-level info)
+	[ -n "$join" ] && args+=(--join "127.0.0.1:$join")
+	echo "herald ${args[*]}" >>"$out/commands.txt"
+	"$HERALD_BIN" "${args[@]}" >"$work/$name.log" 2>&1 &
+	h_pid=$!
+	pids+=("$h_pid")
+	if ! h_stomp=$(wait_port "$work/$name.log" "$(listening stomp)" "$h_pid") ||
+		! h_admin=$(wait_port "$work/$name.log" "$(listening admin)" "$h_pid") ||
+		! h_gossip=$(wait_port "$work/$name.log" "$(listening gossip)" "$h_pid") ||
+		! wait_port "$work/$name.log" "$(listening route)" "$h_pid" >/dev/null; then
+		herald_why="node $name did not start: $(grep -m1 -iE 'err|unknown|refus' "$work/$name.log" || tail -1 "$work/$name.log")"
+		return 1
+	fi
+}
+
+# status ADMIN_PORT: node's /cluster/status JSON (2 s at most)
+status() { curl -s --max-time 2 "http://127.0.0.1:$1/cluster/status"; }
+
+# link_of ADMIN_PORT: "state msgs_out bytes_out msgs_in bytes_in" of its link to the other node
+link_of() {
+	status "$1" | /usr/bin/python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+for m in s["members"]:
+    if m["name"] != s["self"]:
+        print(m.get("link", "none"), m.get("link_msgs_out", 0), m.get("link_bytes_out", 0),
+              m.get("link_msgs_in", 0), m.get("link_bytes_in", 0))
+        break
+else:
+    print("alone 0 0 0 0")' 2>/dev/null || echo "unreachable 0 0 0 0"
+}
+
+start_herald_cluster() {
+	start_herald hb-a || return 1
+	herald_a=$h_pid herald_a_stomp=$h_stomp herald_a_admin=$h_admin
+	start_herald hb-b "$h_gossip" || return 1
+	herald_b=$h_pid herald_b_stomp=$h_stomp herald_b_admin=$h_admin
+	for _ in $(seq 100); do	# gossip, then the link: 10 s at most
+		[ "$(link_of "$herald_a_admin" | cut -d' ' -f1)" = up ] &&
+			[ "$(link_of "$herald_b_admin" | cut -d' ' -f1)" = up ] && break
+		sleep 0.1
+	done
+	if [ "$(link_of "$herald_a_admin" | cut -d' ' -f1)" != up ]; then
+		herald_why="the link between the nodes did not come up in 10 s (A sees: $(link_of "$herald_a_admin"))"
+		return 1
+	fi
+	log "herald A pid $herald_a stomp $herald_a_stomp admin $herald_a_admin; B pid $herald_b stomp $herald_b_stomp"
+}
+
+# ---- NATS: two nats-servers joined by a route ----
+
+start_nats() {	# start_nats NAME [ROUTE_PORT]: sets n_pid n_port n_route
+	local name=$1 route=${2:-}
+	local args=(-a 127.0.0.1 -p -1 -n "$name" --cluster_name herald-bench
+		-cluster nats://127.0.0.1:-1)
+	[ -n "$route" ] && args+=(-routes "nats://127.0.0.1:$route")
+	echo "$NATS_BIN ${args[*]}" >>"$out/commands.txt"
+	"$NATS_BIN" "${args[@]}" >"$work/$name.log" 2>&1 &
+	n_pid=$!
+	pids+=("$n_pid")
+	n_port=$(wait_port "$work/$name.log" "client connections on [0-9.]+:[0-9]+" "$n_pid") &&
+		n_route=$(wait_port "$work/$name.log" "route connections on [0-9.]+:[0-9]+" "$n_pid")
+}
+
+start_nats_cluster() {
+	start_nats nats-a || return 1
+	nats_a=$n_pid nats_a_port=$n_port
+	start_nats nats-b "$n_route" || return 1
+	nats_b=$n_pid nats_b_port=$n_port
+	for _ in $(seq 100); do
+		grep -q "Route connection created" "$work/nats-a.log" &&
+			grep -q "Route connection created" "$work/nats-b.log" && break
+		sleep 0.1
+	done
+	grep -q "Route connection created" "$work/nats-a.log" || { log "NATS route did not come up"; return 1; }
+	log "nats A pid $nats_a port $nats_a_port; B pid $nats_b port $nats_b_port"
+}
+
+# ---- runs ----
+
+# urls TARGET CASE: "PUB_URL SUB_URLS"
+urls() {
+	local a b
+	case $1 in
+	herald) a=stomp://127.0.0.1:$herald_a_stomp b=stomp://127.0.0.1:$herald_b_stomp ;;
+	nats) a=nats://127.0.0.1:$nats_a_port b=nats://127.0.0.1:$nats_b_port ;;
+	esac
+	case $2 in
+	a) echo "$a $a" ;;
+	b) echo "$a $b" ;;
+	c) echo "$a $a,$b" ;;
+	esac
+}
+
+server_pids() {
+	case $1 in
+	herald) echo "$herald_a,$herald_b" ;;
+	nats) echo "$nats_a,$nats_b" ;;
+	esac
+}
+
+# snap FILE: A's link counters, appended with a label (Herald only)
+snap() { echo "$2 $(link_of "$herald_a_admin")" >>"$1"; }
+
+run_one() {	# run_one TARGET CASE ROUND WINDOW
+	local t=$1 c=$2 r=$3 w=$4
+	local u json links bg=
+	read -r -a u <<<"$(urls "$t" "$c")"
+	json="$out/$c@w$w.$t.$r.json"
+	local cmd=("$HB" fanout --pub-url "${u[0]}" --sub-url "${u[1]}" --subscribers "$SUBS"
+		--body "$BODY" --window "$w" --settle "$SETTLE" --warmup "$WARMUP"
+		--duration "$DURATION" --threads "$THREADS" --server-pid "$(server_pids "$t")"
+		--label "$t-$c" --json "$json" --quiet)
+	echo "${cmd[*]}  # load $(cut -d' ' -f1 /proc/loadavg)" | sed "s|$HB|herald-bench|" >>"$out/commands.txt"
+	log "round $r window $w case $c $t"
+	if [ "$t" = herald ]; then
+		links="$out/$c@w$w.$t.$r.links"
+		snap "$links" before
+		if [ "$c" = a ]; then	# two samples while publishing, well after set-up
+			(
+				sleep "$(awk "BEGIN { print $SETTLE + $WARMUP + 0.3 }")"
+				snap "$links" publishing-1
+				sleep "$(awk "BEGIN { print $DURATION * 0.6 }")"
+				snap "$links" publishing-2
+			) &
+			bg=$!
+		fi
+	fi
+	timeout 90 "${cmd[@]}" >>"$out/tables.txt" 2>>"$out/stderr.txt" || log "round $r case $c $t: exit $?"
+	[ -n "$bg" ] && wait "$bg"
+	# the route thread publishes its counters every 100 ms: let the last ones land
+	[ "$t" = herald ] && sleep 0.3 && snap "$links" after
+	return 0
+}
+
+summarize() {
+	/usr/bin/python3 - "$out" "$herald_why" "$DURATION" <<'EOF'
+import glob, json, os, statistics, sys
+out, herald_why, gap = sys.argv[1], sys.argv[2], 0.6 * float(sys.argv[3])
+runs = {}	# (target, case, window, round) -> result
+for f in glob.glob(os.path.join(out, "*.json")):
+    cw, t, r = os.path.basename(f)[:-5].split(".")
+    c, w = cw.split("@w")
+    try:
+        runs[(t, c, int(w), int(r))] = json.load(open(f))
+    except ValueError:
+        pass
+def links(t, c, w, r):
+    d = {}
+    p = os.path.join(out, f"{c}@w{w}.{t}.{r}.links")
+    for line in open(p) if os.path.exists(p) else []:
+        k, state, *v = line.split()
+        d[k] = [int(x) for x in v]
+    return d
+def cpu_of(t, c, w, r):
+    j = runs.get((t, c, w, r))
+    return (j.get("cpu_s_per_million") or None) if j and j["measured_delivered"] else None
+def med(xs):
+    return statistics.median(xs) if xs else None
+def listed(xs, spec):
+    return f" ({', '.join(format(x, spec) for x in xs)})" if len(xs) > 1 else ""
+targets = [t for t in ("herald", "nats") if any(k[0] == t for k in runs)]
+windows = sorted({k[2] for k in runs})
+rounds = sorted({k[3] for k in runs})
+names = {"a": "a: pub + subs on A", "b": "b: pub on A, subs on B", "c": "c: pub on A, subs 50/50"}
+goal = {"b": "≤ 1.05×", "c": "≤ 1.25×"}	# Herald's goals (shared/DISTRIBUTED.md)
+lines = ["# Cluster fan-out: Herald node links and NATS routes, side by side", ""]
+if herald_why:
+    lines += [f"**The Herald side did not run:** {herald_why}", ""]
+bad = []
+for w in windows:
+    lines += [f"## {w} deliveries in flight", "",
+              "Server CPU-seconds of both nodes per million deliveries: median (each round); "
+              "ratios are medians of per-round ratios.", "",
+              "| case | " + " | ".join(f"{t} CPU-s/M | {t} deliveries/s" for t in targets) + " |",
+              "|---|" + "---:|---:|" * len(targets)]
+    for c in "abc":
+        row = [names[c]]
+        for t in targets:
+            cpu = [cpu_of(t, c, w, r) for r in rounds if cpu_of(t, c, w, r)]
+            rate = [runs[(t, c, w, r)]["del_rate"] / 1e6 for r in rounds if (t, c, w, r) in runs]
+            row += [f"{med(cpu):.3f}{listed(cpu, '.3f')}" if cpu else "—",
+                    f"{med(rate):.2f} M" if rate else "—"]
+            for r in rounds:
+                j = runs.get((t, c, w, r))
+                if j and (j["lost"] or j["duplicates"] or j["errors"] or j["aborted"] or j["order_violations"]):
+                    bad.append(f"{t} {c} window {w} round {r}: lost {j['lost']}, duplicates {j['duplicates']}, errors {j['errors']}, "
+                               f"order {j['order_violations']}, aborted {j['aborted']} {j['first_error']}")
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "| ratio | " + " | ".join(targets) + " | Herald goal |",
+              "|---|" + "---:|" * (len(targets) + 1)]
+    for c in "bc":
+        row = [f"{c}/a"]
+        for t in targets:
+            rs = [cpu_of(t, c, w, r) / cpu_of(t, "a", w, r) for r in rounds
+                  if cpu_of(t, c, w, r) and cpu_of(t, "a", w, r)]
+            row.append(f"{med(rs):.2f}×{listed(rs, '.2f')}" if rs else "—")
+        lines.append("| " + " | ".join(row + [goal[c]]) + " |")
+    if "herald" not in targets:
+        lines.append("")
+        continue
+    lines += ["", "Herald: node A's link to B over each run, messages / bytes; for case a also "
+              f"between two samples {gap:g} s apart while A was publishing:", "",
+              "| case | round | published | link A→B | link B→A | A→B / B→A while publishing |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for c in "abc":
+        for r in rounds:
+            d, j = links("herald", c, w, r), runs.get(("herald", c, w, r))
+            if "before" not in d or "after" not in d or not j:
+                continue
+            b, a = d["before"], d["after"]
+            during = "—"
+            if "publishing-1" in d and "publishing-2" in d:
+                p1, p2 = d["publishing-1"], d["publishing-2"]
+                during = f"{p2[0]-p1[0]} / {p2[1]-p1[1]} B, {p2[2]-p1[2]} / {p2[3]-p1[3]} B"
+            lines.append(f"| {c} | {r} | {j['published']} | {a[0]-b[0]} / {a[1]-b[1]} B | "
+                         f"{a[2]-b[2]} / {a[3]-b[3]} B | {during} |")
+    lines.append("")
+if bad:
+    lines += ["**Runs with problems:**", ""] + [f"- {x}" for x in bad]
+open(os.path.join(out, "summary.md"), "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+EOF
+}
+
+main() {
+	install_missing
+	[ -n "${NO_BUILD:-}" ] || build
+	mkdir -p "$out"
+	{
+		echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+		if [ -n "${COMMIT:-}" ]; then
+			echo "commit: $COMMIT"
+		else
+			echo "commit: $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$top" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
+		fi
+		echo "kernel: $(uname -r); cpus: $(nproc)"
+		echo "nats-server: $("$NATS_BIN" --version 2>&1 | head -1)"
+		echo "herald: $HERALD_BIN, --shards $SHARDS per node; herald-bench --threads $THREADS"
+		echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	} >"$out/machine.txt"
+	local targets=()
+	for t in $TARGETS; do
+		case $t in
+		herald)
+			if [ ! -x "$HERALD_BIN" ]; then
+				herald_why="no herald binary at $HERALD_BIN"
+			elif start_herald_cluster; then
+				targets+=(herald)
+				continue
+			fi
+			log "Herald side skipped: $herald_why"
+			;;
+		nats) start_nats_cluster && targets+=(nats) ;;
+		esac
+	done
+	[ ${#targets[@]} -gt 0 ] || { log "nothing to run"; exit 1; }
+	for r in $(seq "$ROUNDS"); do
+		for w in $WINDOWS; do
+			for c in $CASES; do
+				for t in "${targets[@]}"; do
+					if [ $((SECONDS - t_start)) -gt "$BUDGET" ]; then
+						log "budget of $BUDGET s spent: stopping before round $r case $c $t"
+						break 4
+					fi
+					run_one "$t" "$c" "$r" "$w"
+				done
+			done
+		done
+	done
+	echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
+	for p in herald_a herald_b nats_a nats_b; do	# did every server survive?
+		[ -n "${!p}" ] && ! kill -0 "${!p}" 2>/dev/null && log "$p (pid ${!p}) died during the runs"
+	done
+	cp "$work"/*.log "$out/" 2>/dev/null || true
+	summarize
+	log "results in ${out#"$top"/}"
+}
+
+main "$@"
