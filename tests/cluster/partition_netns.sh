@@ -9,6 +9,11 @@
 #   3. moving them back heals it: every node sees all four alive again, with the
 #      incarnations raised by the refutations, through gossip to the recently dead and
 #      push-pull with dead members (swim.h).
+# And the data path over node links (issue 12): a topic subscriber on n4 gets what n1
+# publishes before the partition and again after the heal (links re-dialled, interest
+# exchanged anew); a queue written on both sides during the partition (each side places it
+# on one of its own nodes) is whole after the heal: the side that no longer owns it hands
+# its messages to the owner, and a consumer on n2 gets every receipted message.
 # Needs root and iproute2; exits 77 (CTest: skipped) without them. Every wait is bounded;
 # cleanup kills only the PIDs started here and deletes only the namespaces made here.
 set -euo pipefail
@@ -74,7 +79,8 @@ chmod 600 "$work/cluster.key"
 start() {
 	local i=$1
 	shift
-	ip netns exec "$tag-n$i" "$herald" --bind "10.99.0.$i" --stomp-port 0 --ws-port 0 \
+	# clients connect from inside the namespace to 127.0.0.1:61613 (the loopback guest)
+	ip netns exec "$tag-n$i" "$herald" --bind 0.0.0.0 --stomp-port 61613 --ws-port 0 \
 		--shards 1 --node-name "n$i" --gossip-bind "10.99.0.$i" --gossip-port 7946 \
 		--gossip-key "$work/cluster.key" \
 		--admin-bind 127.0.0.1 --admin-port 15672 --gossip-interval $period_ms "$@" \
@@ -110,11 +116,41 @@ sees() {	# sees <i> <expected states>
 	[ "$(states "$1")" = "$2" ]
 }
 
+links_up() {	# links_up <i>: node i has its link to every other member up
+	ip netns exec "$tag-n$1" "$ctl" --timeout 2000 cluster status --json 2> /dev/null |
+		/usr/bin/python3 -c 'import json, sys
+d = json.load(sys.stdin)
+others = [m for m in d["members"] if m["name"] != d["self"]]
+sys.exit(0 if len(others) == 3 and all(m.get("link") == "up" for m in others) else 1)'
+}
+
+stomp() {	# stomp <i> <netns_stomp.py args...>: a client inside node i's namespace
+	local i=$1
+	shift
+	ip netns exec "$tag-n$i" /usr/bin/python3 "$(dirname "$0")/netns_stomp.py" "$@"
+}
+
+lines() {	# lines <file> <pattern>: how many lines of file match
+	grep -c -- "$2" "$1" 2> /dev/null || true
+}
+
+has_lines() {	# has_lines <file> <pattern> <n>
+	[ "$(lines "$1" "$2")" -ge "$3" ]
+}
+
 all_alive="n1=alive n2=alive n3=alive n4=alive"
 start 1
 sleep 0.5
 for i in 2 3 4; do start "$i" --join 10.99.0.1:7946; done
 for i in 1 2 3 4; do wait_for 15 "n$i sees four alive" sees "$i" "$all_alive"; done
+for i in 1 2 3 4; do wait_for 15 "n$i has its three links up" links_up "$i"; done
+
+# a topic subscriber on n4 for the whole test; n1 publishes before the partition
+stomp 4 sub 61613 /topic/part "$work/topic.out" 120 &
+pids+=($!)
+wait_for 10 "the subscriber on n4 is ready" has_lines "$work/topic.out" READY 1
+[ "$(stomp 1 send 61613 /topic/part 10 before)" = 10 ] || { echo "partition_netns: FAIL: sends on n1"; exit 1; }
+wait_for 10 "n4 got n1's 10 topic messages" has_lines "$work/topic.out" "^before-" 10
 
 t0=$SECONDS
 in_hub ip link set "h${tag}3" master br1
@@ -123,9 +159,28 @@ for i in 1 2; do wait_for 30 "n$i marks n3, n4 dead" sees "$i" "n1=alive n2=aliv
 for i in 3 4; do wait_for 30 "n$i marks n1, n2 dead" sees "$i" "n1=dead n2=dead n3=alive n4=alive"; done
 echo "partition_netns: partition seen on both sides after $((SECONDS - t0))s"
 
+# each side now places /queue/split on one of its own nodes; both take receipted SENDs
+for side in 1 3; do
+	got=$(stomp $side send 61613 /queue/split 30 "side$side")
+	[ "$got" = 30 ] || { echo "partition_netns: FAIL: n$side got $got of 30 receipts"; exit 1; }
+done
+echo "partition_netns: ok: /queue/split written on both sides (30 + 30 receipted)"
+
 t0=$SECONDS
 in_hub ip link set "h${tag}3" master br0
 in_hub ip link set "h${tag}4" master br0
 for i in 1 2 3 4; do wait_for 60 "n$i sees four alive after the heal" sees "$i" "$all_alive"; done
 echo "partition_netns: healed after $((SECONDS - t0))s"
+for i in 1 2 3 4; do wait_for 30 "n$i has its links up again" links_up "$i"; done
+
+# one owner again: the other side's messages were handed to it
+stomp 2 drain 61613 /queue/split 6 > "$work/split.out"
+got=$(sort -u "$work/split.out" | grep -c '^side' || true)
+if [ "$got" != 60 ]; then
+	echo "partition_netns: FAIL: /queue/split gave $got of the 60 receipted messages"
+	exit 1
+fi
+echo "partition_netns: ok: /queue/split whole after the heal (60 of 60, $(wc -l < "$work/split.out") deliveries)"
+[ "$(stomp 1 send 61613 /topic/part 10 after)" = 10 ] || { echo "partition_netns: FAIL: sends on n1 after the heal"; exit 1; }
+wait_for 15 "n4 gets n1's topic messages again after the heal" has_lines "$work/topic.out" "^after-" 10
 echo "partition_netns: PASS"
