@@ -69,11 +69,15 @@ bool ack_find_delivery(struct session *s, const char *id, const char *subid, str
 	return false;
 }
 
-static void ack_to_owner(struct shard *sh, struct sub *sub, uint32_t mode, uint64_t tag)
+/* The ACK names the registration the delivery came under (its epoch): an owner applies it
+ * only to that registration, so an ACK of a delivery the queue's previous owner made (and
+ * requeued when the queue moved) can never acknowledge another message. */
+static void ack_to_owner(struct shard *sh, struct sub *sub, uint32_t mode, uint64_t tag,
+			 uint32_t epoch)
 {
 	struct xmsg m = {
 		.kind = XMSG_QUEUE_ACK,
-		.u32 = mode,
+		.u32 = mode | epoch << XDELIVER_EPOCH_SHIFT,
 		.a = sub_consumer_key(sh, sub),
 		.b = tag,
 		.ptr = xname_create(sub->dest, sub->dest_len),
@@ -90,14 +94,12 @@ int ack_apply(struct shard *sh, struct session *s, bool nack, const char *id, co
 	uint32_t i;
 	uint64_t tag;
 	bool upto;
-	bool stale;
+	uint32_t epoch;
 
 	if (!ack_find_delivery(s, id, subid, &sub, &i))
 		return -1;
 	tag = mdeque_at(&sub->pend, i)->tag;
-	/* a delivery from the queue's previous owner: that owner requeued it when the queue
-	 * moved (it comes again, redelivered), and its tag means nothing to the owner now */
-	stale = mdeque_at(&sub->pend, i)->epoch != sub->owner_epoch;
+	epoch = mdeque_at(&sub->pend, i)->epoch;
 	upto = sub->ack_mode == SESSION_ACK_CLIENT;
 	if (upto) {
 		/* client mode is cumulative: this delivery and all before it */
@@ -107,14 +109,14 @@ int ack_apply(struct shard *sh, struct session *s, bool nack, const char *id, co
 		hmsg_unref(mdeque_at(&sub->pend, i)->m);
 		mdeque_remove_at(&sub->pend, i);
 	}
-	if (sub->kind != SUB_QUEUE || stale)
+	if (sub->kind != SUB_QUEUE)
 		return (int)sh->id;	/* topics: nothing is kept, nothing to requeue */
 	if (!nack)
-		ack_to_owner(sh, sub, upto ? XACK_UPTO : XACK_ONE, tag);
+		ack_to_owner(sh, sub, upto ? XACK_UPTO : XACK_ONE, tag, epoch);
 	else if (!requeue)
-		ack_to_owner(sh, sub, upto ? XACK_UPTO : XNACK_DROP_ONE, tag);
+		ack_to_owner(sh, sub, upto ? XACK_UPTO : XNACK_DROP_ONE, tag, epoch);
 	else
-		ack_to_owner(sh, sub, upto ? XNACK_UPTO : XNACK_ONE, tag);
+		ack_to_owner(sh, sub, upto ? XNACK_UPTO : XNACK_ONE, tag, epoch);
 	return (int)sub->owner;
 }
 

@@ -39,7 +39,7 @@ static size_t format_ack_id(char *out, uint32_t idx, uint64_t tag)
 
 /* Queues one MESSAGE: per-subscriber head inline, shared tail by reference. */
 static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t tag,
-		    enum stomp_redelivered redelivered)
+		    enum stomp_redelivered redelivered, uint32_t epoch)
 {
 	struct session *s = sub->s;
 	struct net_out *o = net_conn_out_reserve(&sh->loop, s->conn);
@@ -53,7 +53,7 @@ static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t 
 	if (sub->ack_mode != SESSION_ACK_AUTO) {
 		ackv.len = format_ack_id(ack, sub->idx, tag);
 		hmsg_ref(m, 1);
-		mdeque_push_back(&sub->pend, (struct mentry){ .m = m, .tag = tag, .epoch = sub->owner_epoch });
+		mdeque_push_back(&sub->pend, (struct mentry){ .m = m, .tag = tag, .epoch = epoch });
 	}
 	n = stomp_encode_message_head(o->head + room, NET_OUT_HEAD_CAP - room, s->version,
 				      (struct stomp_view){ sub->id, sub->id_len }, hmsg_msgid(m),
@@ -107,7 +107,7 @@ static void deliver_topic(struct shard *sh, struct sub *sub, struct hmsg *m)
 			     "(max-outbound-bytes); it is closed", NULL);
 		return;
 	}
-	deliver(sh, sub, m, ++sub->next_tag, STOMP_REDELIVERED_OMIT);
+	deliver(sh, sub, m, ++sub->next_tag, STOMP_REDELIVERED_OMIT, sub->owner_epoch & XEPOCH_MASK);
 }
 
 void session_on_topic_deliver(struct shard *sh, const struct xmsg *xm)
@@ -147,7 +147,8 @@ void session_on_queue_deliver(struct shard *sh, const struct xmsg *xm)
 		return;
 	}
 	deliver(sh, sub, m, xm->b,
-		(xm->u32 & XDELIVER_REDELIVERED) ? STOMP_REDELIVERED_TRUE : STOMP_REDELIVERED_FALSE);
+		(xm->u32 & XDELIVER_REDELIVERED) ? STOMP_REDELIVERED_TRUE : STOMP_REDELIVERED_FALSE,
+		xm->u32 >> XDELIVER_EPOCH_SHIFT);
 	hmsg_unref(m);
 	sub->credit_pending++;
 	/* credit flows back at once while the socket keeps up; else when it drains */

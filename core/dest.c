@@ -29,6 +29,7 @@
 struct qconsumer {
 	uint64_t key;
 	uint8_t ack_mode;
+	uint16_t epoch;		/* of the registration: deliveries carry it back */
 	uint32_t prefetch;	/* 0: unlimited */
 	uint32_t inflight;	/* deliveries not yet credited back */
 	struct mdeque unacked;	/* client modes: in tag order */
@@ -243,7 +244,8 @@ static void queue_dispatch(struct shard *sh, struct dest_queue *q)
 		}
 		d = (struct xmsg){ .kind = XMSG_QUEUE_DELIVER, .ptr = e.m, .a = c->key, .b = e.tag,
 				   .u32 = (e.redelivered ? XDELIVER_REDELIVERED : 0) |
-					  (uint32_t)c->ack_mode << XDELIVER_ACK_MODE_SHIFT };
+					  (uint32_t)c->ack_mode << XDELIVER_ACK_MODE_SHIFT |
+					  (uint32_t)c->epoch << XDELIVER_EPOCH_SHIFT };
 		shard_send(sh, consumer_endpoint(sh, c->key), &d);
 		if (q->handed_in)
 			q->handed_in--;
@@ -293,6 +295,7 @@ static void queue_move_away(struct shard *sh, struct dest_queue *q)
 	while (q->nconsumers) {
 		struct qconsumer *c = q->consumers[--q->nconsumers];
 		struct xmsg d = { .kind = XMSG_QUEUE_DROPPED, .a = c->key,
+				  .b = sh->placement ? sh->placement->node_hash[0] : 0,
 				  .ptr = xname_create(q->name, q->len) };
 
 		requeue_tail(q, &c->unacked, 0);
@@ -379,19 +382,28 @@ void dest_on_consumer_add(struct shard *sh, const struct xmsg *m)
 {
 	struct xconsumer *xc = m->ptr;
 	struct dest_queue *q;
+	struct qconsumer *c;
 
 	if (forwarded(sh, m, xc->name, xc->len))
 		return;
 	q = queue_get(sh, xc->name, xc->len, true);
-	/* registering again (the queue moved, or a node link came back) is harmless */
-	if (!consumer_find(q, xc->key, NULL)) {
-		struct qconsumer *c = hd_calloc(1, sizeof(*c));
-
+	/* registering again (a node link came back) is harmless */
+	c = consumer_find(q, xc->key, NULL);
+	if (!c) {
+		c = hd_calloc(1, sizeof(*c));
 		c->key = xc->key;
 		c->ack_mode = xc->ack_mode;
 		c->prefetch = xc->prefetch;
 		q->consumers = hd_realloc(q->consumers, (q->nconsumers + 1) * sizeof(c));
 		q->consumers[q->nconsumers++] = c;
+	}
+	if (c->epoch != xc->epoch) {
+		/* registered anew (its queue moved and came back, or placement changed twice):
+		 * the consumer ignores ACKs for what it got under the old epoch, so those go
+		 * back to the queue, redelivered, rather than waiting here for ever */
+		requeue_tail(q, &c->unacked, 0);
+		c->inflight = 0;
+		c->epoch = xc->epoch;
 	}
 	if (xc->seq) {
 		/* the RECEIPT goes out before the first MESSAGE of the new subscription */
@@ -412,12 +424,15 @@ void dest_on_consumer_del(struct shard *sh, const struct xmsg *m)
 	struct qconsumer *c;
 	uint32_t idx;
 
-	if (forwarded(sh, m, n->name, n->len))
+	/* a consumer moving on leaves only the owner that has it (this shard or none) */
+	if (!m->u32 && forwarded(sh, m, n->name, n->len))
 		return;
 	q = queue_get(sh, n->name, n->len, false);
 	hd_free(n);
 	if (!q || !(c = consumer_find(q, m->a, &idx)))
 		return;
+	if ((m->u32 & XDEL_MOVING) && c->epoch != (m->u32 >> XDELIVER_EPOCH_SHIFT))
+		return;	/* it registered here again since: that registration stays */
 	requeue_tail(q, &c->unacked, 0);
 	mdeque_free(&c->unacked);
 	q->consumers[idx] = q->consumers[--q->nconsumers];
@@ -491,6 +506,7 @@ void dest_on_ack(struct shard *sh, const struct xmsg *m)
 	struct xname *n = m->ptr;
 	struct dest_queue *q;
 	struct qconsumer *c;
+	uint32_t mode;
 
 	if (forwarded(sh, m, n->name, n->len))
 		return;
@@ -498,7 +514,12 @@ void dest_on_ack(struct shard *sh, const struct xmsg *m)
 	hd_free(n);
 	if (!q || !(c = consumer_find(q, m->a, NULL)))
 		return;
-	ack_apply(sh, q, c, m->u32, m->b);
+	mode = m->u32 & 0xff;
+	/* an ACK or NACK of what another registration of this consumer got (here before,
+	 * or at the queue's previous owner) was requeued with it: nothing to apply */
+	if (mode != XACK_CREDIT && c->epoch != (m->u32 >> XDELIVER_EPOCH_SHIFT))
+		return;
+	ack_apply(sh, q, c, mode, m->b);
 	queue_dispatch(sh, q);
 }
 

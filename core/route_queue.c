@@ -236,6 +236,11 @@ static void op_to_peer(struct route *r, int peer, const struct xmsg *m)
 	struct link_queue q = { .shard = m->from };
 
 	if (p->state != PEER_UP) {
+		/* a registration counts from now: a DEL for it must follow it into the outbox */
+		if (m->kind == XMSG_QUEUE_CONSUMER_ADD)
+			there_remember(r, peer, m->from, m->ptr);
+		else if (m->kind == XMSG_QUEUE_CONSUMER_DEL)
+			there_forget(r, m->a);
 		xpark_push(&p->outbox, m);
 		r->outboxed++;
 		return;
@@ -267,7 +272,7 @@ static void op_to_peer(struct route *r, int peer, const struct xmsg *m)
 		q.arg = xc->prefetch;
 		q.key = xc->key;
 		q.conn = xc->conn_ref;
-		q.tag = xc->ack_mode;
+		q.tag = xc->ack_mode | (uint64_t)xc->epoch << 8;
 		q.name = xc->name;
 		q.name_len = xc->len;
 		send_frame(r, p, &q);
@@ -299,6 +304,37 @@ static void op_to_peer(struct route *r, int peer, const struct xmsg *m)
 	}
 }
 
+/* A consumer's registration goes where its record says it is (not where placement says
+ * now): a consumer leaving, or moving to another node, leaves the one that has it. */
+static bool del_registered(struct route *r, const struct xmsg *m, int to_peer)
+{
+	uint64_t key = m->kind == XMSG_QUEUE_CONSUMER_ADD ? ((struct xconsumer *)m->ptr)->key : m->a;
+	struct there_consumer *t = strmap_get(&r->consumers_there, (const char *)&key, sizeof(key));
+	struct xmsg del;
+
+	if (!t) {
+		/* no other node has it: if anyone does, it is our own owner shard (the route
+		 * sent it there) */
+		if (m->kind == XMSG_QUEUE_CONSUMER_DEL && (m->u32 & XDEL_MOVING)) {
+			const struct xname *n = m->ptr;
+
+			route_forward_to_shard(r, local_owner(r, n->name, n->len), m);
+			return true;
+		}
+		return false;
+	}
+	if (m->kind == XMSG_QUEUE_CONSUMER_DEL) {
+		op_to_peer(r, t->peer, m);	/* forgets the record */
+		return true;
+	}
+	if (t->peer == to_peer)
+		return false;
+	del = (struct xmsg){ .kind = XMSG_QUEUE_CONSUMER_DEL, .from = m->from, .a = key,
+			     .ptr = xname_create(t->xc->name, t->xc->len) };
+	op_to_peer(r, t->peer, &del);
+	return false;
+}
+
 /* Routes operation m by this thread's placement: to our owning shard (keeping its
  * sender, which the owner answers), to the owner's node, or nowhere (a reply queue whose
  * node is gone: dropped, receipts answered, as for a reply queue that is gone here). */
@@ -310,6 +346,9 @@ static void route_op(struct route *r, const struct xmsg *m)
 
 	op_name(m, &name, &len);
 	idx = owner_of(r, name, len);
+	if ((m->kind == XMSG_QUEUE_CONSUMER_DEL || m->kind == XMSG_QUEUE_CONSUMER_ADD) &&
+	    del_registered(r, m, idx > 0 ? r->pl->peer[idx] : -1))
+		return;
 	if (idx == 0) {
 		route_forward_to_shard(r, local_owner(r, name, len), m);
 		return;
@@ -480,7 +519,7 @@ bool route_queue_from_link(struct route *r, int idx, const struct link_frame *f)
 	case LINK_Q_ADD: {
 		struct xconsumer *xc;
 
-		if (q.tag > SESSION_ACK_INDIVIDUAL)
+		if ((q.tag & 0xff) > SESSION_ACK_INDIVIDUAL || q.tag >> 24)
 			return false;
 		xc = hd_alloc(sizeof(*xc) + q.name_len + 1);
 		xc->key = key_with_node(q.key, (uint32_t)idx + 1);
@@ -488,6 +527,7 @@ bool route_queue_from_link(struct route *r, int idx, const struct link_frame *f)
 		xc->seq = q.seq;
 		xc->prefetch = q.arg;
 		xc->ack_mode = (uint8_t)q.tag;
+		xc->epoch = (uint16_t)(q.tag >> 8);
 		xc->len = q.name_len;
 		memcpy(xc->name, q.name, q.name_len);
 		xc->name[q.name_len] = '\0';
@@ -513,6 +553,7 @@ bool route_queue_from_link(struct route *r, int idx, const struct link_frame *f)
 			return false;
 		x.kind = XMSG_QUEUE_DROPPED;
 		x.a = key_with_node(q.key, XMSG_NODE_SELF);
+		x.b = p->node_hash;	/* who let it go */
 		x.ptr = xname_create(q.name, q.name_len);
 		there_forget(r, x.a);
 		break;
@@ -543,7 +584,8 @@ void route_queue_link_up(struct route *r, int idx)
 			continue;
 		q = (struct link_queue){ .op = LINK_Q_ADD, .shard = t->shard, .arg = t->xc->prefetch,
 					 .key = t->key, .conn = t->xc->conn_ref,
-					 .tag = t->xc->ack_mode, .name = t->xc->name,
+					 .tag = t->xc->ack_mode | (uint64_t)t->xc->epoch << 8,
+					 .name = t->xc->name,
 					 .name_len = t->xc->len };
 		send_frame(r, p, &q);
 	}

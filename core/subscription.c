@@ -89,6 +89,7 @@ static void consumer_add(struct shard *sh, struct sub *sub, uint32_t seq)
 	xc->key = sub_consumer_key(sh, sub);
 	xc->prefetch = sub->prefetch;
 	xc->ack_mode = sub->ack_mode;
+	xc->epoch = (uint16_t)(sub->owner_epoch & XEPOCH_MASK);
 	xc->conn_ref = session_conn_ref(sub->s);
 	xc->seq = seq;
 	xc->len = sub->dest_len;
@@ -103,11 +104,19 @@ static void consumer_add(struct shard *sh, struct sub *sub, uint32_t seq)
 	}
 }
 
-/* The queue of sub moved (or its owner let it go): register with the owner there is now.
- * What it delivered before and not yet acked was requeued by the old owner; ACKs for those
- * stay here (epoch), they mean nothing to the new one. */
+/* The queue of sub moved (or its owner let it go): register with the owner there is now,
+ * under a new epoch. What was delivered under the old one and not yet acked was requeued by
+ * the old owner; ACKs for those stay here, they mean nothing to the new one (deliveries
+ * carry the epoch they were made under, so a late one from the old owner is told apart). */
 static void consumer_move(struct shard *sh, struct sub *sub)
 {
+	/* leave the owner it was registered with first: one whose own view still says it
+	 * owns the queue would keep delivering to it, ACKs of which now stay here */
+	struct xmsg del = { .kind = XMSG_QUEUE_CONSUMER_DEL, .a = sub_consumer_key(sh, sub),
+			    .u32 = XDEL_MOVING | (sub->owner_epoch & XEPOCH_MASK) << XDELIVER_EPOCH_SHIFT,
+			    .ptr = xname_create(sub->dest, sub->dest_len) };
+
+	shard_send(sh, sub->owner, &del);
 	sub->owner = dest_owner(sh, sub->dest, sub->dest_len);
 	sub->owner_node = owner_node_of(sh, sub);
 	sub->owner_epoch++;
@@ -139,8 +148,10 @@ void session_on_consumer_dropped(struct shard *sh, const struct xmsg *m)
 	struct session *s = session_by_key(sh, m->a);
 	struct sub *sub = s ? sub_by_idx(s, xmsg_key_sub(m->a)) : NULL;
 
+	/* only the owner it is registered with can let it go: an old owner's notice comes
+	 * after the subscription already moved on its own (placement changed here too) */
 	if (sub && sub->kind == SUB_QUEUE && sub->dest_len == n->len &&
-	    !memcmp(sub->dest, n->name, n->len))
+	    !memcmp(sub->dest, n->name, n->len) && m->b == sub->owner_node)
 		consumer_move(sh, sub);
 	hd_free(n);
 }

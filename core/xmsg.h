@@ -20,8 +20,12 @@ enum xmsg_kind {
 	XMSG_TOPIC_INTEREST = 2,/* ptr: struct xname; u32: +1 / -1 shard interest in a topic */
 	XMSG_PATTERN_INTEREST = 3,/* ptr: struct xname (pattern); u32: +1 / -1 */
 	XMSG_QUEUE_CONSUMER_ADD = 4,/* ptr: struct xconsumer; b: origin (route only) */
-	XMSG_QUEUE_CONSUMER_DEL = 5,/* ptr: struct xname (queue); a: consumer key */
-	XMSG_QUEUE_ACK = 6,	/* ptr: struct xname (queue); a: consumer key; b: tag; u32: XACK_* */
+	XMSG_QUEUE_CONSUMER_DEL = 5,/* ptr: struct xname (queue); a: consumer key; u32:
+				 * XDEL_MOVING | epoch << XDELIVER_EPOCH_SHIFT when the consumer
+				 * moves on: only an owner that has it under that epoch drops it,
+				 * nobody forwards it (so it never undoes a newer registration) */
+	XMSG_QUEUE_ACK = 6,	/* ptr: struct xname (queue); a: consumer key; b: tag; u32: XACK_*
+				 * | the delivery's registration epoch << XDELIVER_EPOCH_SHIFT */
 	XMSG_QUEUE_RETURN = 7,	/* ptr: hmsg; a: consumer key; b: tag; u32: the consumer's ack
 				 * mode (undelivered: the consumer was gone when it arrived) */
 	XMSG_QUEUE_FLOW = 8,	/* ptr: struct xname (queue); a: consumer key; u32: 1 pause, 0 resume */
@@ -30,7 +34,8 @@ enum xmsg_kind {
 	XMSG_DONE = 10,		/* a: conn ref; u32: receipt seq (0: none); b: XERR_* */
 	XMSG_TOPIC_DELIVER = 11,/* ptr: hmsg (one shard ref) */
 	XMSG_QUEUE_DELIVER = 12,/* ptr: hmsg (one shard ref); a: consumer key; b: tag;
-				 * u32: XDELIVER_* flags | ack mode << XDELIVER_ACK_MODE_SHIFT */
+				 * u32: XDELIVER_* flags | ack mode << XDELIVER_ACK_MODE_SHIFT
+				 * | the consumer's registration epoch << XDELIVER_EPOCH_SHIFT */
 	/* main -> shard */
 	XMSG_STOP = 13,		/* begin graceful shutdown */
 	/* shard <-> auth thread */
@@ -40,7 +45,9 @@ enum xmsg_kind {
 	XMSG_QUEUE_HANDOVER = 16,/* ptr: hmsg; u32: redelivered. A held message moving to the
 				 * queue's new owner (old owner -> route -> new owner) */
 	XMSG_QUEUE_DROPPED = 17,/* owner -> consumer's shard; ptr: struct xname (queue); a: consumer
-				 * key. The owner let the consumer go (the queue moved): register again */
+				 * key; b: the owner's node (placement hash). The owner let the
+				 * consumer go (the queue moved): register again, if it is still
+				 * the owner the consumer registered with */
 };
 
 /* XMSG_QUEUE_ACK modes */
@@ -54,7 +61,9 @@ enum {
 };
 /* XMSG_QUEUE_DELIVER flags; the consumer's ack mode rides in bits 8..15 so a delivery that
  * comes back (XMSG_QUEUE_RETURN) says whether the owner already requeued it */
-enum { XDELIVER_REDELIVERED = 1, XDELIVER_ACK_MODE_SHIFT = 8 };
+enum { XDELIVER_REDELIVERED = 1, XDELIVER_ACK_MODE_SHIFT = 8, XDELIVER_EPOCH_SHIFT = 16 };
+#define XEPOCH_MASK 0xffffu	/* registration epochs travel in 16 bits */
+enum { XDEL_MOVING = 1 };
 /* XMSG_DONE results, in b's low 8 bits; the bits above carry back the request's own b (an
  * origin the route thread put there for a request from another node; 0 otherwise) */
 enum { XERR_OK = 0, XERR_QUEUE_FULL = 1, XERR_MEMORY = 2, XERR_UNAVAILABLE = 3 };
@@ -84,6 +93,7 @@ struct xconsumer {
 	uint32_t seq;		/* receipt seq, 0 = none; answered before any delivery */
 	uint32_t prefetch;	/* max unacked, 0 = unlimited */
 	uint8_t ack_mode;	/* enum session ack mode: auto / client / client-individual */
+	uint16_t epoch;		/* the subscription's owner_epoch: echoed in its deliveries */
 	uint32_t len;
 	char name[];		/* queue name, NUL-terminated */
 };

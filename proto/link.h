@@ -64,10 +64,10 @@ enum link_type {
 enum {
 	LINK_Q_SEND = 1,	/* a message for the queue's owner */
 	LINK_Q_DONE = 2,	/* the owner's answer to a receipted SEND or consumer (arg: error) */
-	LINK_Q_ADD = 3,		/* a consumer (arg: prefetch; tag: ack mode) */
+	LINK_Q_ADD = 3,		/* a consumer (arg: prefetch; tag: ack mode | epoch << 8) */
 	LINK_Q_DEL = 4,		/* a consumer left */
 	LINK_Q_ACK = 5,		/* ACK/NACK/credit (arg: mode; tag) */
-	LINK_Q_DELIVER = 6,	/* a delivery to a consumer (arg: flags; tag) */
+	LINK_Q_DELIVER = 6,	/* a delivery to a consumer (arg: flags, ack mode, epoch; tag) */
 	LINK_Q_RETURN = 7,	/* a delivery its consumer was gone for (arg: ack mode; tag) */
 	LINK_Q_HANDOVER = 8,	/* a held message moving to the queue's new owner (arg: redelivered) */
 	LINK_Q_DROPPED = 9,	/* the owner let a consumer go (the queue moved): register again */
