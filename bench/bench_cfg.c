@@ -36,6 +36,7 @@ static const struct opt opts[] = {
 	{ "connections", OPT_U32, F(connections), "connections: connections to hold (1000)" },
 	{ "topic", OPT_STR, F(topic), "fanout/latency destination (/topic/bench)" },
 	{ "queue-prefix", OPT_STR, F(queue_prefix), "queues/connections: destination prefix (/queue/user-)" },
+	{ "queue-file", OPT_STR, F(queue_file), "queues/connections: destinations one a line, user i gets line i (--users: all lines)" },
 	{ "ack", OPT_ACK, F(ack), "subscriptions' ack mode: auto or client-individual (auto)" },
 	{ "prefetch", OPT_U32, F(prefetch), "prefetch-count on SUBSCRIBE (0: not sent)" },
 	{ "body", OPT_U32, F(body), "bytes per message body, >= 56 (100)" },
@@ -43,7 +44,7 @@ static const struct opt opts[] = {
 	{ "count", OPT_U64, F(count), "messages per publisher (instead of --duration)" },
 	{ "warmup", OPT_DBL, F(warmup_s), "seconds published but not measured (1)" },
 	{ "settle", OPT_DBL, F(settle_s), "seconds between set-up and publishing, for a cluster's interest to spread (0)" },
-	{ "rate", OPT_DBL, F(rate), "latency: messages/s over all publishers (1000)" },
+	{ "rate", OPT_DBL, F(rate), "latency: messages/s over all publishers (1000); queues: paced at this rate instead of --window (0: saturate)" },
 	{ "window", OPT_U32, F(window), "saturating: deliveries published and not yet received (10000)" },
 	{ "batch", OPT_U32, F(batch), "frames per publisher per loop pass (64)" },
 	{ "hold", OPT_DBL, F(hold_s), "connections: seconds to hold them (2)" },
@@ -104,7 +105,7 @@ static void defaults(struct bench_cfg *c)
 	c->body = 100;
 	c->duration_s = 10;
 	c->warmup_s = 1;
-	c->rate = 1000;
+	c->rate = -1;		/* not given: latency 1000, queues 0 (saturating) */
 	c->window = 10000;
 	c->batch = 64;
 	c->hold_s = 2;
@@ -129,17 +130,20 @@ static void workload_defaults(struct bench_cfg *c)
 	case BENCH_LATENCY:
 		c->publishers = c->publishers ? c->publishers : 1;
 		c->subscribers = c->subscribers ? c->subscribers : 10;
+		c->rate = c->rate < 0 ? 1000 : c->rate;
 		break;
 	case BENCH_QUEUES:
 		c->publishers = c->publishers ? c->publishers : 4;
-		c->users = c->users ? c->users : 1000;
+		c->users = c->users ? c->users : c->nqueue_names ? c->nqueue_names : 1000;
 		break;
 	case BENCH_CONNECTIONS:
-		c->connections = c->connections ? c->connections : 1000;
+		c->connections = c->connections ? c->connections :
+				 c->nqueue_names ? c->nqueue_names : 1000;
 		break;
 	case BENCH_RAW_SERVER:
 		break;
 	}
+	c->rate = c->rate < 0 ? 0 : c->rate;
 }
 
 static const char *const schemes[] = { "stomp://", "ws://", "nats://" };
@@ -253,6 +257,39 @@ static int parse_pids(struct bench_cfg *c, const char *v)
 	return 0;
 }
 
+/* --queue-file: every non-empty line a destination (trailing CR/LF stripped). */
+static int read_queue_file(struct bench_cfg *c)
+{
+	FILE *f = fopen(c->queue_file, "r");
+	uint32_t cap = 0;
+	char line[512];
+
+	if (!f) {
+		fprintf(stderr, "herald-bench: %s: %s\n", c->queue_file, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		size_t len = strcspn(line, "\r\n");
+
+		if (!len)
+			continue;
+		line[len] = 0;
+		if (c->nqueue_names == cap) {
+			cap = cap ? 2 * cap : 1024;
+			c->queue_names = realloc(c->queue_names, cap * sizeof(*c->queue_names));
+			if (!c->queue_names)
+				abort();
+		}
+		c->queue_names[c->nqueue_names++] = strdup(line);
+	}
+	fclose(f);
+	if (!c->nqueue_names) {
+		fprintf(stderr, "herald-bench: %s: no destinations\n", c->queue_file);
+		return -1;
+	}
+	return 0;
+}
+
 static int set_opt(struct bench_cfg *c, const struct opt *o, const char *v)
 {
 	char *end = NULL;
@@ -313,6 +350,12 @@ static int check(const struct bench_cfg *c)
 				"--connect-concurrency must be positive\n");
 		return -1;
 	}
+	if (c->nqueue_names && bench_cfg_nsub(c) > c->nqueue_names &&
+	    (c->workload == BENCH_QUEUES || c->workload == BENCH_CONNECTIONS)) {
+		fprintf(stderr, "herald-bench: --queue-file has %u destinations for %u consumers\n",
+			c->nqueue_names, bench_cfg_nsub(c));
+		return -1;
+	}
 	if (c->workload == BENCH_LATENCY && c->rate <= 0) {
 		fprintf(stderr, "herald-bench: latency needs --rate > 0\n");
 		return -1;
@@ -370,6 +413,8 @@ int bench_cfg_parse(struct bench_cfg *c, int argc, char **argv)
 		}
 		i++;
 	}
+	if (c->queue_file && read_queue_file(c))
+		return -1;
 	workload_defaults(c);
 	if (c->workload != BENCH_RAW_SERVER && parse_urls(c))
 		return -1;
@@ -396,6 +441,18 @@ uint32_t bench_cfg_nsub(const struct bench_cfg *c)
 uint32_t bench_cfg_fan(const struct bench_cfg *c)
 {
 	return c->workload == BENCH_FANOUT || c->workload == BENCH_LATENCY ? c->subscribers : 1;
+}
+
+bool bench_cfg_paced(const struct bench_cfg *c)
+{
+	return c->workload == BENCH_LATENCY || (c->workload == BENCH_QUEUES && c->rate > 0);
+}
+
+int bench_cfg_queue_name(const struct bench_cfg *c, uint32_t i, char *out, size_t cap)
+{
+	if (c->nqueue_names)
+		return snprintf(out, cap, "%s", c->queue_names[i % c->nqueue_names]);
+	return snprintf(out, cap, "%s%u", c->queue_prefix, i);
 }
 
 const struct bench_target *bench_cfg_target(const struct bench_cfg *c, bool is_sub, uint32_t idx)

@@ -55,6 +55,10 @@ struct bench_cfg {
 	uint32_t connections;		/* connections workload */
 	const char *topic;		/* fanout/latency destination */
 	const char *queue_prefix;	/* queues: destination prefix, "/queue/user-" */
+	const char *queue_file;		/* --queue-file: destinations one a line, instead of
+					 * queue_prefix<i> (e.g. queues one node owns) */
+	char **queue_names;		/* its lines, read once by bench_cfg_parse */
+	uint32_t nqueue_names;
 	enum bench_ack ack;
 	uint32_t prefetch;		/* prefetch-count on SUBSCRIBE, 0: none sent */
 	/* pacing */
@@ -63,7 +67,8 @@ struct bench_cfg {
 	uint64_t count;			/* messages per publisher, 0: use duration */
 	double warmup_s;		/* messages sent before this are not measured */
 	double settle_s;		/* pause between set-up and publishing (cluster interest) */
-	double rate;			/* latency: messages/s over all publishers */
+	double rate;			/* latency (and queues when > 0): messages/s over all
+					 * publishers, on a fixed schedule instead of the window */
 	uint32_t window;		/* saturating: deliveries in flight, all publishers */
 	uint32_t batch;			/* frames per publisher per loop pass */
 	double hold_s;			/* connections: time to hold them open */
@@ -102,6 +107,14 @@ uint32_t bench_cfg_nsub(const struct bench_cfg *cfg);
 uint32_t bench_cfg_fan(const struct bench_cfg *cfg);
 
 const char *bench_workload_name(enum bench_workload w);
+
+/* Does the workload publish on a fixed schedule (--rate): latency always, queues when
+ * --rate was given; otherwise saturating, flow-controlled by --window. */
+bool bench_cfg_paced(const struct bench_cfg *cfg);
+
+/* Queue i's destination (queues and connections workloads): line i of --queue-file, or
+ * --queue-prefix followed by i. Returns its length (snprintf's contract). */
+int bench_cfg_queue_name(const struct bench_cfg *cfg, uint32_t i, char *out, size_t cap);
 
 /* The server a connection goes to: publishers' (is_sub false) or subscriber idx's. */
 const struct bench_target *bench_cfg_target(const struct bench_cfg *cfg, bool is_sub, uint32_t idx);

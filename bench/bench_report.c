@@ -64,8 +64,10 @@ static void topology(const struct bench_result *r, FILE *f)
 		break;
 	case BENCH_QUEUES:
 		fprintf(f, "  %u producer(s) -> %s<0..%u> -> one consumer each, body %u B, ack %s",
-			r->npub, c->queue_prefix, r->nsub - 1, c->body,
-			c->ack == BENCH_ACK_AUTO ? "auto" : "client-individual");
+			r->npub, c->queue_file ? c->queue_file : c->queue_prefix, r->nsub - 1,
+			c->body, c->ack == BENCH_ACK_AUTO ? "auto" : "client-individual");
+		if (bench_cfg_paced(c))
+			fprintf(f, ", %.0f msgs/s offered", c->rate);
 		break;
 	default:
 		fprintf(f, "  %u connections, each subscribed to %s<i>", r->nsub, c->queue_prefix);
@@ -96,7 +98,7 @@ static void table_run(const struct bench_result *r, FILE *f)
 	fprintf(f, "  delivered     %14llu %14s\n", (unsigned long long)r->m_delivered,
 		human(r->del_rate, b, sizeof(b)));
 	latency_line(f, "latency (us) ", &r->hist);
-	if (r->cfg->workload == BENCH_LATENCY)
+	if (bench_cfg_paced(r->cfg))
 		latency_line(f, "  from write ", &r->hist_sent);
 	fprintf(f, "  checks        lost %llu  duplicates %llu  order violations %llu  errors %llu",
 		(unsigned long long)r->lost, (unsigned long long)r->extra,
@@ -196,8 +198,9 @@ void bench_report_json(const struct bench_result *r, FILE *f)
 	JU("subscribers", r->nsub);
 	JU("body", c->body);
 	json_str(f, "ack", c->ack == BENCH_ACK_AUTO ? "auto" : "client-individual");
-	JD("rate_offered", c->workload == BENCH_LATENCY ? c->rate : 0);
-	JD("deliveries_offered", c->workload == BENCH_LATENCY ? c->rate * r->nsub : 0);
+	JD("rate_offered", bench_cfg_paced(c) ? c->rate : 0);
+	JD("deliveries_offered", bench_cfg_paced(c) ? c->rate * bench_cfg_fan(c) : 0);
+	json_str(f, "queue_file", c->queue_file ? c->queue_file : "");
 	JU("procs", r->procs);
 	JU("threads", r->threads);
 	JU("aborted", r->aborted);

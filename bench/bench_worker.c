@@ -11,7 +11,8 @@
  * queue it; the latency workload schedules at fixed intervals, and the main latency figure
  * counts from the scheduled time, so a publisher that ran late (a busy box) is charged, not
  * hidden: the HDR way of avoiding coordinated omission. The second histogram counts from
- * the queued time: the server and network alone.
+ * the queued time: the server and network alone. `queues --rate R` paces queue SENDs the
+ * same way (bench_cfg_paced).
  */
 #include "bench/bench_worker.h"
 
@@ -153,7 +154,7 @@ static int sub_dest(const struct bench_worker *w, const struct bconn *c, char *o
 {
 	if (w->cfg->workload == BENCH_FANOUT || w->cfg->workload == BENCH_LATENCY)
 		return snprintf(out, DEST_MAX, "%s", w->cfg->topic);
-	return snprintf(out, DEST_MAX, "%s%u", w->cfg->queue_prefix, c->idx);
+	return bench_cfg_queue_name(w->cfg, c->idx, out, DEST_MAX);
 }
 
 /* NATS: SUB then PING; the PONG stands for the RECEIPT. */
@@ -381,7 +382,7 @@ static void emit(struct bench_worker *w, struct bconn *c, uint64_t ts, uint64_t 
 
 	if (cfg->workload == BENCH_QUEUES) {
 		char dest[DEST_MAX];
-		int dlen = snprintf(dest, sizeof(dest), "%s%u", cfg->queue_prefix, c->next_dest);
+		int dlen = bench_cfg_queue_name(cfg, c->next_dest, dest, sizeof(dest));
 		struct stomp_header h[1] = { { { "destination", 11 }, { dest, (size_t)dlen } } };
 		size_t cap = cfg->body + 128 + 2 * (size_t)dlen;
 		char *p = bconn_out_reserve(c, cap);
@@ -589,7 +590,7 @@ static void send_disconnects(struct bench_worker *w)
 static int64_t wait_ns(const struct bench_worker *w, int phase)
 {
 	if (phase == BENCH_PH_RUN && w->npubs) {
-		if (w->cfg->workload == BENCH_LATENCY)
+		if (bench_cfg_paced(w->cfg))
 			return w->next_due == UINT64_MAX ? 2000000 :
 			       w->next_due > w->now ? (int64_t)(w->next_due - w->now) : 0;
 		return w->blocked ? 100000 : 0;
@@ -620,7 +621,7 @@ static void loop(struct bench_worker *w)
 			start_connects(w);
 		store_stats(w);
 		if (phase == BENCH_PH_RUN && w->npubs) {
-			if (w->cfg->workload == BENCH_LATENCY)
+			if (bench_cfg_paced(w->cfg))
 				publish_paced(w);
 			else
 				publish_window(w);
@@ -643,7 +644,7 @@ static void *worker_main(void *arg)
 {
 	struct bench_worker *w = arg;
 
-	if (w->cfg->workload == BENCH_LATENCY)
+	if (bench_cfg_paced(w->cfg))
 		prctl(PR_SET_TIMERSLACK, 1000UL);	/* 1 us: pacing wants precise wake-ups */
 	loop(w);
 	store_stats(w);
@@ -671,7 +672,7 @@ static void worker_init(struct bench_worker *w, const struct bench_cfg *cfg, str
 	w->run_id = sh->run_id;
 	w->handshake_cap = cfg->connect_concurrency / sh->nthreads;
 	w->handshake_cap = w->handshake_cap ? w->handshake_cap : 1;
-	if (cfg->workload == BENCH_LATENCY)
+	if (bench_cfg_paced(cfg))
 		w->interval_ns = (uint64_t)(1e9 * npub / cfg->rate);
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->rb.cap = (1u << 20) + 4 * (size_t)cfg->body;

@@ -1,0 +1,118 @@
+# bench/cluster_lib.sh - start and stop an N-node Herald cluster on 127.0.0.1 for the
+# cluster benchmarks (queues_cluster.sh, scaleout.sh). Sourced, not run. The same steps
+# as cluster.sh's two-node set-up (kernel-picked ports read from each node's log, --join
+# to the first node's gossip port, a bounded wait for every link to be "up" in
+# GET /cluster/status), for any number of nodes.
+#
+# Caller sets: HERALD_BIN, SHARDS, cl_work (scratch dir for logs), cl_cmds (file the
+# command lines are appended to). After cl_start_cluster N: cl_names[i], cl_pid[i],
+# cl_stomp[i], cl_admin[i] (i = 0..N-1); cl_why says why it failed. cl_cleanup stops only
+# the PIDs started here (TERM, then KILL after 10 s).
+#
+# shellcheck shell=bash disable=SC2034,SC2154  # cl_work, cl_cmds in; cl_why, arrays out
+
+cl_names=() cl_pid=() cl_stomp=() cl_admin=() cl_gossip=()
+cl_why=
+
+cl_log() { echo "${cl_tag:-cluster}: $*" >&2; }
+
+cl_stop_pid() {
+	kill -TERM "$1" 2>/dev/null || return 0
+	for _ in $(seq 100); do
+		kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null || true; return 0; }
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+cl_cleanup() {
+	local p
+	for p in "${cl_pid[@]}"; do cl_stop_pid "$p"; done
+	cl_pid=()
+}
+
+# cl_wait_port LOG REGEX PID: the port at the end of the first match of REGEX (10 s at most)
+cl_wait_port() {
+	local line
+	for _ in $(seq 100); do
+		line=$(grep -oE "$2" "$1" 2>/dev/null | head -1 || true)
+		[ -n "$line" ] && { echo "${line##*:}"; return 0; }
+		kill -0 "$3" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+cl_listening() { echo "listening proto=$1 addr=[0-9.]*:[0-9]+"; }
+
+# cl_start_node NAME [JOIN_GOSSIP_PORT]: appends to cl_names/cl_pid/cl_stomp/cl_admin/cl_gossip
+cl_start_node() {
+	local name=$1 join=${2:-} pid stomp admin gossip
+	local args=(--bind 127.0.0.1 --stomp-port 0 --ws-port 0 --shards "$SHARDS"
+		--node-name "$name" --gossip-bind 127.0.0.1 --gossip-port 0 --route-port 0
+		--admin-port 0 --log-level info)
+	[ -n "$join" ] && args+=(--join "127.0.0.1:$join")
+	echo "herald ${args[*]}" >>"$cl_cmds"
+	"$HERALD_BIN" "${args[@]}" >"$cl_work/$name.log" 2>&1 &
+	pid=$!
+	cl_pid+=("$pid")
+	if ! stomp=$(cl_wait_port "$cl_work/$name.log" "$(cl_listening stomp)" "$pid") ||
+		! admin=$(cl_wait_port "$cl_work/$name.log" "$(cl_listening admin)" "$pid") ||
+		! gossip=$(cl_wait_port "$cl_work/$name.log" "$(cl_listening gossip)" "$pid") ||
+		! cl_wait_port "$cl_work/$name.log" "$(cl_listening route)" "$pid" >/dev/null; then
+		cl_why="node $name did not start: $(grep -m1 -iE 'err|unknown|refus' "$cl_work/$name.log" || tail -1 "$cl_work/$name.log")"
+		return 1
+	fi
+	cl_names+=("$name") cl_stomp+=("$stomp") cl_admin+=("$admin") cl_gossip+=("$gossip")
+}
+
+# cl_status ADMIN_PORT: the node's /cluster/status JSON (2 s at most)
+cl_status() { curl -s --max-time 2 "http://127.0.0.1:$1/cluster/status"; }
+
+# cl_links_up ADMIN_PORT N: how many other members this node sees with "link": "up"
+cl_links_up() {
+	cl_status "$1" | /usr/bin/python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+print(sum(1 for m in s["members"] if m["name"] != s["self"] and m.get("link") == "up"))' 2>/dev/null || echo 0
+}
+
+# cl_start_cluster N [PREFIX]: nodes PREFIX-a, PREFIX-b, ... joined to the first; waits
+# (20 s at most) until every node has a link up to every other
+cl_start_cluster() {
+	local n=$1 prefix=${2:-hb} i a
+	local letters=(a b c d e f g h i j k l m n o p)
+	cl_start_node "$prefix-a" || return 1
+	for ((i = 1; i < n; i++)); do
+		cl_start_node "$prefix-${letters[$i]}" "${cl_gossip[0]}" || return 1
+	done
+	for _ in $(seq 200); do
+		local all=1
+		for a in "${cl_admin[@]}"; do
+			[ "$(cl_links_up "$a")" = $((n - 1)) ] || { all=0; break; }
+		done
+		[ $all = 1 ] && break
+		sleep 0.1
+	done
+	for ((i = 0; i < n; i++)); do
+		a=$(cl_links_up "${cl_admin[$i]}")
+		if [ "$a" != $((n - 1)) ]; then
+			cl_why="${cl_names[$i]} has $a of $((n - 1)) links up after 20 s"
+			return 1
+		fi
+	done
+	cl_log "$n nodes up, full mesh: $(for ((i = 0; i < n; i++)); do printf '%s pid %s stomp %s admin %s; ' "${cl_names[$i]}" "${cl_pid[$i]}" "${cl_stomp[$i]}" "${cl_admin[$i]}"; done)"
+}
+
+# cl_pids_csv: every node's PID, comma-separated (herald-bench --server-pid)
+cl_pids_csv() { local IFS=,; echo "${cl_pid[*]}"; }
+
+# cl_alive: false (and says which) if a node died
+cl_alive() {
+	local i ok=0
+	for i in "${!cl_pid[@]}"; do
+		kill -0 "${cl_pid[$i]}" 2>/dev/null || { cl_log "${cl_names[$i]} (pid ${cl_pid[$i]}) died"; ok=1; }
+	done
+	return $ok
+}
