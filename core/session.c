@@ -55,6 +55,7 @@ void session_shard_fini(struct session_shard *ss)
 	hd_free(ss->header_set);
 	hd_free(ss->enc_buf);
 	hd_free(ss->closing);
+	hd_free(ss->retry);
 	hd_free(ss->key_buf);
 	hd_free(ss->name_buf);
 }

@@ -53,6 +53,11 @@ struct session_shard {
 	char *enc_buf;			/* encoder scratch for ERROR/RECEIPT/CONNECTED */
 	size_t enc_cap;
 	uint64_t msg_seq;		/* message-id counter */
+	/* queue consumers to register again a little later: their owner let them go while
+	 * this node still thinks it owns the queue (views differ for a moment) */
+	struct consumer_retry *retry;
+	uint32_t nretry;
+	uint32_t retry_cap;
 	uint64_t mem_checked_ms;
 	bool mem_over;			/* allocator above the memory high-water mark */
 };
@@ -74,8 +79,11 @@ void session_on_done(struct shard *sh, const struct xmsg *m);
  * queue another node owns now register there. */
 struct placement;
 void session_on_placement(struct shard *sh, const struct placement *old);
-/* XMSG_QUEUE_DROPPED: the consumer registers again with its queue's owner. */
+/* XMSG_QUEUE_DROPPED: the consumer registers again with its queue's owner (after a short
+ * wait when that is the owner that just let it go). */
 void session_on_consumer_dropped(struct shard *sh, const struct xmsg *m);
+/* Registers the consumers whose wait is over (the shard's tick). */
+void session_retry_consumers(struct shard *sh, uint64_t now_ms);
 void session_on_topic_deliver(struct shard *sh, const struct xmsg *m);
 void session_on_queue_deliver(struct shard *sh, const struct xmsg *m);
 /* An auth job came back from the auth thread (XMSG_AUTH_JOB). */

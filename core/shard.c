@@ -369,7 +369,8 @@ static void *shard_main(void *arg)
 		return NULL;
 	sh->now_ms = hd_now_ms();
 	while (!stop_done(sh)) {
-		uint32_t timeout = sh->sessions.hb_list || sh->stopping ? TICK_MS : 1000;
+		uint32_t timeout = sh->sessions.hb_list || sh->sessions.nretry || sh->stopping ?
+				   TICK_MS : 1000;
 		uint32_t busy;
 
 		net_loop_flush(&sh->loop);
@@ -399,6 +400,8 @@ static void *shard_main(void *arg)
 		if (sh->now_ms - last_tick >= TICK_MS) {
 			last_tick = sh->now_ms;
 			session_tick(sh, sh->now_ms);
+			if (sh->sessions.nretry)
+				session_retry_consumers(sh, sh->now_ms);
 			session_reap_closing(sh);
 			publish_stats(sh);
 		}

@@ -142,6 +142,30 @@ void session_on_placement(struct shard *sh, const struct placement *old)
 	}
 }
 
+/* How long a consumer its owner let go waits before registering again when this node's
+ * view says that owner still owns the queue: long enough for views to settle (a join
+ * spreads in milliseconds), short enough that a consumer is never idle for long. */
+#define CONSUMER_RETRY_MS 50
+
+struct consumer_retry {
+	uint64_t key;
+	uint64_t due_ms;
+};
+
+static void retry_later(struct shard *sh, uint64_t key)
+{
+	struct session_shard *ss = &sh->sessions;
+
+	for (uint32_t i = 0; i < ss->nretry; i++)
+		if (ss->retry[i].key == key)
+			return;
+	if (ss->nretry == ss->retry_cap) {
+		ss->retry_cap = ss->retry_cap ? ss->retry_cap * 2 : 16;
+		ss->retry = hd_realloc(ss->retry, ss->retry_cap * sizeof(*ss->retry));
+	}
+	ss->retry[ss->nretry++] = (struct consumer_retry){ key, sh->now_ms + CONSUMER_RETRY_MS };
+}
+
 void session_on_consumer_dropped(struct shard *sh, const struct xmsg *m)
 {
 	struct xname *n = m->ptr;
@@ -151,9 +175,35 @@ void session_on_consumer_dropped(struct shard *sh, const struct xmsg *m)
 	/* only the owner it is registered with can let it go: an old owner's notice comes
 	 * after the subscription already moved on its own (placement changed here too) */
 	if (sub && sub->kind == SUB_QUEUE && sub->dest_len == n->len &&
-	    !memcmp(sub->dest, n->name, n->len) && m->b == sub->owner_node)
-		consumer_move(sh, sub);
+	    !memcmp(sub->dest, n->name, n->len) && m->b == sub->owner_node) {
+		if (owner_node_of(sh, sub) == sub->owner_node)
+			retry_later(sh, m->a);	/* our view and its own differ: let them settle */
+		else
+			consumer_move(sh, sub);
+	}
 	hd_free(n);
+}
+
+void session_retry_consumers(struct shard *sh, uint64_t now_ms)
+{
+	struct session_shard *ss = &sh->sessions;
+	uint32_t kept = 0;
+
+	for (uint32_t i = 0; i < ss->nretry; i++) {
+		struct consumer_retry r = ss->retry[i];
+		struct session *s;
+		struct sub *sub;
+
+		if (now_ms < r.due_ms) {
+			ss->retry[kept++] = r;
+			continue;
+		}
+		s = session_by_key(sh, r.key);
+		sub = s ? sub_by_idx(s, xmsg_key_sub(r.key)) : NULL;
+		if (sub && sub->kind == SUB_QUEUE)
+			consumer_move(sh, sub);
+	}
+	ss->nretry = kept;
 }
 
 /* Registers sub with the local table and the owner(s); returns shards to SYNC with
