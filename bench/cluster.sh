@@ -49,36 +49,30 @@ HB=${HB:-$BUILD/bench/herald-bench}
 NATS_BIN=${NATS_BIN:-nats-server}
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=${OUT:-$top/bench/results/cluster-$stamp}
-work=$(mktemp -d /tmp/herald-cluster.XXXXXX)
+cl_work=$(mktemp -d /tmp/herald-cluster.XXXXXX)
+cl_cmds=$out/commands.txt
+cl_tag=cluster
 t_start=$SECONDS
 
-pids=()		# every server started here
+# shellcheck source=bench/cluster_lib.sh
+. "$top/bench/cluster_lib.sh"
+
+pids=()		# the nats-servers started here (the Herald nodes are cl_pid)
 herald_a='' herald_b='' nats_a='' nats_b=''
 herald_why=	# why the Herald side did not run, if it did not
 
-log() { echo "cluster: $*" >&2; }
-
-stop_pid() {
-	kill -TERM "$1" 2>/dev/null || return 0
-	for _ in $(seq 100); do
-		kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null || true; return 0; }
-		sleep 0.1
-	done
-	kill -KILL "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
-
 cleanup() {
 	set +e
-	for p in "${pids[@]}"; do stop_pid "$p"; done
-	rm -rf "$work"
+	for p in "${pids[@]}"; do cl_stop_pid "$p"; done
+	cl_cleanup
+	rm -rf "$cl_work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 install_missing() {
 	command -v "$NATS_BIN" >/dev/null && return 0
-	log "installing nats-server"
+	cl_log "installing nats-server"
 	local sudo=
 	[ "$(id -u)" = 0 ] || sudo=sudo
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nats-server >&2 ||
@@ -90,51 +84,14 @@ build() {
 	[ -f "$BUILD/CMakeCache.txt" ] ||
 		cmake -S "$top" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TESTS=OFF >/dev/null
 	cmake --build "$BUILD" -j2 --target herald-bench >&2
-	cmake --build "$BUILD" -j2 --target herald >&2 || log "herald did not build; using $HERALD_BIN if present"
+	cmake --build "$BUILD" -j2 --target herald >&2 || cl_log "herald did not build; using $HERALD_BIN if present"
 }
-
-# wait_port LOG REGEX PID: the port at the end of the first match of REGEX (10 s at most)
-wait_port() {
-	for _ in $(seq 100); do
-		local line
-		line=$(grep -oE "$2" "$1" 2>/dev/null | head -1 || true)
-		[ -n "$line" ] && { echo "${line##*:}"; return 0; }
-		kill -0 "$3" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
-listening() { echo "listening proto=$1 addr=[0-9.]*:[0-9]+"; }
 
 # ---- Herald: two nodes joined by gossip, linked on their route ports ----
 
-# start_herald NAME [JOIN]: sets h_pid h_stomp h_admin h_gossip, or returns 1
-start_herald() {
-	local name=$1 join=${2:-}
-	local args=(--bind 127.0.0.1 --stomp-port 0 --ws-port 0 --shards "$SHARDS"
-		--node-name "$name" --gossip-bind 127.0.0.1 --gossip-port 0 --route-port 0
-		--admin-port 0 --log-level info)
-	[ -n "$join" ] && args+=(--join "127.0.0.1:$join")
-	echo "herald ${args[*]}" >>"$out/commands.txt"
-	"$HERALD_BIN" "${args[@]}" >"$work/$name.log" 2>&1 &
-	h_pid=$!
-	pids+=("$h_pid")
-	if ! h_stomp=$(wait_port "$work/$name.log" "$(listening stomp)" "$h_pid") ||
-		! h_admin=$(wait_port "$work/$name.log" "$(listening admin)" "$h_pid") ||
-		! h_gossip=$(wait_port "$work/$name.log" "$(listening gossip)" "$h_pid") ||
-		! wait_port "$work/$name.log" "$(listening route)" "$h_pid" >/dev/null; then
-		herald_why="node $name did not start: $(grep -m1 -iE 'err|unknown|refus' "$work/$name.log" || tail -1 "$work/$name.log")"
-		return 1
-	fi
-}
-
-# status ADMIN_PORT: node's /cluster/status JSON (2 s at most)
-status() { curl -s --max-time 2 "http://127.0.0.1:$1/cluster/status"; }
-
 # link_of ADMIN_PORT: "state msgs_out bytes_out msgs_in bytes_in" of its link to the other node
 link_of() {
-	status "$1" | /usr/bin/python3 -c '
+	cl_status "$1" | /usr/bin/python3 -c '
 import json, sys
 s = json.load(sys.stdin)
 for m in s["members"]:
@@ -146,21 +103,11 @@ else:
     print("alone 0 0 0 0")' 2>/dev/null || echo "unreachable 0 0 0 0"
 }
 
+# start_herald_cluster: hb-a and hb-b with their link up (cluster_lib.sh), or herald_why
 start_herald_cluster() {
-	start_herald hb-a || return 1
-	herald_a=$h_pid herald_a_stomp=$h_stomp herald_a_admin=$h_admin
-	start_herald hb-b "$h_gossip" || return 1
-	herald_b=$h_pid herald_b_stomp=$h_stomp herald_b_admin=$h_admin
-	for _ in $(seq 100); do	# gossip, then the link: 10 s at most
-		[ "$(link_of "$herald_a_admin" | cut -d' ' -f1)" = up ] &&
-			[ "$(link_of "$herald_b_admin" | cut -d' ' -f1)" = up ] && break
-		sleep 0.1
-	done
-	if [ "$(link_of "$herald_a_admin" | cut -d' ' -f1)" != up ]; then
-		herald_why="the link between the nodes did not come up in 10 s (A sees: $(link_of "$herald_a_admin"))"
-		return 1
-	fi
-	log "herald A pid $herald_a stomp $herald_a_stomp admin $herald_a_admin; B pid $herald_b stomp $herald_b_stomp"
+	cl_start_cluster 2 hb || { herald_why=$cl_why; return 1; }
+	herald_a=${cl_pid[0]} herald_a_stomp=${cl_stomp[0]} herald_a_admin=${cl_admin[0]}
+	herald_b=${cl_pid[1]} herald_b_stomp=${cl_stomp[1]}
 }
 
 # ---- NATS: two nats-servers joined by a route ----
@@ -170,12 +117,12 @@ start_nats() {	# start_nats NAME [ROUTE_PORT]: sets n_pid n_port n_route
 	local args=(-a 127.0.0.1 -p -1 -n "$name" --cluster_name herald-bench
 		-cluster nats://127.0.0.1:-1)
 	[ -n "$route" ] && args+=(-routes "nats://127.0.0.1:$route")
-	echo "$NATS_BIN ${args[*]}" >>"$out/commands.txt"
-	"$NATS_BIN" "${args[@]}" >"$work/$name.log" 2>&1 &
+	echo "$NATS_BIN ${args[*]}" >>"$cl_cmds"
+	"$NATS_BIN" "${args[@]}" >"$cl_work/$name.log" 2>&1 &
 	n_pid=$!
 	pids+=("$n_pid")
-	n_port=$(wait_port "$work/$name.log" "client connections on [0-9.]+:[0-9]+" "$n_pid") &&
-		n_route=$(wait_port "$work/$name.log" "route connections on [0-9.]+:[0-9]+" "$n_pid")
+	n_port=$(cl_wait_port "$cl_work/$name.log" "client connections on [0-9.]+:[0-9]+" "$n_pid") &&
+		n_route=$(cl_wait_port "$cl_work/$name.log" "route connections on [0-9.]+:[0-9]+" "$n_pid")
 }
 
 start_nats_cluster() {
@@ -184,12 +131,12 @@ start_nats_cluster() {
 	start_nats nats-b "$n_route" || return 1
 	nats_b=$n_pid nats_b_port=$n_port
 	for _ in $(seq 100); do
-		grep -q "Route connection created" "$work/nats-a.log" &&
-			grep -q "Route connection created" "$work/nats-b.log" && break
+		grep -q "Route connection created" "$cl_work/nats-a.log" &&
+			grep -q "Route connection created" "$cl_work/nats-b.log" && break
 		sleep 0.1
 	done
-	grep -q "Route connection created" "$work/nats-a.log" || { log "NATS route did not come up"; return 1; }
-	log "nats A pid $nats_a port $nats_a_port; B pid $nats_b port $nats_b_port"
+	grep -q "Route connection created" "$cl_work/nats-a.log" || { cl_log "NATS route did not come up"; return 1; }
+	cl_log "nats A pid $nats_a port $nats_a_port; B pid $nats_b port $nats_b_port"
 }
 
 # ---- runs ----
@@ -227,8 +174,8 @@ run_one() {	# run_one TARGET CASE ROUND WINDOW
 		--body "$BODY" --window "$w" --settle "$SETTLE" --warmup "$WARMUP"
 		--duration "$DURATION" --threads "$THREADS" --server-pid "$(server_pids "$t")"
 		--label "$t-$c" --json "$json" --quiet)
-	echo "${cmd[*]}  # load $(cut -d' ' -f1 /proc/loadavg)" | sed "s|$HB|herald-bench|" >>"$out/commands.txt"
-	log "round $r window $w case $c $t"
+	echo "${cmd[*]}  # load $(cut -d' ' -f1 /proc/loadavg)" | sed "s|$HB|herald-bench|" >>"$cl_cmds"
+	cl_log "round $r window $w case $c $t"
 	if [ "$t" = herald ]; then
 		links="$out/$c@w$w.$t.$r.links"
 		snap "$links" before
@@ -242,7 +189,7 @@ run_one() {	# run_one TARGET CASE ROUND WINDOW
 			bg=$!
 		fi
 	fi
-	timeout 90 "${cmd[@]}" >>"$out/tables.txt" 2>>"$out/stderr.txt" || log "round $r case $c $t: exit $?"
+	timeout 90 "${cmd[@]}" >>"$out/tables.txt" 2>>"$out/stderr.txt" || cl_log "round $r case $c $t: exit $?"
 	[ -n "$bg" ] && wait "$bg"
 	# the route thread publishes its counters every 100 ms: let the last ones land
 	[ "$t" = herald ] && sleep 0.3 && snap "$links" after
@@ -345,11 +292,7 @@ main() {
 	mkdir -p "$out"
 	{
 		echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-		if [ -n "${COMMIT:-}" ]; then
-			echo "commit: $COMMIT"
-		else
-			echo "commit: $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$top" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
-		fi
+		cl_commit_line
 		echo "kernel: $(uname -r); cpus: $(nproc)"
 		echo "nats-server: $("$NATS_BIN" --version 2>&1 | head -1)"
 		echo "herald: $HERALD_BIN, --shards $SHARDS per node; herald-bench --threads $THREADS"
@@ -365,18 +308,18 @@ main() {
 				targets+=(herald)
 				continue
 			fi
-			log "Herald side skipped: $herald_why"
+			cl_log "Herald side skipped: $herald_why"
 			;;
 		nats) start_nats_cluster && targets+=(nats) ;;
 		esac
 	done
-	[ ${#targets[@]} -gt 0 ] || { log "nothing to run"; exit 1; }
+	[ ${#targets[@]} -gt 0 ] || { cl_log "nothing to run"; exit 1; }
 	for r in $(seq "$ROUNDS"); do
 		for w in $WINDOWS; do
 			for c in $CASES; do
 				for t in "${targets[@]}"; do
 					if [ $((SECONDS - t_start)) -gt "$BUDGET" ]; then
-						log "budget of $BUDGET s spent: stopping before round $r case $c $t"
+						cl_log "budget of $BUDGET s spent: stopping before round $r case $c $t"
 						break 4
 					fi
 					run_one "$t" "$c" "$r" "$w"
@@ -386,11 +329,11 @@ main() {
 	done
 	echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
 	for p in herald_a herald_b nats_a nats_b; do	# did every server survive?
-		[ -n "${!p}" ] && ! kill -0 "${!p}" 2>/dev/null && log "$p (pid ${!p}) died during the runs"
+		[ -n "${!p}" ] && ! kill -0 "${!p}" 2>/dev/null && cl_log "$p (pid ${!p}) died during the runs"
 	done
-	cp "$work"/*.log "$out/" 2>/dev/null || true
+	cp "$cl_work"/*.log "$out/" 2>/dev/null || true
 	summarize
-	log "results in ${out#"$top"/}"
+	cl_log "results in ${out#"$top"/}"
 }
 
 main "$@"

@@ -1,13 +1,14 @@
 # bench/cluster_lib.sh - start and stop an N-node Herald cluster on 127.0.0.1 for the
-# cluster benchmarks (queues_cluster.sh, scaleout.sh). Sourced, not run. The same steps
-# as cluster.sh's two-node set-up (kernel-picked ports read from each node's log, --join
-# to the first node's gossip port, a bounded wait for every link to be "up" in
-# GET /cluster/status), for any number of nodes.
+# cluster benchmarks (cluster.sh, queues_cluster.sh, scaleout.sh). Sourced, not run.
+# Kernel-picked ports read from each node's log, --join to the first node's gossip port,
+# a bounded wait for every link to be "up" in GET /cluster/status, for any number of nodes.
 #
 # Caller sets: HERALD_BIN, SHARDS, cl_work (scratch dir for logs), cl_cmds (file the
-# command lines are appended to). After cl_start_cluster N: cl_names[i], cl_pid[i],
-# cl_stomp[i], cl_admin[i] (i = 0..N-1); cl_why says why it failed. cl_cleanup stops only
-# the PIDs started here (TERM, then KILL after 10 s).
+# command lines are appended to), cl_tag (log prefix). After cl_start_cluster N:
+# cl_names[i], cl_pid[i], cl_stomp[i], cl_admin[i] (i = 0..N-1); cl_why says why it
+# failed. cl_cleanup stops only the PIDs started here (TERM, then KILL after 10 s).
+# The run helpers at the end (cl_build, cl_rounds, ...) also read top, BUILD, ROUNDS,
+# MODES, CASES, BUDGET and t_start, as queues_cluster.sh and scaleout.sh set them.
 #
 # shellcheck shell=bash disable=SC2034,SC2154  # cl_work, cl_cmds in; cl_why, arrays out
 
@@ -115,4 +116,57 @@ cl_alive() {
 		kill -0 "${cl_pid[$i]}" 2>/dev/null || { cl_log "${cl_names[$i]} (pid ${cl_pid[$i]}) died"; ok=1; }
 	done
 	return $ok
+}
+
+# cl_url I: node I's STOMP URL
+cl_url() { echo "stomp://127.0.0.1:${cl_stomp[$1]}"; }
+
+# cl_commit_line: "commit: <COMMIT, or HEAD's short hash and whether the tree has changes>"
+cl_commit_line() {
+	if [ -n "${COMMIT:-}" ]; then
+		echo "commit: $COMMIT"
+	else
+		echo "commit: $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$top" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
+	fi
+}
+
+# cl_build TARGET...: a Release build into $BUILD (configured when it has no CMakeCache.txt)
+cl_build() {
+	[ -f "$BUILD/CMakeCache.txt" ] ||
+		cmake -S "$top" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DHERALD_TESTS=OFF >/dev/null
+	cmake --build "$BUILD" -j2 --target "$@" >&2
+}
+
+# cl_start_or_exit N OUT: cl_start_cluster N hb, or the node logs copied to OUT and exit 1
+cl_start_or_exit() {
+	cl_start_cluster "$1" hb && return 0
+	cl_log "cluster did not start: $cl_why"
+	cp "$cl_work"/*.log "$2/" 2>/dev/null || true
+	exit 1
+}
+
+# cl_rounds RUN: RUN CASE MODE ROUND for each of $ROUNDS rounds, $MODES, $CASES; none
+# starts after $BUDGET s (from $t_start) or once a node has died
+cl_rounds() {
+	local r m c
+	for r in $(seq "$ROUNDS"); do
+		for m in $MODES; do
+			for c in $CASES; do
+				if [ $((SECONDS - t_start)) -gt "$BUDGET" ]; then
+					cl_log "budget of $BUDGET s spent: stopping before round $r case $c $m"
+					return 0
+				fi
+				cl_alive || return 0
+				"$1" "$c" "$m" "$r"
+			done
+		done
+	done
+}
+
+# cl_finish OUT: the end's load average into OUT/machine.txt, a word on any node that died,
+# the node logs copied to OUT
+cl_finish() {
+	echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$1/machine.txt"
+	cl_alive || true
+	cp "$cl_work"/*.log "$1/" 2>/dev/null || true
 }

@@ -67,14 +67,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-build() {
-	[ -f "$BUILD/CMakeCache.txt" ] ||
-		cmake -S "$top" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DHERALD_TESTS=OFF >/dev/null
-	cmake --build "$BUILD" -j2 --target herald herald-bench herald-queue-pick heraldctl >&2
-}
-
-url() { echo "stomp://127.0.0.1:${cl_stomp[$1]}"; }
-
 # owners FILE: heraldctl's view of every queue with a consumer: "owner count" lines
 owners() {
 	"$CTL" --node "127.0.0.1:${cl_admin[0]}" queues --json 2>/dev/null | /usr/bin/python3 -c '
@@ -86,16 +78,16 @@ print(" ".join(f"{o}={n}" for o, n in sorted(c.items())) or "none")' >>"$1" 2>/d
 run_one() {	# run_one CASE MODE ROUND
 	local c=$1 m=$2 r=$3 json sub qargs=() margs=() bg
 	case $c in
-	one) sub=$(url 0) qargs=(--queue-file "$out/owned-by-a.txt") ;;
-	three) sub=$(url 2) qargs=(--queue-file "$out/owned-by-b.txt") ;;
-	mixed) sub="$(url 0),$(url 1),$(url 2)" qargs=(--users "$USERS") ;;
+	one) sub=$(cl_url 0) qargs=(--queue-file "$out/owned-by-a.txt") ;;
+	three) sub=$(cl_url 2) qargs=(--queue-file "$out/owned-by-b.txt") ;;
+	mixed) sub="$(cl_url 0),$(cl_url 1),$(cl_url 2)" qargs=(--users "$USERS") ;;
 	esac
 	case $m in
 	sat) margs=(--window "$WINDOW") ;;
 	paced) margs=(--rate "$RATE") ;;
 	esac
 	json="$out/$c.$m.$r.json"
-	local cmd=("$HB" queues --pub-url "$(url 0)" --sub-url "$sub" "${qargs[@]}"
+	local cmd=("$HB" queues --pub-url "$(cl_url 0)" --sub-url "$sub" "${qargs[@]}"
 		--producers "$PRODUCERS" --body "$BODY" "${margs[@]}" --settle "$SETTLE"
 		--warmup "$WARMUP" --duration "$DURATION" --threads "$THREADS"
 		--server-pid "$(cl_pids_csv)" --label "$c-$m" --json "$json" --quiet)
@@ -177,45 +169,24 @@ EOF
 }
 
 main() {
-	[ -n "${NO_BUILD:-}" ] || build
+	[ -n "${NO_BUILD:-}" ] || cl_build herald herald-bench herald-queue-pick heraldctl
 	mkdir -p "$out"
 	{
 		echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-		if [ -n "${COMMIT:-}" ]; then
-			echo "commit: $COMMIT"
-		else
-			echo "commit: $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$top" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
-		fi
+		cl_commit_line
 		echo "kernel: $(uname -r); cpus: $(nproc)"
 		echo "herald: $HERALD_BIN, --shards $SHARDS per node, 3 nodes; herald-bench --threads $THREADS"
 		echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 	} >"$out/machine.txt"
-	if ! cl_start_cluster 3 hb; then
-		cl_log "cluster did not start: $cl_why"
-		cp "$cl_work"/*.log "$out/" 2>/dev/null || true
-		exit 1
-	fi
+	cl_start_or_exit 3 "$out"
 	local nodes
 	nodes=$(IFS=,; echo "${cl_names[*]}")
 	"$PICK" --nodes "$nodes" --owner "${cl_names[0]}" --count "$USERS" >"$out/owned-by-a.txt"
 	"$PICK" --nodes "$nodes" --owner "${cl_names[1]}" --count "$USERS" >"$out/owned-by-b.txt"
 	echo "herald-queue-pick --nodes $nodes --owner ${cl_names[0]} --count $USERS > owned-by-a.txt" >>"$cl_cmds"
 	echo "herald-queue-pick --nodes $nodes --owner ${cl_names[1]} --count $USERS > owned-by-b.txt" >>"$cl_cmds"
-	for r in $(seq "$ROUNDS"); do
-		for m in $MODES; do
-			for c in $CASES; do
-				if [ $((SECONDS - t_start)) -gt "$BUDGET" ]; then
-					cl_log "budget of $BUDGET s spent: stopping before round $r case $c $m"
-					break 3
-				fi
-				cl_alive || break 3
-				run_one "$c" "$m" "$r"
-			done
-		done
-	done
-	echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
-	cl_alive || true
-	cp "$cl_work"/*.log "$out/" 2>/dev/null || true
+	cl_rounds run_one
+	cl_finish "$out"
 	summarize
 	cl_log "results in ${out#"$top"/}"
 }

@@ -65,14 +65,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-build() {
-	[ -f "$BUILD/CMakeCache.txt" ] ||
-		cmake -S "$top" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DHERALD_TESTS=OFF >/dev/null
-	cmake --build "$BUILD" -j2 --target herald herald-bench >&2
-}
-
-url() { echo "stomp://127.0.0.1:${cl_stomp[$1]}"; }
-
 # links_out: node A's link messages sent, summed over its peers
 links_out() {
 	cl_status "${cl_admin[0]}" | /usr/bin/python3 -c '
@@ -97,10 +89,10 @@ memory() {
 run_one() {	# run_one CASE MODE ROUND
 	local c=$1 m=$2 r=$3 subs sub i json wl margs
 	case $c in
-	one) subs=$PER_NODE sub=$(url 0) ;;
+	one) subs=$PER_NODE sub=$(cl_url 0) ;;
 	all)
-		subs=$((PER_NODE * NODES)) sub=$(url 0)
-		for ((i = 1; i < NODES; i++)); do sub+=",$(url "$i")"; done
+		subs=$((PER_NODE * NODES)) sub=$(cl_url 0)
+		for ((i = 1; i < NODES; i++)); do sub+=",$(cl_url "$i")"; done
 		;;
 	esac
 	case $m in
@@ -108,7 +100,7 @@ run_one() {	# run_one CASE MODE ROUND
 	paced) wl=latency margs=(--rate "$(awk "BEGIN { print $DELIVERIES / $subs }")") ;;
 	esac
 	json="$out/$c-$m.$r.json"
-	local cmd=("$HB" "$wl" --pub-url "$(url 0)" --sub-url "$sub" --subscribers "$subs"
+	local cmd=("$HB" "$wl" --pub-url "$(cl_url 0)" --sub-url "$sub" --subscribers "$subs"
 		--body "$BODY" "${margs[@]}" --settle "$SETTLE"
 		--warmup "$WARMUP" --duration "$DURATION" --threads "$THREADS"
 		--setup-timeout 180 --drain-timeout 20
@@ -165,40 +157,19 @@ EOF
 }
 
 main() {
-	[ -n "${NO_BUILD:-}" ] || build
+	[ -n "${NO_BUILD:-}" ] || cl_build herald herald-bench
 	mkdir -p "$out"
 	{
 		echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-		if [ -n "${COMMIT:-}" ]; then
-			echo "commit: $COMMIT"
-		else
-			echo "commit: $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$top" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
-		fi
+		cl_commit_line
 		echo "kernel: $(uname -r); cpus: $(nproc); open files: $(ulimit -Sn) soft, $(ulimit -Hn) hard"
 		echo "herald: $HERALD_BIN, --shards $SHARDS per node, $NODES nodes; herald-bench --threads $THREADS"
 		echo "memory at start: $(awk '/^MemAvailable:/ { printf "%.1f GiB available", $2 / 1048576 }' /proc/meminfo)"
 		echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 	} >"$out/machine.txt"
-	if ! cl_start_cluster "$NODES" hb; then
-		cl_log "cluster did not start: $cl_why"
-		cp "$cl_work"/*.log "$out/" 2>/dev/null || true
-		exit 1
-	fi
-	for r in $(seq "$ROUNDS"); do
-		for m in $MODES; do
-			for c in $CASES; do
-				if [ $((SECONDS - t_start)) -gt "$BUDGET" ]; then
-					cl_log "budget of $BUDGET s spent: stopping before round $r case $c $m"
-					break 3
-				fi
-				cl_alive || break 3
-				run_one "$c" "$m" "$r"
-			done
-		done
-	done
-	echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
-	cl_alive || true
-	cp "$cl_work"/*.log "$out/" 2>/dev/null || true
+	cl_start_or_exit "$NODES" "$out"
+	cl_rounds run_one
+	cl_finish "$out"
 	summarize
 	cl_log "results in ${out#"$top"/}"
 }

@@ -31,26 +31,21 @@ deadline, and only the processes started here are stopped, by PID.
 Run: HERALD_BIN=build/core/herald /usr/bin/python3 -m pytest -q tests/cluster/test_links.py
 """
 
-import http.client
-import json
 import os
-import re
 import signal
-import subprocess
 import sys
 import time
 import uuid
 
 import pytest
 
+from clusterlib import HERALD, Cluster, member_of, start_mesh, status, wait_for, wait_mesh
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from stompraw import Closed, RawStomp, Timeout  # noqa: E402
 
-HERALD = os.environ.get("HERALD_BIN")
-PERIOD_MS = 200
 WAIT = 5.0		# bound for anything expected to happen
-FORM_S = 10.0		# a fresh cluster: everyone alive, every link up
 LINK_DOWN_S = 2.0	# kill -9 closes the TCP link at once: noticed well within this
 LINK_UP_S = 5.0		# a restarted node's links up again (DISTRIBUTED.md aims at <= 1 s)
 DEAD_S = 10.0		# SWIM's verdict on a killed node at N = 3 (test_membership's bound + slack)
@@ -60,146 +55,17 @@ TEST_CAP_S = 60.0	# wall-clock cap per test
 
 pytestmark = pytest.mark.skipif(not HERALD, reason="HERALD_BIN must name the herald binary")
 
-LISTEN_RE = re.compile(r"listening proto=(\w+) addr=([0-9.]+):(\d+)")
-PROTOS = ("stomp", "ws", "gossip", "admin", "route")
 LINK_FIELDS = ("link", "link_msgs_out", "link_bytes_out", "link_msgs_in", "link_bytes_in")
-
-# `guest` at argon2id's minimum cost, as tests/integration/conftest.py's CHEAP_GUEST: the
-# built-in default user is hashed and checked at the interactive cost (~0.15 s each).
-CHEAP_GUEST = ("guest:$argon2id$v=19$m=8,t=1,p=1$t4EDY2nbszKafh7eueHTzA$"
-               "iyylR5GBnXz0JJXQA5I4DL/RqQxEGzxRoN3u70qpHzw:administrator:*\n")
 
 
 def uid(prefix="lk"):
     return "%s%s" % (prefix, uuid.uuid4().hex[:12])
 
 
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError("timed out after %.1fs waiting for %s (last: %r)"
-                         % (timeout, what, last))
-
-
-# --- nodes ----------------------------------------------------------------------------------
-
-class Node:
-    def __init__(self, name, shards, proc, log_path, ports):
-        self.name = name
-        self.shards = shards
-        self.proc = proc
-        self.log_path = log_path
-        self.ports = ports	# proto -> port
-
-    @property
-    def gossip(self):
-        return "127.0.0.1:%d" % self.ports["gossip"]
-
-    def log(self):
-        return self.log_path.read_text(errors="replace")
-
-    def __repr__(self):
-        return "Node(%s, pid %d)" % (self.name, self.proc.pid)
-
-
-class Cluster:
-    """Starts and stops herald processes; remembers every PID it started."""
-
-    def __init__(self, tmp_path):
-        self.tmp = tmp_path
-        self.nodes = {}
-        self.procs = []
-        self.starts = 0
-        self.users = tmp_path / "guest.users"
-        self.users.write_text(CHEAP_GUEST)
-
-    def start(self, name, shards=1, join=None, gossip_port=0, route_port=0):
-        self.starts += 1
-        log_path = self.tmp / ("%s.%d.log" % (name, self.starts))
-        args = [HERALD, "--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0",
-                "--shards", str(shards), "--node-name", name, "--log-level", "info",
-                "--gossip-bind", "127.0.0.1", "--gossip-port", str(gossip_port),
-                "--route-port", str(route_port),
-                "--admin-bind", "127.0.0.1", "--admin-port", "0",
-                "--gossip-interval", str(PERIOD_MS),
-                "--default-user", "", "--users-file", str(self.users)]
-        if join:
-            args += ["--join", join]
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        print("started %s (pid %d, %d shard%s): %s" % (name, proc.pid, shards,
-                                                       "" if shards == 1 else "s", log_path))
-        ports = self._wait_ports(proc, log_path)
-        node = Node(name, shards, proc, log_path, ports)
-        self.nodes[name] = node
-        return node
-
-    def _wait_ports(self, proc, log_path, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ports = {m.group(1): int(m.group(3))
-                     for m in LISTEN_RE.finditer(log_path.read_text(errors="replace"))}
-            if all(p in ports for p in PROTOS):
-                return ports
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        raise AssertionError("%s did not log all of %s (exit status %s); log:\n%s"
-                             % (log_path.name, PROTOS, proc.returncode,
-                                log_path.read_text(errors="replace")[-4000:]))
-
-    def kill9(self, name):
-        node = self.nodes.pop(name)
-        os.kill(node.proc.pid, signal.SIGKILL)
-        node.proc.wait(timeout=10)
-        return node
-
-    def check_alive(self):
-        """No node may die on its own: a crash fails the test that saw it."""
-        for node in self.nodes.values():
-            if node.proc.poll() is not None:
-                raise AssertionError("%s died during the test (exit status %s); log:\n%s"
-                                     % (node.name, node.proc.returncode, node.log()[-6000:]))
-
-    def stop_all(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    pass
-
-
 # --- GET /cluster/status --------------------------------------------------------------------
 
-def status(node):
-    conn = http.client.HTTPConnection("127.0.0.1", node.ports["admin"], timeout=WAIT)
-    try:
-        conn.request("GET", "/cluster/status")
-        resp = conn.getresponse()
-        body = resp.read()
-    finally:
-        conn.close()
-    assert resp.status == 200, (resp.status, body[:300])
-    return json.loads(body)
-
-
 def member(node, name):
-    for m in status(node)["members"]:
-        if m["name"] == name:
-            return m
-    return None
+    return member_of(status(node), name)
 
 
 def link_of(node, name):
@@ -213,48 +79,6 @@ def counters(node, name):
     for key in LINK_FIELDS:
         assert key in m, "%s's entry for %s lacks %r: %r" % (node.name, name, key, m)
     return {k: m[k] for k in LINK_FIELDS}
-
-
-def mesh_ready(nodes):
-    """Every node sees every other alive with its link up."""
-    names = {n.name for n in nodes}
-    for node in nodes:
-        doc = status(node)
-        seen = {m["name"]: m for m in doc["members"]}
-        if set(seen) != names:
-            return False
-        for name, m in seen.items():
-            if m["state"] != "alive":
-                return False
-            if name != node.name and m.get("link") != "up":
-                return False
-    return True
-
-
-def mesh_view(nodes):
-    return {n.name: {m["name"]: (m["state"], m.get("link")) for m in status(n)["members"]}
-            for n in nodes}
-
-
-def wait_mesh(nodes, timeout=FORM_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if mesh_ready(nodes):
-            return
-        time.sleep(0.05)
-    raise AssertionError("after %.1fs not every node sees every other alive with link up: %r"
-                         % (timeout, mesh_view(nodes)))
-
-
-def start_mesh(cluster, spec):
-    """spec: [(name, shards)]; the first is the seed the others join."""
-    seed = None
-    for name, shards in spec:
-        node = cluster.start(name, shards=shards, join=seed.gossip if seed else None)
-        seed = seed or node
-    nodes = [cluster.nodes[name] for name, _ in spec]
-    wait_mesh(nodes)
-    return nodes
 
 
 # --- STOMP clients ------------------------------------------------------------------------
@@ -439,15 +263,6 @@ def _wall_clock_cap():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    try:
-        yield c
-    finally:
-        c.stop_all()
 
 
 @pytest.fixture(scope="module")

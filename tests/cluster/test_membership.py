@@ -16,15 +16,13 @@ Run: HERALD_BIN=build/core/herald HERALDCTL_BIN=build/tools/heraldctl \
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 
 import pytest
 
-HERALD = os.environ.get("HERALD_BIN")
-HERALDCTL = os.environ.get("HERALDCTL_BIN")
-PERIOD_MS = 200
+from clusterlib import HERALD, HERALDCTL, PERIOD_MS, member_of, wait_for, wait_ports
+
 N = 5
 
 # Detection bound at N = 5 (cluster/swim.c, suspicion.h): one period to probe the crashed
@@ -35,92 +33,6 @@ DEAD_BOUND_S = (1 + 6 * 4 + 5) * PERIOD_MS / 1000.0
 pytestmark = pytest.mark.skipif(not HERALD or not HERALDCTL,
                                 reason="HERALD_BIN and HERALDCTL_BIN must name the binaries")
 
-LISTEN_RE = re.compile(r"listening proto=(\w+) addr=([0-9.]+):(\d+)")
-
-
-class Node:
-    def __init__(self, name, proc, log_path, ports):
-        self.name = name
-        self.proc = proc
-        self.log_path = log_path
-        self.ports = ports  # proto -> port
-
-    @property
-    def gossip(self):
-        return "127.0.0.1:%d" % self.ports["gossip"]
-
-    @property
-    def admin(self):
-        return "127.0.0.1:%d" % self.ports["admin"]
-
-
-class Cluster:
-    """Starts and stops herald processes; remembers every PID it started."""
-
-    def __init__(self, tmp_path):
-        self.tmp = tmp_path
-        self.nodes = {}
-        self.procs = []
-        self.starts = 0
-
-    def start(self, name, join=None, extra=()):
-        self.starts += 1
-        log_path = self.tmp / ("%s.%d.log" % (name, self.starts))
-        args = [HERALD, "--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0",
-                "--shards", "1", "--node-name", name, "--gossip-bind", "127.0.0.1",
-                "--gossip-port", "0", "--admin-bind", "127.0.0.1", "--admin-port", "0",
-                "--gossip-interval", str(PERIOD_MS)]
-        if join:
-            args += ["--join", join]
-        args += list(extra)
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        ports = self._wait_ports(proc, log_path, ("gossip", "admin"))
-        node = Node(name, proc, log_path, ports)
-        self.nodes[name] = node
-        return node
-
-    def _wait_ports(self, proc, log_path, protos, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ports = {m.group(1): int(m.group(3))
-                     for m in LISTEN_RE.finditer(log_path.read_text(errors="replace"))}
-            if all(p in ports for p in protos):
-                return ports
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError("%s did not log its ports; log:\n%s"
-                             % (log_path.name, log_path.read_text(errors="replace")))
-
-    def kill9(self, name):
-        node = self.nodes.pop(name)
-        os.kill(node.proc.pid, signal.SIGKILL)
-        node.proc.wait(timeout=10)
-
-    def terminate(self, name, timeout=10.0):
-        node = self.nodes.pop(name)
-        os.kill(node.proc.pid, signal.SIGTERM)
-        return node.proc.wait(timeout=timeout)
-
-    def stop_all(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    pass
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    yield c
-    c.stop_all()
-
 
 def ctl(*args, timeout=10):
     return subprocess.run([HERALDCTL] + list(args), capture_output=True, text=True,
@@ -128,6 +40,7 @@ def ctl(*args, timeout=10):
 
 
 def status(node):
+    """What this file checks: heraldctl's view (not GET /cluster/status directly)."""
     r = ctl("cluster", "status", "--node", node.admin, "--json")
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
@@ -138,22 +51,7 @@ def states(node):
 
 
 def member(node, name):
-    for m in status(node)["members"]:
-        if m["name"] == name:
-            return m
-    return None
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError("timed out after %.1fs waiting for %s (last: %r)"
-                         % (timeout, what, last))
+    return member_of(status(node), name)
 
 
 def start_five(cluster, extra=()):
@@ -204,9 +102,9 @@ def test_kill9_is_dead_within_the_bound_and_a_restart_is_alive_again(cluster):
 
 def test_sigterm_leaves_and_is_never_counted_dead(cluster):
     start_five(cluster)
-    log_path = cluster.nodes["n4"].log_path
-    assert cluster.terminate("n4") == 0
-    assert "cluster: left (announced)" in log_path.read_text(errors="replace")
+    node, rc = cluster.terminate("n4", timeout=10.0)
+    assert rc == 0
+    assert "cluster: left (announced)" in node.log()
     for node in cluster.nodes.values():
         wait_for(lambda: states(node)["n4"] == "left", 5, "%s to mark n4 left" % node.name)
     # Stays left: no one's suspicion timer turns a departed node into a failure.
@@ -240,6 +138,11 @@ def test_shared_key_admits_and_a_wrong_key_keeps_out(cluster, tmp_path):
     assert "bad mac" in a.log_path.read_text(errors="replace")
 
 
+# A node with no key and no --gossip-bind or --node-name: the defaults under test.
+KEYLESS = ["--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0", "--shards", "1",
+           "--gossip-port", "0", "--admin-port", "0"]
+
+
 @pytest.mark.parametrize("flags, where", [
     (("--gossip-bind", "0.0.0.0"), "gossip bound to 0.0.0.0"),
     (("--join", "192.0.2.1:7946"), "joining 192.0.2.1:7946"),
@@ -248,10 +151,8 @@ def test_without_a_key_cluster_traffic_stays_on_loopback(tmp_path, flags, where)
     """As RabbitMQ with its Erlang cookie: a keyless node refuses to gossip beyond loopback
     (checked before any socket is bound or any packet sent), saying how to make a key."""
     log = tmp_path / "refused.log"
-    args = [HERALD, "--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0",
-            "--shards", "1", "--gossip-port", "0", "--admin-port", "0"] + list(flags)
     with open(log, "wb") as f:
-        rc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+        rc = subprocess.run([HERALD] + KEYLESS + list(flags), stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
                             timeout=10).returncode
     text = log.read_text(errors="replace")
     assert rc == 1, text
@@ -262,13 +163,8 @@ def test_without_a_key_cluster_traffic_stays_on_loopback(tmp_path, flags, where)
 def test_a_keyless_node_gossips_on_loopback_by_default(cluster, tmp_path):
     """No --gossip-bind, no key: gossip binds 127.0.0.1, whatever the client bind is."""
     log = tmp_path / "default.log"
-    args = [HERALD, "--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0",
-            "--shards", "1", "--gossip-port", "0", "--admin-port", "0"]
-    with open(log, "wb") as f:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=f,
-                                stderr=subprocess.STDOUT)
-    cluster.procs.append(proc)
-    ports = cluster._wait_ports(proc, log, ("gossip",))
+    proc = cluster.spawn(KEYLESS, log)
+    ports = wait_ports(proc, log, ("gossip",))
     assert ports["gossip"], ports
     assert re.search(r"listening proto=gossip addr=127\.0\.0\.1:", log.read_text()), \
         log.read_text()
@@ -298,7 +194,7 @@ def test_other_cluster_name_is_refused(cluster):
 def test_heraldctl_fails_for_an_unreachable_node(cluster):
     a = cluster.start("a")
     port = a.ports["admin"]
-    cluster.terminate("a")
+    cluster.terminate("a", timeout=10.0)
     r = ctl("cluster", "status", "--node", "127.0.0.1:%d" % port, "--timeout", "2000")
     assert r.returncode == 1
     assert "cannot connect" in r.stderr

@@ -40,38 +40,25 @@ processes started here are stopped, by PID. Node logs stay in pytest's tmp dir.
 Run: HERALD_BIN=build/core/herald /usr/bin/python3 -m pytest -q tests/cluster/test_queues_cluster.py
 """
 
-import http.client
-import json
 import os
 import random
 import re
-import signal
 import socket
 import struct
-import subprocess
 import threading
 import time
 
 import pytest
 
-HERALD = os.environ.get("HERALD_BIN")
-PERIOD_MS = 200
+from clusterlib import HERALD, http_get, start_mesh, wait_for, wait_mesh
+
 WAIT = 10.0		# bound for anything expected to happen
-FORM_S = 10.0		# a fresh cluster: everyone alive, every link up
 DRAIN_S = 0.5		# watched after the last expected message for late duplicates
 OWNER_BACK_S = 10.0	# kill -9 of an owner to its queue working again through the others
 
 pytestmark = pytest.mark.skipif(not HERALD, reason="HERALD_BIN must name the herald binary")
 
-LISTEN_RE = re.compile(r"listening proto=(\w+) addr=([0-9.]+):(\d+)")
-PROTOS = ("stomp", "gossip", "admin", "route")
 HANDED_OVER = "queues handed over to the other nodes"
-
-# `guest` at argon2id's minimum cost (tests/integration/conftest.py's CHEAP_GUEST): the
-# built-in default user is checked at the interactive cost (~0.15 s per CONNECT).
-CHEAP_GUEST = ("guest:$argon2id$v=19$m=8,t=1,p=1$t4EDY2nbszKafh7eueHTzA$"
-               "iyylR5GBnXz0JJXQA5I4DL/RqQxEGzxRoN3u70qpHzw:administrator:*\n")
-
 
 # Queue names (so which node owns which queue) come from this seed: HERALD_TEST_SEED=<n>
 # replays a run's placement.
@@ -81,18 +68,6 @@ RNG = random.Random(SEED)
 
 def uid(prefix="q"):
     return "%s%010x" % (prefix, RNG.getrandbits(40))
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError("timed out after %.1fs waiting for %s (last: %r)"
-                         % (timeout, what, last))
 
 
 # --- placement, as core/placement.c computes it ------------------------------------------
@@ -179,162 +154,9 @@ def queues_not_owned_by(node, names, n, prefix="q"):
     return out
 
 
-# --- nodes ----------------------------------------------------------------------------------
-
-class Node:
-    def __init__(self, name, shards, proc, log_path, ports):
-        self.name = name
-        self.shards = shards
-        self.proc = proc
-        self.log_path = log_path
-        self.ports = ports	# proto -> port
-
-    @property
-    def gossip(self):
-        return "127.0.0.1:%d" % self.ports["gossip"]
-
-    def log(self):
-        return self.log_path.read_text(errors="replace")
-
-    def __repr__(self):
-        return "Node(%s, pid %d)" % (self.name, self.proc.pid)
-
-
-class Cluster:
-    """Starts and stops herald processes; remembers every PID it started."""
-
-    def __init__(self, tmp_path):
-        self.tmp = tmp_path
-        self.nodes = {}
-        self.procs = []
-        self.starts = 0
-        self.users = tmp_path / "guest.users"
-        self.users.write_text(CHEAP_GUEST)
-
-    def start(self, name, shards=1, join=None):
-        self.starts += 1
-        log_path = self.tmp / ("%s.%d.log" % (name, self.starts))
-        args = [HERALD, "--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0",
-                "--shards", str(shards), "--node-name", name, "--log-level", "info",
-                "--gossip-bind", "127.0.0.1", "--gossip-port", "0", "--route-port", "0",
-                "--admin-bind", "127.0.0.1", "--admin-port", "0",
-                "--gossip-interval", str(PERIOD_MS),
-                "--default-user", "", "--users-file", str(self.users)]
-        if join:
-            args += ["--join", join]
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        print("started %s (pid %d, %d shard(s)): %s" % (name, proc.pid, shards, log_path))
-        ports = self._wait_ports(proc, log_path)
-        node = Node(name, shards, proc, log_path, ports)
-        self.nodes[name] = node
-        return node
-
-    def _wait_ports(self, proc, log_path, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ports = {m.group(1): int(m.group(3))
-                     for m in LISTEN_RE.finditer(log_path.read_text(errors="replace"))}
-            if all(p in ports for p in PROTOS):
-                return ports
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        raise AssertionError("%s did not log all of %s (exit status %s); log:\n%s"
-                             % (log_path.name, PROTOS, proc.returncode,
-                                log_path.read_text(errors="replace")[-4000:]))
-
-    def kill9(self, name):
-        node = self.nodes.pop(name)
-        os.kill(node.proc.pid, signal.SIGKILL)
-        node.proc.wait(timeout=10)
-        print("kill -9 %s" % name)
-        return node
-
-    def terminate(self, name, timeout=20.0):
-        node = self.nodes.pop(name)
-        os.kill(node.proc.pid, signal.SIGTERM)
-        print("SIGTERM %s" % name)
-        return node, node.proc.wait(timeout=timeout)
-
-    def check_alive(self):
-        """No node may die on its own: a crash fails the test that saw it."""
-        for node in self.nodes.values():
-            if node.proc.poll() is not None:
-                raise AssertionError("%s died during the test (exit status %s); log:\n%s"
-                                     % (node.name, node.proc.returncode, node.log()[-6000:]))
-
-    def stop_all(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    pass
-
-
-@pytest.fixture
-def cluster(tmp_path):
+@pytest.fixture(autouse=True)
+def _seed_and_logs(tmp_path):
     print("HERALD_TEST_SEED=%d; node logs in %s" % (SEED, tmp_path))
-    c = Cluster(tmp_path)
-    yield c
-    c.stop_all()
-
-
-def http_get(node, path):
-    conn = http.client.HTTPConnection("127.0.0.1", node.ports["admin"], timeout=WAIT)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        body = resp.read()
-    finally:
-        conn.close()
-    assert resp.status == 200, (path, resp.status, body[:300])
-    return json.loads(body)
-
-
-def mesh_view(nodes):
-    return {n.name: {m["name"]: (m["state"], m.get("link"))
-                     for m in http_get(n, "/cluster/status")["members"]} for n in nodes}
-
-
-def mesh_ready(nodes):
-    """Every node sees exactly these nodes alive, with every link up."""
-    names = {n.name for n in nodes}
-    for name, seen in mesh_view(nodes).items():
-        alive = {m for m, (state, _) in seen.items() if state == "alive"}
-        if alive != names:
-            return False
-        if any(seen[m][1] != "up" for m in alive if m != name):
-            return False
-    return True
-
-
-def wait_mesh(nodes, timeout=FORM_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if mesh_ready(nodes):
-            return
-        time.sleep(0.05)
-    raise AssertionError("after %.1fs not every node sees every other alive with link up: %r"
-                         % (timeout, mesh_view(nodes)))
-
-
-def start_mesh(cluster, spec):
-    """spec: [(name, shards)]; the first is the seed the others join."""
-    seed = None
-    for name, shards in spec:
-        node = cluster.start(name, shards=shards, join=seed.gossip if seed else None)
-        seed = seed or node
-    nodes = [cluster.nodes[name] for name, _ in spec]
-    wait_mesh(nodes)
-    return nodes
 
 
 def queues_on(node):
@@ -792,6 +614,53 @@ def in_order_per_queue(msgs, expected):
             dest, len(want), len(got), first)
 
 
+def fill_held(node, queues, per_queue):
+    """per_queue receipted messages (x-id h<n>.0, round robin) in each of queues, sent on
+    node while nobody consumes them; returns their Ledger."""
+    ledger = Ledger()
+    prod = Producer(node, queues, ledger, count=len(queues) * per_queue, prefix="h")
+    prod.start()
+    prod.finish()
+    return ledger
+
+
+def check_once_in_order(cluster, cons, ledger, dests, n, prefix, what):
+    """cons, the one consumer of dests, gets each of the n messages a Producer sent round
+    robin over dests (x-id <prefix><i>.0) exactly once, each queue's in the order sent;
+    then it is stopped."""
+    wait_all_received(ledger, cluster, WAIT, what, [cons])
+    cons.finish()
+    ledger.check(what)
+    assert len(ledger.received) == n, "%s: %d MESSAGEs for %d sent" % (
+        what, len(ledger.received), n)
+    expected = {d: ["%s%d.0" % (prefix, i) for i in range(n) if i % len(dests) == k]
+                for k, d in enumerate(dests)}
+    in_order_per_queue(cons.got(), expected)
+
+
+def consume_held(cluster, node, queues, ledger, per_queue, what):
+    """Consumes what fill_held put in queues from node: every receipted message once (held
+    messages are never duplicated), each queue in the order it was sent."""
+    cons = Consumer(node, queues, ledger, "held@" + node.name).started()
+    check_once_in_order(cluster, cons, ledger, queues, len(queues) * per_queue, "h", what)
+
+
+def busy_consumers(nodes, dests, ledger):
+    """A consumer of every dest on each of nodes: prefetch-count 20, ACKs 50 ms late."""
+    return [Consumer(n, dests, ledger, "consumer@" + n.name, prefetch=20,
+                     ack_delay_s=0.05).started() for n in nodes]
+
+
+def check_busy(cluster, owners, dests, ledger, consumers, what):
+    """Once the producers are done: every receipted message received, and the owners hold
+    nothing more for dests (wait_owners_empty); then stops the consumers."""
+    wait_all_received(ledger, cluster, WAIT, what, consumers)
+    ledger.check(what + " (busy queues)")
+    wait_owners_empty(owners, dests, consumers, what)
+    for c in consumers:
+        c.finish()
+
+
 # --- 1. producer and consumer on different nodes --------------------------------------------
 
 def test_every_message_reaches_a_consumer_on_another_node_exactly_once(cluster):
@@ -804,12 +673,7 @@ def test_every_message_reaches_a_consumer_on_another_node_exactly_once(cluster):
     prod = Producer(a, dests, ledger, count=500)
     prod.start()
     prod.finish()
-    wait_all_received(ledger, cluster, WAIT, "case 1", [cons])
-    cons.finish()
-    ledger.check("case 1")
-    assert len(ledger.received) == 500, "%d MESSAGEs for 500 sent" % len(ledger.received)
-    expected = {d: ["m%d.0" % i for i in range(500) if i % 16 == k] for k, d in enumerate(dests)}
-    in_order_per_queue(cons.got(), expected)
+    check_once_in_order(cluster, cons, ledger, dests, 500, "m", "case 1")
     cluster.check_alive()
 
 
@@ -870,12 +734,7 @@ def test_held_messages_are_consumed_from_another_node_in_order(cluster):
     wait_for(held_as_expected, WAIT, "each owner to list its queues with 40 messages")
 
     cons = Consumer(c, dests, ledger, "consumer@qc").started()
-    wait_all_received(ledger, cluster, WAIT, "case 3", [cons])
-    cons.finish()
-    ledger.check("case 3")
-    assert len(ledger.received) == 320, "%d MESSAGEs for 320 held" % len(ledger.received)
-    expected = {d: ["m%d.0" % i for i in range(320) if i % 8 == k] for k, d in enumerate(dests)}
-    in_order_per_queue(cons.got(), expected)
+    check_once_in_order(cluster, cons, ledger, dests, 320, "m", "case 3")
     cluster.check_alive()
 
 
@@ -892,31 +751,21 @@ def test_a_node_joining_under_load_loses_nothing_and_takes_its_queues_whole(clus
     # queues held with no consumer, some of which move to qd when it joins
     held = ([d for d in queues_owned_by("qd", four, 4, "hjoin")] +
             queues_not_owned_by("qd", four, 2, "hjoin"))
-    held_ledger = Ledger()
-    hp = Producer(b, held, held_ledger, count=len(held) * 50, prefix="h")
-    hp.start()
-    hp.finish()
+    held_ledger = fill_held(b, held, 50)
 
     ledger = Ledger()
-    cb = Consumer(b, dests, ledger, "consumer@qb", prefetch=20,
-                  ack_delay_s=0.05).started()
-    cc = Consumer(c, dests, ledger, "consumer@qc", prefetch=20,
-                  ack_delay_s=0.05).started()
+    cb, cc = busy_consumers([b, c], dests, ledger)
     prod = Producer(a, dests, ledger, window=16, pace_s=0.001)
     prod.start()
     wait_for(lambda: prod.sent_ok >= 300 or prod.failure, WAIT, "300 receipted before the join")
     d = cluster.start("qd", shards=2, join=a.gossip)
-    wait_mesh([a, b, c, d])
+    wait_mesh([a, b, c, d], departed_ok=True)
     print("qd joined with %d receipted so far" % prod.sent_ok)
     joined_at = prod.sent_ok
     wait_for(lambda: prod.sent_ok >= joined_at + 300 or prod.failure, WAIT,
              "300 more receipted after the join")
     prod.finish()
-    wait_all_received(ledger, cluster, WAIT, "case 4", [cb, cc])
-    ledger.check("case 4 (busy queues)")
-    wait_owners_empty([a, b, c, d], dests, [cb, cc], "case 4")
-    cb.finish()
-    cc.finish()
+    check_busy(cluster, [a, b, c, d], dests, ledger, [cb, cc], "case 4")
     assert cb.count() and cc.count(), (cb.count(), cc.count())
 
     # the held queues: at their owner now, whole and in order
@@ -924,14 +773,7 @@ def test_a_node_joining_under_load_loses_nothing_and_takes_its_queues_whole(clus
     wait_for(lambda: all({q: k for q, k in queues_on(n).items() if q in held} == held_by[n.name]
                          for n in [a, b, c, d]),
              WAIT, "each held queue listed by its owner now, with its 50 messages")
-    hc = Consumer(c, held, held_ledger, "held@qc").started()
-    wait_all_received(held_ledger, cluster, WAIT, "case 4 (held queues)", [hc])
-    hc.finish()
-    held_ledger.check("case 4 (held queues)")
-    assert len(held_ledger.received) == len(held) * 50, "held messages are never duplicated"
-    expected = {q: ["h%d.0" % i for i in range(len(held) * 50) if i % len(held) == k]
-                for k, q in enumerate(held)}
-    in_order_per_queue(hc.got(), expected)
+    consume_held(cluster, c, held, held_ledger, 50, "case 4 (held queues)")
     cluster.check_alive()
 
 
@@ -945,16 +787,10 @@ def test_sigterm_of_a_node_hands_its_queues_over_under_load(cluster):
     print("qc owns %d of the 16 busy queues" % sum(1 for d in dests
                                                   if owner_of(d, three) == "qc"))
     held = queues_owned_by("qc", three, 3, "hterm")
-    held_ledger = Ledger()
-    hp = Producer(a, held, held_ledger, count=len(held) * 40, prefix="h")
-    hp.start()
-    hp.finish()
+    held_ledger = fill_held(a, held, 40)
 
     ledger = Ledger()
-    ca = Consumer(a, dests, ledger, "consumer@qa", prefetch=20,
-                  ack_delay_s=0.05).started()
-    cb = Consumer(b, dests, ledger, "consumer@qb", prefetch=20,
-                  ack_delay_s=0.05).started()
+    ca, cb = busy_consumers([a, b], dests, ledger)
     pa = Producer(a, dests, ledger, window=16, prefix="a", pace_s=0.001)
     pb = Producer(b, dests, ledger, window=16, prefix="b", pace_s=0.001)
     pa.start()
@@ -966,26 +802,14 @@ def test_sigterm_of_a_node_hands_its_queues_over_under_load(cluster):
     log = node.log()
     assert HANDED_OVER in log, "qc's log lacks %r:\n%s" % (HANDED_OVER, log[-3000:])
     print([l for l in log.splitlines() if HANDED_OVER in l])
-    wait_mesh([a, b], timeout=WAIT)
+    wait_mesh([a, b], timeout=WAIT, departed_ok=True)
     at = pa.sent_ok + pb.sent_ok
     wait_for(lambda: pa.sent_ok + pb.sent_ok >= at + 300 or pa.failure or pb.failure, WAIT,
              "300 more receipted after qc left")
     pa.finish()
     pb.finish()
-    wait_all_received(ledger, cluster, WAIT, "case 5", [ca, cb])
-    ledger.check("case 5 (busy queues)")
-    wait_owners_empty([a, b], dests, [ca, cb], "case 5")
-    ca.finish()
-    cb.finish()
-
-    hc = Consumer(b, held, held_ledger, "held@qb").started()
-    wait_all_received(held_ledger, cluster, WAIT, "case 5 (held queues)", [hc])
-    hc.finish()
-    held_ledger.check("case 5 (held queues)")
-    assert len(held_ledger.received) == len(held) * 40, "held messages are never duplicated"
-    expected = {q: ["h%d.0" % i for i in range(len(held) * 40) if i % len(held) == k]
-                for k, q in enumerate(held)}
-    in_order_per_queue(hc.got(), expected)
+    check_busy(cluster, [a, b], dests, ledger, [ca, cb], "case 5")
+    consume_held(cluster, b, held, held_ledger, 40, "case 5 (held queues)")
     cluster.check_alive()
 
 
