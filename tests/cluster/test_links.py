@@ -17,7 +17,9 @@ What is checked, each end to end through STOMP clients and GET /cluster/status:
     UNSUBSCRIBE it stops crossing (link_msgs_* / link_bytes_* of both ends);
   - STOMP-over-WebSocket subscribers get cluster messages like TCP ones;
   - kill -9: the others drop the link; a restart under the same name brings it back up and
-    messages flow again, without duplicates.
+    messages flow again, without duplicates;
+  - a link that stays full (its node SIGSTOPped) pauses the publisher, is dropped after 5 s
+    (the publisher runs again) and comes back, interest and all, once the node resumes.
 
 "Exactly once" is proved with a sync point, not by sleeping alone: one publisher's messages
 to one destination keep their order, so once a later marker from that publisher arrives
@@ -33,6 +35,7 @@ Run: HERALD_BIN=build/core/herald /usr/bin/python3 -m pytest -q tests/cluster/te
 
 import os
 import signal
+import socket
 import sys
 import time
 import uuid
@@ -661,4 +664,64 @@ def test_kill9_drops_the_link_and_a_restart_brings_it_back(cluster, clients, res
     in_publisher_order(sc2.bodies(), {"a-": expected["a-"], "c-": expected["c-"]})
     # The old subscriber on the killed c got the first ten and nothing else.
     assert sc.bodies() == expected["pre-"]
+    cluster.check_alive()
+
+
+def test_a_link_that_stays_full_is_dropped_and_resynced(cluster, clients):
+    """b is stopped (SIGSTOP: its link stays open, nothing is read) while a publisher on a
+    floods a topic b wants: a's link to b fills, a's route stops taking work and the
+    publisher is paused (backpressure, not unbounded buffers); after 5 s full the link is
+    dropped, the publisher runs again, and once b resumes the link comes back with its
+    interest: b's subscriber gets new messages. Gossip runs slowly here (5 s period) so the
+    membership does not declare b dead first."""
+    slow = ("--gossip-interval", "5000")
+    a = cluster.start("a", extra=slow)
+    b = cluster.start("b", join=a.gossip, extra=slow)
+    wait_mesh([a, b], timeout=15)
+    topic = "/topic/" + uid("full")
+    sb = clients(b)
+    sb.subscribe(topic)
+    frame = b"SEND\ndestination:" + topic.encode() + b"\n\n" + b"x" * 1000 + b"\0"
+    pub = socket.create_connection(("127.0.0.1", a.ports["stomp"]), timeout=5)
+    pub.sendall(b"CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\0")
+    assert pub.recv(4096).startswith(b"CONNECTED")
+    pub.setblocking(False)
+    os.kill(b.proc.pid, signal.SIGSTOP)
+    try:
+        stopped = time.monotonic()
+        pending, sent, dropped_at, paused = b"", [], None, False
+        while time.monotonic() - stopped < 15:
+            if dropped_at is None and "stayed over" in a.log():
+                dropped_at = time.monotonic()
+            if dropped_at is not None and time.monotonic() - dropped_at > 1.0:
+                break
+            if not pending:
+                pending = frame * 64
+            try:
+                n = pub.send(pending)
+                pending = pending[n:]
+                sent.append((time.monotonic(), n))
+            except BlockingIOError:
+                time.sleep(0.01)
+        assert dropped_at, "the full link was not dropped within 15 s; a's log:\n" + a.log()[-3000:]
+        waited = dropped_at - stopped
+        assert 4.5 < waited < 10, "dropped %.1fs after b stopped, expected about 5 s" % waited
+        # Backpressure: the publisher could not push for most of the time the link was full.
+        before = sum(n for t, n in sent if stopped + 2 < t < dropped_at - 0.5)
+        after = sum(n for t, n in sent if t > dropped_at)
+        print("bytes accepted: while full %d, in the second after the drop %d" % (before, after))
+        assert before < 64 << 20, "the publisher kept going while the link was full: %d bytes" % before
+        assert after > 0, "the publisher stayed paused after the link was dropped"
+    finally:
+        os.kill(b.proc.pid, signal.SIGCONT)
+        pub.close()
+    # b reads again: the link comes back, with its interest
+    wait_mesh([a, b], timeout=15)
+    sb.drain(1.0)
+    sb.messages.clear()
+    pa = clients(a)
+    marker = uid("after-")
+    wait_for(lambda: (pa.send(topic, marker, receipt=True), sb.drain(0.3),
+                      any(m.body.decode() == marker for m in sb.messages))[-1], 10,
+             "b's subscriber to get messages again once the link is back")
     cluster.check_alive()
