@@ -169,15 +169,22 @@ void admin_render_status(const struct swim *s, uint64_t now_ms, const char *clus
 	hd_free(sorted);
 }
 
-static void respond(struct admin_buf *out, int code, const char *reason, const char *body,
-		    size_t body_len)
+static void respond_typed(struct admin_buf *out, int code, const char *reason,
+			  const char *type, const char *body, size_t body_len)
 {
-	append(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-	       "Cache-Control: no-store\r\nConnection: close\r\n\r\n", code, reason, body_len);
+	append(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	       "Cache-Control: no-store\r\nConnection: close\r\n\r\n", code, reason, type,
+	       body_len);
 	reserve(out, body_len);
 	memcpy(out->ptr + out->len, body, body_len);
 	out->len += body_len;
 	out->ptr[out->len] = '\0';
+}
+
+static void respond(struct admin_buf *out, int code, const char *reason, const char *body,
+		    size_t body_len)
+{
+	respond_typed(out, code, reason, "application/json", body, body_len);
 }
 
 static void respond_error(struct admin_buf *out, int code, const char *reason)
@@ -191,6 +198,167 @@ static void respond_error(struct admin_buf *out, int code, const char *reason)
 static bool path_is(const char *path, size_t len, const char *want)
 {
 	return strlen(want) == len && !memcmp(path, want, len);
+}
+
+/* ---- /metrics: Prometheus text exposition format 0.0.4 ---- */
+
+static void family(struct admin_buf *out, const char *name, const char *type, const char *help)
+{
+	append(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One series per shard of field `off` in struct admin_metrics_shard. */
+static void per_shard(struct admin_buf *out, const struct admin_metrics *m, const char *name,
+		      const char *type, const char *help, size_t off, const char *extra_label)
+{
+	family(out, name, type, help);
+	for (uint32_t i = 0; i < m->nshards; i++) {
+		uint64_t v;
+
+		memcpy(&v, (const char *)&m->shard[i] + off, sizeof(v));
+		append(out, "%s{shard=\"%u\"%s} %" PRIu64 "\n", name, i, extra_label, v);
+	}
+}
+
+/* A label value: backslash, quote and newline escaped (node names are printable ASCII). */
+static void append_label(struct admin_buf *out, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			append(out, "\\%c", *v);
+		else if (*v == '\n')
+			append(out, "\\n");
+		else
+			append(out, "%c", *v);
+	}
+}
+
+static void render_links(const struct swim *s, const struct admin_local *local,
+			 struct admin_buf *out)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} fams[] = {
+		{ "herald_link_messages_sent_total", "counter", "Messages sent to the peer over its link.",
+		  offsetof(struct admin_link, msgs_out) },
+		{ "herald_link_messages_received_total", "counter", "Messages received over the link.",
+		  offsetof(struct admin_link, msgs_in) },
+		{ "herald_link_sent_bytes_total", "counter", "Bytes (all frames) sent over the link.",
+		  offsetof(struct admin_link, bytes_out) },
+		{ "herald_link_received_bytes_total", "counter", "Bytes received over the link.",
+		  offsetof(struct admin_link, bytes_in) },
+	};
+	size_t n = swim_member_count(s);
+
+	family(out, "herald_link_up", "gauge", "1 while the link to the peer is up, else 0.");
+	for (size_t i = 0; i < n; i++) {
+		const struct swim_member *m = swim_member_at(s, i);
+		struct admin_link l = { .state = "down" };
+
+		if (m == swim_self(s))
+			continue;
+		local->links->get(local->links->arg, m->name, &l);
+		append(out, "herald_link_up{peer=\"");
+		append_label(out, m->name);
+		append(out, "\"} %d\n", !strcmp(l.state, "up"));
+	}
+	for (size_t f = 0; f < HD_ARRAY_LEN(fams); f++) {
+		family(out, fams[f].name, fams[f].type, fams[f].help);
+		for (size_t i = 0; i < n; i++) {
+			const struct swim_member *m = swim_member_at(s, i);
+			struct admin_link l = { .state = "down" };
+			uint64_t v;
+
+			if (m == swim_self(s) || !local->links->get(local->links->arg, m->name, &l))
+				continue;
+			memcpy(&v, (const char *)&l + fams[f].off, sizeof(v));
+			append(out, "%s{peer=\"", fams[f].name);
+			append_label(out, m->name);
+			append(out, "\"} %" PRIu64 "\n", v);
+		}
+	}
+}
+
+void admin_render_metrics(const struct swim *s, const struct admin_local *local,
+			  struct admin_buf *out)
+{
+	static const char *const states[] = { "alive", "suspect", "dead", "left" };
+	struct admin_metrics *m = hd_calloc(1, sizeof(*m));
+	const struct swim_stats *st = swim_get_stats(s);
+	size_t count[4] = { 0 };
+
+#define F(field) offsetof(struct admin_metrics_shard, field)
+	if (local && local->metrics) {
+		local->metrics(local->metrics_arg, m);
+		family(out, "herald_connections", "gauge", "Open client connections, by protocol.");
+		for (uint32_t i = 0; i < m->nshards; i++)
+			append(out, "herald_connections{shard=\"%u\",protocol=\"stomp\"} %" PRIu64 "\n"
+			       "herald_connections{shard=\"%u\",protocol=\"websocket\"} %" PRIu64 "\n",
+			       i, m->shard[i].connections - m->shard[i].connections_ws, i,
+			       m->shard[i].connections_ws);
+		per_shard(out, m, "herald_connections_accepted_total", "counter",
+			  "Client connections accepted since start.", F(connections_total), "");
+		per_shard(out, m, "herald_subscriptions", "gauge", "Live subscriptions.",
+			  F(subscriptions), "");
+		per_shard(out, m, "herald_frames_received_total", "counter",
+			  "STOMP frames received from clients.", F(frames_in), "");
+		per_shard(out, m, "herald_received_bytes_total", "counter",
+			  "Bytes read from client sockets.", F(bytes_in), "");
+		per_shard(out, m, "herald_sent_bytes_total", "counter",
+			  "Bytes written to client sockets.", F(bytes_out), "");
+		per_shard(out, m, "herald_messages_published_total", "counter",
+			  "Messages accepted by the destinations a shard owns.", F(published), "");
+		per_shard(out, m, "herald_messages_delivered_total", "counter",
+			  "MESSAGE frames queued to clients.", F(delivered), "");
+		per_shard(out, m, "herald_slow_consumer_disconnects_total", "counter",
+			  "Subscribers disconnected for falling too far behind (max-outbound-bytes).",
+			  F(slow_consumers), "");
+		per_shard(out, m, "herald_sends_refused_total", "counter",
+			  "SENDs refused: queue full (max-queue-length) or memory high-water mark.",
+			  F(refused_sends), "");
+		per_shard(out, m, "herald_errors_sent_total", "counter",
+			  "ERROR frames sent (each closes its connection).", F(errors_sent), "");
+		family(out, "herald_logins_total", "counter", "CONNECT logins checked, by result.");
+		for (uint32_t i = 0; i < m->nshards; i++)
+			append(out, "herald_logins_total{shard=\"%u\",result=\"ok\"} %" PRIu64 "\n"
+			       "herald_logins_total{shard=\"%u\",result=\"failed\"} %" PRIu64 "\n",
+			       i, m->shard[i].logins_ok, i, m->shard[i].logins_failed);
+		family(out, "herald_queues", "gauge", "Queues this node owns.");
+		append(out, "herald_queues %" PRIu64 "\n", m->queues);
+		family(out, "herald_queue_messages_ready", "gauge",
+		       "Messages waiting in this node's queues.");
+		append(out, "herald_queue_messages_ready %" PRIu64 "\n", m->queue_ready);
+		family(out, "herald_queue_messages_unacked", "gauge",
+		       "Messages delivered from this node's queues, not yet acknowledged.");
+		append(out, "herald_queue_messages_unacked %" PRIu64 "\n", m->queue_unacked);
+		family(out, "herald_queue_consumers", "gauge", "Consumers of this node's queues.");
+		append(out, "herald_queue_consumers %" PRIu64 "\n", m->queue_consumers);
+		family(out, "herald_memory_allocated_bytes", "gauge",
+		       "Bytes the allocator holds for live objects.");
+		append(out, "herald_memory_allocated_bytes %" PRIu64 "\n", m->memory_allocated);
+		family(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+		append(out, "process_resident_memory_bytes %" PRIu64 "\n", m->memory_resident);
+	}
+#undef F
+	if (local && local->links)
+		render_links(s, local, out);
+	for (size_t i = 0; i < swim_member_count(s); i++) {
+		const char *st_name = swim_state_name(swim_member_at(s, i)->state);
+
+		for (int k = 0; k < 4; k++)
+			count[k] += !strcmp(st_name, states[k]);
+	}
+	family(out, "herald_cluster_members", "gauge", "Cluster members as this node sees them.");
+	for (int k = 0; k < 4; k++)
+		append(out, "herald_cluster_members{state=\"%s\"} %zu\n", states[k], count[k]);
+	family(out, "herald_gossip_packets_total", "counter", "Gossip packets, by direction.");
+	append(out, "herald_gossip_packets_total{direction=\"in\"} %" PRIu64 "\n"
+	       "herald_gossip_packets_total{direction=\"out\"} %" PRIu64 "\n", st->pkts_in,
+	       st->pkts_out);
+	family(out, "herald_ready", "gauge", "1 while the node accepts clients (see /ready).");
+	append(out, "herald_ready %d\n", !(local && local->not_ready));
+	hd_free(m);
 }
 
 struct queues_ctx {
@@ -253,6 +421,30 @@ int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t no
 	if (sp1 - req != 3 || memcmp(req, "GET", 3)) {
 		respond_error(out, 405, "Method Not Allowed");
 		return 405;
+	}
+	if (path_is(path, plen, "/metrics")) {
+		admin_render_metrics(s, local, &body);
+		respond_typed(out, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body.ptr,
+			      body.len);
+		admin_buf_free(&body);
+		return 200;
+	}
+	if (path_is(path, plen, "/health")) {
+		static const char ok[] = "{\"status\": \"ok\"}\n";
+
+		respond(out, 200, "OK", ok, sizeof(ok) - 1);
+		return 200;
+	}
+	if (path_is(path, plen, "/ready")) {
+		static const char yes[] = "{\"ready\": true}\n";
+		static const char no[] = "{\"ready\": false, \"reason\": \"draining\"}\n";
+
+		if (local && local->not_ready) {
+			respond(out, 503, "Service Unavailable", no, sizeof(no) - 1);
+			return 503;
+		}
+		respond(out, 200, "OK", yes, sizeof(yes) - 1);
+		return 200;
 	}
 	if (path_is(path, plen, "/api/queues")) {
 		admin_render_queues(s, local, &body);

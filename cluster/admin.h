@@ -17,6 +17,10 @@
  *               "dropped_version", "dropped_not_gossip", "probes", "probes_failed",
  *               "suspicions", "refutes", "declared_dead", "push_pulls", "name_conflicts"},
  *    "auth": {"slow_checks", "checks_in_flight_max", "check_waits"}}
+ * GET /metrics answers Prometheus text (format 0.0.4): client connections, frames, bytes,
+ * messages, refusals, logins, queues, memory, node links, members (docs/operations.md).
+ * GET /health answers 200 while the admin thread runs; GET /ready 200, or 503 while the
+ * node drains (SIGTERM or heraldctl drain), for load balancers.
  * GET /api/queues answers {"node": "<self>", "queues": [{"name", "vhost", "owner",
  *   "messages", "consumers"}, ...]}: the queues this node owns (heraldctl queues asks every
  * member and merges).
@@ -80,6 +84,29 @@ struct admin_queue {
 typedef void (*admin_queues_fn)(void *arg, void (*emit)(void *ctx, const struct admin_queue *q),
 				void *ctx);
 
+/* This node's counters for GET /metrics (Prometheus text), per shard where they are kept. */
+#define ADMIN_MAX_SHARDS 64
+struct admin_metrics_shard {
+	uint64_t connections, connections_ws;	/* open now; _ws: STOMP over WebSocket */
+	uint64_t connections_total;		/* accepted since start */
+	uint64_t subscriptions;
+	uint64_t frames_in, bytes_in, bytes_out;
+	uint64_t published, delivered;
+	uint64_t slow_consumers, refused_sends, errors_sent;
+	uint64_t logins_ok, logins_failed;
+};
+
+struct admin_metrics {
+	uint32_t nshards;
+	struct admin_metrics_shard shard[ADMIN_MAX_SHARDS];
+	uint64_t queues, queue_ready, queue_unacked, queue_consumers;
+	uint64_t memory_allocated;	/* the allocator's live bytes */
+	uint64_t memory_resident;	/* the process's RSS */
+};
+
+/* Fills *out (called on the cluster thread; thread-safe). */
+typedef void (*admin_metrics_fn)(void *arg, struct admin_metrics *out);
+
 /* What this node adds to the membership table: self_load, when non-NULL, replaces the load
  * our own metadata last gossiped (it is fresher); auth, when non-NULL, is rendered as
  * "auth"; links, when non-NULL, gives each other member's link fields. */
@@ -89,11 +116,18 @@ struct admin_local {
 	const struct admin_links *links;
 	admin_queues_fn queues;		/* NULL: /api/queues answers an empty list */
 	void *queues_arg;
+	admin_metrics_fn metrics;	/* NULL: /metrics has the cluster's series only */
+	void *metrics_arg;
+	bool not_ready;			/* /ready answers 503: the node is draining */
 };
 
 /* Renders the status JSON of s at now_ms into *out (appended); local may be NULL. */
 void admin_render_status(const struct swim *s, uint64_t now_ms, const char *cluster,
 			 const struct admin_local *local, struct admin_buf *out);
+
+/* Renders GET /metrics into *out. */
+void admin_render_metrics(const struct swim *s, const struct admin_local *local,
+			  struct admin_buf *out);
 
 /* Renders GET /api/queues (this node's queues) into *out. */
 void admin_render_queues(const struct swim *s, const struct admin_local *local,

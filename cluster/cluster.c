@@ -87,6 +87,7 @@ struct cluster {
 	/* Set by main before writing wake_fd; the thread reads it after waking. Relaxed
 	 * is enough: the eventfd write/read pair orders them (and poll times out anyway). */
 	atomic_bool stopping;
+	atomic_bool not_ready;		/* draining: GET /ready answers 503 */
 	struct conn conns[MAX_CONNS];
 	struct seed seeds[CLUSTER_MAX_JOIN];
 	int nseeds;
@@ -496,7 +497,10 @@ static void admin_answer(struct cluster *c, struct conn *k, uint64_t now_ms)
 	struct admin_buf out = { 0 };
 	struct admin_local local = { .self_load = &c->meta, .auth = &c->auth,
 				     .links = c->hooks.links.get ? &c->hooks.links : NULL,
-				     .queues = c->hooks.queues, .queues_arg = c->hooks.queues_arg };
+				     .queues = c->hooks.queues, .queues_arg = c->hooks.queues_arg,
+				     .metrics = c->hooks.metrics, .metrics_arg = c->hooks.metrics_arg,
+				     .not_ready = atomic_load_explicit(&c->not_ready,
+								       memory_order_relaxed) };
 	int code = admin_respond((const char *)k->rbuf, k->rlen, c->swim, now_ms,
 				 c->cfg.cluster_name, &local, &out);
 
@@ -1061,6 +1065,12 @@ err_free:
 	sodium_memzero(key, sizeof(key));
 	cluster_free(c);
 	return rc;
+}
+
+void cluster_set_ready(struct cluster *c, bool ready)
+{
+	if (c)
+		atomic_store_explicit(&c->not_ready, !ready, memory_order_relaxed);
 }
 
 void cluster_leave_and_destroy(struct cluster *c)

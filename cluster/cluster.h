@@ -65,6 +65,8 @@ struct cluster_hooks {
 	struct admin_links links;	/* .get NULL: the node has no links */
 	admin_queues_fn queues;		/* this node's queues, for GET /api/queues */
 	void *queues_arg;
+	admin_metrics_fn metrics;	/* this node's counters, for GET /metrics */
+	void *metrics_arg;
 };
 
 struct cluster;
@@ -88,6 +90,10 @@ void cluster_config_defaults(struct cluster_config *cfg);
  * joins the seeds. Returns 0 and *out, or a negative errno (bind failure, bad key file). */
 int cluster_start(struct cluster **out, const struct cluster_config *cfg,
 		  const struct cluster_hooks *hooks);
+
+/* Whether the node accepts clients: GET /ready answers 503 once false (main says so when
+ * a drain starts). Any thread. */
+void cluster_set_ready(struct cluster *c, bool ready);
 
 /* Gossips `left`, waits briefly for it to spread (bounded), stops the thread, frees. */
 void cluster_leave_and_destroy(struct cluster *c);

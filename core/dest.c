@@ -113,7 +113,8 @@ void dest_snapshot_take(struct shard *sh)
 			messages += dq->consumers[k]->unacked.n;
 		memcpy(keys, dq->name, dq->len);
 		q[n++] = (struct dest_queue_info){ .key = keys, .key_len = dq->len,
-						   .consumers = dq->nconsumers, .messages = messages };
+						   .consumers = dq->nconsumers, .messages = messages,
+						   .ready = dq->ready.n, .unacked = messages - dq->ready.n };
 		keys += dq->len;
 	}
 	pthread_mutex_lock(&sh->dests.snapshot.mu);

@@ -30,6 +30,8 @@ struct dest_queue_info {
 	uint32_t key_len;
 	uint32_t consumers;
 	uint64_t messages;		/* ready + delivered, not yet acknowledged */
+	uint64_t ready;
+	uint64_t unacked;
 };
 
 struct dest_snapshot {

@@ -324,6 +324,56 @@ static void list_queues(void *arg, void (*emit)(void *ctx, const struct admin_qu
 		dest_snapshot_each(&shards[i]->dests, queue_info, &qe);
 }
 
+static void queue_totals(void *arg, const struct dest_queue_info *q)
+{
+	struct admin_metrics *m = arg;
+
+	m->queues++;
+	m->queue_ready += q->ready;
+	m->queue_unacked += q->unacked;
+	m->queue_consumers += q->consumers;
+}
+
+static uint64_t resident_bytes(void)
+{
+	unsigned long long pages_total = 0, pages_resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f) {
+		if (fscanf(f, "%llu %llu", &pages_total, &pages_resident) != 2)
+			pages_resident = 0;
+		fclose(f);
+	}
+	return pages_resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* This node's counters for GET /metrics: what each shard published (relaxed, like the
+ * load), the queue snapshots, memory. */
+static void node_metrics(void *arg, struct admin_metrics *m)
+{
+	(void)arg;
+	m->nshards = HD_MIN(nshards, ADMIN_MAX_SHARDS);
+	for (uint32_t i = 0; i < m->nshards; i++) {
+		const struct shard_stats_pub *p = &shards[i]->pub;
+		struct admin_metrics_shard *o = &m->shard[i];
+
+#define L(x) atomic_load_explicit(&p->x, memory_order_relaxed)
+		*o = (struct admin_metrics_shard){
+			.connections = L(connections), .connections_ws = L(connections_ws),
+			.connections_total = L(connections_total), .subscriptions = L(subscriptions),
+			.frames_in = L(frames_in), .bytes_in = L(bytes_in), .bytes_out = L(bytes_out),
+			.published = L(published), .delivered = L(delivered),
+			.slow_consumers = L(slow_consumers), .refused_sends = L(refused_sends),
+			.errors_sent = L(errors_sent), .logins_ok = L(logins_ok),
+			.logins_failed = L(logins_failed),
+		};
+#undef L
+		dest_snapshot_each(&shards[i]->dests, queue_totals, m);
+	}
+	m->memory_allocated = hd_alloc_allocated_bytes();
+	m->memory_resident = resident_bytes();
+}
+
 /* The node links: on the gossip address, proving the gossip key (or, keyless, a key made
  * of the cluster name: links then stay on loopback, as gossip does). */
 static int make_route(const struct herald_config *cfg, struct cluster_settings *cl,
@@ -451,6 +501,7 @@ int main(int argc, char **argv)
 			.member_arg = route,
 			.links = { .get = link_of, .arg = route },
 			.queues = list_queues,
+			.metrics = node_metrics,
 		};
 
 		rc = cluster_start(&cluster, &cl.c, &hooks);
@@ -473,6 +524,7 @@ int main(int argc, char **argv)
 		break;
 	}
 	hd_log_info("signal %d: stopping", sig);
+	cluster_set_ready(cluster, false);	/* load balancers stop sending clients here */
 	if (route) {
 		/* rolling restarts lose nothing: our queues go to their next owners first */
 		uint64_t t0 = hd_now_ms();

@@ -35,6 +35,7 @@ void session_fail(struct shard *sh, struct session *s, const char *message,
 
 	if (s->close_mode)
 		return;
+	sh->stats.errors_sent++;
 	if (receipt) {
 		h[nh].name = (struct stomp_view){ "receipt-id", 10 };
 		h[nh++].value = *receipt;

@@ -188,6 +188,7 @@ static void handle_frame(struct shard *sh, struct session *s, const struct stomp
 {
 	const struct command *cmd = &commands[f->cmd];
 
+	sh->stats.frames_in++;
 	if (f->cmd == STOMP_CMD_UNKNOWN) {
 		session_fail_frame(sh, s, f, "unknown command",
 			   "The frame's command is not a STOMP client command");
@@ -232,14 +233,17 @@ void session_on_accept(struct shard *sh, struct net_conn *c)
 	s->last_rx_ms = s->last_tx_ms = sh->now_ms;
 	s->connect_deadline_ms = sh->now_ms + lim->connect_timeout_ms;
 	sh->stats.connections++;
+	sh->stats.connections_total++;
 	session_hb_list_add(sh, s);
 	if (atomic_fetch_add_explicit(&shard_total_connections, 1, memory_order_relaxed) >=
 	    lim->max_connections) {
 		session_fail(sh, s, "too many connections", "The server reached max-connections", NULL);
 		return;
 	}
-	if (c->kind == CONN_KIND_WS)
+	if (c->kind == CONN_KIND_WS) {
 		s->ws = wsconn_create(&sh->http_cfg);
+		sh->stats.connections_ws++;
+	}
 }
 
 static size_t stomp_input(struct shard *sh, struct session *s, const char *buf, size_t len)
@@ -330,8 +334,10 @@ void session_on_close(struct shard *sh, struct net_conn *c)
 		sh->sessions.npaused--;
 	auth_identity_destroy(s->id);
 	connect_pending_free(s);
-	if (s->ws)
+	if (s->ws) {
 		wsconn_destroy(s->ws);
+		sh->stats.connections_ws--;
+	}
 	atomic_fetch_sub_explicit(&shard_total_connections, 1, memory_order_relaxed);
 	sh->stats.connections--;
 	c->user = NULL;

@@ -284,6 +284,17 @@ static void publish_outbound(struct shard *sh)
 static void publish_stats(struct shard *sh)
 {
 	atomic_store_explicit(&sh->pub.connections, sh->stats.connections, memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.connections_ws, sh->stats.connections_ws, memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.connections_total, sh->stats.connections_total,
+			      memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.frames_in, sh->stats.frames_in, memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.errors_sent, sh->stats.errors_sent, memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.slow_consumers, sh->stats.slow_consumers, memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.refused_sends, sh->stats.refused_sends, memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.bytes_in, sh->loop.bytes_in, memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.bytes_out, sh->loop.bytes_out, memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.logins_ok, sh->auth.logins_ok, memory_order_relaxed);
+	atomic_store_explicit(&sh->pub.logins_failed, sh->auth.logins_failed, memory_order_relaxed);
 	atomic_store_explicit(&sh->pub.subscriptions, sh->stats.subscriptions, memory_order_relaxed);
 	atomic_store_explicit(&sh->pub.published, sh->stats.published, memory_order_relaxed);
 	atomic_store_explicit(&sh->pub.delivered, sh->stats.delivered, memory_order_relaxed);

@@ -35,6 +35,10 @@ enum conn_kind { CONN_KIND_STOMP = 1, CONN_KIND_WS = 2 };
 /* Counters the shard alone writes; published to `pub` for other threads about every 100 ms. */
 struct shard_stats {
 	uint64_t connections;
+	uint64_t connections_ws;	/* of which STOMP over WebSocket */
+	uint64_t connections_total;	/* accepted since start */
+	uint64_t frames_in;		/* client frames handled */
+	uint64_t errors_sent;		/* ERROR frames (each closes its connection) */
 	uint64_t subscriptions;
 	uint64_t published;	/* messages accepted by destinations this shard owns */
 	uint64_t delivered;	/* MESSAGE frames queued to this shard's connections */
@@ -44,6 +48,16 @@ struct shard_stats {
 
 struct shard_stats_pub {
 	_Atomic uint64_t connections;
+	_Atomic uint64_t connections_ws;
+	_Atomic uint64_t connections_total;
+	_Atomic uint64_t frames_in;
+	_Atomic uint64_t errors_sent;
+	_Atomic uint64_t slow_consumers;
+	_Atomic uint64_t refused_sends;
+	_Atomic uint64_t bytes_in;
+	_Atomic uint64_t bytes_out;
+	_Atomic uint64_t logins_ok;
+	_Atomic uint64_t logins_failed;
 	_Atomic uint64_t subscriptions;
 	_Atomic uint64_t published;
 	_Atomic uint64_t delivered;

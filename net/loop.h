@@ -146,6 +146,8 @@ struct net_loop {
 	uint32_t nfree;
 	uint32_t nopen;			/* connections not yet freed */
 	uint64_t next_id;
+	uint64_t bytes_in;		/* received and offered to the user (counters for /metrics) */
+	uint64_t bytes_out;		/* written by sendmsg */
 	struct net_conn *dirty;		/* pending-flush list */
 	struct net_send_ctx *send_pool;
 	struct net_outblock *block_pool;	/* spare outbound blocks, at most NET_BLOCK_POOL_MAX */

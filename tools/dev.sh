@@ -15,6 +15,7 @@ jobs=2
 . tools/packages.sh
 read -ra build_pkgs <<<"$herald_build_pkgs"
 test_pkgs=(python3 python3-stomp python3-pytest python3-websockets libclang-rt-14-dev chromium
+	prometheus
 	libseccomp-dev)
 
 as_root() {
