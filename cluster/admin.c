@@ -4,6 +4,7 @@
  */
 #include "cluster/admin.h"
 
+#include "cluster/dashboard.h"
 #include "cluster/swim.h"
 #include "core/base/hd_alloc.h"
 
@@ -427,6 +428,11 @@ int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t no
 		respond_typed(out, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body.ptr,
 			      body.len);
 		admin_buf_free(&body);
+		return 200;
+	}
+	if (path_is(path, plen, "/") || path_is(path, plen, "/dashboard")) {
+		respond_typed(out, 200, "OK", "text/html; charset=utf-8", admin_dashboard_html,
+			      admin_dashboard_html_len);
 		return 200;
 	}
 	if (path_is(path, plen, "/health")) {
