@@ -419,6 +419,14 @@ int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t no
 	}
 	path = sp1 + 1;
 	plen = strcspn(path, " ?\r\n");
+	if (sp1 - req == 4 && !memcmp(req, "POST", 4) && path_is(path, plen, "/api/drain") &&
+	    local && local->drain) {
+		static const char yes[] = "{\"draining\": true}\n";
+
+		local->drain(local->drain_arg);
+		respond(out, 202, "Accepted", yes, sizeof(yes) - 1);
+		return 202;
+	}
 	if (sp1 - req != 3 || memcmp(req, "GET", 3)) {
 		respond_error(out, 405, "Method Not Allowed");
 		return 405;

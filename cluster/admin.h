@@ -21,6 +21,8 @@
  * messages, refusals, logins, queues, memory, node links, members (docs/operations.md).
  * GET /health answers 200 while the admin thread runs; GET /ready 200, or 503 while the
  * node drains (SIGTERM or heraldctl drain), for load balancers.
+ * POST /api/drain starts a graceful stop (as SIGTERM: not ready, queues handed over, clients
+ * told to reconnect elsewhere, exit) and answers 202 {"draining": true}.
  * GET /api/queues answers {"node": "<self>", "queues": [{"name", "vhost", "owner",
  *   "messages", "consumers"}, ...]}: the queues this node owns (heraldctl queues asks every
  * member and merges).
@@ -119,6 +121,8 @@ struct admin_local {
 	admin_metrics_fn metrics;	/* NULL: /metrics has the cluster's series only */
 	void *metrics_arg;
 	bool not_ready;			/* /ready answers 503: the node is draining */
+	void (*drain)(void *arg);	/* POST /api/drain: start the graceful stop; NULL: 404 */
+	void *drain_arg;
 };
 
 /* Renders the status JSON of s at now_ms into *out (appended); local may be NULL. */

@@ -67,6 +67,8 @@ struct cluster_hooks {
 	void *queues_arg;
 	admin_metrics_fn metrics;	/* this node's counters, for GET /metrics */
 	void *metrics_arg;
+	void (*drain)(void *arg);	/* POST /api/drain (heraldctl drain) */
+	void *drain_arg;
 };
 
 struct cluster;

@@ -374,6 +374,15 @@ static void node_metrics(void *arg, struct admin_metrics *m)
 	m->memory_resident = resident_bytes();
 }
 
+/* heraldctl drain (POST /api/drain, on the cluster thread): the same graceful stop as
+ * SIGTERM, through the main thread's sigwait. */
+static void request_drain(void *arg)
+{
+	(void)arg;
+	hd_log_info("drain requested through the admin endpoint");
+	kill(getpid(), SIGTERM);
+}
+
 /* The node links: on the gossip address, proving the gossip key (or, keyless, a key made
  * of the cluster name: links then stay on loopback, as gossip does). */
 static int make_route(const struct herald_config *cfg, struct cluster_settings *cl,
@@ -502,6 +511,7 @@ int main(int argc, char **argv)
 			.links = { .get = link_of, .arg = route },
 			.queues = list_queues,
 			.metrics = node_metrics,
+			.drain = request_drain,
 		};
 
 		rc = cluster_start(&cluster, &cl.c, &hooks);

@@ -28,6 +28,7 @@
 #include "core/wsconn.h"
 #include "net/loop.h"
 #include "proto/stomp_encode.h"
+#include "proto/ws_frame.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -88,8 +89,10 @@ void session_close_later(struct shard *sh, struct session *s, enum close_mode mo
 		return;
 	s->close_mode = (uint8_t)mode;
 	if (s->ws && mode == CLOSE_AFTER_FLUSH)
-		/* 1001 "going away" on shutdown, else a normal closure after the STOMP frames */
-		wsconn_send_close(&sh->loop, s->ws, s->conn, sh->stopping ? 1001 : 1000);
+		/* 1012 "service restart" on shutdown (reconnect: to this address, or another
+		 * node of the cluster), else a normal closure after the STOMP frames */
+		wsconn_send_close(&sh->loop, s->ws, s->conn,
+				  sh->stopping ? WS_CLOSE_SERVICE_RESTART : 1000);
 	if (s->in_data)
 		return;
 	if (sh->sessions.nclosing == sh->sessions.closing_cap) {
@@ -377,6 +380,9 @@ void session_close_all(struct shard *sh)
 		struct net_conn *c = sh->loop.conns[i];
 
 		if (c && c->user && c->state == NET_CONN_OPEN)
-			session_fail(sh, c->user, "server shutting down", "The server is shutting down", NULL);
+			session_fail(sh, c->user, "server shutting down",
+				     "This node is stopping (a restart or a drain): reconnect, to this "
+				     "address or to another node of the cluster; queues and topics are "
+				     "the same there", NULL);
 	}
 }

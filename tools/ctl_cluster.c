@@ -129,6 +129,28 @@ int ctl_cluster_status(const struct ctl_opts *o)
 	return fflush(stdout) ? 1 : 0;
 }
 
+int ctl_drain(const struct ctl_opts *o)
+{
+	struct ctl_http_reply reply;
+	char err[256];
+	int code;
+
+	if (ctl_http_request("POST", o->node, "/api/drain", o->timeout_ms, &reply, err,
+			     sizeof(err))) {
+		fprintf(stderr, "heraldctl: %s\n", err);
+		return 1;
+	}
+	code = reply.status;
+	ctl_http_reply_free(&reply);
+	if (code != 202) {
+		fprintf(stderr, "heraldctl: %s answered HTTP %d to the drain\n", o->node, code);
+		return 1;
+	}
+	printf("%s is draining: it hands its queues over, tells its clients to reconnect "
+	       "elsewhere, then exits\n", o->node);
+	return fflush(stdout) ? 1 : 0;
+}
+
 #define CLUSTER_KEY_BYTES 32
 
 int ctl_cluster_keygen(const struct ctl_opts *o)

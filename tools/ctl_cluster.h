@@ -19,6 +19,11 @@ struct ctl_opts {
  * answer is not the expected JSON. */
 int ctl_cluster_status(const struct ctl_opts *o);
 
+/* `drain`: asks the node to stop gracefully (POST /api/drain: as SIGTERM, it stops being
+ * ready, hands its queues to the other nodes, tells its clients to reconnect elsewhere and
+ * exits). Returns 0 once the node accepted, 1 otherwise. */
+int ctl_drain(const struct ctl_opts *o);
+
 /* `cluster keygen`: prints a new random cluster key (32 bytes, base64) for --gossip-key;
  * asks no node. Returns 0, or 1 when it cannot be written. */
 int ctl_cluster_keygen(const struct ctl_opts *o);

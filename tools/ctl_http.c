@@ -186,6 +186,12 @@ static int parse_reply(char *raw, size_t len, struct ctl_http_reply *out)
 int ctl_http_get(const char *hostport, const char *path, int timeout_ms,
 		 struct ctl_http_reply *out, char *err, size_t err_cap)
 {
+	return ctl_http_request("GET", hostport, path, timeout_ms, out, err, err_cap);
+}
+
+int ctl_http_request(const char *method, const char *hostport, const char *path, int timeout_ms,
+		     struct ctl_http_reply *out, char *err, size_t err_cap)
+{
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *res;
 	uint64_t deadline_ms = hd_now_ms() + (uint64_t)timeout_ms;
@@ -208,8 +214,9 @@ int ctl_http_get(const char *hostport, const char *path, int timeout_ms,
 	if (fd < 0)
 		return fail(err, err_cap, fd, "cannot connect to %s: %s", hostport, strerror(-fd));
 	snprintf(req, sizeof(req),
-		 "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n"
-		 "Connection: close\r\nUser-Agent: heraldctl\r\n\r\n", path, hostport);
+		 "%s %s HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n"
+		 "Content-Length: 0\r\nConnection: close\r\nUser-Agent: heraldctl\r\n\r\n",
+		 method, path, hostport);
 	rc = send_all(fd, req, strlen(req), deadline_ms);
 	if (!rc)
 		rc = recv_all(fd, &raw, &raw_len, deadline_ms);

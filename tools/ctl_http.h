@@ -20,6 +20,10 @@ struct ctl_http_reply {
 int ctl_http_get(const char *hostport, const char *path, int timeout_ms,
 		 struct ctl_http_reply *out, char *err, size_t err_cap);
 
+/* The same with another method (e.g. "POST", with no body). */
+int ctl_http_request(const char *method, const char *hostport, const char *path, int timeout_ms,
+		     struct ctl_http_reply *out, char *err, size_t err_cap);
+
 void ctl_http_reply_free(struct ctl_http_reply *r);
 
 #endif

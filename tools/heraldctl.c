@@ -5,6 +5,7 @@
  *
  *   heraldctl [--node host:port] [--timeout ms] cluster status [--json]
  *   heraldctl [--node host:port] [--timeout ms] queues [--json]
+ *   heraldctl [--node host:port] [--timeout ms] drain
  *
  * Exit codes: 0 success, 1 node unreachable or bad answer, 2 usage error.
  */
@@ -33,6 +34,8 @@ static const struct command commands[] = {
 	  "print a new cluster key for --gossip-key (nodes on more than one machine need one)" },
 	{ "queues", NULL, ctl_queues,
 	  "every queue in the cluster: name, vhost, owner node, messages held, consumers" },
+	{ "drain", NULL, ctl_drain,
+	  "stop the node gracefully: hand its queues over, send its clients elsewhere, exit" },
 };
 
 static void usage(FILE *f)

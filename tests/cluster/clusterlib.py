@@ -142,6 +142,12 @@ class Cluster:
         print("SIGTERM %s" % name)
         return node, node.proc.wait(timeout=timeout)
 
+    def terminate_wait(self, name, timeout=20.0):
+        """Waits for a node told to stop some other way (heraldctl drain) to exit; returns
+        (node, exit status)."""
+        node = self.nodes.pop(name)
+        return node, node.proc.wait(timeout=timeout)
+
     def check_alive(self):
         """No node may die on its own: a crash fails the test that saw it."""
         for node in self.nodes.values():

@@ -170,13 +170,33 @@ Test(admin, get_status_answers_json)
 	admin_buf_free(&out);
 }
 
+Test(admin, health_ready_and_the_dashboard)
+{
+	struct admin_buf out = { 0 };
+
+	cr_assert_eq(respond("GET /health HTTP/1.1\r\n\r\n", &out), 200);
+	admin_buf_free(&out);
+	cr_assert_eq(respond("GET /ready HTTP/1.1\r\n\r\n", &out), 200);
+	admin_buf_free(&out);
+	cr_assert_eq(respond("GET / HTTP/1.1\r\n\r\n", &out), 200);
+	cr_assert(strstr(out.ptr, "Content-Type: text/html"));
+	admin_buf_free(&out);
+	cr_assert_eq(respond("GET /metrics HTTP/1.1\r\n\r\n", &out), 200);
+	cr_assert(strstr(out.ptr, "Content-Type: text/plain; version=0.0.4"));
+	cr_assert(strstr(out.ptr, "herald_cluster_members{state=\"alive\"}"));
+	admin_buf_free(&out);
+}
+
 Test(admin, other_paths_and_methods_are_refused)
 {
 	struct admin_buf out = { 0 };
 
-	cr_assert_eq(respond("GET / HTTP/1.1\r\n\r\n", &out), 404);
+	cr_assert_eq(respond("GET /nope HTTP/1.1\r\n\r\n", &out), 404);
 	admin_buf_free(&out);
 	cr_assert_eq(respond("POST /cluster/status HTTP/1.1\r\n\r\n", &out), 405);
+	admin_buf_free(&out);
+	/* a drain needs the node's hook: without one it is just another POST */
+	cr_assert_eq(respond("POST /api/drain HTTP/1.1\r\n\r\n", &out), 405);
 	admin_buf_free(&out);
 	cr_assert_eq(respond("garbage\r\n\r\n", &out), 400);
 	admin_buf_free(&out);
