@@ -405,6 +405,65 @@ void admin_render_queues(const struct swim *s, const struct admin_local *local,
 	append(out, "]}\n");
 }
 
+static void emit_conn(void *arg, const struct admin_conn *c)
+{
+	struct queues_ctx *qc = arg;
+
+	append(qc->out, qc->n++ ? ", {\"id\": %" PRIu64 ", \"user\": " : "{\"id\": %" PRIu64
+	       ", \"user\": ", c->id);
+	append_json_str(qc->out, c->user);
+	append(qc->out, ", \"vhost\": ");
+	append_json_str(qc->out, c->vhost);
+	append(qc->out, ", \"address\": ");
+	append_json_str(qc->out, c->address);
+	append(qc->out, ", \"protocol\": \"%s\", \"subscriptions\": %u, \"bytes_in\": %" PRIu64
+	       ", \"bytes_out\": %" PRIu64 ", \"connected_s\": %" PRIu64 "}",
+	       c->websocket ? "websocket" : "stomp", c->subscriptions, c->bytes_in, c->bytes_out,
+	       c->connected_ms / 1000);
+}
+
+static void render_connections(const struct swim *s, const struct admin_local *local,
+			       struct admin_buf *out)
+{
+	struct queues_ctx qc = { .out = out, .self = swim_self(s)->name };
+	struct admin_buf list = { 0 };
+	bool fresh = true;
+
+	qc.out = &list;
+	if (local && local->conns)
+		fresh = local->conns->list(local->conns->arg, emit_conn, &qc);
+	append(out, "{\"node\": ");
+	append_json_str(out, qc.self);
+	append(out, ", \"fresh\": %s, \"connections\": [%s]}\n", fresh ? "true" : "false",
+	       list.ptr ? list.ptr : "");
+	admin_buf_free(&list);
+}
+
+/* POST /api/connections/<id>/close */
+static int close_connection(const char *path, size_t plen, const struct admin_local *local,
+			    struct admin_buf *out)
+{
+	static const char prefix[] = "/api/connections/";
+	static const char suffix[] = "/close";
+	const size_t pl = sizeof(prefix) - 1, sl = sizeof(suffix) - 1;
+	uint64_t id = 0;
+	size_t i;
+
+	if (plen <= pl + sl || memcmp(path, prefix, pl) || memcmp(path + plen - sl, suffix, sl))
+		return 0;
+	for (i = pl; i < plen - sl; i++) {
+		if (path[i] < '0' || path[i] > '9' || id > UINT64_MAX / 10)
+			return 0;
+		id = id * 10 + (uint64_t)(path[i] - '0');
+	}
+	if (!local || !local->conns || !local->conns->close(local->conns->arg, id)) {
+		respond_error(out, 404, "Not Found");
+		return 404;
+	}
+	respond(out, 202, "Accepted", "{\"closing\": true}\n", 19);
+	return 202;
+}
+
 int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t now_ms,
 		  const char *cluster, const struct admin_local *local, struct admin_buf *out)
 {
@@ -419,6 +478,12 @@ int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t no
 	}
 	path = sp1 + 1;
 	plen = strcspn(path, " ?\r\n");
+	if (sp1 - req == 4 && !memcmp(req, "POST", 4)) {
+		int code = close_connection(path, plen, local, out);
+
+		if (code)
+			return code;
+	}
 	if (sp1 - req == 4 && !memcmp(req, "POST", 4) && path_is(path, plen, "/api/drain") &&
 	    local && local->drain) {
 		static const char yes[] = "{\"draining\": true}\n";
@@ -460,7 +525,9 @@ int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t no
 		respond(out, 200, "OK", yes, sizeof(yes) - 1);
 		return 200;
 	}
-	if (path_is(path, plen, "/api/queues")) {
+	if (path_is(path, plen, "/api/connections")) {
+		render_connections(s, local, &body);
+	} else if (path_is(path, plen, "/api/queues")) {
 		admin_render_queues(s, local, &body);
 	} else if (path_is(path, plen, "/cluster/status") ||
 		   path_is(path, plen, "/api/cluster/status")) {

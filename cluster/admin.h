@@ -23,6 +23,10 @@
  * node drains (SIGTERM or heraldctl drain), for load balancers.
  * POST /api/drain starts a graceful stop (as SIGTERM: not ready, queues handed over, clients
  * told to reconnect elsewhere, exit) and answers 202 {"draining": true}.
+ * GET /api/connections answers {"node", "fresh": bool, "connections": [{"id", "user",
+ * "vhost", "address", "protocol", "subscriptions", "bytes_in", "bytes_out",
+ * "connected_s"}]}; "fresh" false means the shards were only just asked (ask again in a
+ * second). POST /api/connections/<id>/close closes one (202; 404 when no list has it).
  * GET /api/queues answers {"node": "<self>", "queues": [{"name", "vhost", "owner",
  *   "messages", "consumers"}, ...]}: the queues this node owns (heraldctl queues asks every
  * member and merges).
@@ -109,6 +113,23 @@ struct admin_metrics {
 /* Fills *out (called on the cluster thread; thread-safe). */
 typedef void (*admin_metrics_fn)(void *arg, struct admin_metrics *out);
 
+/* One client connection, for GET /api/connections. */
+struct admin_conn {
+	uint64_t id;
+	const char *user, *vhost, *address;
+	bool websocket;
+	uint32_t subscriptions;
+	uint64_t bytes_in, bytes_out, connected_ms;
+};
+
+/* The connections hook: list() asks for fresh snapshots and emits what there is (returns
+ * whether it was fresh); close() asks for one to be closed (false: no such id). */
+struct admin_conns {
+	bool (*list)(void *arg, void (*emit)(void *ctx, const struct admin_conn *c), void *ctx);
+	bool (*close)(void *arg, uint64_t id);
+	void *arg;
+};
+
 /* What this node adds to the membership table: self_load, when non-NULL, replaces the load
  * our own metadata last gossiped (it is fresher); auth, when non-NULL, is rendered as
  * "auth"; links, when non-NULL, gives each other member's link fields. */
@@ -123,6 +144,7 @@ struct admin_local {
 	bool not_ready;			/* /ready answers 503: the node is draining */
 	void (*drain)(void *arg);	/* POST /api/drain: start the graceful stop; NULL: 404 */
 	void *drain_arg;
+	const struct admin_conns *conns;	/* /api/connections; NULL: none */
 };
 
 /* Renders the status JSON of s at now_ms into *out (appended); local may be NULL. */

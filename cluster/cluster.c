@@ -500,6 +500,7 @@ static void admin_answer(struct cluster *c, struct conn *k, uint64_t now_ms)
 				     .queues = c->hooks.queues, .queues_arg = c->hooks.queues_arg,
 				     .metrics = c->hooks.metrics, .metrics_arg = c->hooks.metrics_arg,
 				     .drain = c->hooks.drain, .drain_arg = c->hooks.drain_arg,
+				     .conns = c->hooks.conns.list ? &c->hooks.conns : NULL,
 				     .not_ready = atomic_load_explicit(&c->not_ready,
 								       memory_order_relaxed) };
 	int code = admin_respond((const char *)k->rbuf, k->rlen, c->swim, now_ms,

@@ -69,6 +69,7 @@ struct cluster_hooks {
 	void *metrics_arg;
 	void (*drain)(void *arg);	/* POST /api/drain (heraldctl drain) */
 	void *drain_arg;
+	struct admin_conns conns;	/* /api/connections (.list NULL: none) */
 };
 
 struct cluster;

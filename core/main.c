@@ -374,6 +374,40 @@ static void node_metrics(void *arg, struct admin_metrics *m)
 	m->memory_resident = resident_bytes();
 }
 
+struct conn_emit {
+	void (*emit)(void *ctx, const struct admin_conn *c);
+	void *ctx;
+};
+
+static void conn_info_emit(void *arg, const struct conn_info *c)
+{
+	struct conn_emit *ce = arg;
+	struct admin_conn ac = {
+		.id = c->id, .user = c->user, .vhost = c->vhost, .address = c->address,
+		.websocket = c->websocket, .subscriptions = c->subscriptions,
+		.bytes_in = c->bytes_in, .bytes_out = c->bytes_out, .connected_ms = c->connected_ms,
+	};
+
+	ce->emit(ce->ctx, &ac);
+}
+
+/* heraldctl connections (GET /api/connections, on the cluster thread). */
+static bool list_conns(void *arg, void (*emit)(void *ctx, const struct admin_conn *c), void *ctx)
+{
+	struct conn_emit ce = { emit, ctx };
+	bool fresh = connlist_want(shards, nshards, hd_now_ms());
+
+	(void)arg;
+	connlist_each(shards, nshards, conn_info_emit, &ce);
+	return fresh;
+}
+
+static bool close_conn(void *arg, uint64_t id)
+{
+	(void)arg;
+	return connlist_close(shards, nshards, id);
+}
+
 /* heraldctl drain (POST /api/drain, on the cluster thread): the same graceful stop as
  * SIGTERM, through the main thread's sigwait. */
 static void request_drain(void *arg)
@@ -512,6 +546,7 @@ int main(int argc, char **argv)
 			.queues = list_queues,
 			.metrics = node_metrics,
 			.drain = request_drain,
+			.conns = { .list = list_conns, .close = close_conn },
 		};
 
 		rc = cluster_start(&cluster, &cl.c, &hooks);

@@ -233,7 +233,7 @@ void session_on_accept(struct shard *sh, struct net_conn *c)
 	s->version = STOMP_V12;
 	stomp_parser_init(&s->parser, &sl, sh->sessions.parse_scratch, sh->sessions.parse_scratch_cap);
 	s->parser.report_unknown = true;
-	s->last_rx_ms = s->last_tx_ms = sh->now_ms;
+	s->last_rx_ms = s->last_tx_ms = s->accepted_ms = sh->now_ms;
 	s->connect_deadline_ms = sh->now_ms + lim->connect_timeout_ms;
 	sh->stats.connections++;
 	sh->stats.connections_total++;

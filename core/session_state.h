@@ -68,6 +68,7 @@ struct session {
 	uint64_t deny_at_ms;		/* a refused login's ERROR goes out then (rate limit) */
 	uint64_t retry_at_ms;		/* AUTH_RETRY: ask again then */
 	bool auth_pending;		/* the auth thread has our job */
+	uint64_t accepted_ms;		/* when its connection was accepted (monotonic) */
 };
 
 /* The conn ref (xmsg.h) that names this session's connection in owner replies. */

@@ -406,6 +406,7 @@ static void *shard_main(void *arg)
 		}
 		take_auth_db(sh);
 		sh->now_ms = hd_now_ms();
+		connlist_tick(sh, sh->now_ms);	/* two relaxed loads unless an admin asked */
 		if (sh->sessions.nclosing)
 			session_reap_closing(sh);
 		if (sh->now_ms - last_tick >= TICK_MS) {
@@ -470,6 +471,7 @@ struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg, str
 		sh->parked = hd_calloc(nend, sizeof(*sh->parked));
 		dest_table_init(&sh->dests, SHARD_COLUMNS(n));
 		session_shard_init(&sh->sessions, &cfg->limits);
+		connlist_init(&sh->conns_snap);
 		auth_shard_init(&sh->auth);
 		http_upgrade_config_default(&sh->http_cfg);
 		sh->http_cfg.path = cfg->ws_path;
@@ -569,6 +571,7 @@ void shard_destroy_all(struct shard **shards, uint32_t n)
 		net_loop_fini(&sh->loop);
 		dest_table_fini(&sh->dests);
 		session_shard_fini(&sh->sessions);
+		connlist_fini(&sh->conns_snap);
 		auth_shard_fini(&sh->auth);
 		auth_db_unref(sh->auth_db);
 		placement_unref(sh->placement);

@@ -13,6 +13,7 @@
 
 #include "auth/auth.h"
 #include "core/config.h"
+#include "core/connlist.h"
 #include "core/dest.h"
 #include "core/session.h"
 #include "core/xring.h"
@@ -84,6 +85,7 @@ struct shard {
 	struct dest_table dests;
 	struct placement *placement;	/* who owns queues (from the route); NULL: this node alone */
 	struct session_shard sessions;	/* the session layer's own per-shard state */
+	struct conn_snapshot conns_snap;	/* its connections, for an administrator */
 	/* authentication: the db checked against (refcounted, swapped on SIGHUP through
 	 * auth_db_next), this shard's credential cache and rate limiter, the auth thread's rings */
 	struct auth_db *auth_db;

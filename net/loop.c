@@ -178,6 +178,7 @@ void net_loop_input(struct net_loop *l, struct net_conn *c, const char *buf, siz
 	size_t used;
 
 	l->bytes_in += len;
+	c->rx_total += len;
 	if (c->recv_paused || c->state != NET_CONN_OPEN) {
 		if (c->state == NET_CONN_OPEN)
 			rx_append(c, buf, len);
@@ -584,8 +585,10 @@ void net_loop_sent(struct net_loop *l, struct net_conn *c, int res)
 {
 	struct net_send_ctx *s = c->send;
 
-	if (res > 0)
+	if (res > 0) {
 		l->bytes_out += (uint64_t)res;
+		c->tx_total += (uint64_t)res;
+	}
 	c->send = NULL;
 	s->next = l->send_pool;
 	l->send_pool = s;

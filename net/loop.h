@@ -76,6 +76,8 @@ struct net_conn {
 	uint32_t close_deadline_ms;	/* draining/lingering: hard close after this (ms clock) */
 	uint32_t drain_limit_ms;	/* draining: no later than this, however it progresses */
 	uint64_t drain_acked;		/* draining: bytes the peer had acknowledged at the last look */
+	uint64_t rx_total;		/* bytes received on it */
+	uint64_t tx_total;		/* bytes written to it */
 	struct sockaddr_in peer;
 	/* partial input kept between receives (only a partial frame is copied here) */
 	char *rx;

@@ -6,10 +6,12 @@
  *   heraldctl [--node host:port] [--timeout ms] cluster status [--json]
  *   heraldctl [--node host:port] [--timeout ms] queues [--json]
  *   heraldctl [--node host:port] [--timeout ms] drain
+ *   heraldctl [--node host:port] [--timeout ms] connections [--json] | connections close ID
  *
  * Exit codes: 0 success, 1 node unreachable or bad answer, 2 usage error.
  */
 #include "tools/ctl_cluster.h"
+#include "tools/ctl_conns.h"
 #include "tools/ctl_queues.h"
 #include "tools/ctl_user.h"
 
@@ -34,6 +36,8 @@ static const struct command commands[] = {
 	  "print a new cluster key for --gossip-key (nodes on more than one machine need one)" },
 	{ "queues", NULL, ctl_queues,
 	  "every queue in the cluster: name, vhost, owner node, messages held, consumers" },
+	{ "connections", NULL, ctl_connections,
+	  "client connections: id, user, vhost, address, protocol, subscriptions, bytes, age" },
 	{ "drain", NULL, ctl_drain,
 	  "stop the node gracefully: hand its queues over, send its clients elsewhere, exit" },
 };
@@ -46,6 +50,7 @@ static void usage(FILE *f)
 		fprintf(f, "  %s %-*s %s\n", commands[i].group,
 			10 + 7 - (int)strlen(commands[i].group),
 			commands[i].verb ? commands[i].verb : "", commands[i].help);
+	fprintf(f, "  connections close ID  close one (its client gets an ERROR saying so)\n");
 	fprintf(f, "  user ...         users file: add, passwd, set, remove, list (heraldctl user --help)\n");
 	fprintf(f, "\noptions:\n"
 		   "  --node host:port  admin endpoint of the node to ask (default %s)\n"
@@ -113,6 +118,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (argc - optind == 3 && !strcmp(argv[optind], "connections") &&
+	    !strcmp(argv[optind + 1], "close"))
+		return ctl_connections_close(&o, argv[optind + 2]);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		const struct command *cm = &commands[i];
 		int words = cm->verb ? 2 : 1;
