@@ -155,6 +155,7 @@ static void consumer_add_seq(uint64_t key, const char *queue, enum session_ack_m
 	xc->seq = seq;
 	xc->prefetch = prefetch;
 	xc->ack_mode = (uint8_t)mode;
+	xc->epoch = 0;	/* the ACKs below name registration epoch 0 */
 	xc->len = (uint32_t)len;
 	memcpy(xc->name, queue, len + 1);
 	dest_on_consumer_add(sh[owner_of(queue)], &x);
