@@ -36,9 +36,9 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { launchChromium, withTimeout } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..', '..');
@@ -70,16 +70,6 @@ function check(cond, what, detail) {
 		log('FAIL', what, detail === undefined ? '' : typeof detail === 'string' ? detail : JSON.stringify(detail));
 	}
 	return cond;
-}
-
-function withTimeout(promise, ms, what) {
-	let timer;
-	return Promise.race([
-		promise,
-		new Promise((_, reject) => {
-			timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-		}),
-	]).finally(() => clearTimeout(timer));
 }
 
 async function cleanup() {
@@ -220,26 +210,8 @@ function startResponder(stompPort, service, vias) {
 
 // --- the browser ------------------------------------------------------------------------------------
 
-async function launchBrowser() {
-	if (!fs.existsSync(path.join(HERE, 'node_modules', 'playwright-core')))
-		throw new Error('playwright-core missing: run `npm ci` in tests/browser');
-	if (!fs.existsSync(CHROMIUM))
-		throw new Error(`${CHROMIUM} missing: apt-get install chromium`);
-	const { chromium } = await import('playwright-core');
-	const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-e2e-chromium-'));
-	cleanups.push(() => fs.rmSync(userDataDir, { recursive: true, force: true }));
-	// a persistent context is how playwright takes a user-data-dir of our choosing (fresh)
-	const context = await chromium.launchPersistentContext(userDataDir, {
-		executablePath: CHROMIUM,
-		headless: true,
-		timeout: 20000,
-		args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-			'--disable-background-networking', '--disable-component-update', '--disable-sync'],
-		viewport: { width: 1000, height: 720 },
-	});
-	cleanups.push(() => context.close());
-	context.setDefaultTimeout(WAIT_MS);
-	return context;
+function launchBrowser() {
+	return launchChromium({ cleanups, chromium: CHROMIUM, defaultTimeoutMs: WAIT_MS });
 }
 
 // WebSocket messages each page received, as the browser saw them: { type: 'text' | 'binary',
