@@ -170,12 +170,12 @@ static int make_static_users(const struct herald_config *cfg)
 struct cluster_settings {
 	struct cluster_config c;
 	bool enabled;
-	uint32_t route_port;		/* ROUTE_PORT_UNSET: 7947, or 0 with --gossip-port 0 */
+	char route_port[8];		/* "": 7947, or 0 with --gossip-port 0 */
 };
 
 #define ROUTE_PORT_DEFAULT 7947
 #define HAND_OVER_MS 10000	/* SIGTERM: time allowed to move queues to other nodes */
-#define ROUTE_PORT_UNSET UINT32_MAX
+
 
 static int set_join(void *base, const char *val)
 {
@@ -205,9 +205,9 @@ static const struct config_option cluster_opts[] = {
 	{ "gossip-interval", CONFIG_U32, C(c.gossip_interval_ms), "gossip protocol period, ms", NULL },
 	{ "gossip-key", CONFIG_STR, C(c.key_file), "file holding the shared gossip key", NULL },
 	{ "join", CONFIG_CALL, C(c.join), "host:port[,host:port...] seeds to join", set_join },
-	{ "route-port", CONFIG_U32, C(route_port),
-	  "node links port, on the gossip bind address (default 7947; 0: pick; 0 when "
-	  "--gossip-port is 0)", NULL },
+	{ "route-port", CONFIG_STR, C(route_port),
+	  "node links port, on the gossip bind address (empty: 7947, or 0 when --gossip-port "
+	  "is 0; 0: pick)", NULL },
 	{ "admin-bind", CONFIG_STR, C(c.admin_bind), "admin HTTP address", NULL },
 	{ "admin-port", CONFIG_U16, C(c.admin_port), "admin HTTP port (0: pick)", NULL },
 };
@@ -423,14 +423,17 @@ static int make_route(const struct herald_config *cfg, struct cluster_settings *
 		      struct route **out)
 {
 	struct route_config rc = { .io_backend = cfg->io_backend };
-	uint32_t port = cl->route_port;
+	unsigned long port = ROUTE_PORT_DEFAULT;
+	char *end = NULL;
 	int err;
 
 	if (sodium_init() < 0)
 		return -ENOSYS;
-	if (port == ROUTE_PORT_UNSET)
+	if (!cl->route_port[0])
 		port = cl->c.gossip_port ? ROUTE_PORT_DEFAULT : 0;
-	if (port > UINT16_MAX) {
+	else
+		port = strtoul(cl->route_port, &end, 10);
+	if (port > UINT16_MAX || (end && *end)) {
 		hd_log_err("--route-port must be 0..65535");
 		return -EINVAL;
 	}
@@ -474,7 +477,7 @@ static void derive_names(struct herald_config *cfg, struct cluster_config *cl)
 int main(int argc, char **argv)
 {
 	static struct herald_config cfg;
-	static struct cluster_settings cl = { .enabled = true, .route_port = ROUTE_PORT_UNSET };
+	static struct cluster_settings cl = { .enabled = true };
 	const struct config_options extra = { cluster_opts, HD_ARRAY_LEN(cluster_opts), &cl };
 	struct cluster *cluster = NULL;
 	struct route *route = NULL;

@@ -16,7 +16,8 @@ jobs=2
 read -ra build_pkgs <<<"$herald_build_pkgs"
 test_pkgs=(python3 python3-stomp python3-pytest python3-websockets libclang-rt-14-dev chromium
 	prometheus
-	libseccomp-dev)
+	libseccomp-dev
+	debootstrap)
 
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
