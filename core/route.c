@@ -1171,8 +1171,11 @@ static void *route_thread(void *arg)
 	struct net_loop_config lc = {
 		.io = (enum net_io)r->cfg.io_backend,
 		.ring_entries = 1024,
-		.buf_count = 256,
-		.buf_size = 16384,
+		/* big receive buffers: each hands the shards a bigger batch of a link's messages,
+		 * so their deliveries gather into fewer sendmsg calls (publisher on A, 100
+		 * subscribers on B: 1.19x -> 1.08x one node's CPU per delivery, quiet box) */
+		.buf_count = 64,
+		.buf_size = 65536,
 		.max_rx_partial = r->cfg.max_frame_bytes + 2 * LINK_MAX_SLACK,
 	};
 	int err = net_loop_init(&r->loop, &lc, &link_callbacks, r);
