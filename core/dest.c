@@ -313,7 +313,6 @@ static void queue_move_away(struct shard *sh, struct dest_queue *q)
 		shard_send(sh, route, &h);
 	}
 	q->handed_in = 0;
-	sh->dests.handed_over++;
 	queue_maybe_drop(sh, q);
 }
 

@@ -45,7 +45,6 @@ struct dest_table {
 					 * endpoint: other nodes) want them */
 	struct strmap queues;		/* name -> struct dest_queue */
 	uint64_t queued_msgs;		/* ready + unacked, for stats */
-	uint64_t handed_over;		/* queues moved to another node's ownership */
 	struct dest_snapshot snapshot;
 };
 

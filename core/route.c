@@ -565,7 +565,6 @@ static bool on_auth(struct route *r, struct link *lk, const struct link_frame *f
 	p = &r->peers[lk->peer];
 	link_mac(r, lk->nonce, lk->peer_nonce, p->name, r->cfg.node_name, want);
 	if (sodium_memcmp(mac, want, LINK_MAC_LEN)) {
-		r->refused++;
 		link_close(r, lk, "the peer could not prove the cluster key (different --gossip-key?)");
 		return false;
 	}
@@ -773,7 +772,6 @@ static size_t on_link_data(void *ctx, struct net_conn *c, const char *buf, size_
 		if (n == 0)
 			break;
 		if (n < 0) {
-			r->refused++;
 			link_close(r, lk, n == LINK_ERR_TOO_BIG ? "frame too big" : "malformed frame");
 			return len;
 		}
@@ -786,7 +784,6 @@ static size_t on_link_data(void *ctx, struct net_conn *c, const char *buf, size_
 			else if (f.type == LINK_AUTH)
 				ok = on_auth(r, lk, &f);
 			else {
-				r->refused++;
 				link_close(r, lk, "data before the handshake finished");
 				ok = false;
 			}
@@ -807,7 +804,6 @@ static size_t on_link_data(void *ctx, struct net_conn *c, const char *buf, size_
 			if (!ok)
 				link_close(r, lk, "malformed QUEUE frame");
 		} else {
-			r->refused++;
 			link_close(r, lk, "unknown frame type");
 			ok = false;
 		}

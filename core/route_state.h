@@ -129,7 +129,6 @@ struct route {
 	uint32_t nupdates;
 	struct published_link published[ROUTE_MAX_PEERS];
 	uint32_t npublished;
-	uint64_t refused;		/* links refused (bad key, name, cluster, framing) */
 
 	/* queues across nodes (route_queue.c) */
 	uint64_t self_hash;

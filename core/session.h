@@ -77,8 +77,7 @@ void session_on_drain(struct shard *sh, struct net_conn *c);
 void session_on_done(struct shard *sh, const struct xmsg *m);
 /* The node's placement changed (sh->placement is the new one): queue subscriptions whose
  * queue another node owns now register there. */
-struct placement;
-void session_on_placement(struct shard *sh, const struct placement *old);
+void session_on_placement(struct shard *sh);
 /* XMSG_QUEUE_DROPPED: the consumer registers again with its queue's owner (after a short
  * wait when that is the owner that just let it go). */
 void session_on_consumer_dropped(struct shard *sh, const struct xmsg *m);

@@ -67,7 +67,7 @@ static void on_placement(struct shard *sh, const struct xmsg *m)
 	sh->placement = m->ptr;
 	/* queues that moved away go to their new owners; consumers follow their queues */
 	dest_on_placement(sh);
-	session_on_placement(sh, old);
+	session_on_placement(sh);
 	placement_unref(old);
 }
 

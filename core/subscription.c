@@ -124,9 +124,8 @@ static void consumer_move(struct shard *sh, struct sub *sub)
 	consumer_add(sh, sub, 0);
 }
 
-void session_on_placement(struct shard *sh, const struct placement *old)
+void session_on_placement(struct shard *sh)
 {
-	(void)old;
 	for (uint32_t i = 0; i < sh->loop.nconns_cap; i++) {
 		struct net_conn *c = sh->loop.conns[i];
 		struct session *s = c && c->state == NET_CONN_OPEN ? c->user : NULL;
