@@ -67,10 +67,7 @@ static const char *const state_names[] = { "down", "connecting", "up" };
 
 void route_forward_to_shard(struct route *r, uint32_t to, const struct xmsg *m)
 {
-	if (!r->parked[to].n && !xring_push(r->out[to], m))
-		return;
-	xpark_push(&r->parked[to], m);
-	r->nparked++;
+	r->nparked += xpark_send(&r->parked[to], r->out[to], m);
 }
 
 void route_send_to_shard(struct route *r, uint32_t to, const struct xmsg *m)
@@ -78,10 +75,7 @@ void route_send_to_shard(struct route *r, uint32_t to, const struct xmsg *m)
 	struct xmsg copy = *m;
 
 	copy.from = (uint16_t)r->endpoint;
-	if (!r->parked[to].n && !xring_push(r->out[to], &copy))
-		return;
-	xpark_push(&r->parked[to], &copy);
-	r->nparked++;
+	route_forward_to_shard(r, to, &copy);
 }
 
 static void publish_outbound(struct route *r)

@@ -100,24 +100,17 @@ static const xmsg_handler xmsg_handlers[] = {
 
 /* ---- sending and parking ---- */
 
+void shard_forward(struct shard *sh, uint32_t to, const struct xmsg *m)
+{
+	sh->nparked += xpark_send(&sh->parked[to], sh->out[to], m);
+}
+
 void shard_send(struct shard *sh, uint32_t to, const struct xmsg *m)
 {
 	struct xmsg copy = *m;
 
 	copy.from = (uint16_t)sh->id;
-	if (!sh->parked[to].n && !xring_push(sh->out[to], &copy))
-		return;
-	/* keep order: once something is parked for `to`, everything after it parks too */
-	xpark_push(&sh->parked[to], &copy);
-	sh->nparked++;
-}
-
-void shard_forward(struct shard *sh, uint32_t to, const struct xmsg *m)
-{
-	if (!sh->parked[to].n && !xring_push(sh->out[to], m))
-		return;
-	xpark_push(&sh->parked[to], m);
-	sh->nparked++;
+	shard_forward(sh, to, &copy);
 }
 
 void xmsg_drop(const struct xmsg *m)

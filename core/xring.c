@@ -157,6 +157,14 @@ void xpark_push(struct xpark *p, const struct xmsg *m)
 	p->n++;
 }
 
+uint32_t xpark_send(struct xpark *p, struct xring *r, const struct xmsg *m)
+{
+	if (!p->n && !xring_push(r, m))
+		return 0;
+	xpark_push(p, m);
+	return 1;
+}
+
 uint32_t xpark_flush(struct xpark *p, struct xring *r)
 {
 	uint32_t moved = 0;

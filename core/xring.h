@@ -78,6 +78,9 @@ struct xpark {
 
 /* Appends m to the park (grows as needed). Producer thread. */
 void xpark_push(struct xpark *p, const struct xmsg *m);
+/* Sends m to r, or parks it when r is full or something is parked already (order holds:
+ * once something is parked, everything after it parks too). Returns 1 when it parked. */
+uint32_t xpark_send(struct xpark *p, struct xring *r, const struct xmsg *m);
 /* Moves parked xmsgs into r, in order, while it has room; returns how many moved. */
 uint32_t xpark_flush(struct xpark *p, struct xring *r);
 
