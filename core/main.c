@@ -171,9 +171,11 @@ struct cluster_settings {
 	struct cluster_config c;
 	bool enabled;
 	char route_port[8];		/* "": 7947, or 0 with --gossip-port 0 */
+	char raft_port[8];		/* "": 7948, or 0 with --gossip-port 0 */
 };
 
 #define ROUTE_PORT_DEFAULT 7947
+#define RAFT_PORT_DEFAULT 7948
 #define HAND_OVER_MS 10000	/* SIGTERM: time allowed to move queues to other nodes */
 
 
@@ -208,6 +210,9 @@ static const struct config_option cluster_opts[] = {
 	{ "route-port", CONFIG_STR, C(route_port),
 	  "node links port, on the gossip bind address (empty: 7947, or 0 when --gossip-port "
 	  "is 0; 0: pick)", NULL },
+	{ "raft-port", CONFIG_STR, C(raft_port),
+	  "the controller's Raft port, on the gossip bind address (empty: 7948, or 0 when "
+	  "--gossip-port is 0; 0: pick)", NULL },
 	{ "admin-bind", CONFIG_STR, C(c.admin_bind), "admin HTTP address", NULL },
 	{ "admin-port", CONFIG_U16, C(c.admin_port), "admin HTTP port (0: pick)", NULL },
 };
@@ -417,29 +422,47 @@ static void request_drain(void *arg)
 	kill(getpid(), SIGTERM);
 }
 
+/* A port next to gossip's: `setting` as given, or when empty `dflt` (0 when the gossip
+ * port is 0, so parallel test nodes never collide). */
+static int cluster_port_setting(const struct cluster_settings *cl, const char *setting,
+				uint16_t dflt, const char *flag, uint16_t *out)
+{
+	unsigned long port;
+	char *end = NULL;
+
+	if (!setting[0])
+		port = cl->c.gossip_port ? dflt : 0;
+	else
+		port = strtoul(setting, &end, 10);
+	if (port > UINT16_MAX || (end && *end)) {
+		hd_log_err("%s must be 0..65535", flag);
+		return -EINVAL;
+	}
+	*out = (uint16_t)port;
+	return 0;
+}
+
 /* The node links: on the gossip address, proving the gossip key (or, keyless, a key made
  * of the cluster name: links then stay on loopback, as gossip does). */
 static int make_route(const struct herald_config *cfg, struct cluster_settings *cl,
 		      struct route **out)
 {
 	struct route_config rc = { .io_backend = cfg->io_backend };
-	unsigned long port = ROUTE_PORT_DEFAULT;
-	char *end = NULL;
+	uint16_t port;
 	int err;
 
 	if (sodium_init() < 0)
 		return -ENOSYS;
-	if (!cl->route_port[0])
-		port = cl->c.gossip_port ? ROUTE_PORT_DEFAULT : 0;
-	else
-		port = strtoul(cl->route_port, &end, 10);
-	if (port > UINT16_MAX || (end && *end)) {
-		hd_log_err("--route-port must be 0..65535");
-		return -EINVAL;
-	}
+	err = cluster_port_setting(cl, cl->route_port, ROUTE_PORT_DEFAULT, "--route-port", &port);
+	if (err)
+		return err;
+	err = cluster_port_setting(cl, cl->raft_port, RAFT_PORT_DEFAULT, "--raft-port",
+				   &cl->c.raft_port);
+	if (err)
+		return err;
 	snprintf(rc.cluster_name, sizeof(rc.cluster_name), "%s", cl->c.cluster_name);
 	snprintf(rc.bind_addr, sizeof(rc.bind_addr), "%s", cl->c.bind_addr);
-	rc.port = (uint16_t)port;
+	rc.port = port;
 	rc.max_frame_bytes = (uint32_t)HD_MIN(cfg->limits.max_frame_bytes, UINT32_MAX / 2);
 	if (cl->c.key_file[0]) {
 		err = cluster_load_key(cl->c.key_file, rc.key);
