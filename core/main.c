@@ -6,6 +6,7 @@
  * shards and the cluster thread, then waits for signals (SIGTERM/SIGINT: graceful stop).
  */
 #include "cluster/cluster.h"
+#include "cluster/controller.h"
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_log.h"
 #include "core/base/hd_time.h"
@@ -284,6 +285,18 @@ static int choose_gossip_bind(const struct herald_config *cfg, struct cluster_co
 static void member_news(void *arg, const char *name, const char *host, uint16_t port, bool alive)
 {
 	route_member(arg, name, host, port, alive);
+}
+
+/* The controller's view, as placement counts it: its active members. */
+static void view_news(void *arg, const struct ctl_view *v)
+{
+	struct route_view rv = { .epoch = v->epoch };
+
+	for (uint32_t i = 0; i < v->n && rv.n < ROUTE_VIEW_MAX; i++)
+		if (v->m[i].state == CTL_ACTIVE)
+			rv.node_hash[rv.n++] = placement_node_hash(v->m[i].name,
+								   strlen(v->m[i].name));
+	route_view(arg, &rv);
 }
 
 static bool link_of(void *arg, const char *name, struct admin_link *out)
@@ -568,6 +581,8 @@ int main(int argc, char **argv)
 			.load = sum_load,
 			.member = member_news,
 			.member_arg = route,
+			.view = view_news,
+			.view_arg = route,
 			.links = { .get = link_of, .arg = route },
 			.queues = list_queues,
 			.metrics = node_metrics,

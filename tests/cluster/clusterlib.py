@@ -213,9 +213,13 @@ def mesh_ready(nodes, departed_ok=False):
 
 
 def wait_mesh(nodes, timeout=FORM_S, departed_ok=False):
+    """Every node alive at every other with its link up, and (when the nodes run the
+    controller) one agreed view of exactly these nodes: queues are placed by it."""
     deadline = time.monotonic() + timeout
+    names = [n.name for n in nodes]
     while time.monotonic() < deadline:
-        if mesh_ready(nodes, departed_ok):
+        if mesh_ready(nodes, departed_ok) and \
+                ("raft" not in nodes[0].ports or view_agreed(nodes, names)):
             return
         time.sleep(0.05)
     raise AssertionError("after %.1fs not every node sees every other alive with link up: %r"
