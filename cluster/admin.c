@@ -390,8 +390,13 @@ static void emit_queue(void *arg, const struct admin_queue *q)
 	append_json_strn(qc->out, q->vhost, q->vhost_len);
 	append(qc->out, ", \"owner\": ");
 	append_json_str(qc->out, qc->self);
-	append(qc->out, ", \"messages\": %" PRIu64 ", \"consumers\": %u}", q->messages,
-	       q->consumers);
+	append(qc->out, ", \"messages\": %" PRIu64 ", \"consumers\": %u, \"backups\": [",
+	       q->messages, q->consumers);
+	for (uint32_t i = 0; i < q->nbackups; i++) {
+		append(qc->out, i ? ", " : "");
+		append_json_str(qc->out, q->backups[i]);
+	}
+	append(qc->out, "], \"in_sync\": %s}", q->in_sync ? "true" : "false");
 }
 
 void admin_render_queues(const struct swim *s, const struct admin_local *local,

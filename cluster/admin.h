@@ -29,8 +29,9 @@
  * "connected_s"}]}; "fresh" false means the shards were only just asked (ask again in a
  * second). POST /api/connections/<id>/close closes one (202; 404 when no list has it).
  * GET /api/queues answers {"node": "<self>", "queues": [{"name", "vhost", "owner",
- *   "messages", "consumers"}, ...]}: the queues this node owns (heraldctl queues asks every
- * member and merges).
+ *   "messages", "consumers", "backups": [names], "in_sync"}, ...]}: the queues this node
+ * owns, the nodes holding their copies and whether those acknowledged everything sent
+ * (heraldctl queues asks every member and merges).
  * members sorted by name; "state" is "alive", "suspect", "dead" or "left"; last_seen_ms is
  * the age of the last direct contact (ack or ping; 0 for self; since the last state change
  * when there was none). "auth" is this node's alone (struct admin_auth; absent when the
@@ -85,6 +86,9 @@ struct admin_queue {
 	size_t vhost_len;
 	uint64_t messages;		/* held: ready and delivered-unacknowledged */
 	uint32_t consumers;		/* on every node */
+	const char *backups[4];		/* the nodes holding a copy (docs/replication.md) */
+	uint32_t nbackups;
+	bool in_sync;			/* every backup holds everything sent to it */
 };
 
 /* Lists this node's queues through emit (called on the cluster thread; thread-safe). */

@@ -93,9 +93,11 @@ void dest_snapshot_take(struct shard *sh)
 		for (uint32_t k = 0; k < dq->nconsumers; k++)
 			messages += dq->consumers[k]->unacked.n;
 		memcpy(keys, dq->name, dq->len);
-		q[n++] = (struct dest_queue_info){ .key = keys, .key_len = dq->len,
-						   .consumers = dq->nconsumers, .messages = messages,
-						   .ready = dq->ready.n, .unacked = messages - dq->ready.n };
+		q[n] = (struct dest_queue_info){ .key = keys, .key_len = dq->len,
+						 .consumers = dq->nconsumers, .messages = messages,
+						 .ready = dq->ready.n, .unacked = messages - dq->ready.n };
+		q[n].nbackups = repl_describe(dq, q[n].backup, &q[n].in_sync);
+		n++;
 		keys += dq->len;
 	}
 	pthread_mutex_lock(&sh->dests.snapshot.mu);

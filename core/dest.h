@@ -32,6 +32,9 @@ struct dest_queue_info {
 	uint64_t messages;		/* ready + delivered, not yet acknowledged */
 	uint64_t ready;
 	uint64_t unacked;
+	uint32_t nbackups;		/* nodes holding a copy (core/replica.h) */
+	uint64_t backup[4];		/* their placement hashes */
+	bool in_sync;			/* every backup acknowledged everything sent to it */
 };
 
 struct dest_snapshot {

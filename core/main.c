@@ -314,6 +314,7 @@ static bool link_of(void *arg, const char *name, struct admin_link *out)
 struct queue_emit {
 	void (*emit)(void *ctx, const struct admin_queue *q);
 	void *ctx;
+	struct route *route;
 };
 
 static void queue_info(void *arg, const struct dest_queue_info *q)
@@ -327,17 +328,24 @@ static void queue_info(void *arg, const struct dest_queue_info *q)
 		.vhost_len = sep ? q->key_len - (size_t)(sep - q->key) - 1 : 1,
 		.messages = q->messages,
 		.consumers = q->consumers,
+		.nbackups = q->nbackups,
+		.in_sync = q->in_sync,
 	};
+	char names[4][128];
 
+	for (uint32_t i = 0; i < q->nbackups && i < 4; i++) {
+		if (!qe->route || !route_peer_name(qe->route, q->backup[i], names[i], sizeof(names[i])))
+			snprintf(names[i], sizeof(names[i]), "?");
+		aq.backups[i] = names[i];
+	}
 	qe->emit(qe->ctx, &aq);
 }
 
 /* The queues this node owns, from each shard's snapshot (the cluster thread asks). */
 static void list_queues(void *arg, void (*emit)(void *ctx, const struct admin_queue *q), void *ctx)
 {
-	struct queue_emit qe = { emit, ctx };
+	struct queue_emit qe = { emit, ctx, arg };
 
-	(void)arg;
 	for (uint32_t i = 0; i < nshards; i++)
 		dest_snapshot_each(&shards[i]->dests, queue_info, &qe);
 }
@@ -585,6 +593,7 @@ int main(int argc, char **argv)
 			.view_arg = route,
 			.links = { .get = link_of, .arg = route },
 			.queues = list_queues,
+			.queues_arg = route,
 			.metrics = node_metrics,
 			.drain = request_drain,
 			.conns = { .list = list_conns, .close = close_conn },

@@ -202,6 +202,19 @@ bool repl_new_owner_has_copy(const struct shard *sh, const struct dest_queue *q)
 	return false;
 }
 
+uint32_t repl_describe(const struct dest_queue *q, uint64_t out[4], bool *in_sync)
+{
+	const struct repl_owner *o = q->repl;
+
+	*in_sync = true;
+	if (!o)
+		return 0;
+	for (uint32_t i = 0; i < o->nbackups && i < 4; i++)
+		out[i] = o->backup[i];
+	*in_sync = !o->unplaced && !o->nwait && min_acked(o) >= o->next_rseq;
+	return o->nbackups < 4 ? o->nbackups : 4;
+}
+
 bool repl_waiting(const struct dest_queue *q)
 {
 	return q->repl && q->repl->nwait;

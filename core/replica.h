@@ -49,6 +49,9 @@ void repl_queue_placed(struct shard *sh, struct dest_queue *q);
 /* Whether the node that owns q now (this one leaving) is one of its backups: it takes its
  * copy over, so the messages must not be handed over too. */
 bool repl_new_owner_has_copy(const struct shard *sh, const struct dest_queue *q);
+/* q's backups (placement hashes, at most 4) and whether every one acknowledged all that
+ * was sent to it; returns how many. */
+uint32_t repl_describe(const struct dest_queue *q, uint64_t out[4], bool *in_sync);
 /* Whether q still waits for backups' acknowledgements (it may not be dropped yet). */
 bool repl_waiting(const struct dest_queue *q);
 /* q leaves this shard (moved away or dropped): receipts still waiting are answered with

@@ -982,6 +982,7 @@ static void publish_stats(struct route *r)
 			continue;
 		pl = &r->published[r->npublished++];
 		memcpy(pl->name, p->name, sizeof(pl->name));
+		pl->node_hash = p->node_hash;
 		pl->st = (struct route_link_stats){ .state = state_names[p->state],
 						     .msgs_out = p->msgs_out, .bytes_out = p->bytes_out,
 						     .msgs_in = p->msgs_in, .bytes_in = p->bytes_in };
@@ -1317,6 +1318,21 @@ void route_member(struct route *r, const char *name, const char *host, uint16_t 
 	pthread_mutex_unlock(&r->mu);
 	if (write(r->wake.eventfd, &one, sizeof(one)) < 0)
 		hd_log_warn("route: cannot wake the route thread");
+}
+
+bool route_peer_name(struct route *r, uint64_t node_hash, char *out, size_t cap)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&r->mu);
+	for (uint32_t i = 0; i < r->npublished && !found; i++) {
+		if (r->published[i].node_hash == node_hash) {
+			snprintf(out, cap, "%s", r->published[i].name);
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return found;
 }
 
 bool route_link_stats(struct route *r, const char *name, struct route_link_stats *out)

@@ -26,6 +26,7 @@
 #define CORE_ROUTE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct shard;
@@ -86,6 +87,10 @@ struct route_view {
 
 /* A new view (any thread). */
 void route_view(struct route *r, const struct route_view *v);
+
+/* The name of the peer whose placement hash is node_hash (any thread); false when the
+ * route knows none. */
+bool route_peer_name(struct route *r, uint64_t node_hash, char *out, size_t cap);
 
 /* Membership news (any thread): member `name` is alive at host:port (its route port), or
  * no longer (dead or left). Repeats are harmless. */

@@ -96,6 +96,7 @@ struct member_update {
 
 struct published_link {
 	char name[LINK_NAME_MAX + 1];
+	uint64_t node_hash;
 	struct route_link_stats st;
 };
 

@@ -12,9 +12,11 @@ test_queues_cluster.py's.
 Run: HERALD_BIN=build/core/herald /usr/bin/python3 -m pytest -q tests/cluster/test_replication.py
 """
 
+import json
+import subprocess
 import time
 
-from clusterlib import start_mesh, status, wait_for
+from clusterlib import HERALDCTL, start_mesh, status, wait_for
 from test_queues_cluster import (WAIT, Consumer, Ledger, Producer, consume_held, fill_held,
                                  owner_of, queues_on, queues_owned_by, wait_all_received)
 
@@ -86,4 +88,31 @@ def test_backup_killed_loses_nothing_and_a_new_backup_gets_a_copy(cluster):
     cons.finish()
     ledger.check("after the backup and then the owner died")
     assert len(ledger.received) == len(queues) * 31, "held messages are never duplicated"
+    cluster.check_alive()
+
+
+def heraldctl_queues(node):
+    out = subprocess.run([HERALDCTL, "--node", node.admin, "queues", "--json"],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    return {q["name"]: q for q in json.loads(out)["queues"]}
+
+
+def test_heraldctl_queues_shows_each_queues_backup_and_whether_it_is_in_sync(cluster):
+    nodes = start_mesh(cluster, [("ra", 1), ("rb", 1), ("rc", 1)])
+    a, b, c = nodes
+    queues = queues_owned_by("ra", NAMES, 2, "show")
+    fill_held(c, queues, 5)
+    # each node lists its queues from snapshots its shards take about once a second
+    wait_for(lambda: all(heraldctl_queues(b).get(q, {}).get("messages") == 5 for q in queues),
+             WAIT, "heraldctl queues to list both queues with 5 messages")
+    got = heraldctl_queues(b)
+    for q in queues:
+        row = got[q]
+        assert row["owner"] == "ra" and row["messages"] == 5, row
+        assert row["backups"] == [owner_of(q, ["rb", "rc"])], row
+        assert row["in_sync"] is True, row
+    table = subprocess.run([HERALDCTL, "--node", c.admin, "queues"], capture_output=True,
+                           text=True, timeout=30, check=True).stdout
+    print(table)
+    assert "BACKUPS" in table and "IN SYNC" in table
     cluster.check_alive()
