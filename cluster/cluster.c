@@ -1006,7 +1006,8 @@ static void init_seeds(struct cluster *c)
 static int start_controller(struct cluster *c, const struct wire_addr *adv, const uint8_t *key)
 {
 	struct ctl_config cc = { .port = c->cfg.raft_port, .founder = c->cfg.njoin == 0,
-				 .on_view = c->hooks.view, .on_view_arg = c->hooks.view_arg };
+				 .on_view = c->hooks.view, .on_view_arg = c->hooks.view_arg,
+				 .on_lease = c->hooks.lease, .on_lease_arg = c->hooks.lease_arg };
 	int rc;
 
 	snprintf(cc.node_name, sizeof(cc.node_name), "%s", c->cfg.node_name);
@@ -1106,6 +1107,12 @@ err_free:
 	sodium_memzero(key, sizeof(key));
 	cluster_free(c);
 	return rc;
+}
+
+void cluster_member_probe(struct cluster *c, const char *name, bool gone)
+{
+	if (c && c->ctl)
+		ctl_member_probe(c->ctl, name, gone);
 }
 
 void cluster_set_ready(struct cluster *c, bool ready)

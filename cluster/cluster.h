@@ -76,6 +76,8 @@ struct cluster_hooks {
 	/* each view the controller applies (cluster/controller.h), on the controller thread */
 	void (*view)(void *arg, const struct ctl_view *v);
 	void *view_arg;
+	void (*lease)(void *arg, uint64_t until_ms);	/* ctl_lease_fn */
+	void *lease_arg;
 };
 
 struct cluster;
@@ -99,6 +101,10 @@ void cluster_config_defaults(struct cluster_config *cfg);
  * joins the seeds. Returns 0 and *out, or a negative errno (bind failure, bad key file). */
 int cluster_start(struct cluster **out, const struct cluster_config *cfg,
 		  const struct cluster_hooks *hooks);
+
+/* What a node-link probe found (core/route.h, route_set_probe_hook): member `name`'s
+ * process is gone (its port refuses connections) or runs. Any thread. */
+void cluster_member_probe(struct cluster *c, const char *name, bool gone);
 
 /* Whether the node accepts clients: GET /ready answers 503 once false (main says so when
  * a drain starts). Any thread. */

@@ -13,6 +13,7 @@
 #include "core/base/hd_compiler.h"
 #include "core/base/hd_bytes.h"
 #include "core/base/hd_log.h"
+#include "core/base/hd_time.h"
 
 #include <errno.h>
 #include <dirent.h>
@@ -47,6 +48,8 @@ struct gossip_member {
 	char addr[80];			/* "host:raft_port" */
 	uint64_t raft_id;
 	bool alive;
+	bool gone;			/* its node link closed and its port refuses: the process
+					 * is gone, whatever gossip says yet */
 	bool used;
 };
 
@@ -82,6 +85,8 @@ struct ctl {
 	struct raft_change change_req;
 	raft_id assign_after_add;	/* raft_add done: give it its role next */
 	int last_role_logged;
+	uint64_t last_tick_ms;		/* hd_now_ms at the last tick (gaps: a stopped process) */
+	uint64_t resumed_ms;		/* when the last gap ended */
 };
 
 /* ---- the view (state machine) ---- */
@@ -292,7 +297,8 @@ static unsigned config_voters(const struct ctl *c)
 static const struct gossip_member *gossip_by_id(const struct ctl *c, uint64_t id)
 {
 	for (int i = 0; i < CTL_MAX_MEMBERS; i++)
-		if (c->members[i].used && c->members[i].alive && c->members[i].raft_id == id)
+		if (c->members[i].used && c->members[i].alive && !c->members[i].gone &&
+		    c->members[i].raft_id == id)
 			return &c->members[i];
 	return NULL;
 }
@@ -370,7 +376,7 @@ static void reconcile(struct ctl *c)
 		const struct raft_server *s;
 		int at;
 
-		if (!g->used || !g->alive || !g->raft_id)
+		if (!g->used || !g->alive || g->gone || !g->raft_id)
 			continue;
 		s = config_find(c, g->raft_id);
 		if (!s) {
@@ -519,6 +525,39 @@ static void on_wake(uv_async_t *a)
 	reconcile(c);
 }
 
+/* The lease (controller.h, ctl_lease_fn), from the last contact C-Raft counts: a
+ * follower's last message from its leader, a leader's last confirmation that a majority
+ * hears it (it steps down after an election timeout without one).
+ *
+ * A process that was stopped (SIGSTOP, a VM pause) finds, when it resumes, messages that
+ * waited in its sockets: C-Raft reads them as fresh contact. So after a gap in our own
+ * ticks, only contact made RESUME_GRACE_MS after the resume counts - by then what waited
+ * has been read, and what comes is new: a member taken out of the group meanwhile hears
+ * from no leader, and never gets its lease back. */
+#define TICK_GAP_MS (3 * RECONCILE_MS)
+#define RESUME_GRACE_MS 150
+static void publish_lease(struct ctl *c, int role)
+{
+	uint64_t now = hd_now_ms(), until = 0, contact = 0;
+	raft_time raft_now = c->io.time(&c->io);
+	uint64_t since = raft_now > c->raft.election_timer_start ?
+			 raft_now - c->raft.election_timer_start : 0;
+
+	if (c->last_tick_ms && now - c->last_tick_ms > TICK_GAP_MS) {
+		c->resumed_ms = now;
+		hd_log_warn("controller: this node did not run for %llu ms: its lease waits for "
+			    "new contact with the leader", (unsigned long long)(now - c->last_tick_ms));
+	}
+	c->last_tick_ms = now;
+	if (role == RAFT_LEADER ||
+	    (role == RAFT_FOLLOWER && c->raft.follower_state.current_leader.id))
+		contact = now > since ? now - since : 0;
+	if (contact && contact >= c->resumed_ms + RESUME_GRACE_MS && contact + CTL_LEASE_MS > now)
+		until = contact + CTL_LEASE_MS;
+	if (c->cfg.on_lease)
+		c->cfg.on_lease(c->cfg.on_lease_arg, until);
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct ctl *c = t->data;
@@ -532,6 +571,7 @@ static void on_tick(uv_timer_t *t)
 	}
 	reconcile(c);
 	publish_status(c);
+	publish_lease(c, role);
 }
 
 static void *ctl_main(void *arg)
@@ -754,6 +794,8 @@ void ctl_member(struct ctl *c, const char *name, const char *host, uint16_t raft
 			slot = g;
 	}
 	if (slot) {
+		if (!slot->used || slot->raft_id != (raft_port ? raft_id : 0))
+			slot->gone = false;	/* another process now */
 		slot->used = true;
 		snprintf(slot->name, sizeof(slot->name), "%s", name);
 		snprintf(slot->addr, sizeof(slot->addr), "%s:%u", host, raft_port);
@@ -763,6 +805,24 @@ void ctl_member(struct ctl *c, const char *name, const char *host, uint16_t raft
 	}
 	pthread_mutex_unlock(&c->mu);
 	uv_async_send(&c->wake);
+}
+
+void ctl_member_probe(struct ctl *c, const char *name, bool gone)
+{
+	bool changed = false;
+
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < CTL_MAX_MEMBERS; i++) {
+		struct gossip_member *g = &c->inbox[i];
+
+		if (g->used && !strcmp(g->name, name) && g->gone != gone) {
+			g->gone = gone;
+			c->inbox_dirty = changed = true;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (changed)
+		uv_async_send(&c->wake);
 }
 
 void ctl_stop_and_destroy(struct ctl *c)

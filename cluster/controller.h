@@ -49,6 +49,11 @@ struct ctl_view {
 
 /* Called on the controller thread after each view change is applied. */
 typedef void (*ctl_view_fn)(void *arg, const struct ctl_view *v);
+/* Called on the controller thread about every 100 ms: this node may act on the view it has
+ * until until_ms (hd_now_ms's clock): CTL_LEASE_MS after its last contact with a Raft leader
+ * (or, leading, with a majority); 0 while it has none (docs/replication.md, invariant 3). */
+typedef void (*ctl_lease_fn)(void *arg, uint64_t until_ms);
+#define CTL_LEASE_MS 600
 
 struct ctl_config {
 	char node_name[CTL_NAME_MAX + 1];
@@ -62,6 +67,8 @@ struct ctl_config {
 	uint32_t election_timeout_ms;	/* 0: 300 */
 	ctl_view_fn on_view;		/* may be NULL */
 	void *on_view_arg;
+	ctl_lease_fn on_lease;		/* may be NULL */
+	void *on_lease_arg;
 };
 
 struct ctl;
@@ -77,6 +84,12 @@ uint64_t ctl_raft_id(const struct ctl *c);
  * and id, or dead/left. Repeats are harmless. */
 void ctl_member(struct ctl *c, const char *name, const char *host, uint16_t raft_port,
 		uint64_t raft_id, bool alive);
+
+/* What this node's link probe found about member `name` (any thread): gone (its link
+ * closed and its port refuses connections: the process is gone) or running. A gone member
+ * leaves the view at once, without waiting for gossip's verdict (docs/replication.md,
+ * "Who decides"); news of it as another process (a new Raft id) clears the mark. */
+void ctl_member_probe(struct ctl *c, const char *name, bool gone);
 
 /* Appends this node's controller state as a JSON object to buf[0..cap) (any thread):
  * {"role", "leader", "epoch", "voters", "view": [{"name", "state"}]}. Returns the length

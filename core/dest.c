@@ -209,8 +209,39 @@ static struct qconsumer *pick_consumer(struct dest_queue *q)
 	return NULL;
 }
 
+/* Whether this node may deliver from q now: a replicated queue only while the controller's
+ * lease holds - a node cut off from the controller (hung, or on a minority side) may have
+ * been replaced as q's owner, and the new owner delivers from its copy
+ * (docs/replication.md, invariant 5). Reply queues and unreplicated ones need none. */
+static bool may_deliver(struct shard *sh, const struct dest_queue *q)
+{
+	if (sh->cfg->queue_replicas <= 1 || destname_key_is_server_queue(q->name, q->len) ||
+	    sh->now_ms < atomic_load_explicit(&shard_queue_lease_until_ms, memory_order_relaxed))
+		return true;
+	sh->dests.lease_blocked = true;
+	return false;
+}
+
+void dest_lease_check(struct shard *sh)
+{
+	struct strmap *map = &sh->dests.queues;
+
+	if (sh->now_ms >= atomic_load_explicit(&shard_queue_lease_until_ms, memory_order_relaxed))
+		return;
+	sh->dests.lease_blocked = false;
+	for (uint32_t i = 0; i < map->cap; i++) {
+		struct strmap_slot *sl = &map->slots[i];
+		struct dest_queue *q = sl->hash ? sl->val : NULL;
+
+		if (q && q->ready.n && q->nconsumers)
+			dest_queue_dispatch(sh, q);
+	}
+}
+
 void dest_queue_dispatch(struct shard *sh, struct dest_queue *q)
 {
+	if (q->ready.n && q->nconsumers && !may_deliver(sh, q))
+		return;
 	while (q->ready.n && q->nconsumers) {
 		struct qconsumer *c = pick_consumer(q);
 		struct mentry e;

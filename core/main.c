@@ -287,6 +287,19 @@ static void member_news(void *arg, const char *name, const char *host, uint16_t 
 	route_member(arg, name, host, port, alive);
 }
 
+/* The controller's lease (its thread), for the shards' deliveries. */
+static void lease_news(void *arg, uint64_t until_ms)
+{
+	(void)arg;
+	atomic_store_explicit(&shard_queue_lease_until_ms, until_ms, memory_order_relaxed);
+}
+
+/* A closed link's probe (route thread) is news for the controller. */
+static void probe_news(void *arg, const char *name, bool gone)
+{
+	cluster_member_probe(arg, name, gone);
+}
+
 /* The controller's view, as placement counts it: its active members. */
 static void view_news(void *arg, const struct ctl_view *v)
 {
@@ -576,6 +589,10 @@ int main(int argc, char **argv)
 	shard_node_tag = (uint32_t)placement_node_hash(cfg.node_name, strlen(cfg.node_name)) &
 			 PLACEMENT_TAG_MASK;
 	hd_log_info("herald %s node %s: %u shards", HERALD_VERSION, cfg.node_name, nshards);
+	/* a clustered node delivers from replicated queues only under its controller's lease
+	 * (none yet) */
+	if (cl.enabled)
+		atomic_store_explicit(&shard_queue_lease_until_ms, 0, memory_order_relaxed);
 	if (shard_start_all(shards, nshards)) {
 		hd_log_err("cannot start shard threads");
 		return 1;
@@ -591,6 +608,7 @@ int main(int argc, char **argv)
 			.member_arg = route,
 			.view = view_news,
 			.view_arg = route,
+			.lease = lease_news,
 			.links = { .get = link_of, .arg = route },
 			.queues = list_queues,
 			.queues_arg = route,
@@ -605,6 +623,8 @@ int main(int argc, char **argv)
 			shard_stop_all(shards, nshards);
 			return 1;
 		}
+		if (route)
+			route_set_probe_hook(route, probe_news, cluster);
 	}
 	for (;;) {
 		if (sigwait(&sigs, &sig))
@@ -629,6 +649,8 @@ int main(int argc, char **argv)
 			    done ? "" : ": TIMED OUT, what was left is lost",
 			    (unsigned long long)(hd_now_ms() - t0));
 	}
+	if (route)
+		route_set_probe_hook(route, NULL, NULL);	/* the cluster goes first */
 	if (cluster)
 		cluster_leave_and_destroy(cluster);
 	shard_stop_all(shards, nshards);

@@ -14,11 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define REPL_SCAN_MS 250
+
 /* A SEND's RECEIPT waiting for the backups (in rseq order). */
 struct repl_wait {
 	uint64_t rseq;
 	uint64_t conn;
 	uint64_t origin;	/* the request's b, returned in the DONE */
+	uint64_t since_ms;
 	uint32_t seq;
 	uint16_t from;
 };
@@ -69,10 +72,17 @@ static uint32_t backups_of(const struct shard *sh, const char *name, size_t len,
 
 /* ---- sending ---- */
 
+/* The low 24 bits of the view epoch this shard places by, for XREPL_EPOCH. */
+static uint32_t my_epoch(const struct shard *sh)
+{
+	return sh->placement ? (uint32_t)(sh->placement->epoch & 0xffffffu) : 0;
+}
+
 static void send_op(struct shard *sh, uint64_t to, const char *name, size_t len, uint32_t op,
 		    uint64_t rseq)
 {
-	struct xmsg x = { .kind = XMSG_REPL_OP, .a = rseq, .b = to, .u32 = op,
+	struct xmsg x = { .kind = XMSG_REPL_OP, .a = rseq, .b = to,
+			  .u32 = op | my_epoch(sh) << XREPL_EPOCH_SHIFT,
 			  .ptr = xname_create(name, len) };
 
 	shard_send(sh, shard_route_endpoint(sh), &x);
@@ -80,7 +90,8 @@ static void send_op(struct shard *sh, uint64_t to, const char *name, size_t len,
 
 static void send_message(struct shard *sh, uint64_t to, const struct mentry *e, uint32_t flags)
 {
-	struct xmsg x = { .kind = XMSG_REPL_SEND, .a = e->rseq, .b = to, .u32 = flags,
+	struct xmsg x = { .kind = XMSG_REPL_SEND, .a = e->rseq, .b = to,
+			  .u32 = flags | my_epoch(sh) << XREPL_EPOCH_SHIFT,
 			  .ptr = e->m };
 
 	hmsg_ref(e->m, 1);
@@ -150,6 +161,7 @@ static void release(struct shard *sh, struct repl_owner *o)
 		answer(sh, &o->wait[o->wait_head], XERR_OK);
 		o->wait_head = (o->wait_head + 1) % o->wait_cap;
 		o->nwait--;
+		sh->dests.repl_waits--;
 	}
 }
 
@@ -171,10 +183,35 @@ bool repl_hold_receipt(struct shard *sh, struct dest_queue *q, const struct xmsg
 		o->wait_head = 0;
 	}
 	o->wait[(o->wait_head + o->nwait++) % o->wait_cap] = (struct repl_wait){
-		.rseq = o->next_rseq, .conn = xm->a, .origin = xm->b, .seq = xm->u32,
-		.from = xm->from };
-	(void)sh;
+		.rseq = o->next_rseq, .conn = xm->a, .origin = xm->b, .since_ms = sh->now_ms,
+		.seq = xm->u32, .from = xm->from };
+	sh->dests.repl_waits++;
 	return true;
+}
+
+void repl_tick(struct shard *sh)
+{
+	struct strmap *map = &sh->dests.queues;
+
+	/* a scan of every queue, so at most every REPL_SCAN_MS: refusals come that much late */
+	if (!sh->dests.repl_waits || sh->now_ms - sh->dests.repl_scan_ms < REPL_SCAN_MS)
+		return;
+	sh->dests.repl_scan_ms = sh->now_ms;
+	for (uint32_t i = 0; i < map->cap; i++) {
+		struct strmap_slot *sl = &map->slots[i];
+		struct dest_queue *q = sl->hash ? sl->val : NULL;
+		struct repl_owner *o = q ? q->repl : NULL;
+
+		/* oldest first: a receipt its backups left waiting this long is refused (a
+		 * minority side never gets their acknowledgement, nor a view without them) */
+		while (o && o->nwait &&
+		       sh->now_ms - o->wait[o->wait_head].since_ms >= REPL_RECEIPT_WAIT_MS) {
+			answer(sh, &o->wait[o->wait_head], XERR_UNREPLICATED);
+			o->wait_head = (o->wait_head + 1) % o->wait_cap;
+			o->nwait--;
+			sh->dests.repl_waits--;
+		}
+	}
 }
 
 void repl_delivered(struct shard *sh, struct dest_queue *q, const struct mentry *e, bool gone)
@@ -226,8 +263,10 @@ void repl_queue_gone(struct shard *sh, struct dest_queue *q, int err)
 
 	if (!o)
 		return;
-	for (; o->nwait; o->nwait--, o->wait_head = (o->wait_head + 1) % o->wait_cap)
+	for (; o->nwait; o->nwait--, o->wait_head = (o->wait_head + 1) % o->wait_cap) {
 		answer(sh, &o->wait[o->wait_head], err);
+		sh->dests.repl_waits--;
+	}
 	hd_free(o->wait);
 	hd_free(o);
 	q->repl = NULL;
@@ -334,10 +373,32 @@ static void ack_to_owner(struct shard *sh, const char *name, size_t len, uint64_
 	send_op(sh, owner, name, len, XREPL_ACK, rseq);
 }
 
+/* Whether a stream from node `sender`, which placed by the view epoch in u32, is one to
+ * keep: yes when its view is at least as new as ours (we may lag), or when ours, newer,
+ * still calls it the owner; no from an owner our newer view has deposed (it was hung, or
+ * cut off): what it sends is acknowledged by nobody, so it can receipt nothing. */
+static bool from_owner(const struct shard *sh, const char *name, size_t len, uint64_t sender,
+		       uint32_t u32)
+{
+	int owner;
+
+	if (XREPL_EPOCH(u32) >= my_epoch(sh))
+		return true;
+	owner = placement_queue_node(sh->placement, name, len);
+	return owner >= 0 && !(owner == 0 && sh->placement->leaving) &&
+	       sh->placement->node_hash[owner] == sender;
+}
+
 void replica_on_send(struct shard *sh, const struct xmsg *m)
 {
 	struct hmsg *msg = m->ptr;
-	struct replica *r = replica_get(sh, hmsg_dest(msg), msg->dest_len, m->b, true);
+	struct replica *r;
+
+	if (!from_owner(sh, hmsg_dest(msg), msg->dest_len, m->b, m->u32)) {
+		hmsg_unref(msg);
+		return;
+	}
+	r = replica_get(sh, hmsg_dest(msg), msg->dest_len, m->b, true);
 	struct mentry e = { .m = msg, .rseq = m->a,
 			    .redelivered = (m->u32 & XREPL_F_REDELIVERED) ? 1 : 0,
 			    .epoch = (m->u32 & XREPL_F_DELIVERED) ? 1 : 0 };
@@ -410,11 +471,15 @@ void replica_on_op(struct shard *sh, const struct xmsg *m)
 	struct replica *r;
 	int64_t i;
 
-	if (m->u32 == XREPL_RESYNC) {
+	if (XREPL_LOW(m->u32) == XREPL_RESYNC) {
 		resync(sh, m->b);
 		return;
 	}
-	switch (m->u32) {
+	if (XREPL_LOW(m->u32) != XREPL_ACK && !from_owner(sh, n->name, n->len, m->b, m->u32)) {
+		hd_free(n);
+		return;
+	}
+	switch (XREPL_LOW(m->u32)) {
 	case XREPL_ACK:
 		owner_on_ack(sh, n, m->b, m->a);
 		break;
@@ -436,7 +501,7 @@ void replica_on_op(struct shard *sh, const struct xmsg *m)
 		r = replica_get(sh, n->name, n->len, m->b, false);
 		if (!r || (i = find_rseq(&r->msgs, m->a)) < 0)
 			break;
-		if (m->u32 == XREPL_DELIVERED) {
+		if (XREPL_LOW(m->u32) == XREPL_DELIVERED) {
 			mdeque_at(&r->msgs, (uint32_t)i)->epoch = 1;
 			break;
 		}

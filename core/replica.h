@@ -52,6 +52,10 @@ bool repl_new_owner_has_copy(const struct shard *sh, const struct dest_queue *q)
 /* q's backups (placement hashes, at most 4) and whether every one acknowledged all that
  * was sent to it; returns how many. */
 uint32_t repl_describe(const struct dest_queue *q, uint64_t out[4], bool *in_sync);
+/* Refuses receipts its backups left waiting REPL_RECEIPT_WAIT_MS ("queue cannot be
+ * replicated"); called every shard tick, costs nothing while none waits. */
+#define REPL_RECEIPT_WAIT_MS 3000
+void repl_tick(struct shard *sh);
 /* Whether q still waits for backups' acknowledgements (it may not be dropped yet). */
 bool repl_waiting(const struct dest_queue *q);
 /* q leaves this shard (moved away or dropped): receipts still waiting are answered with

@@ -88,6 +88,14 @@ struct route_view {
 /* A new view (any thread). */
 void route_view(struct route *r, const struct route_view *v);
 
+/* When a link closes while its member is alive, the route connects to the member's route
+ * port once more: refused means nothing listens there (its process is gone, whatever
+ * gossip still thinks), accepted means it runs. fn(arg, name, gone) is told either way,
+ * on the route thread; timeouts (a partition, a dead host) say nothing. Main thread, any
+ * time (also before route_start). */
+typedef void (*route_probe_fn)(void *arg, const char *name, bool gone);
+void route_set_probe_hook(struct route *r, route_probe_fn fn, void *arg);
+
 /* The name of the peer whose placement hash is node_hash (any thread); false when the
  * route knows none. */
 bool route_peer_name(struct route *r, uint64_t node_hash, char *out, size_t cap);

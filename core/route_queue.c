@@ -606,10 +606,10 @@ bool route_queue_from_link(struct route *r, int idx, const struct link_frame *f)
 		x.kind = XMSG_REPL_SEND;
 		x.a = q.key;
 		x.b = p->node_hash;
-		x.u32 = q.arg & (XREPL_F_REDELIVERED | XREPL_F_DELIVERED);
+		x.u32 = (q.arg & ~0xffu) | (q.arg & (XREPL_F_REDELIVERED | XREPL_F_DELIVERED));
 		break;
 	case LINK_Q_REPL:
-		if (q.arg < XREPL_DELIVERED || q.arg > XREPL_ACK)
+		if (XREPL_LOW(q.arg) < XREPL_DELIVERED || XREPL_LOW(q.arg) > XREPL_ACK)
 			return false;
 		x.kind = XMSG_REPL_OP;
 		x.a = q.key;
@@ -729,9 +729,16 @@ void route_queue_publish_placement(struct route *r)
 {
 	struct placement *pl = placement_create(r->self_hash);
 
-	for (int i = 0; i < ROUTE_MAX_PEERS; i++)
-		if (in_view(&r->peers[i]) && in_agreed_view(r, r->peers[i].node_hash))
-			placement_add(pl, r->peers[i].node_hash, (int16_t)i);
+	/* by the agreed view alone once there is one: a member gossip already calls dead
+	 * stays until the view drops it, so a node cut off from the rest (a minority side)
+	 * never makes itself the owner of queues it can no longer reach */
+	for (int i = 0; i < ROUTE_MAX_PEERS; i++) {
+		const struct peer *p = &r->peers[i];
+
+		if (r->have_view ? p->used && p->port && !p->leaving &&
+				   in_agreed_view(r, p->node_hash) : in_view(p))
+			placement_add(pl, p->node_hash, (int16_t)i);
+	}
 	pl->version = ++r->placement_version;
 	pl->epoch = r->view.epoch;
 	/* a node outside the view (not yet added, or taken out) owns nothing */

@@ -39,6 +39,9 @@ struct peer {
 	struct net_conn *conn;		/* the authenticated link (PEER_UP) */
 	uint32_t link_gen;		/* bumped per link: stale ACK rounds are dropped */
 	int dial_fd;			/* -1: not dialling */
+	int probe_fd;			/* -1: none; a connect to see whether it still listens
+					 * after its link closed (refused: its process is gone) */
+	uint64_t probe_deadline_ms;
 	uint64_t dial_deadline_ms;
 	uint64_t next_dial_ms;
 	uint32_t backoff_ms;
@@ -100,6 +103,8 @@ struct published_link {
 	struct route_link_stats st;
 };
 
+#define ROUTE_VIEWS_PENDING 16
+
 struct route {
 	struct route_config cfg;
 	uint32_t endpoint;		/* our xring endpoint id: nshards */
@@ -130,8 +135,12 @@ struct route {
 	uint32_t nupdates;
 	struct published_link published[ROUTE_MAX_PEERS];
 	uint32_t npublished;
-	bool view_news;			/* a view waits in view_pending */
-	struct route_view view_pending;
+	route_probe_fn on_probe;	/* what probes found (main: the controller) */
+	void *on_probe_arg;
+	/* views not yet applied, oldest first: each is placed in turn (a node taken out and
+	 * added back must see itself out in between, and drop what it held) */
+	struct route_view views_pending[ROUTE_VIEWS_PENDING];
+	uint32_t nviews_pending;
 
 	/* queues across nodes (route_queue.c) */
 	uint64_t self_hash;

@@ -33,6 +33,7 @@
 #define RX_PARTIAL_SLACK 65536	/* a kept partial input may pass max-frame-bytes by this */
 
 _Atomic uint64_t shard_total_connections;
+_Atomic uint64_t shard_queue_lease_until_ms = UINT64_MAX;
 uint32_t shard_node_epoch;
 uint32_t shard_node_tag;
 static _Thread_local struct shard *self;
@@ -377,8 +378,8 @@ static void *shard_main(void *arg)
 		return NULL;
 	sh->now_ms = hd_now_ms();
 	while (!stop_done(sh)) {
-		uint32_t timeout = sh->sessions.hb_list || sh->sessions.nretry || sh->stopping ?
-				   TICK_MS : 1000;
+		uint32_t timeout = sh->sessions.hb_list || sh->sessions.nretry || sh->stopping ||
+				   sh->dests.lease_blocked || sh->dests.repl_waits ? TICK_MS : 1000;
 		uint32_t busy;
 
 		net_loop_flush(&sh->loop);
@@ -411,6 +412,9 @@ static void *shard_main(void *arg)
 			session_tick(sh, sh->now_ms);
 			if (sh->sessions.nretry)
 				session_retry_consumers(sh, sh->now_ms);
+			if (sh->dests.lease_blocked)
+				dest_lease_check(sh);
+			repl_tick(sh);
 			session_reap_closing(sh);
 			publish_stats(sh);
 		}

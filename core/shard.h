@@ -111,6 +111,11 @@ struct shard {
 extern _Atomic uint64_t shard_total_connections;
 /* Random per-process prefix of message ids and session ids. */
 extern uint32_t shard_node_epoch;
+/* Until when (hd_now_ms) this node may deliver from the queues it owns: its controller's
+ * lease (cluster/controller.h; docs/replication.md, invariant 5). A node without a
+ * cluster keeps UINT64_MAX. Main writes it, shards read it (relaxed: a stale read is off by
+ * one loop turn, well inside the lease's margin). */
+extern _Atomic uint64_t shard_queue_lease_until_ms;
 /* This node's reply-queue tag (placement.h): the low 24 bits of its placement hash. */
 extern uint32_t shard_node_tag;
 

@@ -218,7 +218,8 @@ int ctl_queues(const struct ctl_opts *o)
 		if (doc)
 			add_rows(&rs, doc);
 	}
-	qsort(rs.r, rs.n, sizeof(*rs.r), by_vhost_name);
+	if (rs.n)
+		qsort(rs.r, rs.n, sizeof(*rs.r), by_vhost_name);
 	if (o->json)
 		print_json(&rs);
 	else

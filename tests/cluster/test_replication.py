@@ -13,10 +13,12 @@ Run: HERALD_BIN=build/core/herald /usr/bin/python3 -m pytest -q tests/cluster/te
 """
 
 import json
+import os
+import signal
 import subprocess
 import time
 
-from clusterlib import HERALDCTL, start_mesh, status, wait_for
+from clusterlib import HERALDCTL, controller, start_mesh, wait_for, wait_view
 from test_queues_cluster import (WAIT, Consumer, Ledger, Producer, consume_held, fill_held,
                                  owner_of, queues_on, queues_owned_by, wait_all_received)
 
@@ -69,26 +71,35 @@ def test_owner_killed_under_load_loses_no_receipted_message(cluster):
 
 
 def test_backup_killed_loses_nothing_and_a_new_backup_gets_a_copy(cluster):
-    nodes = start_mesh(cluster, [("ra", 1), ("rb", 1), ("rc", 1)])
-    a, b, c = nodes
-    queues = [q for q in queues_owned_by("ra", NAMES, 40, "bk")
-              if owner_of(q, ["rb", "rc"]) == "rb"][:3]	# backup rb
-    ledger = fill_held(c, queues, 30)
-    cluster.kill9("rb")		# the backup: ra makes rc its new backup and copies to it
-    # once rc is ra's backup, a receipted SEND to each queue means rc holds it, and the
-    # copy went ahead of it
-    wait_for(lambda: "dead" in [m["state"] for m in status(a)["members"] if m["name"] == "rb"],
-             FAILOVER_S, "ra to declare rb dead")
-    more = Producer(c, queues, ledger, count=len(queues), prefix="y")
+    # four nodes: after two deaths the other two still make a majority of the controller's
+    # group (of three, once the first death is out of it), so the view can change again
+    four = NAMES + ["rd"]
+    nodes = start_mesh(cluster, [(n, 1) for n in four])
+    a, b, c, d = nodes
+    queues = [q for q in queues_owned_by("ra", four, 60, "bk")
+              if owner_of(q, ["rb", "rc", "rd"]) == "rb"][:3]	# backup rb
+    ledger = fill_held(d, queues, 30)
+    cluster.kill9("rb")		# the backup: ra copies each queue to its next node
+    wait_view(nodes_but(cluster, ()), ["ra", "rc", "rd"], timeout=FAILOVER_S)
+    # and out of the controller's group too: only then is the next death one of three
+    wait_for(lambda: all(controller(n)["voters"] == 3 for n in nodes_but(cluster, ())),
+             FAILOVER_S, "the controller's group to shrink to three voters")
+    # a receipted SEND to each queue now means the new backup holds it, and the copy went
+    # ahead of it on the same link
+    more = Producer(d, queues, ledger, count=len(queues), prefix="y")
     more.start()
     more.finish()
-    cluster.kill9("ra")		# now the owner: rc took a copy, so rc serves everything
-    cons = Consumer(c, queues, ledger, "held@rc").started()
+    cluster.kill9("ra")		# now the owner: the new backup serves everything
+    cons = Consumer(d, queues, ledger, "held@rd").started()
     wait_all_received(ledger, cluster, FAILOVER_S + WAIT, "backup, then owner killed", [cons])
     cons.finish()
     ledger.check("after the backup and then the owner died")
     assert len(ledger.received) == len(queues) * 31, "held messages are never duplicated"
     cluster.check_alive()
+
+
+def nodes_but(cluster, names):
+    return [n for n in cluster.nodes.values() if n.name not in names]
 
 
 def heraldctl_queues(node):
@@ -115,4 +126,44 @@ def test_heraldctl_queues_shows_each_queues_backup_and_whether_it_is_in_sync(clu
                            text=True, timeout=30, check=True).stdout
     print(table)
     assert "BACKUPS" in table and "IN SYNC" in table
+    cluster.check_alive()
+
+
+def test_a_hung_owner_resumed_delivers_nothing_it_no_longer_owns(cluster):
+    nodes = start_mesh(cluster, [("ra", 1), ("rb", 1), ("rc", 1)])
+    a, b, c = nodes
+    queues = queues_owned_by("ra", NAMES, 2, "hung")
+    ledger = fill_held(c, queues, 20)
+    pid = a.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        wait_view([b, c], ["rb", "rc"], timeout=FAILOVER_S)
+        print("hung owner out of the view %.1fs after SIGSTOP" % (time.monotonic() - stopped))
+        # the backups took the queues over: a consumer on a survivor gets and acks all
+        fresh = Consumer(b, queues, ledger, "fresh@rb").started()
+        deadline = time.monotonic() + FAILOVER_S
+        while fresh.count() < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        print("served by a backup %.1fs after SIGSTOP" % (time.monotonic() - stopped))
+        assert fresh.count() == 40, "the backups served %d of 40" % fresh.count()
+        # a client of the hung node: its CONNECT and SUBSCRIBEs wait in the kernel, and are
+        # the first things the node reads when it resumes - before it has heard that it
+        # was taken out of the view
+        stale = Consumer(a, queues, ledger, "stale@ra")
+        stale.start()
+        time.sleep(0.3)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert stale.ready.wait(WAIT), "the resumed node did not take its client's SUBSCRIBEs"
+    # resumed, the old owner must deliver nothing of what it held: its lease ran out while
+    # it was stopped, and it learns it was taken out before it may act again
+    wait_view(list(cluster.nodes.values()), NAMES, timeout=FAILOVER_S * 2)
+    time.sleep(1.0)
+    assert stale.count() == 0, "the resumed old owner delivered %d acked messages again: %s" % (
+        stale.count(), stale.got()[:5])
+    assert fresh.count() == 40, "nothing delivered twice after the resume: %d" % fresh.count()
+    stale.finish()
+    fresh.finish()
+    ledger.check("hung owner")
     cluster.check_alive()
