@@ -125,28 +125,31 @@ static void auth_settings_from(const struct herald_config *cfg, struct auth_sett
 	as->jwt_leeway_s = cfg->jwt_leeway_s;
 }
 
-/* Loads users, rules and keys into a new auth db and hands it to every shard. */
-static int load_auth(const struct herald_config *cfg)
+/* Reads users, rules and keys into a new auth db (*out: the caller's reference). */
+static int make_auth_db(const struct herald_config *cfg, struct users_table *users,
+			struct auth_db **out)
 {
 	struct auth_settings as;
-	struct auth_db *db;
 	char err[256];
 	int rc;
 
 	auth_settings_from(cfg, &as);
-	rc = auth_db_create(&as, &db, err, sizeof(err));
-	if (rc) {
+	as.static_users = users;
+	rc = auth_db_create(&as, out, err, sizeof(err));
+	if (rc)
 		hd_log_err("auth: %s", err);
-		return rc;
-	}
+	return rc;
+}
+
+/* Hands db to every shard (and the admin endpoint's checker). */
+static void publish_auth(struct auth_db *db)
+{
 	shard_publish_auth_db(shards, nshards, db);
 	hd_log_info("auth: %zu password users, virtual hosts %s", auth_db_user_count(db),
 		    auth_db_vhosts(db));
-	auth_db_unref(db);
-	return 0;
 }
 
-static int make_static_users(const struct herald_config *cfg)
+static int make_static_users(const struct herald_config *cfg, struct users_table **out)
 {
 	const char *specs[HD_ARRAY_LEN(cfg->users)];
 	char err[256];
@@ -158,10 +161,21 @@ static int make_static_users(const struct herald_config *cfg)
 	 * tells which names exist. Each shard then caches a verified login (auth_cache). */
 	if (auth_static_users_create(specs, cfg->nusers, cfg->default_user, cfg->default_pass,
 				     cfg->default_user_loopback_only, USERS_COST_INTERACTIVE,
-				     &static_users, err, sizeof(err))) {
+				     out, err, sizeof(err))) {
 		hd_log_err("auth: %s", err);
 		return -1;
 	}
+	return 0;
+}
+
+static int load_auth(const struct herald_config *cfg)
+{
+	struct auth_db *db;
+
+	if (make_static_users(cfg, &static_users) || make_auth_db(cfg, static_users, &db))
+		return -1;
+	publish_auth(db);
+	auth_db_unref(db);
 	return 0;
 }
 
@@ -474,6 +488,101 @@ static void derive_names(struct herald_config *cfg, struct cluster_config *cl)
 	cl->nshards = (uint16_t)nshards;
 }
 
+/* ---- SIGHUP: the config file again (docs/operations.md "Reloading the configuration") ---- */
+
+/* What the running node was started with, as loaded (before main derived ports and names
+ * from it), plus every runtime change since: what a reload compares against. */
+static struct herald_config loaded_cfg;
+static struct cluster_settings loaded_cl;
+
+/* One line per changed setting, with the values unless they may be secrets. */
+static void log_change(void *arg, const struct config_option *o, const void *was,
+		       const void *now)
+{
+	bool *restart_needed = arg;
+	char a[32], b[32];
+	const char *from = config_format_value(o, was, a, sizeof(a));
+	const char *to = config_format_value(o, now, b, sizeof(b));
+
+	if (config_option_is_runtime(o)) {
+		hd_log_info("config reload: %s changed%s%s%s%s", o->name, from ? " from " : "",
+			    from ? from : "", to ? " to " : "", to ? to : "");
+		return;
+	}
+	*restart_needed = true;
+	hd_log_warn("config reload: %s changed%s%s%s%s: needs a restart to take effect (the "
+		    "running value stays)", o->name, from ? " from " : "", from ? from : "",
+		    to ? " to " : "", to ? to : "");
+}
+
+static bool static_users_differ(const struct herald_config *a, const struct herald_config *b)
+{
+	return a->nusers != b->nusers || memcmp(a->users, b->users, sizeof(a->users)) ||
+	       strcmp(a->default_user, b->default_user) || strcmp(a->default_pass, b->default_pass);
+}
+
+/* Loads the config file and flags again, builds everything the change needs, and only when
+ * all of it succeeded applies it: a file that does not parse, or users or rules that do not
+ * load, leave the running configuration as it was. */
+static void reload_config(struct herald_config *cfg, const struct config_options *extra,
+			  int argc, char **argv)
+{
+	static struct herald_config next;
+	static struct cluster_settings next_cl;
+	static struct config_options next_extra;	/* config.c keeps a pointer to it */
+	struct users_table *users = static_users;
+	const char *file = config_file_of(argc, argv);
+	bool restart_needed = false;
+	struct auth_db *db;
+
+	hd_log_info("SIGHUP: reloading %s%s, users, rules and keys", file ? "config file " : "",
+		    file ? file : "command-line settings");
+	config_defaults(&next);
+	cluster_config_defaults(&next_cl.c);
+	next_cl.enabled = true;
+	next_extra = (struct config_options){ extra->opt, extra->n, &next_cl };
+	if (config_load(&next, &next_extra, argc, argv)) {
+		hd_log_err("config reload failed: %s does not parse (the error is above): the "
+			   "running configuration stays", file ? file : "the command line");
+		return;
+	}
+	config_each_change(&loaded_cfg, &loaded_cl, &next, &next_cl, log_change, &restart_needed);
+	if (static_users_differ(&loaded_cfg, &next) && make_static_users(&next, &users))
+		goto err_keep;
+	if (make_auth_db(&next, users, &db))
+		goto err_free_users;
+	/* TLS (issue 14, on its own branch): load the new certificate and key here, before
+	 * anything is applied, and `goto` the cleanup below when they do not load, so that a
+	 * bad certificate also keeps the old configuration entirely. */
+
+	if (memcmp(&loaded_cfg.limits, &next.limits, sizeof(next.limits))) {
+		shard_publish_limits(shards, nshards, &next.limits);
+		if (next.limits.max_frame_bytes != loaded_cfg.limits.max_frame_bytes &&
+		    loaded_cl.enabled)
+			hd_log_warn("config reload: node links keep the max-frame-bytes they "
+				    "started with until a restart");
+	}
+	config_take_runtime(&loaded_cfg, &next);
+	config_take_runtime(cfg, &next);
+	if (users != static_users) {
+		users_table_destroy(static_users);	/* the db copied it; the old db too */
+		static_users = users;
+	}
+	publish_auth(db);
+	auth_db_unref(db);
+	hd_log_info("config reloaded%s", restart_needed ?
+		    "; some changes need a restart (warnings above)" : "");
+	/* last, so the lines above still show under the level they were reloaded from */
+	hd_log_set_level((enum hd_log_level)next.log_level);
+	return;
+
+err_free_users:
+	if (users != static_users)
+		users_table_destroy(users);
+err_keep:
+	hd_log_warn("reload failed: the previous configuration, users and rules stay in force");
+}
+
 int main(int argc, char **argv)
 {
 	static struct herald_config cfg;
@@ -491,6 +600,8 @@ int main(int argc, char **argv)
 	rc = config_load(&cfg, &extra, argc, argv);
 	if (rc)
 		return rc > 0 ? 0 : 2;
+	loaded_cfg = cfg;
+	loaded_cl = cl;
 	hd_log_set_level((enum hd_log_level)cfg.log_level);
 	raise_nofile_limit();
 	if (choose_io(&cfg))
@@ -518,7 +629,7 @@ int main(int argc, char **argv)
 	shards = shard_create_all(nshards, &cfg, route ? route_xwake(route) : NULL);
 	if (route)
 		route_attach(route, shards, nshards);
-	if (make_static_users(&cfg) || load_auth(&cfg))
+	if (load_auth(&cfg))
 		return 1;
 	if (authsvc_start(&authsvc, shards, nshards)) {
 		hd_log_err("cannot start the auth thread");
@@ -563,10 +674,8 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig))
 			continue;
 		if (sig == SIGHUP) {
-			/* new users, rules and keys; live connections stay (docs/auth.md) */
-			hd_log_info("SIGHUP: reloading users, rules and keys");
-			if (load_auth(&cfg))
-				hd_log_warn("reload failed: the previous users and rules stay in force");
+			/* live connections stay (docs/operations.md, docs/auth.md) */
+			reload_config(&cfg, &extra, argc, argv);
 			continue;
 		}
 		break;
