@@ -10,6 +10,7 @@
 #include "core/base/hd_log.h"
 #include "core/base/hd_time.h"
 #include "auth/auth.h"
+#include "core/adminauth.h"
 #include "core/authsvc.h"
 #include "core/config.h"
 #include "core/placement.h"
@@ -141,10 +142,14 @@ static int make_auth_db(const struct herald_config *cfg, struct users_table *use
 	return rc;
 }
 
+static struct adminauth *adminauth;	/* admin endpoint logins; NULL without a cluster */
+
 /* Hands db to every shard (and the admin endpoint's checker). */
 static void publish_auth(struct auth_db *db)
 {
 	shard_publish_auth_db(shards, nshards, db);
+	if (adminauth)
+		adminauth_set_db(adminauth, db);
 	hd_log_info("auth: %zu password users, virtual hosts %s", auth_db_user_count(db),
 		    auth_db_vhosts(db));
 }
@@ -185,7 +190,14 @@ struct cluster_settings {
 	struct cluster_config c;
 	bool enabled;
 	char route_port[8];		/* "": 7947, or 0 with --gossip-port 0 */
+	char admin_auth[8];		/* "auto" (off loopback only) or "always" */
 };
+
+static void cluster_settings_defaults(struct cluster_settings *cl)
+{
+	*cl = (struct cluster_settings){ .enabled = true, .admin_auth = "auto" };
+	cluster_config_defaults(&cl->c);
+}
 
 #define ROUTE_PORT_DEFAULT 7947
 #define HAND_OVER_MS 10000	/* SIGTERM: time allowed to move queues to other nodes */
@@ -224,6 +236,9 @@ static const struct config_option cluster_opts[] = {
 	  "is 0; 0: pick)", NULL },
 	{ "admin-bind", CONFIG_STR, C(c.admin_bind), "admin HTTP address", NULL },
 	{ "admin-port", CONFIG_U16, C(c.admin_port), "admin HTTP port (0: pick)", NULL },
+	{ "admin-auth", CONFIG_STR, C(admin_auth),
+	  "admin credentials (an administrator user, HTTP Basic): auto (when --admin-bind is not "
+	  "loopback) or always", NULL },
 };
 #undef C
 
@@ -431,6 +446,36 @@ static void request_drain(void *arg)
 	kill(getpid(), SIGTERM);
 }
 
+/* The admin endpoint's login hook (the cluster thread asks; adminauth never blocks it). */
+static enum admin_login admin_login_check(void *arg, const char *user, size_t user_len,
+					  const char *pass, size_t pass_len, bool from_loopback,
+					  uint64_t now_ms)
+{
+	static const enum admin_login as_admin[] = {
+		[ADMINAUTH_OK] = ADMIN_LOGIN_OK,
+		[ADMINAUTH_FORBIDDEN] = ADMIN_LOGIN_FORBIDDEN,
+		[ADMINAUTH_DENIED] = ADMIN_LOGIN_DENIED,
+		[ADMINAUTH_PENDING] = ADMIN_LOGIN_PENDING,
+		[ADMINAUTH_BUSY] = ADMIN_LOGIN_BUSY,
+	};
+
+	return as_admin[adminauth_check(arg, user, user_len, pass, pass_len, from_loopback,
+					 now_ms)];
+}
+
+static int choose_admin_auth(struct cluster_settings *cl)
+{
+	if (!cl->admin_auth[0] || !strcmp(cl->admin_auth, "auto"))
+		cl->c.admin_auth_always = false;
+	else if (!strcmp(cl->admin_auth, "always"))
+		cl->c.admin_auth_always = true;
+	else {
+		hd_log_err("--admin-auth must be auto or always, not '%s'", cl->admin_auth);
+		return -1;
+	}
+	return adminauth_create(&adminauth) ? -1 : 0;
+}
+
 /* The node links: on the gossip address, proving the gossip key (or, keyless, a key made
  * of the cluster name: links then stay on loopback, as gossip does). */
 static int make_route(const struct herald_config *cfg, struct cluster_settings *cl,
@@ -538,8 +583,7 @@ static void reload_config(struct herald_config *cfg, const struct config_options
 	hd_log_info("SIGHUP: reloading %s%s, users, rules and keys", file ? "config file " : "",
 		    file ? file : "command-line settings");
 	config_defaults(&next);
-	cluster_config_defaults(&next_cl.c);
-	next_cl.enabled = true;
+	cluster_settings_defaults(&next_cl);
 	next_extra = (struct config_options){ extra->opt, extra->n, &next_cl };
 	if (config_load(&next, &next_extra, argc, argv)) {
 		hd_log_err("config reload failed: %s does not parse (the error is above): the "
@@ -586,7 +630,7 @@ err_keep:
 int main(int argc, char **argv)
 {
 	static struct herald_config cfg;
-	static struct cluster_settings cl = { .enabled = true };
+	static struct cluster_settings cl;
 	const struct config_options extra = { cluster_opts, HD_ARRAY_LEN(cluster_opts), &cl };
 	struct cluster *cluster = NULL;
 	struct route *route = NULL;
@@ -596,7 +640,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	config_defaults(&cfg);
-	cluster_config_defaults(&cl.c);
+	cluster_settings_defaults(&cl);
 	rc = config_load(&cfg, &extra, argc, argv);
 	if (rc)
 		return rc > 0 ? 0 : 2;
@@ -606,7 +650,7 @@ int main(int argc, char **argv)
 	raise_nofile_limit();
 	if (choose_io(&cfg))
 		return 1;
-	if (cl.enabled && choose_gossip_bind(&cfg, &cl.c))
+	if (cl.enabled && (choose_gossip_bind(&cfg, &cl.c) || choose_admin_auth(&cl)))
 		return 1;
 	if (getrandom(&shard_node_epoch, sizeof(shard_node_epoch), 0) != sizeof(shard_node_epoch))
 		shard_node_epoch = (uint32_t)getpid();
@@ -661,6 +705,7 @@ int main(int argc, char **argv)
 			.metrics = node_metrics,
 			.drain = request_drain,
 			.conns = { .list = list_conns, .close = close_conn },
+			.login = { .check = admin_login_check, .arg = adminauth },
 		};
 
 		rc = cluster_start(&cluster, &cl.c, &hooks);
@@ -693,6 +738,7 @@ int main(int argc, char **argv)
 	}
 	if (cluster)
 		cluster_leave_and_destroy(cluster);
+	adminauth_destroy(adminauth);	/* after the cluster thread, its only caller */
 	shard_stop_all(shards, nshards);
 	route_stop_and_destroy(route);	/* after the shards: it drains what they still send */
 	authsvc_stop(authsvc);
