@@ -211,7 +211,10 @@ static const char *const runtime_names[] = {
 
 static bool is_core_option(const struct config_option *o)
 {
-	return o >= opts && o < opts + HD_ARRAY_LEN(opts);
+	for (size_t i = 0; i < HD_ARRAY_LEN(opts); i++)
+		if (o == &opts[i])
+			return true;
+	return false;
 }
 
 bool config_option_is_runtime(const struct config_option *o)
@@ -256,9 +259,7 @@ void config_each_change(const struct herald_config *a, const void *extra_a,
 const char *config_format_value(const struct config_option *o, const void *base, char *buf,
 				size_t cap)
 {
-	static const char *const levels[] = { "error", "warn", "info", "debug" };
 	const char *field = (const char *)base + o->off;
-	int lvl;
 
 	switch (o->type) {
 	case CONFIG_U16: snprintf(buf, cap, "%u", *(const uint16_t *)field); break;
@@ -266,10 +267,7 @@ const char *config_format_value(const struct config_option *o, const void *base,
 	case CONFIG_U64: snprintf(buf, cap, "%llu",
 				  (unsigned long long)*(const uint64_t *)field); break;
 	case CONFIG_BOOL: snprintf(buf, cap, "%s", *(const bool *)field ? "true" : "false"); break;
-	case CONFIG_LOG:
-		lvl = *(const int *)field;
-		snprintf(buf, cap, "%s", lvl >= 0 && lvl < 4 ? levels[lvl] : "?");
-		break;
+	case CONFIG_LOG: snprintf(buf, cap, "%s", hd_log_level_name(*(const int *)field)); break;
 	default:
 		return NULL;	/* strings may be secrets (default-pass, --user) */
 	}

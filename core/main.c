@@ -473,7 +473,7 @@ static int choose_admin_auth(struct cluster_settings *cl)
 		hd_log_err("--admin-auth must be auto or always, not '%s'", cl->admin_auth);
 		return -1;
 	}
-	return adminauth_create(&adminauth) ? -1 : 0;
+	return 0;
 }
 
 /* The node links: on the gossip address, proving the gossip key (or, keyless, a key made
@@ -667,6 +667,11 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+
+	if (cl.enabled && adminauth_create(&adminauth)) {
+		hd_log_err("cannot start the admin login thread");
+		return 1;
+	}
 
 	if (cl.enabled && make_route(&cfg, &cl, &route))
 		return 1;

@@ -22,14 +22,19 @@ void hd_log_set_level(enum hd_log_level level)
 	atomic_store_explicit(&log_threshold, (int)level, memory_order_relaxed);
 }
 
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
 int hd_log_level_parse(const char *name)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
-
-	for (int i = 0; i < (int)HD_ARRAY_LEN(names); i++)
-		if (!strcmp(name, names[i]))
+	for (int i = 0; i < (int)HD_ARRAY_LEN(level_names); i++)
+		if (!strcmp(name, level_names[i]))
 			return i;
 	return -1;
+}
+
+const char *hd_log_level_name(int level)
+{
+	return level >= 0 && level < (int)HD_ARRAY_LEN(level_names) ? level_names[level] : "?";
 }
 
 void hd_log_set_thread_shard(int shard_id)
