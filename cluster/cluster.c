@@ -9,7 +9,9 @@
  * a connection slot, never a delayed ack (issue 6: data-plane load must not delay acks).
  *
  * One loop: poll (until swim's next deadline or 1 s), read every datagram, advance
- * connections, run due swim timers, retry joins, refresh our metadata.
+ * connections, run due swim timers, retry joins, refresh our metadata. An admin request
+ * whose credentials are being checked (argon2id, on the login hook's own thread) waits in
+ * PH_LOGIN and is asked about again every LOGIN_POLL_MS: the loop never waits for a check.
  */
 #include "cluster/cluster.h"
 
