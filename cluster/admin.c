@@ -169,6 +169,8 @@ void admin_render_status(const struct swim *s, uint64_t now_ms, const char *clus
 	render_stats(swim_get_stats(s), out);
 	if (local && local->auth)
 		render_auth(local->auth, out);
+	if (local && local->controller_json)
+		append(out, ", \"controller\": %s", local->controller_json);
 	append(out, "}\n");
 	hd_free(sorted);
 }

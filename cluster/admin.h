@@ -16,7 +16,8 @@
  *               "dropped_other_cluster", "dropped_bad_mac", "dropped_malformed",
  *               "dropped_version", "dropped_not_gossip", "probes", "probes_failed",
  *               "suspicions", "refutes", "declared_dead", "push_pulls", "name_conflicts"},
- *    "auth": {"slow_checks", "checks_in_flight_max", "check_waits"}}
+ *    "auth": {"slow_checks", "checks_in_flight_max", "check_waits"},
+ *    "controller": {"role", "leader", "epoch", "voters", "view": [{"name", "state"}]}}
  * GET /metrics answers Prometheus text (format 0.0.4): client connections, frames, bytes,
  * messages, refusals, logins, queues, memory, node links, members (docs/operations.md).
  * GET /health answers 200 while the admin thread runs; GET /ready 200, or 503 while the
@@ -145,6 +146,7 @@ struct admin_local {
 	void (*drain)(void *arg);	/* POST /api/drain: start the graceful stop; NULL: 404 */
 	void *drain_arg;
 	const struct admin_conns *conns;	/* /api/connections; NULL: none */
+	const char *controller_json;	/* the controller's state, a JSON object; NULL: none */
 };
 
 /* ---- credentials (docs/operations.md "Admin endpoint credentials") ----

@@ -16,6 +16,7 @@
 #include "cluster/cluster.h"
 
 #include "cluster/admin.h"
+#include "cluster/controller.h"
 #include "cluster/meta.h"
 #include "cluster/swim.h"
 #include "core/base/hd_alloc.h"
@@ -109,6 +110,7 @@ struct cluster {
 	uint64_t refutes_logged;	/* swim's refute count when we last logged one */
 	uint64_t conflicts_logged;	/* swim's name-conflict count when we last logged */
 	char gossip_str[80];		/* our gossip address, for logs */
+	struct ctl *ctl;		/* the view through Raft (controller.h) */
 };
 
 /* ---- addresses ---- */
@@ -537,6 +539,7 @@ static void admin_answer(struct cluster *c, struct conn *k, uint64_t now_ms)
 {
 	struct admin_buf out = { 0 };
 	enum admin_login login = admin_login(c, k, now_ms);
+	char controller[4096];
 	struct admin_local local = { .self_load = &c->meta, .auth = &c->auth,
 				     .links = c->hooks.links.get ? &c->hooks.links : NULL,
 				     .queues = c->hooks.queues, .queues_arg = c->hooks.queues_arg,
@@ -551,11 +554,14 @@ static void admin_answer(struct cluster *c, struct conn *k, uint64_t now_ms)
 		k->phase = PH_LOGIN;	/* run_once asks again until it is decided */
 		return;
 	}
-	if (login != ADMIN_LOGIN_OK)
+	if (login != ADMIN_LOGIN_OK) {
 		code = admin_respond_refused(login, &out);
-	else
+	} else {
+		if (c->ctl && ctl_status_json(c->ctl, controller, sizeof(controller)))
+			local.controller_json = controller;
 		code = admin_respond((const char *)k->rbuf, k->rlen, c->swim, now_ms,
 				     c->cfg.cluster_name, &local, &out);
+	}
 	if ((code == 401 || code == 403) && rate_ok(c, now_ms))
 		hd_log_warn("cluster: admin request from %s refused (%d)", k->peer, code);
 	hd_log_debug("cluster: admin %s -> %d", k->peer, code);
@@ -686,11 +692,12 @@ static void tell_route(struct cluster *c, const struct swim_member *m)
 	char host[INET6_ADDRSTRLEN] = "";
 	bool alive = m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT;
 
-	if (!c->hooks.member)
-		return;
 	meta_decode(m->meta, m->meta_len, &meta);
 	inet_ntop(m->addr.family == 6 ? AF_INET6 : AF_INET, m->addr.ip, host, sizeof(host));
-	c->hooks.member(c->hooks.member_arg, m->name, host, meta.route_port, alive);
+	if (c->hooks.member)
+		c->hooks.member(c->hooks.member_arg, m->name, host, meta.route_port, alive);
+	if (c->ctl)
+		ctl_member(c->ctl, m->name, host, meta.raft_port, meta.raft_id, alive);
 }
 
 static void on_member_change(void *arg, const struct swim_member *m, int old_state)
@@ -1064,6 +1071,7 @@ static void close_fds(struct cluster *c)
 
 static void cluster_free(struct cluster *c)
 {
+	ctl_stop_and_destroy(c->ctl);
 	close_fds(c);
 	swim_destroy(c->swim);
 	sodium_memzero(c, sizeof(*c));
@@ -1079,6 +1087,33 @@ static void init_seeds(struct cluster *c)
 		if (resolve(c, sd->spec, &sd->addr))
 			hd_log_warn("cluster: cannot resolve seed %s yet; will retry", sd->spec);
 	}
+}
+
+/* The controller binds its Raft port next to gossip and proves the gossip key (keyless: a
+ * key made of the cluster name, as node links do); the node started without seeds founds
+ * the Raft group. */
+static int start_controller(struct cluster *c, const struct wire_addr *adv, const uint8_t *key)
+{
+	struct ctl_config cc = { .port = c->cfg.raft_port, .founder = c->cfg.njoin == 0,
+				 .on_view = c->hooks.view, .on_view_arg = c->hooks.view_arg };
+	int rc;
+
+	snprintf(cc.node_name, sizeof(cc.node_name), "%s", c->cfg.node_name);
+	snprintf(cc.bind_addr, sizeof(cc.bind_addr), "%s", c->cfg.bind_addr);
+	inet_ntop(adv->family == 6 ? AF_INET6 : AF_INET, adv->ip, cc.advertise_addr,
+		  sizeof(cc.advertise_addr));
+	if (key)
+		memcpy(cc.key, key, sizeof(cc.key));
+	else
+		crypto_hash_sha256(cc.key, (const unsigned char *)c->cfg.cluster_name,
+				   strlen(c->cfg.cluster_name));
+	rc = ctl_start(&c->ctl, &cc);
+	sodium_memzero(&cc, sizeof(cc));
+	if (rc)
+		return rc;
+	c->meta.raft_port = ctl_port(c->ctl);
+	c->meta.raft_id = ctl_raft_id(c->ctl);
+	return 0;
 }
 
 int cluster_start(struct cluster **out, const struct cluster_config *cfg,
@@ -1126,6 +1161,9 @@ int cluster_start(struct cluster **out, const struct cluster_config *cfg,
 	c->meta.ws_port = cfg->ws_port;
 	c->meta.nshards = cfg->nshards;
 	c->meta.route_port = cfg->route_port;
+	rc = start_controller(c, &adv, cfg->key_file[0] ? key : NULL);
+	if (rc)
+		goto err_free;
 	fill_swim_config(c, &adv, cfg->key_file[0] ? key : NULL, &sc);
 	sodium_memzero(key, sizeof(key));
 	io = (struct swim_io){

@@ -14,6 +14,8 @@
 
 #define CLUSTER_MAX_JOIN 16
 
+struct ctl_view;
+
 struct cluster_config {
 	char node_name[128];		/* default: hostname + ":" + STOMP port */
 	char cluster_name[64];		/* default "herald" */
@@ -36,6 +38,7 @@ struct cluster_config {
 	uint16_t ws_port;
 	uint16_t nshards;
 	uint16_t route_port;		/* node links (0: none) */
+	uint16_t raft_port;		/* the controller's Raft port; 0 = pick a free one */
 };
 
 /* The node's load summary, advertised in membership metadata; auth is shown by our admin
@@ -72,6 +75,9 @@ struct cluster_hooks {
 	void *drain_arg;
 	struct admin_conns conns;	/* /api/connections (.list NULL: none) */
 	struct admin_login_hook login;	/* admin credentials; needed when they are asked for */
+	/* each view the controller applies (cluster/controller.h), on the controller thread */
+	void (*view)(void *arg, const struct ctl_view *v);
+	void *view_arg;
 };
 
 struct cluster;

@@ -51,6 +51,9 @@ static const struct config_option opts[] = {
 	{ "max-body-bytes", CONFIG_U64, C(limits.max_body_bytes), "largest frame body", NULL },
 	{ "max-outbound-bytes", CONFIG_U64, C(limits.max_outbound_bytes),
 	  "send backlog per connection before a topic subscriber is dropped as slow", NULL },
+	{ "queue-replicas", CONFIG_U32, C(queue_replicas),
+	  "nodes that hold each queue's messages (owner + backups; fewer while the cluster has "
+	  "fewer nodes; 1: no copies)", NULL },
 	{ "max-queue-length", CONFIG_U32, C(limits.max_queue_length), "ready messages per queue", NULL },
 	{ "max-connections", CONFIG_U32, C(limits.max_connections), "connections per node", NULL },
 	{ "max-subscriptions", CONFIG_U32, C(limits.max_subscriptions), "subscriptions per connection", NULL },
@@ -74,6 +77,7 @@ void config_defaults(struct herald_config *cfg)
 	strcpy(cfg->ws_path, "/ws");
 	strcpy(cfg->io, "auto");
 	cfg->log_level = HD_LOG_INFO;
+	cfg->queue_replicas = 2;
 	strcpy(cfg->vhosts, "/");
 	strcpy(cfg->default_user, "guest");
 	strcpy(cfg->default_pass, "guest");

@@ -58,6 +58,8 @@ struct herald_config {
 	struct hd_limits limits;
 	char io[16];			/* --io: auto, io_uring or epoll */
 	int io_backend;			/* enum net_io main resolved --io to */
+	uint32_t queue_replicas;	/* nodes holding each queue (docs/replication.md); 1: no
+					 * copies */
 };
 
 /* One setting: `--name value` on the command line, `name = value` in the INI file. */

@@ -45,6 +45,8 @@ struct dest_table {
 					 * endpoint: other nodes) want them */
 	struct strmap queues;		/* name -> struct dest_queue */
 	uint64_t queued_msgs;		/* ready + unacked, for stats */
+	struct strmap replicas;		/* name -> struct replica: copies held as a backup */
+	uint64_t replica_msgs;		/* messages in them */
 	struct dest_snapshot snapshot;
 };
 

@@ -6,6 +6,7 @@
  * shards and the cluster thread, then waits for signals (SIGTERM/SIGINT: graceful stop).
  */
 #include "cluster/cluster.h"
+#include "cluster/controller.h"
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_log.h"
 #include "core/base/hd_time.h"
@@ -191,6 +192,7 @@ struct cluster_settings {
 	bool enabled;
 	char route_port[8];		/* "": 7947, or 0 with --gossip-port 0 */
 	char admin_auth[8];		/* "auto" (off loopback only) or "always" */
+	char raft_port[8];		/* "": 7948, or 0 with --gossip-port 0 */
 };
 
 static void cluster_settings_defaults(struct cluster_settings *cl)
@@ -200,6 +202,7 @@ static void cluster_settings_defaults(struct cluster_settings *cl)
 }
 
 #define ROUTE_PORT_DEFAULT 7947
+#define RAFT_PORT_DEFAULT 7948
 #define HAND_OVER_MS 10000	/* SIGTERM: time allowed to move queues to other nodes */
 
 
@@ -234,6 +237,9 @@ static const struct config_option cluster_opts[] = {
 	{ "route-port", CONFIG_STR, C(route_port),
 	  "node links port, on the gossip bind address (empty: 7947, or 0 when --gossip-port "
 	  "is 0; 0: pick)", NULL },
+	{ "raft-port", CONFIG_STR, C(raft_port),
+	  "the controller's Raft port, on the gossip bind address (empty: 7948, or 0 when "
+	  "--gossip-port is 0; 0: pick)", NULL },
 	{ "admin-bind", CONFIG_STR, C(c.admin_bind), "admin HTTP address", NULL },
 	{ "admin-port", CONFIG_U16, C(c.admin_port), "admin HTTP port (0: pick)", NULL },
 	{ "admin-auth", CONFIG_STR, C(admin_auth),
@@ -308,6 +314,18 @@ static int choose_gossip_bind(const struct herald_config *cfg, struct cluster_co
 static void member_news(void *arg, const char *name, const char *host, uint16_t port, bool alive)
 {
 	route_member(arg, name, host, port, alive);
+}
+
+/* The controller's view, as placement counts it: its active members. */
+static void view_news(void *arg, const struct ctl_view *v)
+{
+	struct route_view rv = { .epoch = v->epoch };
+
+	for (uint32_t i = 0; i < v->n && rv.n < ROUTE_VIEW_MAX; i++)
+		if (v->m[i].state == CTL_ACTIVE)
+			rv.node_hash[rv.n++] = placement_node_hash(v->m[i].name,
+								   strlen(v->m[i].name));
+	route_view(arg, &rv);
 }
 
 static bool link_of(void *arg, const char *name, struct admin_link *out)
@@ -476,29 +494,47 @@ static int choose_admin_auth(struct cluster_settings *cl)
 	return 0;
 }
 
+/* A port next to gossip's: `setting` as given, or when empty `dflt` (0 when the gossip
+ * port is 0, so parallel test nodes never collide). */
+static int cluster_port_setting(const struct cluster_settings *cl, const char *setting,
+				uint16_t dflt, const char *flag, uint16_t *out)
+{
+	unsigned long port;
+	char *end = NULL;
+
+	if (!setting[0])
+		port = cl->c.gossip_port ? dflt : 0;
+	else
+		port = strtoul(setting, &end, 10);
+	if (port > UINT16_MAX || (end && *end)) {
+		hd_log_err("%s must be 0..65535", flag);
+		return -EINVAL;
+	}
+	*out = (uint16_t)port;
+	return 0;
+}
+
 /* The node links: on the gossip address, proving the gossip key (or, keyless, a key made
  * of the cluster name: links then stay on loopback, as gossip does). */
 static int make_route(const struct herald_config *cfg, struct cluster_settings *cl,
 		      struct route **out)
 {
 	struct route_config rc = { .io_backend = cfg->io_backend };
-	unsigned long port = ROUTE_PORT_DEFAULT;
-	char *end = NULL;
+	uint16_t port;
 	int err;
 
 	if (sodium_init() < 0)
 		return -ENOSYS;
-	if (!cl->route_port[0])
-		port = cl->c.gossip_port ? ROUTE_PORT_DEFAULT : 0;
-	else
-		port = strtoul(cl->route_port, &end, 10);
-	if (port > UINT16_MAX || (end && *end)) {
-		hd_log_err("--route-port must be 0..65535");
-		return -EINVAL;
-	}
+	err = cluster_port_setting(cl, cl->route_port, ROUTE_PORT_DEFAULT, "--route-port", &port);
+	if (err)
+		return err;
+	err = cluster_port_setting(cl, cl->raft_port, RAFT_PORT_DEFAULT, "--raft-port",
+				   &cl->c.raft_port);
+	if (err)
+		return err;
 	snprintf(rc.cluster_name, sizeof(rc.cluster_name), "%s", cl->c.cluster_name);
 	snprintf(rc.bind_addr, sizeof(rc.bind_addr), "%s", cl->c.bind_addr);
-	rc.port = (uint16_t)port;
+	rc.port = port;
 	rc.max_frame_bytes = (uint32_t)HD_MIN(cfg->limits.max_frame_bytes, UINT32_MAX / 2);
 	if (cl->c.key_file[0]) {
 		err = cluster_load_key(cl->c.key_file, rc.key);
@@ -705,6 +741,8 @@ int main(int argc, char **argv)
 			.load = sum_load,
 			.member = member_news,
 			.member_arg = route,
+			.view = view_news,
+			.view_arg = route,
 			.links = { .get = link_of, .arg = route },
 			.queues = list_queues,
 			.metrics = node_metrics,

@@ -440,7 +440,7 @@ static uint64_t view_signature(const struct route *r)
 		if (p->used && p->alive && p->port && !p->leaving)
 			sig += p->node_hash * 0x9e3779b97f4a7c15ull + 1;	/* order-free */
 	}
-	return sig;
+	return sig + r->view.epoch * 0xbf58476d1ce4e5b9ull;
 }
 
 static void take_updates(struct route *r)
@@ -449,13 +449,23 @@ static void take_updates(struct route *r)
 	uint64_t before = view_signature(r);
 	uint32_t n;
 
+	bool view_news;
+
 	pthread_mutex_lock(&r->mu);
 	n = r->nupdates;
 	memcpy(batch, r->updates, n * sizeof(batch[0]));
 	r->nupdates = 0;
+	view_news = r->view_news;
+	if (view_news)
+		r->view = r->view_pending;
+	r->view_news = false;
 	pthread_mutex_unlock(&r->mu);
 	for (uint32_t i = 0; i < n; i++)
 		apply_update(r, &batch[i]);
+	if (view_news && !r->have_view) {
+		r->have_view = true;
+		before = ~before;	/* placement follows views from now on */
+	}
 	if (view_signature(r) != before)
 		route_queue_publish_placement(r);
 }
@@ -1274,6 +1284,18 @@ bool route_hand_over(struct route *r, uint32_t timeout_ms)
 		usleep(10000);
 	}
 	return true;
+}
+
+void route_view(struct route *r, const struct route_view *v)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&r->mu);
+	r->view_pending = *v;
+	r->view_news = true;
+	pthread_mutex_unlock(&r->mu);
+	if (write(r->wake.eventfd, &one, sizeof(one)) < 0)
+		hd_log_warn("route: cannot wake the route thread");
 }
 
 void route_member(struct route *r, const char *name, const char *host, uint16_t port, bool alive)

@@ -74,6 +74,19 @@ void route_stop_and_destroy(struct route *r);
  * them (there is nobody to hand them to). */
 bool route_hand_over(struct route *r, uint32_t timeout_ms);
 
+/* The cluster's agreed view (cluster/controller.h; docs/replication.md): once one came, queues
+ * are placed over its members only (those the route has a link port for), this node
+ * included only while it is in it. Before the first, placement follows gossip. */
+#define ROUTE_VIEW_MAX 64
+struct route_view {
+	uint64_t epoch;
+	uint32_t n;
+	uint64_t node_hash[ROUTE_VIEW_MAX];	/* placement_node_hash of each member's name */
+};
+
+/* A new view (any thread). */
+void route_view(struct route *r, const struct route_view *v);
+
 /* Membership news (any thread): member `name` is alive at host:port (its route port), or
  * no longer (dead or left). Repeats are harmless. */
 void route_member(struct route *r, const char *name, const char *host, uint16_t port, bool alive);

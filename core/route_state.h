@@ -129,9 +129,13 @@ struct route {
 	uint32_t nupdates;
 	struct published_link published[ROUTE_MAX_PEERS];
 	uint32_t npublished;
+	bool view_news;			/* a view waits in view_pending */
+	struct route_view view_pending;
 
 	/* queues across nodes (route_queue.c) */
 	uint64_t self_hash;
+	bool have_view;			/* placement follows the agreed view (else gossip) */
+	struct route_view view;		/* the last one applied */
 	struct placement *pl;		/* who owns queues, as this thread routes them */
 	uint64_t placement_version;
 	uint32_t outboxed;		/* queue operations in all outboxes */

@@ -11,6 +11,7 @@
 #include "core/base/hd_time.h"
 #include "core/hmsg.h"
 #include "core/placement.h"
+#include "core/replica.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -96,6 +97,8 @@ static const xmsg_handler xmsg_handlers[] = {
 	[XMSG_PLACEMENT] = on_placement,
 	[XMSG_QUEUE_HANDOVER] = dest_on_handover,
 	[XMSG_QUEUE_DROPPED] = session_on_consumer_dropped,
+	[XMSG_REPL_SEND] = replica_on_send,
+	[XMSG_REPL_OP] = replica_on_op,
 };
 
 /* ---- sending and parking ---- */
@@ -121,6 +124,7 @@ void xmsg_drop(const struct xmsg *m)
 	case XMSG_QUEUE_DELIVER:
 	case XMSG_QUEUE_RETURN:
 	case XMSG_QUEUE_HANDOVER:
+	case XMSG_REPL_SEND:
 		hmsg_unref(m->ptr);
 		break;
 	case XMSG_PLACEMENT:

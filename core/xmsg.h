@@ -48,7 +48,25 @@ enum xmsg_kind {
 				 * key; b: the owner's node (placement hash). The owner let the
 				 * consumer go (the queue moved): register again, if it is still
 				 * the owner the consumer registered with */
+	/* queue replication (docs/replication.md, core/replica.h): owner shard <-> route <->
+	 * the backups' shards */
+	XMSG_REPL_SEND = 18,	/* ptr: hmsg; a: rseq; b: the other node (target on the way out,
+				 * streaming owner on the way in); u32: XREPL_F_* flags */
+	XMSG_REPL_OP = 19,	/* ptr: struct xname (queue); a: rseq; b: the other node, as above;
+				 * u32: XREPL_* */
 };
+
+/* XMSG_REPL_OP operations; XMSG_REPL_SEND flags */
+enum {
+	XREPL_DELIVERED = 1,	/* the message went to a consumer that has not acked it */
+	XREPL_REMOVE = 2,	/* acked (or auto-acked on delivery, or dropped): gone */
+	XREPL_RESET = 3,	/* a snapshot follows: forget the replica */
+	XREPL_MARK = 4,		/* the end of a snapshot: acknowledge rseq */
+	XREPL_ACK = 5,		/* backup -> owner: holds everything sent up to rseq */
+	XREPL_RESYNC = 6,	/* route -> every shard (no name): the link to node b came up
+				 * again; send each queue it backs a snapshot */
+};
+enum { XREPL_F_REDELIVERED = 1, XREPL_F_DELIVERED = 2 };
 
 /* XMSG_QUEUE_ACK modes */
 enum {
