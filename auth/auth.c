@@ -631,6 +631,19 @@ void auth_job_run(struct auth_job *job)
 	job->ok = match && job->known;
 }
 
+enum auth_admin auth_check_admin(const struct auth_db *db, const char *user, size_t user_len,
+				 const char *pass, size_t pass_len, bool *loopback_only)
+{
+	const struct users_entry *e = users_table_find(db->users, user, user_len);
+	/* an unknown name costs the same argon2id check (the dummy hash), then is refused */
+	bool match = users_verify_password(e ? e->hash : dummy_hash, pass, pass_len);
+
+	*loopback_only = e && e->loopback_only;
+	if (!e || !match)
+		return AUTH_ADMIN_DENIED;
+	return e->tag_bits & USERS_TAG_ADMINISTRATOR ? AUTH_ADMIN_OK : AUTH_ADMIN_NOT_ADMIN;
+}
+
 void auth_job_destroy(struct auth_job *job, struct auth_shard *as, uint64_t now_ms)
 {
 	if (!job)

@@ -221,6 +221,21 @@ void auth_job_destroy(struct auth_job *job, struct auth_shard *as, uint64_t now_
 void auth_job_set_cookie(struct auth_job *job, uint64_t cookie);
 uint64_t auth_job_cookie(const struct auth_job *job);
 
+/* ---- the admin endpoint (docs/operations.md "Admin endpoint credentials") ---- */
+
+enum auth_admin {
+	AUTH_ADMIN_OK = 0,		/* a password user with the administrator tag */
+	AUTH_ADMIN_NOT_ADMIN = 1,	/* right password, no administrator tag */
+	AUTH_ADMIN_DENIED = 2,		/* unknown user or wrong password */
+};
+
+/* Checks an HTTP Basic login against db's password users (users file, --user, default
+ * user): argon2id, tens of milliseconds, so a thread that may block (never a shard or the
+ * cluster thread). *loopback_only tells the caller the user may only log in from loopback
+ * (the default user), which it checks against the request's address. Any thread. */
+enum auth_admin auth_check_admin(const struct auth_db *db, const char *user, size_t user_len,
+				 const char *pass, size_t pass_len, bool *loopback_only);
+
 /* ---- SUBSCRIBE and SEND ---- */
 
 struct auth_verdict {

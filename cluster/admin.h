@@ -153,6 +153,44 @@ struct admin_local {
 	const char *controller_json;	/* the controller's state, a JSON object; NULL: none */
 };
 
+/* ---- credentials (docs/operations.md "Admin endpoint credentials") ----
+ * When the endpoint asks for credentials (bound off loopback, or --admin-auth always),
+ * every path but /health and /ready needs HTTP Basic credentials of an administrator user
+ * (tag `administrator`): 401 with WWW-Authenticate when they are missing or wrong, 403 for
+ * a user who is not an administrator, 503 with Retry-After while too many different logins
+ * are being checked. */
+
+enum admin_login {
+	ADMIN_LOGIN_OK = 0,
+	ADMIN_LOGIN_FORBIDDEN,		/* a user, not an administrator */
+	ADMIN_LOGIN_DENIED,		/* missing, malformed, unknown user or wrong password */
+	ADMIN_LOGIN_PENDING,		/* being checked elsewhere: ask again shortly */
+	ADMIN_LOGIN_BUSY,		/* too many logins being checked */
+};
+
+/* Decides a login without blocking (password checks run elsewhere: PENDING until done).
+ * Called on the cluster thread. */
+struct admin_login_hook {
+	enum admin_login (*check)(void *arg, const char *user, size_t user_len, const char *pass,
+				  size_t pass_len, bool from_loopback, uint64_t now_ms);
+	void *arg;
+};
+
+/* True when the request head req[0..len) asks for a path served without credentials:
+ * /health and /ready, for load balancers and orchestrators (as RabbitMQ's). */
+bool admin_path_is_open(const char *req, size_t len);
+
+/* The credentials of the head's "Authorization: Basic ..." header, decoded into
+ * buf[0..cap): *user and *pass point into buf. Returns 0, -ENOENT (no such header), or
+ * -EINVAL (not Basic, bad base64, no ':'). The caller wipes buf. */
+int admin_basic_credentials(const char *req, size_t len, char *buf, size_t cap,
+			    const char **user, size_t *user_len, const char **pass,
+			    size_t *pass_len);
+
+/* Writes the response for a refused login (FORBIDDEN, DENIED or BUSY). Returns the
+ * status code. */
+int admin_respond_refused(enum admin_login v, struct admin_buf *out);
+
 /* Renders the status JSON of s at now_ms into *out (appended); local may be NULL. */
 void admin_render_status(const struct swim *s, uint64_t now_ms, const char *cluster,
 			 const struct admin_local *local, struct admin_buf *out);

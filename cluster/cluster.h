@@ -27,6 +27,7 @@ struct cluster_config {
 	char key_file[256];		/* shared gossip key; "" = unauthenticated */
 	char admin_bind[64];		/* default "127.0.0.1" */
 	uint16_t admin_port;		/* default 15672; 0 = pick a free one */
+	bool admin_auth_always;		/* credentials even on loopback (else: only off it) */
 	uint32_t gossip_interval_ms;	/* protocol period, default 1000 */
 	char gossip_advertise[64];	/* numeric address peers reach our gossip port at; "":
 					 * the bind address, or for 0.0.0.0 the first
@@ -73,6 +74,7 @@ struct cluster_hooks {
 	void (*drain)(void *arg);	/* POST /api/drain (heraldctl drain) */
 	void *drain_arg;
 	struct admin_conns conns;	/* /api/connections (.list NULL: none) */
+	struct admin_login_hook login;	/* admin credentials; needed when they are asked for */
 	/* each view the controller applies (cluster/controller.h), on the controller thread */
 	void (*view)(void *arg, const struct ctl_view *v);
 	void *view_arg;

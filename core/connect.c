@@ -167,7 +167,7 @@ static void pc_fail(struct shard *sh, struct session *s, const char *message, co
 /* The login succeeded: CONNECTED, heart-beats, token expiry, then frames flow again. */
 static void connect_complete(struct shard *sh, struct session *s)
 {
-	uint32_t min = sh->cfg->limits.heartbeat_min_ms;
+	uint32_t min = sh->limits.heartbeat_min_ms;
 	struct pending_connect *pc = s->pc;
 	int64_t left = auth_identity_ms_left(s->id, hd_now_unix_ms());
 	char hb[32];

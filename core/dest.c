@@ -375,7 +375,7 @@ static void queue_publish(struct shard *sh, const struct xmsg *xm, struct hmsg *
 		return;
 	}
 
-	if (q->ready.n >= sh->cfg->limits.max_queue_length) {
+	if (q->ready.n >= sh->limits.max_queue_length) {
 		hmsg_unref(m);
 		reply_done(sh, xm, XERR_QUEUE_FULL);
 		return;

@@ -11,6 +11,7 @@
 #include "core/base/hd_log.h"
 #include "core/base/hd_time.h"
 #include "auth/auth.h"
+#include "core/adminauth.h"
 #include "core/authsvc.h"
 #include "core/config.h"
 #include "core/placement.h"
@@ -126,28 +127,35 @@ static void auth_settings_from(const struct herald_config *cfg, struct auth_sett
 	as->jwt_leeway_s = cfg->jwt_leeway_s;
 }
 
-/* Loads users, rules and keys into a new auth db and hands it to every shard. */
-static int load_auth(const struct herald_config *cfg)
+/* Reads users, rules and keys into a new auth db (*out: the caller's reference). */
+static int make_auth_db(const struct herald_config *cfg, struct users_table *users,
+			struct auth_db **out)
 {
 	struct auth_settings as;
-	struct auth_db *db;
 	char err[256];
 	int rc;
 
 	auth_settings_from(cfg, &as);
-	rc = auth_db_create(&as, &db, err, sizeof(err));
-	if (rc) {
+	as.static_users = users;
+	rc = auth_db_create(&as, out, err, sizeof(err));
+	if (rc)
 		hd_log_err("auth: %s", err);
-		return rc;
-	}
-	shard_publish_auth_db(shards, nshards, db);
-	hd_log_info("auth: %zu password users, virtual hosts %s", auth_db_user_count(db),
-		    auth_db_vhosts(db));
-	auth_db_unref(db);
-	return 0;
+	return rc;
 }
 
-static int make_static_users(const struct herald_config *cfg)
+static struct adminauth *adminauth;	/* admin endpoint logins; NULL without a cluster */
+
+/* Hands db to every shard (and the admin endpoint's checker). */
+static void publish_auth(struct auth_db *db)
+{
+	shard_publish_auth_db(shards, nshards, db);
+	if (adminauth)
+		adminauth_set_db(adminauth, db);
+	hd_log_info("auth: %zu password users, virtual hosts %s", auth_db_user_count(db),
+		    auth_db_vhosts(db));
+}
+
+static int make_static_users(const struct herald_config *cfg, struct users_table **out)
 {
 	const char *specs[HD_ARRAY_LEN(cfg->users)];
 	char err[256];
@@ -159,10 +167,21 @@ static int make_static_users(const struct herald_config *cfg)
 	 * tells which names exist. Each shard then caches a verified login (auth_cache). */
 	if (auth_static_users_create(specs, cfg->nusers, cfg->default_user, cfg->default_pass,
 				     cfg->default_user_loopback_only, USERS_COST_INTERACTIVE,
-				     &static_users, err, sizeof(err))) {
+				     out, err, sizeof(err))) {
 		hd_log_err("auth: %s", err);
 		return -1;
 	}
+	return 0;
+}
+
+static int load_auth(const struct herald_config *cfg)
+{
+	struct auth_db *db;
+
+	if (make_static_users(cfg, &static_users) || make_auth_db(cfg, static_users, &db))
+		return -1;
+	publish_auth(db);
+	auth_db_unref(db);
 	return 0;
 }
 
@@ -172,8 +191,15 @@ struct cluster_settings {
 	struct cluster_config c;
 	bool enabled;
 	char route_port[8];		/* "": 7947, or 0 with --gossip-port 0 */
+	char admin_auth[8];		/* "auto" (off loopback only) or "always" */
 	char raft_port[8];		/* "": 7948, or 0 with --gossip-port 0 */
 };
+
+static void cluster_settings_defaults(struct cluster_settings *cl)
+{
+	*cl = (struct cluster_settings){ .enabled = true, .admin_auth = "auto" };
+	cluster_config_defaults(&cl->c);
+}
 
 #define ROUTE_PORT_DEFAULT 7947
 #define RAFT_PORT_DEFAULT 7948
@@ -216,6 +242,9 @@ static const struct config_option cluster_opts[] = {
 	  "--gossip-port is 0; 0: pick)", NULL },
 	{ "admin-bind", CONFIG_STR, C(c.admin_bind), "admin HTTP address", NULL },
 	{ "admin-port", CONFIG_U16, C(c.admin_port), "admin HTTP port (0: pick)", NULL },
+	{ "admin-auth", CONFIG_STR, C(admin_auth),
+	  "admin credentials (an administrator user, HTTP Basic): auto (when --admin-bind is not "
+	  "loopback) or always", NULL },
 };
 #undef C
 
@@ -456,6 +485,36 @@ static void request_drain(void *arg)
 	kill(getpid(), SIGTERM);
 }
 
+/* The admin endpoint's login hook (the cluster thread asks; adminauth never blocks it). */
+static enum admin_login admin_login_check(void *arg, const char *user, size_t user_len,
+					  const char *pass, size_t pass_len, bool from_loopback,
+					  uint64_t now_ms)
+{
+	static const enum admin_login as_admin[] = {
+		[ADMINAUTH_OK] = ADMIN_LOGIN_OK,
+		[ADMINAUTH_FORBIDDEN] = ADMIN_LOGIN_FORBIDDEN,
+		[ADMINAUTH_DENIED] = ADMIN_LOGIN_DENIED,
+		[ADMINAUTH_PENDING] = ADMIN_LOGIN_PENDING,
+		[ADMINAUTH_BUSY] = ADMIN_LOGIN_BUSY,
+	};
+
+	return as_admin[adminauth_check(arg, user, user_len, pass, pass_len, from_loopback,
+					 now_ms)];
+}
+
+static int choose_admin_auth(struct cluster_settings *cl)
+{
+	if (!cl->admin_auth[0] || !strcmp(cl->admin_auth, "auto"))
+		cl->c.admin_auth_always = false;
+	else if (!strcmp(cl->admin_auth, "always"))
+		cl->c.admin_auth_always = true;
+	else {
+		hd_log_err("--admin-auth must be auto or always, not '%s'", cl->admin_auth);
+		return -1;
+	}
+	return 0;
+}
+
 /* A port next to gossip's: `setting` as given, or when empty `dflt` (0 when the gossip
  * port is 0, so parallel test nodes never collide). */
 static int cluster_port_setting(const struct cluster_settings *cl, const char *setting,
@@ -531,10 +590,104 @@ static void derive_names(struct herald_config *cfg, struct cluster_config *cl)
 	cl->nshards = (uint16_t)nshards;
 }
 
+/* ---- SIGHUP: the config file again (docs/operations.md "Reloading the configuration") ---- */
+
+/* What the running node was started with, as loaded (before main derived ports and names
+ * from it), plus every runtime change since: what a reload compares against. */
+static struct herald_config loaded_cfg;
+static struct cluster_settings loaded_cl;
+
+/* One line per changed setting, with the values unless they may be secrets. */
+static void log_change(void *arg, const struct config_option *o, const void *was,
+		       const void *now)
+{
+	bool *restart_needed = arg;
+	char a[32], b[32];
+	const char *from = config_format_value(o, was, a, sizeof(a));
+	const char *to = config_format_value(o, now, b, sizeof(b));
+
+	if (config_option_is_runtime(o)) {
+		hd_log_info("config reload: %s changed%s%s%s%s", o->name, from ? " from " : "",
+			    from ? from : "", to ? " to " : "", to ? to : "");
+		return;
+	}
+	*restart_needed = true;
+	hd_log_warn("config reload: %s changed%s%s%s%s: needs a restart to take effect (the "
+		    "running value stays)", o->name, from ? " from " : "", from ? from : "",
+		    to ? " to " : "", to ? to : "");
+}
+
+static bool static_users_differ(const struct herald_config *a, const struct herald_config *b)
+{
+	return a->nusers != b->nusers || memcmp(a->users, b->users, sizeof(a->users)) ||
+	       strcmp(a->default_user, b->default_user) || strcmp(a->default_pass, b->default_pass);
+}
+
+/* Loads the config file and flags again, builds everything the change needs, and only when
+ * all of it succeeded applies it: a file that does not parse, or users or rules that do not
+ * load, leave the running configuration as it was. */
+static void reload_config(struct herald_config *cfg, const struct config_options *extra,
+			  int argc, char **argv)
+{
+	static struct herald_config next;
+	static struct cluster_settings next_cl;
+	static struct config_options next_extra;	/* config.c keeps a pointer to it */
+	struct users_table *users = static_users;
+	const char *file = config_file_of(argc, argv);
+	bool restart_needed = false;
+	struct auth_db *db;
+
+	hd_log_info("SIGHUP: reloading %s%s, users, rules and keys", file ? "config file " : "",
+		    file ? file : "command-line settings");
+	config_defaults(&next);
+	cluster_settings_defaults(&next_cl);
+	next_extra = (struct config_options){ extra->opt, extra->n, &next_cl };
+	if (config_load(&next, &next_extra, argc, argv)) {
+		hd_log_err("config reload failed: %s does not parse (the error is above): the "
+			   "running configuration stays", file ? file : "the command line");
+		return;
+	}
+	config_each_change(&loaded_cfg, &loaded_cl, &next, &next_cl, log_change, &restart_needed);
+	if (static_users_differ(&loaded_cfg, &next) && make_static_users(&next, &users))
+		goto err_keep;
+	if (make_auth_db(&next, users, &db))
+		goto err_free_users;
+	/* TLS (issue 14, on its own branch): load the new certificate and key here, before
+	 * anything is applied, and `goto` the cleanup below when they do not load, so that a
+	 * bad certificate also keeps the old configuration entirely. */
+
+	if (memcmp(&loaded_cfg.limits, &next.limits, sizeof(next.limits))) {
+		shard_publish_limits(shards, nshards, &next.limits);
+		if (next.limits.max_frame_bytes != loaded_cfg.limits.max_frame_bytes &&
+		    loaded_cl.enabled)
+			hd_log_warn("config reload: node links keep the max-frame-bytes they "
+				    "started with until a restart");
+	}
+	config_take_runtime(&loaded_cfg, &next);
+	config_take_runtime(cfg, &next);
+	if (users != static_users) {
+		users_table_destroy(static_users);	/* the db copied it; the old db too */
+		static_users = users;
+	}
+	publish_auth(db);
+	auth_db_unref(db);
+	hd_log_info("config reloaded%s", restart_needed ?
+		    "; some changes need a restart (warnings above)" : "");
+	/* last, so the lines above still show under the level they were reloaded from */
+	hd_log_set_level((enum hd_log_level)next.log_level);
+	return;
+
+err_free_users:
+	if (users != static_users)
+		users_table_destroy(users);
+err_keep:
+	hd_log_warn("reload failed: the previous configuration, users and rules stay in force");
+}
+
 int main(int argc, char **argv)
 {
 	static struct herald_config cfg;
-	static struct cluster_settings cl = { .enabled = true };
+	static struct cluster_settings cl;
 	const struct config_options extra = { cluster_opts, HD_ARRAY_LEN(cluster_opts), &cl };
 	struct cluster *cluster = NULL;
 	struct route *route = NULL;
@@ -544,15 +697,17 @@ int main(int argc, char **argv)
 	int rc;
 
 	config_defaults(&cfg);
-	cluster_config_defaults(&cl.c);
+	cluster_settings_defaults(&cl);
 	rc = config_load(&cfg, &extra, argc, argv);
 	if (rc)
 		return rc > 0 ? 0 : 2;
+	loaded_cfg = cfg;
+	loaded_cl = cl;
 	hd_log_set_level((enum hd_log_level)cfg.log_level);
 	raise_nofile_limit();
 	if (choose_io(&cfg))
 		return 1;
-	if (cl.enabled && choose_gossip_bind(&cfg, &cl.c))
+	if (cl.enabled && (choose_gossip_bind(&cfg, &cl.c) || choose_admin_auth(&cl)))
 		return 1;
 	if (getrandom(&shard_node_epoch, sizeof(shard_node_epoch), 0) != sizeof(shard_node_epoch))
 		shard_node_epoch = (uint32_t)getpid();
@@ -570,12 +725,17 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (cl.enabled && adminauth_create(&adminauth)) {
+		hd_log_err("cannot start the admin login thread");
+		return 1;
+	}
+
 	if (cl.enabled && make_route(&cfg, &cl, &route))
 		return 1;
 	shards = shard_create_all(nshards, &cfg, route ? route_xwake(route) : NULL);
 	if (route)
 		route_attach(route, shards, nshards);
-	if (make_static_users(&cfg) || load_auth(&cfg))
+	if (load_auth(&cfg))
 		return 1;
 	if (authsvc_start(&authsvc, shards, nshards)) {
 		hd_log_err("cannot start the auth thread");
@@ -615,6 +775,7 @@ int main(int argc, char **argv)
 			.metrics = node_metrics,
 			.drain = request_drain,
 			.conns = { .list = list_conns, .close = close_conn },
+			.login = { .check = admin_login_check, .arg = adminauth },
 		};
 
 		rc = cluster_start(&cluster, &cl.c, &hooks);
@@ -630,10 +791,8 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig))
 			continue;
 		if (sig == SIGHUP) {
-			/* new users, rules and keys; live connections stay (docs/auth.md) */
-			hd_log_info("SIGHUP: reloading users, rules and keys");
-			if (load_auth(&cfg))
-				hd_log_warn("reload failed: the previous users and rules stay in force");
+			/* live connections stay (docs/operations.md, docs/auth.md) */
+			reload_config(&cfg, &extra, argc, argv);
 			continue;
 		}
 		break;
@@ -653,6 +812,7 @@ int main(int argc, char **argv)
 		route_set_probe_hook(route, NULL, NULL);	/* the cluster goes first */
 	if (cluster)
 		cluster_leave_and_destroy(cluster);
+	adminauth_destroy(adminauth);	/* after the cluster thread, its only caller */
 	shard_stop_all(shards, nshards);
 	route_stop_and_destroy(route);	/* after the shards: it drains what they still send */
 	authsvc_stop(authsvc);

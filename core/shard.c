@@ -208,19 +208,58 @@ bool shard_send_auth(struct shard *sh, const struct xmsg *m)
 	return sh->auth_out && !xring_push(sh->auth_out, &copy);
 }
 
+/* Something was handed over: the shard takes it at its next loop turn, now if asleep. */
+static void wake_for_hand_over(struct shard *sh)
+{
+	uint64_t one = 1;
+
+	if (write(sh->wake.eventfd, &one, sizeof(one)) < 0)
+		hd_log_warn("cannot wake shard %u", sh->id);
+}
+
 void shard_publish_auth_db(struct shard **shards, uint32_t n, struct auth_db *db)
 {
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t one = 1;
 		struct auth_db *old;
 
 		/* release: the db's contents are visible before the shard sees the pointer */
 		old = atomic_exchange_explicit(&shards[i]->auth_db_next, auth_db_ref(db),
 					       memory_order_acq_rel);
 		auth_db_unref(old);	/* a newer one replaced it before the shard took it */
-		if (write(shards[i]->wake.eventfd, &one, sizeof(one)) < 0)
-			hd_log_warn("cannot wake shard %u", i);
+		wake_for_hand_over(shards[i]);
 	}
+}
+
+void shard_publish_limits(struct shard **shards, uint32_t n, const struct hd_limits *limits)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct hd_limits *copy = hd_alloc(sizeof(*copy));
+
+		*copy = *limits;
+		/* release: the copy's contents are visible before the shard sees the pointer */
+		hd_free(atomic_exchange_explicit(&shards[i]->limits_next, copy,
+						 memory_order_acq_rel));
+		wake_for_hand_over(shards[i]);
+	}
+}
+
+static uint32_t max_rx_partial(const struct hd_limits *limits)
+{
+	return (uint32_t)HD_MIN(limits->max_frame_bytes + RX_PARTIAL_SLACK, UINT32_MAX / 2);
+}
+
+static void take_limits(struct shard *sh)
+{
+	/* acquire: pairs with the release in shard_publish_limits */
+	struct hd_limits *next = atomic_exchange_explicit(&sh->limits_next, NULL,
+							  memory_order_acquire);
+
+	if (!next)
+		return;
+	sh->limits = *next;
+	hd_free(next);
+	sh->loop.cfg.max_rx_partial = max_rx_partial(&sh->limits);
+	session_shard_limits_changed(sh);
 }
 
 static void take_auth_db(struct shard *sh)
@@ -359,8 +398,7 @@ static void *shard_main(void *arg)
 		.ring_entries = RING_ENTRIES,
 		.buf_count = RECV_BUFS,
 		.buf_size = RECV_BUF_BYTES,
-		.max_rx_partial = (uint32_t)HD_MIN(sh->cfg->limits.max_frame_bytes + RX_PARTIAL_SLACK,
-						   UINT32_MAX / 2),
+		.max_rx_partial = max_rx_partial(&sh->limits),
 	};
 	uint64_t last_tick = 0;
 	uint64_t last_slow = 0;
@@ -403,6 +441,7 @@ static void *shard_main(void *arg)
 			busy += drain_inbound(sh);
 		}
 		take_auth_db(sh);
+		take_limits(sh);
 		sh->now_ms = hd_now_ms();
 		connlist_tick(sh, sh->now_ms);	/* two relaxed loads unless an admin asked */
 		if (sh->sessions.nclosing)
@@ -466,12 +505,13 @@ struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg, str
 		sh->nshards = n;
 		sh->nendpoints = nend;
 		sh->cfg = cfg;
+		sh->limits = cfg->limits;
 		xwake_init(&sh->wake, efd);
 		sh->in = hd_calloc(nend, sizeof(*sh->in));
 		sh->out = hd_calloc(nend, sizeof(*sh->out));
 		sh->parked = hd_calloc(nend, sizeof(*sh->parked));
 		dest_table_init(&sh->dests, SHARD_COLUMNS(n));
-		session_shard_init(&sh->sessions, &cfg->limits);
+		session_shard_init(&sh->sessions, &sh->limits);
 		connlist_init(&sh->conns_snap);
 		auth_shard_init(&sh->auth);
 		http_upgrade_config_default(&sh->http_cfg);
@@ -577,6 +617,7 @@ void shard_destroy_all(struct shard **shards, uint32_t n)
 		auth_db_unref(sh->auth_db);
 		placement_unref(sh->placement);
 		auth_db_unref(atomic_load(&sh->auth_db_next));
+		hd_free(atomic_load(&sh->limits_next));
 		for (uint32_t to = 0; to < sh->nendpoints; to++) {
 			xring_fini(sh->out[to]);
 			hd_free(sh->out[to]);

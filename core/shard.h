@@ -75,7 +75,11 @@ struct shard {
 	uint32_t nshards;
 	uint32_t nendpoints;		/* xring endpoints: the shards, plus the route thread
 					 * (id nshards) when the node has links */
-	const struct herald_config *cfg;
+	const struct herald_config *cfg;	/* as at start; its limits are not read after */
+	/* limits: this shard's copy, read on its thread only; SIGHUP hands a new one over
+	 * through limits_next (shard_publish_limits), taken at the next loop turn */
+	struct hd_limits limits;
+	_Atomic(struct hd_limits *) limits_next;
 	struct net_loop loop;
 	struct xwake wake;
 	struct xring **in;		/* in[from]: written by endpoint `from`, read by us */
@@ -130,6 +134,10 @@ void shard_add_listener(struct shard *sh, int fd, uint8_t kind);
 /* Hands every shard a reference to db (at start, and on SIGHUP): each swaps it in at its
  * next loop turn and drops the one it had. Main thread; the caller keeps its own ref. */
 void shard_publish_auth_db(struct shard **shards, uint32_t n, struct auth_db *db);
+
+/* Hands every shard its own copy of *limits (SIGHUP): each takes it at its next loop turn
+ * (session_shard_limits_changed) and frees it. Main thread; the caller keeps *limits. */
+void shard_publish_limits(struct shard **shards, uint32_t n, const struct hd_limits *limits);
 
 /* Starts the threads (each pins itself to CPU id % online CPUs) and waits until each has
  * set up its loop. Returns 0, or the first error (negative errno) once every shard that did

@@ -375,7 +375,7 @@ static struct sub *sub_create(struct shard *sh, struct session *s, struct stomp_
 
 static bool has_room(struct shard *sh, struct session *s, const struct stomp_frame *f)
 {
-	if (s->nsubs < HD_MIN(sh->cfg->limits.max_subscriptions, XMSG_KEY_SUBS - 1))
+	if (s->nsubs < HD_MIN(sh->limits.max_subscriptions, XMSG_KEY_SUBS - 1))
 		return true;
 	session_fail_frame(sh, s, f, "too many subscriptions", "The connection reached max-subscriptions");
 	return false;
