@@ -15,6 +15,7 @@
 #include "core/placement.h"
 #include "core/route.h"
 #include "core/shard.h"
+#include "core/tlsconf.h"
 #include "net/listen.h"
 #include "net/loop.h"
 
@@ -528,6 +529,11 @@ int main(int argc, char **argv)
 		return 1;
 	if (open_listeners("ws", cfg.bind_addr, &cfg.ws_port, CONN_KIND_WS))
 		return 1;
+	if (tlsconf_enabled(&cfg) &&
+	    (tlsconf_load(&cfg, shards, nshards) ||
+	     open_listeners("stomps", cfg.bind_addr, &cfg.tls_port, CONN_KIND_STOMP | CONN_KIND_TLS) ||
+	     open_listeners("wss", cfg.bind_addr, &cfg.wss_port, CONN_KIND_WS | CONN_KIND_TLS)))
+		return 1;
 	derive_names(&cfg, &cl.c);
 	shard_node_tag = (uint32_t)placement_node_hash(cfg.node_name, strlen(cfg.node_name)) &
 			 PLACEMENT_TAG_MASK;
@@ -567,6 +573,8 @@ int main(int argc, char **argv)
 			hd_log_info("SIGHUP: reloading users, rules and keys");
 			if (load_auth(&cfg))
 				hd_log_warn("reload failed: the previous users and rules stay in force");
+			if (tlsconf_enabled(&cfg) && tlsconf_load(&cfg, shards, nshards))
+				hd_log_warn("tls reload failed: the previous certificates stay in force");
 			continue;
 		}
 		break;

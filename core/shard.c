@@ -11,6 +11,7 @@
 #include "core/base/hd_time.h"
 #include "core/hmsg.h"
 #include "core/placement.h"
+#include "net/tls.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -218,6 +219,32 @@ void shard_publish_auth_db(struct shard **shards, uint32_t n, struct auth_db *db
 	}
 }
 
+void shard_publish_tls_ctx(struct shard **shards, uint32_t n, struct net_tls_ctx *ctx)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t one = 1;
+
+		/* release: the context is complete before the shard sees the pointer */
+		net_tls_ctx_unref(atomic_exchange_explicit(&shards[i]->tls_ctx_next,
+							   net_tls_ctx_ref(ctx),
+							   memory_order_acq_rel));
+		if (write(shards[i]->wake.eventfd, &one, sizeof(one)) < 0)
+			hd_log_warn("cannot wake shard %u", i);
+	}
+}
+
+static void take_tls_ctx(struct shard *sh)
+{
+	/* acquire: pairs with the release in shard_publish_tls_ctx */
+	struct net_tls_ctx *next = atomic_exchange_explicit(&sh->tls_ctx_next, NULL,
+							    memory_order_acquire);
+
+	if (!next)
+		return;
+	net_loop_set_tls_ctx(&sh->loop, next);
+	net_tls_ctx_unref(next);
+}
+
 static void take_auth_db(struct shard *sh)
 {
 	/* acquire: pairs with the release in shard_publish_auth_db */
@@ -337,8 +364,16 @@ static int loop_start(struct shard *sh, const struct net_loop_config *lc)
 		return err;
 	}
 	err = net_loop_watch_eventfd(&sh->loop, sh->wake.eventfd);
-	for (int i = 0; i < sh->nlisten && !err; i++)
-		err = net_loop_add_listener(&sh->loop, sh->listen_fds[i], sh->listen_kinds[i]);
+	take_tls_ctx(sh);	/* published before the start */
+	for (int i = 0; i < sh->nlisten && !err; i++) {
+		uint8_t kind = sh->listen_kinds[i];
+
+		if (kind & CONN_KIND_TLS)
+			err = net_loop_add_tls_listener(&sh->loop, sh->listen_fds[i],
+							kind & ~CONN_KIND_TLS);
+		else
+			err = net_loop_add_listener(&sh->loop, sh->listen_fds[i], kind);
+	}
 	if (err) {
 		hd_log_err("cannot start the shard's loop: %s", strerror(-err));
 		net_loop_fini(&sh->loop);
@@ -398,6 +433,7 @@ static void *shard_main(void *arg)
 			busy += drain_inbound(sh);
 		}
 		take_auth_db(sh);
+		take_tls_ctx(sh);
 		sh->now_ms = hd_now_ms();
 		connlist_tick(sh, sh->now_ms);	/* two relaxed loads unless an admin asked */
 		if (sh->sessions.nclosing)
@@ -568,6 +604,7 @@ void shard_destroy_all(struct shard **shards, uint32_t n)
 		auth_shard_fini(&sh->auth);
 		auth_db_unref(sh->auth_db);
 		placement_unref(sh->placement);
+		net_tls_ctx_unref(atomic_load(&sh->tls_ctx_next));
 		auth_db_unref(atomic_load(&sh->auth_db_next));
 		for (uint32_t to = 0; to < sh->nendpoints; to++) {
 			xring_fini(sh->out[to]);
