@@ -391,6 +391,8 @@ static void *shard_main(void *arg)
 		.buf_size = RECV_BUF_BYTES,
 		.max_rx_partial = (uint32_t)HD_MIN(sh->cfg->limits.max_frame_bytes + RX_PARTIAL_SLACK,
 						   UINT32_MAX / 2),
+		/* the handshake is part of the time a client has to send CONNECT */
+		.tls_handshake_ms = sh->cfg->limits.connect_timeout_ms,
 	};
 	uint64_t last_tick = 0;
 	uint64_t last_slow = 0;

@@ -708,6 +708,8 @@ void net_conn_close_after_flush(struct net_loop *l, struct net_conn *c)
 		c->drain_acked = 0;
 	l->cb.on_close(l->ctx, c);
 	c->user = NULL;
+	if (c->tls && !net_tls_can_send_plain(c))
+		net_conn_drop_unsent(l, c);	/* no session to carry it: only an alert goes */
 	if (c->tls && !c->send && !c->out_bytes)
 		net_tls_close_notify(l, c);	/* queues it, and marks c to send it */
 	if (!c->out_bytes && !c->send)

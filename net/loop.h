@@ -129,6 +129,8 @@ struct net_loop_config {
 	uint32_t buf_count;		/* provided receive buffers, power of two */
 	uint32_t buf_size;		/* bytes each */
 	uint32_t max_rx_partial;	/* cap on a kept partial input (bigger: close) */
+	uint32_t tls_handshake_ms;	/* TLS connections: time to finish the handshake
+					 * (0: NET_TLS_HANDSHAKE_MS) */
 };
 
 struct net_backend;

@@ -94,5 +94,7 @@ bool net_tls_close_notify(struct net_loop *l, struct net_conn *c);
 /* Handshake not finished by its deadline. */
 bool net_tls_handshake_expired(const struct net_conn *c, uint64_t now_ms);
 void net_tls_log_timeout(const struct net_conn *c);
+/* The handshake is done and no alert or close_notify went out: plaintext can be sent. */
+bool net_tls_can_send_plain(const struct net_conn *c);
 
 #endif

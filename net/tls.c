@@ -99,6 +99,11 @@ int net_tls_ctx_create(const struct net_tls_config *cfg, struct net_tls_ctx **ou
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
 				 SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* no TLS 1.3 session tickets after the handshake (RabbitMQ's Erlang TLS sends none
+	 * either): clients that read and write one socket from two threads, as stomp.py
+	 * does, race inside OpenSSL when a ticket arrives while they send CONNECT, and
+	 * corrupt their next record. TLS 1.2 clients can still resume by session id. */
+	SSL_CTX_set_num_tickets(ctx, 0);
 	/* resumed sessions must know which context verified them (client certificates) */
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
@@ -167,7 +172,8 @@ struct net_tls *net_tls_create(struct net_loop *l)
 	BIO_set_mem_eof_return(t->rbio, -1);
 	SSL_set_bio(t->ssl, t->rbio, t->wbio);
 	SSL_set_accept_state(t->ssl);
-	t->deadline_ms = hd_now_ms() + NET_TLS_HANDSHAKE_MS;
+	t->deadline_ms = hd_now_ms() + (l->cfg.tls_handshake_ms ? l->cfg.tls_handshake_ms :
+					NET_TLS_HANDSHAKE_MS);
 	return t;
 }
 
@@ -377,7 +383,7 @@ bool net_tls_fill(struct net_loop *l, struct net_conn *c, struct net_send_ctx *s
 			t->cbuf = NULL;
 			t->cbuf_cap = 0;
 		}
-		if (t->established && !t->failed && !t->close_notify_sent && c->out_head)
+		if (net_tls_can_send_plain(c) && c->out_head)
 			encrypt_queue(l, c);
 		account_output(l, c);
 		take_output(t);
@@ -423,6 +429,10 @@ void net_tls_log_timeout(const struct net_conn *c)
 	char peer[32];
 
 	peer_desc(c, peer, sizeof(peer));
-	hd_log_conn(HD_LOG_WARN, c->id, "TLS handshake from %s refused: not done in %u ms", peer,
-		    NET_TLS_HANDSHAKE_MS);
+	hd_log_conn(HD_LOG_WARN, c->id, "TLS handshake from %s refused: not done in time", peer);
+}
+
+bool net_tls_can_send_plain(const struct net_conn *c)
+{
+	return c->tls->established && !c->tls->failed && !c->tls->close_notify_sent;
 }

@@ -22,7 +22,8 @@
 struct net_conn;
 struct net_tls_ctx;
 
-/* Time a client gets to finish its handshake before the connection is closed. */
+/* Time a client gets to finish its handshake before the connection is closed, unless the
+ * loop's configuration says otherwise (net_loop_config.tls_handshake_ms). */
 #define NET_TLS_HANDSHAKE_MS 10000
 /* Longest client-certificate common name kept (X.509's upper bound for a CN). */
 #define NET_TLS_NAME_MAX 64
