@@ -27,6 +27,18 @@ static const struct config_option opts[] = {
 	{ "ws-path", CONFIG_STR, C(ws_path), "WebSocket endpoint path", NULL },
 	{ "ws-origins", CONFIG_STR, C(ws_origins),
 	  "comma-separated Origins allowed to open WebSockets (e.g. https://app.example); empty: any", NULL },
+	{ "tls-cert", CONFIG_STR, C(tls_cert),
+	  "PEM certificate chain for the TLS listeners (with --tls-key: turns them on)", NULL },
+	{ "tls-key", CONFIG_STR, C(tls_key), "PEM private key of --tls-cert", NULL },
+	{ "tls-ca", CONFIG_STR, C(tls_ca),
+	  "PEM CA file: clients may present a certificate, which must chain to it", NULL },
+	{ "tls-require-client-cert", CONFIG_BOOL, C(tls_require_client_cert),
+	  "with --tls-ca: refuse TLS clients without a certificate", NULL },
+	{ "tls-cert-login", CONFIG_BOOL, C(tls_cert_login),
+	  "CONNECT without login over TLS: the client certificate's CN is the user", NULL },
+	{ "tls-port", CONFIG_U16, C(tls_port), "STOMP over TLS port (0: pick a free one)", NULL },
+	{ "wss-port", CONFIG_U16, C(wss_port),
+	  "STOMP over secure WebSocket port (0: pick a free one)", NULL },
 	{ "io", CONFIG_STR, C(io),
 	  "I/O backend: io_uring, epoll, or auto (io_uring when the kernel and seccomp allow it)", NULL },
 	{ "shards", CONFIG_U32, C(shards), "shard threads (0: one per online CPU)", NULL },
@@ -75,6 +87,8 @@ void config_defaults(struct herald_config *cfg)
 	cfg->stomp_port = 61613;
 	cfg->ws_port = 15674;
 	strcpy(cfg->ws_path, "/ws");
+	cfg->tls_port = 61614;
+	cfg->wss_port = 15673;
 	strcpy(cfg->io, "auto");
 	cfg->log_level = HD_LOG_INFO;
 	cfg->queue_replicas = 2;

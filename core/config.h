@@ -56,6 +56,14 @@ struct herald_config {
 	char default_pass[64];
 	bool default_user_loopback_only;
 	struct hd_limits limits;
+	/* TLS client listeners (core/tlsconf.c): off unless tls_cert and tls_key are set */
+	char tls_cert[256];		/* PEM certificate chain */
+	char tls_key[256];		/* PEM private key */
+	char tls_ca[256];		/* PEM CAs client certificates must chain to; "": none asked */
+	bool tls_require_client_cert;	/* with tls_ca: refuse clients without a certificate */
+	bool tls_cert_login;		/* CONNECT without login: the certificate's CN logs in */
+	uint16_t tls_port;		/* STOMP over TLS (RabbitMQ's stomp.listeners.ssl: 61614) */
+	uint16_t wss_port;		/* STOMP over secure WebSocket (Web-STOMP TLS: 15673) */
 	char io[16];			/* --io: auto, io_uring or epoll */
 	int io_backend;			/* enum net_io main resolved --io to */
 	uint32_t queue_replicas;	/* nodes holding each queue (docs/replication.md); 1: no

@@ -17,6 +17,7 @@
 #include "core/placement.h"
 #include "core/route.h"
 #include "core/shard.h"
+#include "core/tlsconf.h"
 #include "net/listen.h"
 #include "net/loop.h"
 
@@ -652,9 +653,9 @@ static void reload_config(struct herald_config *cfg, const struct config_options
 		goto err_keep;
 	if (make_auth_db(&next, users, &db))
 		goto err_free_users;
-	/* TLS (issue 14, on its own branch): load the new certificate and key here, before
-	 * anything is applied, and `goto` the cleanup below when they do not load, so that a
-	 * bad certificate also keeps the old configuration entirely. */
+	/* the certificate files are read again whatever else changed (renewed in place);
+	 * a bad one keeps the certificate in force (tlsconf_load builds the new context
+	 * before any shard gets it) */
 
 	if (memcmp(&loaded_cfg.limits, &next.limits, sizeof(next.limits))) {
 		shard_publish_limits(shards, nshards, &next.limits);
@@ -671,6 +672,8 @@ static void reload_config(struct herald_config *cfg, const struct config_options
 	}
 	publish_auth(db);
 	auth_db_unref(db);
+	if (tlsconf_enabled(cfg) && tlsconf_load(cfg, shards, nshards))
+		hd_log_warn("tls reload failed: the previous certificates stay in force");
 	hd_log_info("config reloaded%s", restart_needed ?
 		    "; some changes need a restart (warnings above)" : "");
 	/* last, so the lines above still show under the level they were reloaded from */
@@ -744,6 +747,11 @@ int main(int argc, char **argv)
 	if (open_listeners("stomp", cfg.bind_addr, &cfg.stomp_port, CONN_KIND_STOMP))
 		return 1;
 	if (open_listeners("ws", cfg.bind_addr, &cfg.ws_port, CONN_KIND_WS))
+		return 1;
+	if (tlsconf_enabled(&cfg) &&
+	    (tlsconf_load(&cfg, shards, nshards) ||
+	     open_listeners("stomps", cfg.bind_addr, &cfg.tls_port, CONN_KIND_STOMP | CONN_KIND_TLS) ||
+	     open_listeners("wss", cfg.bind_addr, &cfg.wss_port, CONN_KIND_WS | CONN_KIND_TLS)))
 		return 1;
 	derive_names(&cfg, &cl.c);
 	shard_node_tag = (uint32_t)placement_node_hash(cfg.node_name, strlen(cfg.node_name)) &

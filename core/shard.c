@@ -12,6 +12,7 @@
 #include "core/hmsg.h"
 #include "core/placement.h"
 #include "core/replica.h"
+#include "net/tls.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -262,6 +263,29 @@ static void take_limits(struct shard *sh)
 	session_shard_limits_changed(sh);
 }
 
+void shard_publish_tls_ctx(struct shard **shards, uint32_t n, struct net_tls_ctx *ctx)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		/* release: the context is complete before the shard sees the pointer */
+		net_tls_ctx_unref(atomic_exchange_explicit(&shards[i]->tls_ctx_next,
+							   net_tls_ctx_ref(ctx),
+							   memory_order_acq_rel));
+		wake_for_hand_over(shards[i]);
+	}
+}
+
+static void take_tls_ctx(struct shard *sh)
+{
+	/* acquire: pairs with the release in shard_publish_tls_ctx */
+	struct net_tls_ctx *next = atomic_exchange_explicit(&sh->tls_ctx_next, NULL,
+							    memory_order_acquire);
+
+	if (!next)
+		return;
+	net_loop_set_tls_ctx(&sh->loop, next);
+	net_tls_ctx_unref(next);
+}
+
 static void take_auth_db(struct shard *sh)
 {
 	/* acquire: pairs with the release in shard_publish_auth_db */
@@ -381,8 +405,16 @@ static int loop_start(struct shard *sh, const struct net_loop_config *lc)
 		return err;
 	}
 	err = net_loop_watch_eventfd(&sh->loop, sh->wake.eventfd);
-	for (int i = 0; i < sh->nlisten && !err; i++)
-		err = net_loop_add_listener(&sh->loop, sh->listen_fds[i], sh->listen_kinds[i]);
+	take_tls_ctx(sh);	/* published before the start */
+	for (int i = 0; i < sh->nlisten && !err; i++) {
+		uint8_t kind = sh->listen_kinds[i];
+
+		if (kind & CONN_KIND_TLS)
+			err = net_loop_add_tls_listener(&sh->loop, sh->listen_fds[i],
+							kind & ~CONN_KIND_TLS);
+		else
+			err = net_loop_add_listener(&sh->loop, sh->listen_fds[i], kind);
+	}
 	if (err) {
 		hd_log_err("cannot start the shard's loop: %s", strerror(-err));
 		net_loop_fini(&sh->loop);
@@ -399,6 +431,8 @@ static void *shard_main(void *arg)
 		.buf_count = RECV_BUFS,
 		.buf_size = RECV_BUF_BYTES,
 		.max_rx_partial = max_rx_partial(&sh->limits),
+		/* the handshake is part of the time a client has to send CONNECT */
+		.tls_handshake_ms = sh->limits.connect_timeout_ms,
 	};
 	uint64_t last_tick = 0;
 	uint64_t last_slow = 0;
@@ -442,6 +476,7 @@ static void *shard_main(void *arg)
 		}
 		take_auth_db(sh);
 		take_limits(sh);
+		take_tls_ctx(sh);
 		sh->now_ms = hd_now_ms();
 		connlist_tick(sh, sh->now_ms);	/* two relaxed loads unless an admin asked */
 		if (sh->sessions.nclosing)
@@ -616,6 +651,7 @@ void shard_destroy_all(struct shard **shards, uint32_t n)
 		auth_shard_fini(&sh->auth);
 		auth_db_unref(sh->auth_db);
 		placement_unref(sh->placement);
+		net_tls_ctx_unref(atomic_load(&sh->tls_ctx_next));
 		auth_db_unref(atomic_load(&sh->auth_db_next));
 		hd_free(atomic_load(&sh->limits_next));
 		for (uint32_t to = 0; to < sh->nendpoints; to++) {

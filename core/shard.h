@@ -32,6 +32,8 @@
 #define SHARD_XRING_SLOTS 8192
 
 enum conn_kind { CONN_KIND_STOMP = 1, CONN_KIND_WS = 2 };
+/* shard_add_listener: the listener's connections run TLS (never set in net_conn.kind) */
+#define CONN_KIND_TLS 0x80
 
 /* Counters the shard alone writes; published to `pub` for other threads about every 100 ms. */
 struct shard_stats {
@@ -94,6 +96,8 @@ struct shard {
 	 * auth_db_next), this shard's credential cache and rate limiter, the auth thread's rings */
 	struct auth_db *auth_db;
 	_Atomic(struct auth_db *) auth_db_next;
+	/* the TLS context for new TLS connections, handed over like auth_db_next */
+	_Atomic(struct net_tls_ctx *) tls_ctx_next;
 	struct auth_shard auth;
 	struct xring *auth_out;		/* to the auth thread (we produce) */
 	struct xring *auth_in;		/* from the auth thread (we consume) */
@@ -134,6 +138,10 @@ void shard_add_listener(struct shard *sh, int fd, uint8_t kind);
 /* Hands every shard a reference to db (at start, and on SIGHUP): each swaps it in at its
  * next loop turn and drops the one it had. Main thread; the caller keeps its own ref. */
 void shard_publish_auth_db(struct shard **shards, uint32_t n, struct auth_db *db);
+/* Hands every shard a reference to ctx (at start and on SIGHUP): each takes it at its next
+ * loop turn for the TLS connections it accepts from then on. Main thread; the caller keeps
+ * its own reference. */
+void shard_publish_tls_ctx(struct shard **shards, uint32_t n, struct net_tls_ctx *ctx);
 
 /* Hands every shard its own copy of *limits (SIGHUP): each takes it at its next loop turn
  * (session_shard_limits_changed) and frees it. Main thread; the caller keeps *limits. */
