@@ -697,7 +697,8 @@ static void tell_route(struct cluster *c, const struct swim_member *m)
 	if (c->hooks.member)
 		c->hooks.member(c->hooks.member_arg, m->name, host, meta.route_port, alive);
 	if (c->ctl)
-		ctl_member(c->ctl, m->name, host, meta.raft_port, meta.raft_id, alive);
+		ctl_member(c->ctl, m->name, host, meta.raft_port, meta.raft_id, alive,
+			   m->state == SWIM_SUSPECT);
 }
 
 static void on_member_change(void *arg, const struct swim_member *m, int old_state)

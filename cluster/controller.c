@@ -50,6 +50,8 @@ struct gossip_member {
 	bool alive;
 	bool gone;			/* its node link closed and its port refuses: the process
 					 * is gone, whatever gossip says yet */
+	bool suspect;			/* gossip suspects it ... */
+	uint64_t suspect_since_ms;	/* ... since (hd_now_ms) */
 	bool used;
 };
 
@@ -294,11 +296,19 @@ static unsigned config_voters(const struct ctl *c)
 	return v;
 }
 
+/* Whether gossip's news lets this member stay in the view. */
+static bool member_ok(const struct gossip_member *g, uint64_t now_ms)
+{
+	return g->used && g->alive && !g->gone &&
+	       !(g->suspect && now_ms - g->suspect_since_ms >= CTL_SUSPECT_MS);
+}
+
 static const struct gossip_member *gossip_by_id(const struct ctl *c, uint64_t id)
 {
+	uint64_t now = hd_now_ms();
+
 	for (int i = 0; i < CTL_MAX_MEMBERS; i++)
-		if (c->members[i].used && c->members[i].alive && !c->members[i].gone &&
-		    c->members[i].raft_id == id)
+		if (member_ok(&c->members[i], now) && c->members[i].raft_id == id)
 			return &c->members[i];
 	return NULL;
 }
@@ -376,7 +386,7 @@ static void reconcile(struct ctl *c)
 		const struct raft_server *s;
 		int at;
 
-		if (!g->used || !g->alive || g->gone || !g->raft_id)
+		if (!member_ok(g, hd_now_ms()) || !g->raft_id)
 			continue;
 		s = config_find(c, g->raft_id);
 		if (!s) {
@@ -778,7 +788,7 @@ uint64_t ctl_raft_id(const struct ctl *c)
 }
 
 void ctl_member(struct ctl *c, const char *name, const char *host, uint16_t raft_port,
-		uint64_t raft_id, bool alive)
+		uint64_t raft_id, bool alive, bool suspect)
 {
 	struct gossip_member *slot = NULL;
 
@@ -801,6 +811,9 @@ void ctl_member(struct ctl *c, const char *name, const char *host, uint16_t raft
 		snprintf(slot->addr, sizeof(slot->addr), "%s:%u", host, raft_port);
 		slot->raft_id = raft_port ? raft_id : 0;
 		slot->alive = alive;
+		if (suspect && !slot->suspect)
+			slot->suspect_since_ms = hd_now_ms();
+		slot->suspect = suspect;
 		c->inbox_dirty = true;
 	}
 	pthread_mutex_unlock(&c->mu);

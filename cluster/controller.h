@@ -80,10 +80,14 @@ int ctl_start(struct ctl **out, const struct ctl_config *cfg);
 uint16_t ctl_port(const struct ctl *c);
 uint64_t ctl_raft_id(const struct ctl *c);
 
-/* Gossip's news about another member (any thread): alive (or suspect) with its Raft port
- * and id, or dead/left. Repeats are harmless. */
+/* Gossip's news about another member (any thread): alive (suspect or not) with its Raft
+ * port and id, or dead/left. Repeats are harmless. A member suspect for CTL_SUSPECT_MS
+ * leaves the view before gossip's verdict (Lifeguard's suspicion timeout is made for
+ * gossip's correctness and runs to seconds more; a member taken out too early is added
+ * back when it answers again, and its queues' backups had every receipted message). */
+#define CTL_SUSPECT_MS 2000
 void ctl_member(struct ctl *c, const char *name, const char *host, uint16_t raft_port,
-		uint64_t raft_id, bool alive);
+		uint64_t raft_id, bool alive, bool suspect);
 
 /* What this node's link probe found about member `name` (any thread): gone (its link
  * closed and its port refuses connections: the process is gone) or running. A gone member
