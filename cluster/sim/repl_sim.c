@@ -175,6 +175,7 @@ struct oqueue {
 	int backup[MAX_BACKUPS];
 	uint64_t acked[MAX_BACKUPS];
 	uint64_t lease_until[MAX_BACKUPS];
+	uint64_t mark[MAX_HOSTS];	/* design: rseq a backup's copy is complete at */
 	struct wait *wait;
 	uint32_t nwait, wait_cap;
 	uint64_t deliver_from;	/* design: a new owner waits out the old one's lease */
@@ -204,6 +205,7 @@ struct node {
 	int group;		/* partition side */
 	uint64_t epoch;		/* view applied, 0 none yet */
 	uint32_t members;	/* placement: hosts of that view */
+	uint32_t last_hosts;	/* design: the last view this process was active in */
 	uint64_t ctrl_contact;	/* last heartbeat from a leader */
 	uint64_t up_since;
 	uint64_t last_ack_sent[MAX_QUEUES];	/* design: replication acks to anyone */
@@ -222,6 +224,7 @@ struct node {
 struct view {
 	uint64_t epoch;
 	uint32_t hosts;			/* bit per host */
+	uint32_t joining;		/* design: hosts not active yet (subset of hosts) */
 	int member[MAX_HOSTS];		/* which incarnation, NONE */
 	uint64_t commit_us;
 };
@@ -504,6 +507,42 @@ static bool in_view(const struct node *nd)
 	return nd->members & 1u << self_of(nd);
 }
 
+/* Design, stage 4: this process is in the view, not active yet (it takes copies in). */
+static bool is_joining(const struct node *nd)
+{
+	const struct view *v = &S->views[nd->epoch];
+	int self = self_of(nd);
+
+	return S->o->leases && nd->epoch && v->member[self] == nd->member &&
+	       (v->joining & 1u << self);
+}
+
+/* Whether q will be held by `host` once it is active over `hosts`. */
+static bool will_hold(uint32_t hosts, int q, int host)
+{
+	int idx[MAX_HOSTS];
+	int k = replicas_of(hosts | 1u << host, q, S->r, idx);
+
+	while (k-- > 0)
+		if (idx[k] == host)
+			return true;
+	return false;
+}
+
+/* Design: a process taken out of the view keeps nothing that a replica of its last view
+ * still holds in the current one (invariant 4); what no such replica holds it hands to
+ * the current owner ("every replica on the minority side"). */
+static bool survivor_holds(const struct node *nd, int q)
+{
+	int idx[MAX_HOSTS];
+	int k = replicas_of(nd->last_hosts, q, S->r, idx);
+
+	for (int i = 0; i < k; i++)
+		if (idx[i] != self_of(nd) && (nd->members & 1u << idx[i]))
+			return true;
+	return false;
+}
+
 /* ---- links ---- */
 
 static int lo(int a, int b)
@@ -647,7 +686,15 @@ static int backups_of(const struct node *nd, int q, int out[MAX_BACKUPS], bool *
 	}
 	for (int i = 1; i < n; i++)
 		out[i - 1] = idx[i];
-	return n - 1;
+	n--;
+	/* design, stage 4: a joining member that will hold q gets the stream (and a
+	 * snapshot) before it is made active */
+	for (int j = 0; S->o->leases && nd->epoch && j < S->n; j++) {
+		if ((S->views[nd->epoch].joining & 1u << j) && n < MAX_BACKUPS &&
+		    will_hold(nd->members, q, j))
+			out[n++] = j;
+	}
+	return n;
 }
 
 static struct oqueue *owner_state(struct node *nd, int q)
@@ -663,6 +710,7 @@ static struct oqueue *owner_state(struct node *nd, int q)
 		for (int i = 0; i < oq->nbackups; i++) {
 			oq->acked[i] = 0;
 			oq->lease_until[i] = 0;
+			oq->mark[oq->backup[i]] = oq->next_rseq;
 			send_op(nd, oq->backup[i], q, OP_RESET, 0);
 		}
 	}
@@ -770,6 +818,7 @@ static void snapshot_to(struct node *nd, int q, int to)
 	for (uint32_t i = 0; i < k; i++)
 		send_message(nd, to, q, &all[i], all[i].delivered);
 	send_op(nd, to, q, OP_MARK, oq->next_rseq);
+	oq->mark[to] = oq->next_rseq;
 	free(all);
 	if (k)
 		hook_fire(&S->hook_snapshot, self_of(nd), to);
@@ -957,15 +1006,66 @@ static bool new_owner_has_copy(const struct node *nd, const struct oqueue *oq, i
 	return false;
 }
 
+static struct replica *replica_get(struct node *nd, int q, int owner, bool create);
+
+enum move { MOVE_HAND_OVER, MOVE_DROP, MOVE_TO_REPLICA };
+
+/* What the old owner does with q's messages. The code: hands them over, unless leaving
+ * with copies on the new owner. The design: a member that stays keeps them as a replica
+ * when it still holds q (a planned move: the new owner was synced as a joiner and
+ * promotes its copy), else drops them; a process taken out drops them when a replica of
+ * its last view survived, else hands them over. */
+static enum move move_kind(const struct node *nd, int q)
+{
+	int idx[MAX_HOSTS];
+	int k;
+
+	if (!S->o->leases)
+		return new_owner_has_copy(nd, &nd->q[q], q) ? MOVE_DROP : MOVE_HAND_OVER;
+	if (is_joining(nd))
+		return MOVE_HAND_OVER;
+	if (!in_view(nd))
+		return survivor_holds(nd, q) ? MOVE_DROP : MOVE_HAND_OVER;
+	k = replicas_of(nd->members, q, S->r, idx);
+	while (k-- > 0)
+		if (idx[k] == self_of(nd))
+			return MOVE_TO_REPLICA;
+	return MOVE_DROP;
+}
+
+/* Design: the queue becomes this node's replica of the new owner's stream (it will
+ * stream a snapshot over it); delivered-unacked messages keep their mark. */
+static void keep_as_replica(struct node *nd, int q)
+{
+	struct oqueue *oq = &nd->q[q];
+	struct replica *r = replica_get(nd, q, owner_of(nd, q), true);
+
+	r->msgs.n = 0;
+	for (uint32_t i = 0; i < oq->ready.n + oq->unacked.n; i++) {
+		struct qent e = i < oq->ready.n ? oq->ready.v[i] : oq->unacked.v[i - oq->ready.n];
+		uint32_t at_i;
+
+		e.delivered = i >= oq->ready.n;
+		for (at_i = r->msgs.n; at_i > 0 && r->msgs.v[at_i - 1].rseq > e.rseq; at_i--)
+			;
+		qv_insert(&r->msgs, at_i, e);
+	}
+	r->max_rseq = oq->next_rseq;
+	oq->unacked.n = 0;
+}
+
 /* queue_move_away(): consumers told to go (their unacked requeued), receipts failed, the
- * messages handed over - unless leaving with copies on the new owner. */
+ * messages handed over, dropped or kept as a replica (move_kind). */
 static void move_away(struct node *nd, int q)
 {
 	struct oqueue *oq = &nd->q[q];
-	bool copies_take_over = new_owner_has_copy(nd, oq, q);
+	enum move kind = move_kind(nd, q);
+	static const char *const how[] = { "hands over", "drops", "keeps as a replica" };
 
-	trace("n%d q%d moves away (%u ready, %u unacked%s)", self_of(nd), q, oq->ready.n,
-	      oq->unacked.n, copies_take_over ? ", copies take over" : "");
+	trace("n%d q%d moves away (%u ready, %u unacked): %s", self_of(nd), q, oq->ready.n,
+	      oq->unacked.n, how[kind]);
+	if (kind == MOVE_TO_REPLICA)
+		keep_as_replica(nd, q);
 	while (oq->ncons) {
 		uint32_t cid = oq->cons[--oq->ncons];
 		struct frame f = { .kind = F_DROPPED, .q = (uint8_t)q, .client = cid };
@@ -974,9 +1074,8 @@ static void move_away(struct node *nd, int q)
 		node_send(nd, oq->cons_host[oq->ncons], &f);
 	}
 	queue_gone(nd, oq, 1);
-	for (uint32_t i = 0; i < oq->ready.n; i++)
-		if (!copies_take_over)
-			hand_over(nd, q, oq->ready.v[i].copy, oq->ready.v[i].redelivered);
+	for (uint32_t i = 0; kind == MOVE_HAND_OVER && i < oq->ready.n; i++)
+		hand_over(nd, q, oq->ready.v[i].copy, oq->ready.v[i].redelivered);
 	oq->ready.n = 0;
 	oq->handed_in = 0;
 	queue_maybe_drop(nd, q);
@@ -1158,6 +1257,37 @@ static void promote(struct node *nd, int q)
 	dispatch(nd, q);
 }
 
+/* The design's rules for a replica on a new placement (true: handled): a joiner keeps
+ * what it will hold; a process taken out hands over what no survivor holds; the owner
+ * promotes its copy even when the old owner is still there (a planned move: it was
+ * synced before it was made active, and the old owner keeps a replica). */
+static bool replica_design(struct node *nd, int q)
+{
+	struct replica *r = &nd->rep[q];
+
+	if (is_joining(nd)) {
+		if (!will_hold(nd->members, q, self_of(nd)))
+			replica_free(nd, q);
+		return true;
+	}
+	if (!in_view(nd)) {
+		if (!survivor_holds(nd, q)) {
+			trace("n%d q%d hands its copy of %u over: no survivor holds it",
+			      self_of(nd), q, r->msgs.n);
+			for (uint32_t i = 0; i < r->msgs.n; i++)
+				hand_over(nd, q, r->msgs.v[i].copy,
+					  r->msgs.v[i].redelivered || r->msgs.v[i].delivered);
+		}
+		replica_free(nd, q);
+		return true;
+	}
+	if (owner_of(nd, q) == self_of(nd)) {
+		promote(nd, q);
+		return true;
+	}
+	return false;
+}
+
 static void replica_on_placement(struct node *nd)
 {
 	for (int q = 0; q < MAX_QUEUES; q++) {
@@ -1167,6 +1297,8 @@ static void replica_on_placement(struct node *nd)
 		bool holder = false;
 
 		if (!r->live)
+			continue;
+		if (S->o->leases && replica_design(nd, q))
 			continue;
 		k = replicas_of(nd->members, q, S->r, idx);
 		for (int j = 0; j < k; j++)
@@ -1363,6 +1495,8 @@ static uint32_t placement_hosts(const struct node *nd)
 	}
 	v = &S->views[nd->epoch];
 	hosts = v->hosts;
+	if (S->o->leases)
+		hosts &= ~v->joining;
 	if (S->o->leases && v->member[self] != nd->member)
 		hosts &= ~(1u << self);
 	return hosts;
@@ -1376,8 +1510,8 @@ static void on_placement(struct node *nd)
 	for (int q = 0; q < MAX_QUEUES; q++)
 		owner_before[q] = owner_of(nd, q);
 	nd->members = placement_hosts(nd);
-	if (nd->members == before)
-		return;
+	if (nd->members == before && !S->o->leases)
+		return;	/* (the design: joiners come and go without changing placement) */
 	trace("n%d placement %#x -> %#x (epoch %" PRIu64 ")", self_of(nd), before, nd->members,
 	      nd->epoch);
 	for (int q = 0; q < MAX_QUEUES; q++) {
@@ -1411,6 +1545,8 @@ static void on_placement(struct node *nd)
 		}
 	}
 	outbox_flush(nd);
+	if (in_view(nd))
+		nd->last_hosts = nd->members;
 }
 
 static void on_hb(struct node *nd, uint64_t epoch)
@@ -1649,6 +1785,37 @@ static void commit(struct view v, const char *what, int host)
 	trace("controller: epoch %" PRIu64 " %s n%d, hosts %#x", v.epoch, what, host, v.hosts);
 }
 
+/* Design, stage 4: every owner of a queue the joiner will hold streamed it a snapshot and
+ * it acknowledged the MARK (the owners' "in sync" reports, read here directly). */
+static bool joiner_synced(int j)
+{
+	const struct view *v = &S->views[S->nviews - 1];
+	uint32_t active = v->hosts & ~v->joining;
+
+	for (int q = 0; q < MAX_QUEUES; q++) {
+		int idx[MAX_HOSTS];
+		const struct node *own;
+		const struct oqueue *oq;
+		int b;
+
+		if (!will_hold(active, q, j) || !replicas_of(active, q, S->r, idx))
+			continue;
+		own = &S->node[idx[0]];
+		oq = &own->q[q];
+		if (!own->up)
+			return false;
+		if (!oq->live || (!oq->ready.n && !oq->unacked.n))
+			continue;
+		if (own->epoch != v->epoch)
+			return false;
+		for (b = 0; b < oq->nbackups && oq->backup[b] != j; b++)
+			;
+		if (b == oq->nbackups || oq->acked[b] < oq->mark[j])
+			return false;
+	}
+	return true;
+}
+
 static bool responsive(int h)
 {
 	const struct node *nd = &S->node[h];
@@ -1725,7 +1892,19 @@ static void ctrl_tick(void)
 
 		nv.hosts |= 1u << h;
 		nv.member[h] = nd->member;
-		commit(nv, "adds", h);
+		if (S->o->leases)
+			nv.joining |= 1u << h;
+		commit(nv, S->o->leases ? "adds (joining)" : "adds", h);
+		goto heartbeat;
+	}
+	for (int h = 0; h < S->n; h++) {
+		if (!(v->joining & 1u << h) || !responsive(h) || S->node[h].group != side ||
+		    !joiner_synced(h))
+			continue;
+		struct view nv = *v;
+
+		nv.joining &= ~(1u << h);
+		commit(nv, "makes active", h);
 		break;
 	}
 heartbeat:
@@ -2161,6 +2340,7 @@ static void setup(uint64_t seed)
 		for (int b = 0; b < S->n; b++)
 			nd->link_ok[b] = b != h;
 		nd->members = placement_hosts(nd);
+		nd->last_hosts = nd->members;
 		push((struct event){ .at = TICK_US, .kind = EV_NODE_TICK, .to = (int8_t)h,
 				     .gen = (uint32_t)h });
 	}
