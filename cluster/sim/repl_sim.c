@@ -24,17 +24,26 @@
  *     the same message id after an ERROR or a timeout), consumers with client-individual
  *     acks, some of which crash.
  * By default the model adds what docs/replication.md designs on top of the code: replication
- * frames carry the view epoch and a backup refuses older ones (invariant 2), an owner
- * delivers only under leases from every backup and a new owner waits L (invariant 3), and a
- * node without controller contact for L stops delivering and acknowledging (invariant 5).
- * `--no-leases` models the code as it is (none of the three).
+ * frames carry the view epoch and a backup refuses older ones (invariant 2); an owner
+ * delivers only under leases from every backup, a new owner waits L (invariant 3); a node
+ * without controller contact for L stops delivering and acknowledging (invariant 5);
+ * placement by process, not name (a restarted process owns nothing until the view lists
+ * it); members join before they are active (stage 4: snapshots, then "in sync", then
+ * active; a planned move promotes the joiner's copy and the old owner keeps a replica);
+ * a process taken out hands back only what no replica of its last view still holds.
+ * `--no-leases` models the code as it is (none of these); `--fix-handback` replaces the
+ * last rule by "hand back unless an in-sync copy survived" (see the findings).
  *
  * After each run (faults, then every fault healed and the queues drained) the checker
  * proves: (1) every receipted message was delivered at least once, unless every member
- * that ever held it crashed ("lost to R failures"); (2) no two owners of a queue delivered
- * in overlapping intervals; (3) a message delivered twice was not acknowledged before
- * (duplicates are counted by cause); (4) an acknowledged message (its REMOVE applied by
- * every backup) is never delivered again.
+ * that ever held it crashed ("lost to R failures"; losses where a live holder dropped its
+ * copy by the hand-back rule are classed apart, and fail only with --strict); (2) no two
+ * owners of a queue dispatched in overlapping intervals; (3) duplicates are counted by
+ * cause (a delivered-unacked message redelivered, marked or not; a producer's resend; a
+ * MESSAGE that arrived after its ACK because its consumer's node was paused); (4) no owner
+ * dispatches a message whose ACK every backup applied. A run whose controller ends without
+ * a full view (no majority of the view's members left: a restarted process is a new
+ * member) is "stuck": its undelivered messages are counted as unavailable, not judged.
  *
  * One thread, virtual time in microseconds, one event heap ordered by (time, sequence) and
  * one seeded PRNG: a run is a function of its seed and options, so `--seed S --trace`
@@ -284,6 +293,7 @@ struct opts {
 	bool trace;
 	bool check;
 	bool quiet;		/* no line per failing seed (--check's second half) */
+	bool fix_handback;	/* --fix-handback: survivors are in-sync copies, not placement */
 	uint64_t seed, start;
 	uint32_t seeds;
 	int nodes;		/* 0: from the seed */
@@ -1024,6 +1034,21 @@ static struct replica *replica_get(struct node *nd, int q, int owner, bool creat
 
 enum move { MOVE_HAND_OVER, MOVE_DROP, MOVE_TO_REPLICA };
 
+/* The proposed fix: an owner taken out drops q only when a backup that acknowledged its
+ * snapshot's MARK (so holds everything receipted) is still in the view. */
+static bool insync_backup_survives(const struct node *nd, int q)
+{
+	const struct oqueue *oq = &nd->q[q];
+
+	if (!nd->last_hosts)
+		return true;
+	for (int b = 0; oq->has_repl && b < oq->nbackups; b++)
+		if ((nd->members & 1u << oq->backup[b]) && oq->mark[oq->backup[b]] &&
+		    oq->acked[b] >= oq->mark[oq->backup[b]])
+			return true;
+	return false;
+}
+
 /* What the old owner does with q's messages. The code: hands them over, unless leaving
  * with copies on the new owner. The design: a member that stays keeps them as a replica
  * when it still holds q (a planned move: the new owner was synced as a joiner and
@@ -1038,6 +1063,8 @@ static enum move move_kind(const struct node *nd, int q)
 		return new_owner_has_copy(nd, &nd->q[q], q) ? MOVE_DROP : MOVE_HAND_OVER;
 	if (is_joining(nd))
 		return MOVE_HAND_OVER;
+	if (!in_view(nd) && S->o->fix_handback)
+		return insync_backup_survives(nd, q) ? MOVE_DROP : MOVE_HAND_OVER;
 	if (!in_view(nd))
 		return survivor_holds(nd, q) ? MOVE_DROP : MOVE_HAND_OVER;
 	k = replicas_of(nd->members, q, S->r, idx);
@@ -1291,7 +1318,9 @@ static bool replica_design(struct node *nd, int q)
 		return true;
 	}
 	if (!in_view(nd)) {
-		if (!survivor_holds(nd, q)) {
+		/* the proposed fix: a backup's in-sync peer is the owner that streamed it */
+		if (S->o->fix_handback ? !(nd->members & 1u << r->owner) || !nd->last_hosts :
+					 !survivor_holds(nd, q)) {
 			trace("n%d q%d hands its copy of %u over: no survivor holds it",
 			      self_of(nd), q, r->msgs.n);
 			for (uint32_t i = 0; i < r->msgs.n; i++)
@@ -2303,6 +2332,8 @@ static void step(const struct event *ev)
 struct result {
 	int n, r;
 	uint64_t receipted, delivered, lost_r, lost_dropped, lost, overlap, acked_again, stuck;
+	uint64_t no_quorum;	/* stuck with no leader: a majority of the view's members gone */
+	uint64_t unavailable;	/* receipted, undelivered, in a stuck run (not judged) */
 	uint64_t dup_redelivered, dup_unmarked, dup_resend, late_after_ack;
 };
 
@@ -2443,6 +2474,7 @@ static struct result check(void)
 		if (S->member_crashed[m])
 			crashed |= 1ull << m;
 	res.stuck = stuck();
+	res.no_quorum = S->leader == NONE;
 	for (uint32_t i = 0; i < S->next_msg; i++) {
 		const struct msg *m = &S->msgs[i];
 
@@ -2514,6 +2546,8 @@ static void add(struct result *sum, const struct result *r)
 	sum->overlap += r->overlap;
 	sum->acked_again += r->acked_again;
 	sum->stuck += r->stuck;
+	sum->no_quorum += r->no_quorum;
+	sum->unavailable += r->stuck ? r->lost + r->lost_dropped : 0;
 	sum->dup_redelivered += r->dup_redelivered;
 	sum->dup_unmarked += r->dup_unmarked;
 	sum->dup_resend += r->dup_resend;
@@ -2524,9 +2558,10 @@ static void print_row(const char *what, uint64_t runs, const struct result *s, u
 {
 	printf("%-8s %5" PRIu64 " %9" PRIu64 " %9" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
 	       " %5" PRIu64 " %6" PRIu64 " %7" PRIu64 " %5" PRIu64 " %7" PRIu64 " %6" PRIu64
-	       " %5" PRIu64 " %4" PRIu64 "\n", what, runs, s->receipted, s->delivered,
-	       s->dup_redelivered, s->dup_unmarked, s->dup_resend, s->late_after_ack, s->lost_r,
-	       s->lost_dropped, s->lost, s->overlap, s->acked_again, s->stuck, bad);
+	       " %5" PRIu64 " %5" PRIu64 " %6" PRIu64 " %4" PRIu64 "\n", what, runs, s->receipted,
+	       s->delivered, s->dup_redelivered, s->dup_unmarked, s->dup_resend, s->late_after_ack,
+	       s->lost_r, s->lost_dropped, s->lost, s->overlap, s->acked_again, s->stuck,
+	       s->no_quorum, s->unavailable, bad);
 }
 
 static int run_seeds(const struct opts *o)
@@ -2562,9 +2597,10 @@ static int run_seeds(const struct opts *o)
 	printf("\n%s: %" PRIu64 " seed(s) from %" PRIu64 "\n",
 	       o->leases ? "the design (leases, epochs, controller contact)" :
 			   "the code as it is (--no-leases)", (uint64_t)o->seeds, o->start);
-	printf("%-8s %5s %9s %9s %8s %8s %8s %5s %6s %7s %5s %7s %6s %5s %4s\n", "N/R",
+	printf("%-8s %5s %9s %9s %8s %8s %8s %5s %6s %7s %5s %7s %6s %5s %5s %6s %4s\n", "N/R",
 	       "runs", "receipted", "delivered", "dup-redl", "dup-unmk", "dup-rsnd", "late",
-	       "lost-R", "lost-HB", "LOST", "OVERLAP", "ACKED2", "stuck", "VIOL");
+	       "lost-R", "lost-HB", "LOST", "OVERLAP", "ACKED2", "stuck", "no-q", "unavl",
+	       "VIOL");
 	for (int n = 3; n <= MAX_HOSTS; n++)
 		for (int r = 2; r <= 3; r++) {
 			char what[16];
@@ -2603,7 +2639,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: repl-sim [--seeds N [--start S] | --check | --seed S [--trace]]\n"
-		"                [--no-leases] [--strict] [--nodes 3..5] [--replicas 2..3]\n");
+		"                [--no-leases] [--strict] [--fix-handback] [--nodes 3..5]\n"
+		"                [--replicas 2..3]\n");
 }
 
 int main(int argc, char **argv)
@@ -2616,6 +2653,7 @@ int main(int argc, char **argv)
 		{ "trace", no_argument, NULL, 't' },
 		{ "no-leases", no_argument, NULL, 'L' },
 		{ "strict", no_argument, NULL, 'T' },
+		{ "fix-handback", no_argument, NULL, 'F' },
 		{ "nodes", required_argument, NULL, 'N' },
 		{ "replicas", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
@@ -2649,6 +2687,9 @@ int main(int argc, char **argv)
 			break;
 		case 'T':
 			S_strict = true;
+			break;
+		case 'F':
+			o.fix_handback = true;
 			break;
 		case 'N':
 			o.nodes = atoi(optarg);
