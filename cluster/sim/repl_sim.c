@@ -228,6 +228,10 @@ struct node {
 	struct parked *outbox;
 	uint32_t noutbox, outbox_cap;
 	uint32_t ticks;
+	/* --gossip-placement: this node's failure detector (SWIM, as a delay) */
+	uint64_t unresp_since[MAX_HOSTS];
+	uint64_t detect_us[MAX_HOSTS];
+	uint32_t swim_dead;	/* hosts it calls dead: out of its placement */
 };
 
 struct view {
@@ -294,6 +298,7 @@ struct opts {
 	bool check;
 	bool quiet;		/* no line per failing seed (--check's second half) */
 	bool fix_handback;	/* --fix-handback: survivors are in-sync copies, not placement */
+	bool gossip_placement;	/* --gossip-placement: the code's "view and gossip-alive" */
 	uint64_t seed, start;
 	uint32_t seeds;
 	int nodes;		/* 0: from the seed */
@@ -1544,7 +1549,7 @@ static uint32_t placement_hosts(const struct node *nd)
 		for (int h = 0; h < S->n; h++)
 			if (h == self || nd->link_ok[h])
 				hosts |= 1u << h;
-		return hosts;
+		return hosts & ~nd->swim_dead;
 	}
 	v = &S->views[nd->epoch];
 	hosts = v->hosts;
@@ -1552,7 +1557,7 @@ static uint32_t placement_hosts(const struct node *nd)
 		hosts &= ~v->joining;
 	if (S->o->leases && v->member[self] != nd->member)
 		hosts &= ~(1u << self);
-	return hosts;
+	return hosts & ~nd->swim_dead;
 }
 
 static void on_placement(struct node *nd)
@@ -1649,9 +1654,40 @@ static void on_link_up(struct node *nd, int peer)
 	}
 }
 
+/* --gossip-placement: the route places over members SWIM calls alive (or suspect), so a
+ * peer this node has not heard for its detection delay leaves its placement before any
+ * view change, and comes back when heard again. */
+static void swim_tick(struct node *nd)
+{
+	uint32_t dead = 0;
+	int self = self_of(nd);
+
+	for (int h = 0; h < S->n; h++) {
+		bool heard = h == self || (hosts_can_talk(self, h) && !S->node[h].paused);
+
+		if (heard) {
+			nd->unresp_since[h] = 0;
+			continue;
+		}
+		if (!nd->unresp_since[h]) {
+			nd->unresp_since[h] = S->now;
+			nd->detect_us[h] = rnd_range(1500 * MS, 3000 * MS);
+		}
+		if (S->now - nd->unresp_since[h] >= nd->detect_us[h])
+			dead |= 1u << h;
+	}
+	if (dead == nd->swim_dead)
+		return;
+	trace("n%d: gossip calls %#x dead", self, dead);
+	nd->swim_dead = dead;
+	on_placement(nd);
+}
+
 static void node_tick(struct node *nd)
 {
 	nd->ticks++;
+	if (S->o->gossip_placement)
+		swim_tick(nd);
 	for (uint32_t c = 0; c < MAX_CONSUMERS; c++)
 		if (nd->local[c] && nd->reg[c] == NONE && S->cons[c].alive)
 			consumer_register(nd, c);
@@ -2639,8 +2675,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: repl-sim [--seeds N [--start S] | --check | --seed S [--trace]]\n"
-		"                [--no-leases] [--strict] [--fix-handback] [--nodes 3..5]\n"
-		"                [--replicas 2..3]\n");
+		"                [--no-leases] [--strict] [--fix-handback] [--gossip-placement]\n"
+		"                [--nodes 3..5] [--replicas 2..3]\n");
 }
 
 int main(int argc, char **argv)
@@ -2654,6 +2690,7 @@ int main(int argc, char **argv)
 		{ "no-leases", no_argument, NULL, 'L' },
 		{ "strict", no_argument, NULL, 'T' },
 		{ "fix-handback", no_argument, NULL, 'F' },
+		{ "gossip-placement", no_argument, NULL, 'G' },
 		{ "nodes", required_argument, NULL, 'N' },
 		{ "replicas", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
@@ -2690,6 +2727,9 @@ int main(int argc, char **argv)
 			break;
 		case 'F':
 			o.fix_handback = true;
+			break;
+		case 'G':
+			o.gossip_placement = true;
 			break;
 		case 'N':
 			o.nodes = atoi(optarg);
