@@ -215,7 +215,11 @@ static struct qconsumer *pick_consumer(struct dest_queue *q)
  * (docs/replication.md, invariant 5). Reply queues and unreplicated ones need none. */
 static bool may_deliver(struct shard *sh, const struct dest_queue *q)
 {
-	if (sh->cfg->queue_replicas <= 1 || destname_key_is_server_queue(q->name, q->len) ||
+	if (sh->cfg->queue_replicas <= 1 || destname_key_is_server_queue(q->name, q->len))
+		return true;
+	/* outside the agreed view (not yet added, or taken out) a node holds what others send
+	 * it, and delivers nothing: the owner by the view may be delivering the same queue */
+	if (!(sh->placement && sh->placement->outside_view) &&
 	    sh->now_ms < atomic_load_explicit(&shard_queue_lease_until_ms, memory_order_relaxed))
 		return true;
 	sh->dests.lease_blocked = true;
