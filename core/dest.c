@@ -166,7 +166,7 @@ struct dest_queue *dest_queue_get(struct shard *sh, const char *name, size_t len
  * name) dies with its one consumer, messages and all: nobody else may ever read them. */
 void dest_queue_maybe_drop(struct shard *sh, struct dest_queue *q)
 {
-	if (q->nconsumers || repl_waiting(q))
+	if (q->nconsumers || repl_waiting(sh, q))
 		return;
 	if (q->ready.n && !destname_key_is_server_queue(q->name, q->len))
 		return;
@@ -334,7 +334,9 @@ static void queue_move_away(struct shard *sh, struct dest_queue *q)
 	repl_queue_gone(sh, q, XERR_UNAVAILABLE);
 	while (q->ready.n) {
 		struct mentry e = mdeque_pop_front(&q->ready);
-		struct xmsg h = { .kind = XMSG_QUEUE_HANDOVER, .ptr = e.m, .u32 = e.redelivered };
+		struct xmsg h = { .kind = XMSG_QUEUE_HANDOVER, .ptr = e.m, .u32 = e.redelivered,
+				  .a = e.rseq,
+				  .b = sh->placement ? sh->placement->node_hash[0] : 0 };
 
 		sh->dests.queued_msgs--;
 		if (copies_take_over)
@@ -621,6 +623,13 @@ void dest_on_handover(struct shard *sh, const struct xmsg *m)
 		      !destname_key_is_server_queue(hmsg_dest(msg), msg->dest_len));
 	if (!q) {
 		hmsg_unref(msg);	/* a reply queue that is gone */
+		return;
+	}
+	if (repl_had_it(q, m->b, m->a)) {
+		/* this node took the queue over from its copy of the sender's stream, which
+		 * held this message: it is here, or was delivered and acked since */
+		hmsg_unref(msg);
+		dest_queue_maybe_drop(sh, q);
 		return;
 	}
 	/* older than anything sent here directly, after what was handed over before it; never

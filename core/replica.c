@@ -27,8 +27,20 @@ struct repl_wait {
 };
 
 /* Owner side, per queue. */
+/* A stream this queue was taken over from: every message of it numbered up to `upto` came
+ * here with the copy (a hand-over of one of them later is a duplicate). */
+struct repl_lineage {
+	uint64_t node;
+	uint64_t upto;
+	uint64_t since_ms;
+};
+#define REPL_LINEAGE_MAX 4
+#define REPL_LINEAGE_KEEP_MS 60000	/* how long a hand-back is expected after a take-over */
+
 struct repl_owner {
 	uint64_t next_rseq;
+	struct repl_lineage lineage[REPL_LINEAGE_MAX];
+	uint32_t nlineage;
 	bool unplaced;		/* our placement does not make us its owner (yet): receipts
 				 * wait for one that does, or fail when it moves on */
 	uint32_t nbackups;
@@ -255,9 +267,14 @@ uint32_t repl_describe(const struct dest_queue *q, uint64_t out[4], bool *in_syn
 	return o->nbackups < 4 ? o->nbackups : 4;
 }
 
-bool repl_waiting(const struct dest_queue *q)
+bool repl_waiting(const struct shard *sh, const struct dest_queue *q)
 {
-	return q->repl && q->repl->nwait;
+	if (!q->repl)
+		return false;
+	for (uint32_t i = 0; i < q->repl->nlineage; i++)
+		if (sh->now_ms - q->repl->lineage[i].since_ms < REPL_LINEAGE_KEEP_MS)
+			return true;	/* a hand-back may still come: keep what filters it */
+	return q->repl->nwait;
 }
 
 void repl_queue_gone(struct shard *sh, struct dest_queue *q, int err)
@@ -520,6 +537,22 @@ void replica_on_op(struct shard *sh, const struct xmsg *m)
 	hd_free(n);
 }
 
+static void remember_lineage(struct shard *sh, struct repl_owner *o, uint64_t node, uint64_t upto)
+{
+	struct repl_lineage *l = &o->lineage[o->nlineage < REPL_LINEAGE_MAX ? o->nlineage++ :
+					     REPL_LINEAGE_MAX - 1];
+
+	*l = (struct repl_lineage){ .node = node, .upto = upto, .since_ms = sh->now_ms };
+}
+
+bool repl_had_it(const struct dest_queue *q, uint64_t node, uint64_t rseq)
+{
+	for (uint32_t i = 0; q->repl && rseq && i < q->repl->nlineage; i++)
+		if (q->repl->lineage[i].node == node && rseq <= q->repl->lineage[i].upto)
+			return true;
+	return false;
+}
+
 /* The replica becomes the queue: delivered-unacked messages first (they go out again,
  * marked redelivered), then the rest, in rseq order. */
 static void promote(struct shard *sh, struct replica *r)
@@ -547,6 +580,7 @@ static void promote(struct shard *sh, struct replica *r)
 	owner_state(sh, q);
 	if (q->repl->next_rseq < r->max_rseq)
 		q->repl->next_rseq = r->max_rseq;
+	remember_lineage(sh, q->repl, r->owner, r->max_rseq);
 	q->repl->nbackups = 0;	/* repl_queue_placed streams it to its backups */
 	replica_free(sh, r);
 	repl_queue_placed(sh, q);

@@ -56,8 +56,12 @@ uint32_t repl_describe(const struct dest_queue *q, uint64_t out[4], bool *in_syn
  * replicated"); called every shard tick, costs nothing while none waits. */
 #define REPL_RECEIPT_WAIT_MS 3000
 void repl_tick(struct shard *sh);
-/* Whether q still waits for backups' acknowledgements (it may not be dropped yet). */
-bool repl_waiting(const struct dest_queue *q);
+/* Whether q must stay although idle: receipts wait for backups, or it was taken over from
+ * a copy recently (its lineage filters hand-backs of the same stream). */
+bool repl_waiting(const struct shard *sh, const struct dest_queue *q);
+/* Whether q was taken over from a copy of `node`'s stream that held its message numbered
+ * rseq (a hand-over of it from that node is a duplicate: repl-sim, finding 1). */
+bool repl_had_it(const struct dest_queue *q, uint64_t node, uint64_t rseq);
 /* q leaves this shard (moved away or dropped): receipts still waiting are answered with
  * err, the state freed. */
 void repl_queue_gone(struct shard *sh, struct dest_queue *q, int err);

@@ -543,6 +543,8 @@ bool route_queue_from_link(struct route *r, int idx, const struct link_frame *f)
 	case LINK_Q_HANDOVER:
 		x.kind = XMSG_QUEUE_HANDOVER;
 		x.u32 = q.arg ? 1 : 0;
+		x.a = q.key;	/* its number in the stream of ... */
+		x.b = q.tag;	/* ... the node handing it over (replica.h, lineage) */
 		break;
 	case LINK_Q_RETURN:
 		x.kind = XMSG_QUEUE_RETURN;

@@ -42,8 +42,9 @@ enum xmsg_kind {
 	XMSG_AUTH_JOB = 14,	/* ptr: struct auth_job (cookie: conn ref); run there, sent back */
 	/* route <-> shards: queues across nodes (core/route.h) */
 	XMSG_PLACEMENT = 15,	/* route -> shard; ptr: struct placement (one ref): who owns queues now */
-	XMSG_QUEUE_HANDOVER = 16,/* ptr: hmsg; u32: redelivered. A held message moving to the
-				 * queue's new owner (old owner -> route -> new owner) */
+	XMSG_QUEUE_HANDOVER = 16,/* ptr: hmsg; u32: redelivered; a: its rseq at the node handing
+				 * it over; b: that node (placement hash). A held message moving
+				 * to the queue's new owner (old owner -> route -> new owner) */
 	XMSG_QUEUE_DROPPED = 17,/* owner -> consumer's shard; ptr: struct xname (queue); a: consumer
 				 * key; b: the owner's node (placement hash). The owner let the
 				 * consumer go (the queue moved): register again, if it is still

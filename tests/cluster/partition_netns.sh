@@ -232,5 +232,9 @@ if [ "$missing" != 0 ]; then
 	echo "partition_netns: FAIL: $maj lost $missing of $(wc -l < "$work/maj.receipted") receipted messages"
 	exit 1
 fi
-echo "partition_netns: ok: $maj after the heal: all $(wc -l < "$work/maj.receipted") receipted messages there, $dups delivered twice"
+if [ "$dups" != 0 ]; then
+	echo "partition_netns: FAIL: $maj delivered $dups messages twice after the heal (the node cut off handed back what the majority's copy held)"
+	exit 1
+fi
+echo "partition_netns: ok: $maj after the heal: all $(wc -l < "$work/maj.receipted") receipted messages there, none twice"
 echo "partition_netns: PASS"
