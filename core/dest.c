@@ -386,7 +386,8 @@ static void queue_publish(struct shard *sh, const struct xmsg *xm, struct hmsg *
 		reply_done(sh, xm, XERR_QUEUE_FULL);
 		return;
 	}
-	enqueue_back(sh, q, (struct mentry){ .m = m });
+	enqueue_back(sh, q, (struct mentry){ .m = m,
+					     .redelivered = (xm->b & XPUBLISH_RESENT) ? 1 : 0 });
 	sh->stats.published++;
 	/* the RECEIPT means every holder has it: it may wait for the backups */
 	if (xm->u32 && !repl_hold_receipt(sh, q, xm))

@@ -283,6 +283,9 @@ static void on_remote_unwanted(void *arg, bool pattern, const char *name, size_t
 	broadcast_interest(r, pattern, name, len, false);
 }
 
+#define PROBE_AGAIN_MS 50
+#define PROBE_RETRIES 3
+
 static void probe_stop(struct peer *p)
 {
 	if (p->probe_fd >= 0)
@@ -338,6 +341,12 @@ static void probes_step(struct route *r)
 		int err = 0;
 		socklen_t elen = sizeof(err);
 
+		if (p->probe_again_ms && r->now_ms >= p->probe_again_ms) {
+			p->probe_again_ms = 0;
+			if (p->alive && p->state != PEER_UP)
+				probe_start(r, p);
+			continue;
+		}
 		if (p->probe_fd < 0)
 			continue;
 		if (poll(&pfd, 1, 0) <= 0) {
@@ -346,12 +355,19 @@ static void probes_step(struct route *r)
 			continue;
 		}
 		getsockopt(p->probe_fd, SOL_SOCKET, SO_ERROR, &err, &elen);
-		if (err == ECONNREFUSED)
+		if (err == ECONNREFUSED) {
 			probe_report(r, p, true);
-		else if (!err)
-			probe_report(r, p, false);
-		else
+		} else if (!err && p->probes_left && p->state != PEER_UP) {
+			/* a dying process closes its sockets one by one: its listener may still
+			 * have taken this connect after the link closed; ask again shortly */
 			probe_stop(p);
+			p->probes_left--;
+			p->probe_again_ms = r->now_ms + PROBE_AGAIN_MS;
+		} else if (!err) {
+			probe_report(r, p, false);
+		} else {
+			probe_stop(p);
+		}
 	}
 }
 
@@ -376,8 +392,10 @@ static void peer_link_down(struct route *r, int idx)
 		p->backoff_ms = p->backoff_ms ? HD_MIN(p->backoff_ms * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
 		p->next_dial_ms = r->now_ms + p->backoff_ms;
 	}
-	if (p->alive && was_up)
+	if (p->alive && was_up) {
+		p->probes_left = PROBE_RETRIES;
 		probe_start(r, p);
+	}
 }
 
 static void link_close(struct route *r, struct link *lk, const char *why)
@@ -482,6 +500,7 @@ static void apply_update(struct route *r, const struct member_update *u)
 		p->alive = false;
 		dial_stop(p);
 		probe_stop(p);
+		p->probe_again_ms = 0;
 		if (p->conn)
 			link_close(r, p->conn->user, NULL);
 		else
@@ -1085,7 +1104,8 @@ static bool inbound_pending(struct route *r)
 static bool any_dialling(const struct route *r)
 {
 	for (int i = 0; i < ROUTE_MAX_PEERS; i++)
-		if (r->peers[i].dial_fd >= 0 || r->peers[i].probe_fd >= 0 || r->peers[i].next_dial_ms)
+		if (r->peers[i].dial_fd >= 0 || r->peers[i].probe_fd >= 0 ||
+		    r->peers[i].probe_again_ms || r->peers[i].next_dial_ms)
 			return true;
 	return false;
 }

@@ -102,6 +102,9 @@ void route_queue_fini(struct route *r)
 		for (; o->n; o->n--, o->head = (o->head + 1) % o->cap)
 			xmsg_drop(&o->q[o->head]);
 		hd_free(o->q);
+		for (uint32_t k = 0; k < r->peers[i].nreceipts; k++)
+			if (r->peers[i].receipts[k].msg)
+				hmsg_unref(r->peers[i].receipts[k].msg);
 		hd_free(r->peers[i].receipts);
 	}
 	placement_unref(r->pl);
@@ -151,14 +154,17 @@ static void here_remember(struct route *r, uint64_t key, int peer, const char *n
 	strmap_put(&r->consumers_here, (const char *)&h->key, sizeof(h->key), h);
 }
 
-static void receipt_track(struct peer *p, uint16_t shard, uint64_t conn, uint32_t seq, bool is_send)
+static void receipt_track(struct peer *p, uint16_t shard, uint64_t conn, uint32_t seq,
+			  struct hmsg *send)
 {
 	if (p->nreceipts == p->receipts_cap) {
 		p->receipts_cap = p->receipts_cap ? p->receipts_cap * 2 : 64;
 		p->receipts = hd_realloc(p->receipts, p->receipts_cap * sizeof(*p->receipts));
 	}
-	p->receipts[p->nreceipts++] = (struct receipt_out){ .shard = shard, .is_send = is_send,
-							     .seq = seq, .conn = conn };
+	if (send)
+		hmsg_ref(send, 1);
+	p->receipts[p->nreceipts++] = (struct receipt_out){ .shard = shard, .is_send = send != NULL,
+							     .seq = seq, .conn = conn, .msg = send };
 }
 
 static void receipt_settle(struct peer *p, uint16_t shard, uint64_t conn, uint32_t seq)
@@ -168,6 +174,8 @@ static void receipt_settle(struct peer *p, uint16_t shard, uint64_t conn, uint32
 		struct receipt_out *o = &p->receipts[i];
 
 		if (o->shard == shard && o->conn == conn && o->seq == seq) {
+			if (o->msg)
+				hmsg_unref(o->msg);
 			memmove(o, o + 1, (p->nreceipts - i - 1) * sizeof(*o));
 			p->nreceipts--;
 			return;
@@ -250,9 +258,10 @@ static void op_to_peer(struct route *r, int peer, const struct xmsg *m)
 		q.op = LINK_Q_SEND;
 		q.seq = m->u32;
 		q.conn = m->a;
+		q.arg = (m->b & XPUBLISH_RESENT) ? 1 : 0;
 		send_frame_message(r, p, &q, m->ptr);
 		if (q.seq)
-			receipt_track(p, q.shard, q.conn, q.seq, true);
+			receipt_track(p, q.shard, q.conn, q.seq, m->ptr);
 		hmsg_unref(m->ptr);
 		return;
 	case XMSG_QUEUE_RETURN:
@@ -277,7 +286,7 @@ static void op_to_peer(struct route *r, int peer, const struct xmsg *m)
 		q.name_len = xc->len;
 		send_frame(r, p, &q);
 		if (q.seq)
-			receipt_track(p, q.shard, q.conn, q.seq, false);
+			receipt_track(p, q.shard, q.conn, q.seq, NULL);
 		there_remember(r, peer, q.shard, xc);
 		hd_free(xc);
 		return;
@@ -328,6 +337,25 @@ static bool in_view(const struct peer *p)
 	return p->used && p->alive && p->port && !p->leaving;
 }
 
+static bool in_agreed_view(const struct route *r, uint64_t node_hash)
+{
+	if (!r->have_view)
+		return true;
+	for (uint32_t i = 0; i < r->view.n; i++)
+		if (r->view.node_hash[i] == node_hash)
+			return true;
+	return false;
+}
+
+/* Whether queues may be placed on peer p: by the agreed view once there is one (a member
+ * gossip already calls dead stays until the view drops it, so a node cut off from the
+ * rest never makes itself the owner of queues it can no longer reach), by gossip before. */
+static bool peer_placed(const struct route *r, const struct peer *p)
+{
+	return r->have_view ? p->used && p->port && !p->leaving && in_agreed_view(r, p->node_hash)
+			    : in_view(p);
+}
+
 /* A replication operation goes to the node the owner shard named (b), not where placement
  * says now: the shard numbered its stream for that backup. A node that left is past
  * streaming to (its successor gets a snapshot). */
@@ -363,7 +391,7 @@ static bool del_registered(struct route *r, const struct xmsg *m, int to_peer)
 		}
 		return false;
 	}
-	if (!in_view(&r->peers[t->peer])) {
+	if (!peer_placed(r, &r->peers[t->peer])) {
 		/* registered with a member that left: nothing there to leave */
 		there_forget(r, key);
 		if (m->kind == XMSG_QUEUE_CONSUMER_DEL) {
@@ -538,7 +566,7 @@ bool route_queue_from_link(struct route *r, int idx, const struct link_frame *f)
 		x.kind = XMSG_PUBLISH;
 		x.a = q.conn;
 		x.u32 = q.seq;
-		x.b = origin(idx, q.shard);
+		x.b = origin(idx, q.shard) | ((q.arg & 1) ? XPUBLISH_RESENT : 0);
 		break;
 	case LINK_Q_HANDOVER:
 		x.kind = XMSG_QUEUE_HANDOVER;
@@ -696,13 +724,21 @@ void route_queue_link_down(struct route *r, int idx)
 		here_forget(r, gone[i]->key);
 	}
 	hd_free(gone);
-	/* receipts it will never answer */
+	/* receipts it will never answer: a SEND goes again, by placement (its node's outbox
+	 * now; the queue's next owner when the view drops the node, or the node itself when
+	 * the link comes back), so its producer carries on without reconnecting; a copy may
+	 * result when the node had taken it in before the link broke */
 	for (uint32_t i = 0; i < p->nreceipts; i++) {
 		const struct receipt_out *o = &p->receipts[i];
-		struct xmsg d = { .kind = XMSG_DONE, .a = o->conn, .u32 = o->seq,
-				  .b = o->is_send ? XERR_UNAVAILABLE : XERR_OK };
 
-		route_send_to_shard(r, o->shard, &d);
+		if (o->msg) {
+			route_op(r, &(struct xmsg){ .kind = XMSG_PUBLISH, .from = o->shard,
+						    .a = o->conn, .u32 = o->seq, .b = XPUBLISH_RESENT,
+						    .ptr = o->msg });
+			continue;
+		}
+		route_send_to_shard(r, o->shard, &(struct xmsg){ .kind = XMSG_DONE, .a = o->conn,
+								  .u32 = o->seq, .b = XERR_OK });
 	}
 	p->nreceipts = 0;
 }
@@ -717,30 +753,13 @@ bool route_queue_backlogged(const struct route *r)
 	return r->outboxed > ROUTE_OUTBOX_MAX;
 }
 
-static bool in_agreed_view(const struct route *r, uint64_t node_hash)
-{
-	if (!r->have_view)
-		return true;
-	for (uint32_t i = 0; i < r->view.n; i++)
-		if (r->view.node_hash[i] == node_hash)
-			return true;
-	return false;
-}
-
 void route_queue_publish_placement(struct route *r)
 {
 	struct placement *pl = placement_create(r->self_hash);
 
-	/* by the agreed view alone once there is one: a member gossip already calls dead
-	 * stays until the view drops it, so a node cut off from the rest (a minority side)
-	 * never makes itself the owner of queues it can no longer reach */
-	for (int i = 0; i < ROUTE_MAX_PEERS; i++) {
-		const struct peer *p = &r->peers[i];
-
-		if (r->have_view ? p->used && p->port && !p->leaving &&
-				   in_agreed_view(r, p->node_hash) : in_view(p))
-			placement_add(pl, p->node_hash, (int16_t)i);
-	}
+	for (int i = 0; i < ROUTE_MAX_PEERS; i++)
+		if (peer_placed(r, &r->peers[i]))
+			placement_add(pl, r->peers[i].node_hash, (int16_t)i);
 	pl->version = ++r->placement_version;
 	pl->epoch = r->view.epoch;
 	/* a node outside the view (not yet added, or taken out) owns nothing */
@@ -767,7 +786,7 @@ void route_queue_publish_placement(struct route *r)
 		struct peer *p = &r->peers[i];
 		struct xpark held = p->outbox;
 
-		if (in_view(p) || !held.n)
+		if (peer_placed(r, p) || !held.n)
 			continue;
 		memset(&p->outbox, 0, sizeof(p->outbox));
 		r->outboxed -= held.n;
@@ -792,7 +811,7 @@ void route_queue_publish_placement(struct route *r)
 		struct strmap_slot *sl = &r->consumers_there.slots[i];
 		struct there_consumer *t = sl->hash ? sl->val : NULL;
 
-		if (t && !in_view(&r->peers[t->peer]))
+		if (t && !peer_placed(r, &r->peers[t->peer]))
 			there_forget(r, t->key);
 	}
 }

@@ -42,6 +42,8 @@ struct peer {
 	int probe_fd;			/* -1: none; a connect to see whether it still listens
 					 * after its link closed (refused: its process is gone) */
 	uint64_t probe_deadline_ms;
+	uint64_t probe_again_ms;	/* 0, or when to probe once more (an accepted probe) */
+	uint8_t probes_left;
 	uint64_t dial_deadline_ms;
 	uint64_t next_dial_ms;
 	uint32_t backoff_ms;
@@ -158,13 +160,16 @@ struct route {
 
 enum { LEAVE_NONE = 0, LEAVE_ASKED, LEAVE_DONE };
 
-/* A receipted queue operation sent to a peer: answered with its Q_DONE, or, if the link
- * goes down first, by the route (a SEND then fails: it may or may not have been held). */
+/* A receipted queue operation sent to a peer: answered with its Q_DONE; if the link goes
+ * down first, a SEND is sent again (it keeps a reference to its message for that: to the
+ * queue's owner once placement settles, maybe the same node when the link comes back)
+ * and any other operation is answered by the route. */
 struct receipt_out {
 	uint16_t shard;
 	bool is_send;
 	uint32_t seq;
 	uint64_t conn;
+	struct hmsg *msg;	/* a SEND's message (one reference), else NULL */
 };
 
 /* ---- route.c, for route_queue.c ---- */

@@ -16,7 +16,7 @@ enum xmsg_kind {
 	XMSG_NONE = 0,
 	/* connection shard -> destination owner */
 	XMSG_PUBLISH = 1,	/* ptr: hmsg (one shard ref); a: conn ref; u32: receipt seq or 0;
-				 * b: origin (route only; returned in XMSG_DONE) */
+				 * b: origin (route only; returned in XMSG_DONE), | XPUBLISH_RESENT */
 	XMSG_TOPIC_INTEREST = 2,/* ptr: struct xname; u32: +1 / -1 shard interest in a topic */
 	XMSG_PATTERN_INTEREST = 3,/* ptr: struct xname (pattern); u32: +1 / -1 */
 	XMSG_QUEUE_CONSUMER_ADD = 4,/* ptr: struct xconsumer; b: origin (route only) */
@@ -94,6 +94,10 @@ enum { XDEL_MOVING = 1 };
 enum { XERR_OK = 0, XERR_QUEUE_FULL = 1, XERR_MEMORY = 2, XERR_UNAVAILABLE = 3,
        XERR_UNREPLICATED = 4 };
 #define XDONE_ERR(b) ((uint32_t)((b) & 0xff))
+/* XMSG_PUBLISH b: a SEND the route sent again because the link it went out on broke before
+ * its owner answered - the owner may have taken it in already, so it is delivered marked
+ * redelivered (b's top bit; shifted out where b travels back as an origin) */
+#define XPUBLISH_RESENT (1ull << 63)
 #define XDONE_ORIGIN(b) ((b) >> 8)
 
 struct xmsg {
