@@ -541,6 +541,7 @@ def check(ledger, t_fault, t_resume, watcher):
     def rel(t):	# seconds after the fault, for the report
         return None if t is None or t_fault == float("inf") else round(t - t_fault, 3)
     dup_unacked = dup_in_flight = dup_violating = dup_no_flag = dup_same_conn = 0
+    dup_violating_resumed = 0	# --fault stop: the later copy came after SIGCONT
     violations, allowed = [], []	# a few of each, for the report
 
     def example(xid, cs):
@@ -556,6 +557,8 @@ def check(ledger, t_fault, t_resume, watcher):
                 dup_same_conn += 1	# no reconnect between: the server sent it twice
             if acks and not all(t_fault - grace <= t < t_served for t in acks):
                 dup_violating += 1
+                if t_resume is not None and later[0] >= t_resume:
+                    dup_violating_resumed += 1
                 if len(violations) < 5:
                     violations.append(example(xid, cs))
                 continue
@@ -591,6 +594,7 @@ def check(ledger, t_fault, t_resume, watcher):
         elsewhere = {d[3] for d in deliveries if d[1] != watcher and d[0] >= t_fault}
         out.update({"resumed_deliveries": len(late), "resumed_pre_stop": len(old),
                     "resumed_both_sides": sum(1 for d in old if d[3] in elsewhere),
+                    "dup_violating_after_resume": dup_violating_resumed,
                     "resume_s": rel(t_resume)})
     return out
 
@@ -659,14 +663,14 @@ def parse_args():
     ap.add_argument("--window", type=int, default=50, help="SENDs awaiting a RECEIPT per producer")
     ap.add_argument("--body", type=int, default=64, help="body bytes")
     ap.add_argument("--prefetch", type=int, default=20, help="consumers' prefetch-count")
-    ap.add_argument("--consume-rate", type=float, default=80.0,
+    ap.add_argument("--consume-rate", type=float, default=60.0,
                     help="messages/s each consumer handles (and ACKs); below the producers' "
                     "total, so the owner holds a backlog and unacked deliveries at the fault")
     ap.add_argument("--ack-grace-ms", type=float, default=100.0,
                     help="an ACK written this long before the fault may not have reached the owner")
     ap.add_argument("--receipt-timeout-s", type=float, default=3.0)
-    ap.add_argument("--fault-after-min-s", type=float, default=0.5)
-    ap.add_argument("--fault-after-max-s", type=float, default=1.5)
+    ap.add_argument("--fault-after-min-s", type=float, default=0.8)
+    ap.add_argument("--fault-after-max-s", type=float, default=1.6)
     ap.add_argument("--failover-limit-s", type=float, default=10.0,
                     help="longest wait for the first receipted SEND after the fault")
     ap.add_argument("--stop-hold-s", type=float, default=6.0, help="SIGSTOP to SIGCONT")
@@ -799,6 +803,7 @@ def summarize(args, records, harness_failures, elapsed, replicas_note, commit):
         s["resumed_deliveries"] = tot("resumed_deliveries")
         s["resumed_pre_stop"] = tot("resumed_pre_stop")
         s["resumed_both_sides"] = tot("resumed_both_sides")
+        s["dup_violating_after_resume"] = tot("dup_violating_after_resume")
     return s
 
 
@@ -820,8 +825,9 @@ def print_summary(s):
             what, f["p50"], f["p99"], f["max"], s["failover_trials"], s["no_failover"]))
     if "resumed_deliveries" in s:
         print("  after SIGCONT the stopped node's consumer got %d (%d sent before the stop, %d "
-              "also delivered by the survivors)" % (s["resumed_deliveries"],
-                                                    s["resumed_pre_stop"], s["resumed_both_sides"]))
+              "also delivered by the survivors); %d of the violating duplicates came after "
+              "SIGCONT" % (s["resumed_deliveries"], s["resumed_pre_stop"],
+                           s["resumed_both_sides"], s["dup_violating_after_resume"]))
 
 
 if __name__ == "__main__":
