@@ -67,7 +67,7 @@ import clusterlib as cl  # noqa: E402  (the cluster tests' harness)
 NAMES = ("a", "b", "c")
 CONNECT_TIMEOUT_S = 1.0		# TCP connect plus CONNECTED: a stopped node accepts, never answers
 SUBSCRIBE_TIMEOUT_S = 3.0
-LOGS_KEPT = 3			# failing trials whose node logs are copied to the results
+LOGS_KEPT = 3			# notable trials whose node logs are copied to the results (notable())
 
 
 def now():
@@ -530,6 +530,10 @@ def check(ledger, t_fault, t_resume, watcher):
         else:
             copies.setdefault(d[3], []).append(d)
     delivered_mids = {x.rpartition(".")[0] for x in copies}
+    first_sent = {}	# message id -> when its first attempt was sent
+    for x, a in attempts.items():
+        m = x.rpartition(".")[0]
+        first_sent[m] = min(a[0], first_sent.get(m, a[0]))
     lost = sorted(receipted - delivered_mids)
 
     t_fault = t_fault if t_fault is not None else float("inf")
@@ -577,6 +581,8 @@ def check(ledger, t_fault, t_resume, watcher):
     out = {"sent": len({x.rpartition(".")[0] for x in attempts}), "attempts": len(attempts),
            "receipted": len(receipted), "deliveries": len(deliveries),
            "delivered": len(delivered_mids), "lost": len(lost), "lost_ids": lost[:20],
+           # receipted after the queue had failed over: no replication excuses these
+           "lost_sent_after_fault": sum(1 for m in lost if first_sent[m] >= t_fault),
            "dup_unacked": dup_unacked, "dup_ack_in_flight": dup_in_flight,
            "dup_violating": dup_violating, "dup_without_redelivered": dup_no_flag,
            "dup_same_connection": dup_same_conn,
@@ -619,6 +625,8 @@ def trial_line(r):
     if "resumed_deliveries" in r:
         line += " | after SIGCONT %d (pre-stop %d, both sides %d)" % (
             r["resumed_deliveries"], r["resumed_pre_stop"], r["resumed_both_sides"])
+    if r["lost_sent_after_fault"]:
+        line += " (%d of the lost sent after the fault)" % r["lost_sent_after_fault"]
     if r["corrupt"]:
         line += " CORRUPT %d" % r["corrupt"]
     if r["problems"]:
@@ -628,6 +636,12 @@ def trial_line(r):
 
 def failed(r):
     return r["lost"] or r["dup_violating"] or r["corrupt"]
+
+
+def notable(r):
+    """More than the loss an unreplicated owner's death explains: worth its node logs."""
+    return (r["dup_violating"] or r["corrupt"] or r["problems"] or r["lost_sent_after_fault"]
+            or any(why.startswith("no RECEIPT") for why in r["closes"]))
 
 
 def probe_replicas(args):
@@ -646,12 +660,12 @@ def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--trials", type=int, default=100)
-    ap.add_argument("--seed", type=int, help="run seed (default: random, printed)")
+    ap.add_argument("--seed", type=int, help="run seed (random when not given; always printed)")
     ap.add_argument("--only-trial", type=int, help="replay just trial K of --seed, in a fresh cluster")
     ap.add_argument("--fault", choices=("kill9", "stop"), default="kill9")
     ap.add_argument("--replicas", type=int, help="--queue-replicas R for every node, if herald knows it")
     ap.add_argument("--fresh", action="store_true", help="a new cluster every trial "
-                    "(default: restart the killed node with --join)")
+                    "(otherwise the killed node is restarted with --join)")
     ap.add_argument("--herald", default=os.environ.get("HERALD_BIN") or str(TOP / "build/core/herald"))
     ap.add_argument("--queue-pick", default=str(TOP / "build/bench/herald-queue-pick"))
     ap.add_argument("--shards", type=int, default=1, help="shards per node")
@@ -682,7 +696,7 @@ def parse_args():
                     help="drain: quiet that ends it while receipted messages are missing")
     ap.add_argument("--mesh-s", type=float, default=10.0, help="bound for three nodes to mesh")
     ap.add_argument("--trial-limit-s", type=float, default=40.0, help="hard limit per trial")
-    ap.add_argument("--out", help="results directory (default bench/results/<UTC time>-failover)")
+    ap.add_argument("--out", help="results directory (bench/results/<UTC time>-failover when not given)")
     ap.add_argument("--keep-work", action="store_true", help="keep the node logs' temp dir")
     args = ap.parse_args()
     if args.seed is None:
@@ -751,7 +765,8 @@ def main():
                           "" if args.replicas is None else " --replicas %d" % args.replicas))
                 for v in r["violations"][:2]:
                     print("  violation: %s" % json.dumps(v))
-                if sum(1 for x in records if failed(x) or x["problems"]) <= LOGS_KEPT:
+                if notable(r) and sum(1 for x in records if notable(x)) <= LOGS_KEPT or \
+                        sum(1 for x in records if failed(x)) == 1:
                     keep_logs(h, out / ("trial-%d-logs" % k))
     except KeyboardInterrupt:
         print("interrupted")
@@ -789,6 +804,7 @@ def summarize(args, records, harness_failures, elapsed, replicas_note, commit):
          "trials": len(records), "trials_not_run_or_with_problems": harness_failures,
          "elapsed_s": round(elapsed, 1), "sent": tot("sent"), "receipted": tot("receipted"),
          "delivered": tot("delivered"), "lost": tot("lost"),
+         "lost_sent_after_fault": tot("lost_sent_after_fault"),
          "trials_with_loss": sum(1 for r in records if r["lost"]),
          "dup_unacked": tot("dup_unacked"), "dup_ack_in_flight": tot("dup_ack_in_flight"),
          "dup_violating": tot("dup_violating"), "dup_resend": tot("dup_resend"),
@@ -811,8 +827,10 @@ def print_summary(s):
     print("summary: %d trials (%d not run or with problems) in %.0fs, seed %d, --fault %s, "
           "replicas: %s" % (s["trials"], s["trials_not_run_or_with_problems"], s["elapsed_s"],
                             s["seed"], s["fault"], s["replicas"]))
-    print("  sent %d, receipted %d, delivered %d, LOST %d (in %d trials), corrupt %d" % (
-        s["sent"], s["receipted"], s["delivered"], s["lost"], s["trials_with_loss"], s["corrupt"]))
+    print("  sent %d, receipted %d, delivered %d, LOST %d (in %d trials; %d of them first sent "
+          "after the fault), corrupt %d" % (s["sent"], s["receipted"], s["delivered"], s["lost"],
+                                           s["trials_with_loss"], s["lost_sent_after_fault"],
+                                           s["corrupt"]))
     print("  duplicates: %d of unacked deliveries, %d acked in the fault window (allowed), "
           "%d VIOLATING (acked before), %d from resends; of the later copies %d without "
           "redelivered:true, %d to the connection that had the earlier one" % (
