@@ -16,8 +16,9 @@ starts them):
      within --receipt-timeout-s a producer reconnects (to the next node that answers) and sends
      again, as a new attempt, everything not yet receipted;
   3. consumers on the two other nodes (and, with --fault stop, one on the owner) subscribe with
-     ack:client-individual and ACK each message once handled (one at a time, --consume-rate each); on a closed
-     connection they reconnect to the next node that answers and subscribe again;
+     ack:client-individual and ACK each message once handled (one at a time; --consume-rate
+     messages/s all together, below the producers' total); on a closed connection they
+     reconnect to the next node that answers and subscribe again;
   4. after a seeded delay the owner is killed (kill -9) or stopped (SIGSTOP, resumed with SIGCONT
      --stop-hold-s later); producing goes on --after-s past the first receipted SEND issued after
      the fault (the failover time), then the producers finish and the consumers drain (bounded);
@@ -254,6 +255,7 @@ class Consumer(Client):
         self.subscribed = threading.Event()
         self.acks = []		# (due, ack id, delivery record)
         self.busy_until = 0.0	# when the messages taken so far are all handled
+        self.hurry = False	# set for the drain
         self.last = now()	# time of the last MESSAGE
 
     def record(self, f):
@@ -264,7 +266,8 @@ class Consumer(Client):
                                     f.get("redelivered") == "true",
                                     f.body == body_of(xid, self.body_size), self.serial)
         self.last = rec[0]
-        self.busy_until = max(self.busy_until, rec[0]) + self.handling
+        # draining (the producers are done): each message is handled as it comes
+        self.busy_until = rec[0] if self.hurry else max(self.busy_until, rec[0]) + self.handling
         self.acks.append((self.busy_until, f.get("ack"), rec))
 
     def flush_acks(self, everything=False):
@@ -420,14 +423,16 @@ def run_trial(h, k, trial_seed):
     rec = {"trial": k, "seed": trial_seed, "owner": owner, "queue": dest, "fault": args.fault,
            "fault_after_s": round(delay, 3), "problems": []}
 
+    watching = args.fault == "stop" or args.owner_consumer
+    each = args.consume_rate / (args.consumers + watching)	# the same backlog either way
     consumers = [Consumer("c%d@%s" % (i, others[i % 2]), ports, names,
                           names.index(others[i % 2]), ledger, hard_stop, dest, args.prefetch,
-                          args.consume_rate, args.body)
+                          each, args.body)
                  for i in range(args.consumers)]
     watch = None
-    if args.fault == "stop" or args.owner_consumer:
+    if watching:
         watch = Consumer("w@%s" % owner, ports, names, names.index(owner), ledger, hard_stop,
-                         dest, args.prefetch, args.consume_rate, args.body)
+                         dest, args.prefetch, each, args.body)
         consumers.append(watch)
     producers = [Producer("p%d@%s" % (i, others[i % 2]), ports, names,
                           names.index(others[i % 2]), ledger, hard_stop, dest, args.rate,
@@ -472,7 +477,9 @@ def run_trial(h, k, trial_seed):
             p.stop.set()
         for p in producers:
             p.join(max(0.0, hard_stop - now()) + 1)
-        drain(ledger, consumers, hard_stop, args)
+        cut = drain(ledger, consumers, hard_stop, args)
+        if cut:
+            rec["problems"].append(cut)
         for x in consumers:
             x.stop.set()
         for x in consumers:
@@ -501,8 +508,11 @@ def first_receipt_after(ledger, t):
 
 
 def drain(ledger, consumers, hard_stop, args):
-    """Lets the consumers take what is left: until every receipted message came and then
-    0.3 s of quiet, or --idle-s of quiet, or --drain-s."""
+    """Lets the consumers take what is left, at full speed: until every receipted message
+    came and then 0.3 s of quiet, or --idle-s of quiet. A problem (not a loss) if messages
+    were still coming at --drain-s."""
+    for x in consumers:
+        x.hurry = True
     until = min(hard_stop, now() + args.drain_s)
     while now() < until:
         with ledger.lock:
@@ -510,8 +520,9 @@ def drain(ledger, consumers, hard_stop, args):
             got = {d[3].rpartition(".")[0] for d in ledger.deliveries}
         quiet = now() - max(x.last for x in consumers)
         if quiet >= (0.3 if wanted <= got else args.idle_s):
-            return
+            return None
         time.sleep(0.05)
+    return "drain cut off at --drain-s %.0f s with messages still arriving" % args.drain_s
 
 
 def check(ledger, t_fault, t_resume, watcher):
@@ -578,6 +589,10 @@ def check(ledger, t_fault, t_resume, watcher):
     dup_resend = sum(len(v) - 1 for v in by_mid.values())
 
     fr = first_receipt_after(ledger, t_fault)
+    # the longest pause in deliveries once the queue was served again (a stall, not a loss,
+    # when the drain outlasts it)
+    served = [d[0] for d in deliveries if d[0] >= t_served]
+    stall = max((b - a for a, b in zip(served, served[1:])), default=0.0)
     out = {"sent": len({x.rpartition(".")[0] for x in attempts}), "attempts": len(attempts),
            "receipted": len(receipted), "deliveries": len(deliveries),
            "delivered": len(delivered_mids), "lost": len(lost), "lost_ids": lost[:20],
@@ -591,6 +606,7 @@ def check(ledger, t_fault, t_resume, watcher):
            "failover_ms": None if fr is None else round((fr - t_fault) * 1e3, 1),
            "first_delivery_ms": None if t_served == float("inf")
            else round((t_served - t_fault) * 1e3, 1),
+           "longest_stall_ms": round(stall * 1e3, 1),
            "unreceipted_sends_after_fault": sum(1 for s, r, _ in attempts.values()
                                                  if s >= t_fault and r is None),
            "reconnects": reconnects, "closes": errors}
@@ -677,9 +693,10 @@ def parse_args():
     ap.add_argument("--window", type=int, default=50, help="SENDs awaiting a RECEIPT per producer")
     ap.add_argument("--body", type=int, default=64, help="body bytes")
     ap.add_argument("--prefetch", type=int, default=20, help="consumers' prefetch-count")
-    ap.add_argument("--consume-rate", type=float, default=60.0,
-                    help="messages/s each consumer handles (and ACKs); below the producers' "
-                    "total, so the owner holds a backlog and unacked deliveries at the fault")
+    ap.add_argument("--consume-rate", type=float, default=120.0,
+                    help="messages/s the consumers handle (and ACK) all together, split evenly; "
+                    "below the producers' total, so the owner holds a backlog and unacked "
+                    "deliveries at the fault")
     ap.add_argument("--ack-grace-ms", type=float, default=100.0,
                     help="an ACK written this long before the fault may not have reached the owner")
     ap.add_argument("--receipt-timeout-s", type=float, default=3.0)
