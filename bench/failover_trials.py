@@ -21,7 +21,8 @@ starts them):
      reconnect to the next node that answers and subscribe again;
   4. after a seeded delay the owner is killed (kill -9) or stopped (SIGSTOP, resumed with SIGCONT
      --stop-hold-s later); producing goes on --after-s past the first receipted SEND issued after
-     the fault (the failover time), then the producers finish and the consumers drain (bounded);
+     the fault (the failover time), then the producers finish and the consumers drain at full
+     speed (bounded: a drain still receiving at --drain-s is a problem, not a loss);
   5. the checker: LOST = receipted but never delivered; duplicates of one attempt are allowed when
      no earlier copy had been acked, or its ACK was written in the fault window (from
      --ack-grace-ms before the fault until the queue was served again), and are violations
@@ -49,6 +50,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import math
 import os
 import pathlib
 import random
@@ -627,8 +629,9 @@ ledger_grace = [0.1]	# --ack-grace-ms, in seconds (check() reads it)
 # --- the run -----------------------------------------------------------------------------------
 
 def percentile(xs, p):
+    """Nearest rank: the smallest value at least p% of xs are not above."""
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, int(round(p / 100 * len(xs) + 0.5)) - 1))] if xs else None
+    return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)] if xs else None
 
 
 def trial_line(r):
@@ -719,6 +722,8 @@ def parse_args():
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 31)
     if args.only_trial is not None:
+        if not 1 <= args.only_trial <= args.trials:
+            ap.error("--only-trial %d is not in 1..--trials %d" % (args.only_trial, args.trials))
         args.fresh = True
     return args
 
@@ -755,8 +760,6 @@ def main():
     victim = None
     try:
         for k in todo:
-            if not 1 <= k <= len(seeds):
-                sys.exit("--only-trial %d is not in 1..--trials %d" % (k, args.trials))
             trial_seed = seeds[k - 1]
             if h.cluster is None or args.fresh or not h.restore(victim):
                 h.fresh(k)
