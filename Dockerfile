@@ -34,8 +34,9 @@ COPY --from=build /opt/herald/bin/ /usr/local/bin/
 USER 10001:10001
 
 # STOMP, WebSocket (and the demo page), gossip (UDP and TCP), admin HTTP. The admin
-# endpoint binds 127.0.0.1 by default (it is unauthenticated): publishing 15672 needs
-# --admin-bind 0.0.0.0 too.
+# endpoint binds 127.0.0.1 by default (open to loopback clients): publishing 15672 needs
+# --admin-bind 0.0.0.0 too, and then an administrator's credentials, which heraldctl (and
+# so the HEALTHCHECK) takes from HERALD_ADMIN_USER / HERALD_ADMIN_PASSWORD (docker run -e).
 EXPOSE 61613 15674 7946/tcp 7946/udp 15672
 # heraldctl asks the admin endpoint on 127.0.0.1:15672 from inside the container, so no
 # curl is needed. It answers while the cluster layer runs: with --cluster false or another

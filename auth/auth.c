@@ -610,6 +610,31 @@ static void connect_password(const struct auth_db *db, struct auth_shard *as,
 	}
 }
 
+/* The TLS layer verified the certificate against the CA; its CN must name a user. */
+static void connect_cert(const struct auth_db *db, struct auth_shard *as,
+			 const struct auth_request *rq, const char *vhost, size_t vlen,
+			 struct auth_result *out)
+{
+	size_t n = strlen(rq->cert_name);
+	const struct users_entry *e = NULL;
+
+	if (users_name_is_valid(rq->cert_name, n))
+		e = users_table_find(db->users, rq->cert_name, n);
+	if (!e) {
+		deny(as, rq->peer, rq->now_ms, true, "client certificate names no known user",
+		     login_failed, out);
+		return;
+	}
+	if (e->loopback_only && !is_loopback(rq->peer)) {
+		deny(as, rq->peer, rq->now_ms, true, "loopback-only user from a remote address",
+		     login_failed, out);
+		return;
+	}
+	grant(db, as, e->name, e->tags, e->vhosts, vhost, vlen, NULL, out);
+	if (out->status == AUTH_OK)
+		out->identity->method = AUTH_METHOD_CERT;
+}
+
 void auth_connect(const struct auth_db *db, struct auth_shard *as, const struct auth_request *rq,
 		  struct auth_result *out)
 {
@@ -617,7 +642,9 @@ void auth_connect(const struct auth_db *db, struct auth_shard *as, const struct 
 	size_t vlen = rq->vhost ? rq->vhost_len : 1;
 
 	memset(out, 0, sizeof(*out));
-	if (db->jwt && rq->passcode && jwt_looks_like_token(rq->passcode, rq->passcode_len))
+	if (rq->cert_name && !rq->login)
+		connect_cert(db, as, rq, vhost, vlen, out);
+	else if (db->jwt && rq->passcode && jwt_looks_like_token(rq->passcode, rq->passcode_len))
 		connect_jwt(db, as, rq, vhost, vlen, out);
 	else
 		connect_password(db, as, rq, vhost, vlen, out);
@@ -629,6 +656,19 @@ void auth_job_run(struct auth_job *job)
 	bool match = users_verify_password(job->hash, job->pass, job->pass_len);
 
 	job->ok = match && job->known;
+}
+
+enum auth_admin auth_check_admin(const struct auth_db *db, const char *user, size_t user_len,
+				 const char *pass, size_t pass_len, bool *loopback_only)
+{
+	const struct users_entry *e = users_table_find(db->users, user, user_len);
+	/* an unknown name costs the same argon2id check (the dummy hash), then is refused */
+	bool match = users_verify_password(e ? e->hash : dummy_hash, pass, pass_len);
+
+	*loopback_only = e && e->loopback_only;
+	if (!e || !match)
+		return AUTH_ADMIN_DENIED;
+	return e->tag_bits & USERS_TAG_ADMINISTRATOR ? AUTH_ADMIN_OK : AUTH_ADMIN_NOT_ADMIN;
 }
 
 void auth_job_destroy(struct auth_job *job, struct auth_shard *as, uint64_t now_ms)

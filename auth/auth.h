@@ -125,6 +125,7 @@ void auth_shard_fini(struct auth_shard *as);
 enum auth_method {
 	AUTH_METHOD_PASSWORD = 1,
 	AUTH_METHOD_JWT = 2,
+	AUTH_METHOD_CERT = 3,	/* a verified TLS client certificate's CN (ssl_cert_login) */
 };
 
 /* Who a session is, fixed at CONNECT; owned by the session (auth_identity_destroy). */
@@ -161,6 +162,8 @@ struct auth_request {
 	const char *vhost;		/* the host header; NULL means "/" */
 	size_t vhost_len;
 	const struct sockaddr *peer;	/* client address: loopback check and rate limit */
+	const char *cert_name;		/* CN of the client certificate TLS verified, when
+					 * certificate login is on; else NULL */
 	uint64_t now_ms;		/* monotonic (cache expiry, rate limit) */
 	int64_t now_unix_ms;		/* wall clock (JWT exp and nbf) */
 };
@@ -187,6 +190,9 @@ struct auth_result {
 };
 
 /* First look at a CONNECT, on its shard; never blocks and never runs argon2id.
+ *   - no login header and a cert_name: that user, if it exists, without a password
+ *     (RabbitMQ's ssl_cert_login); its tags, virtual hosts and rules apply as for a password
+ *     login; an unknown name is AUTH_DENIED and counted as a failure;
  *   - a passcode shaped like a JWT, when a JWT key is configured: verified here
  *     (microseconds), AUTH_OK or AUTH_DENIED;
  *   - a password whose (user, password) this shard verified before: AUTH_OK from the cache;
@@ -220,6 +226,21 @@ void auth_job_destroy(struct auth_job *job, struct auth_shard *as, uint64_t now_
  * to find the session again when the job comes back). */
 void auth_job_set_cookie(struct auth_job *job, uint64_t cookie);
 uint64_t auth_job_cookie(const struct auth_job *job);
+
+/* ---- the admin endpoint (docs/operations.md "Admin endpoint credentials") ---- */
+
+enum auth_admin {
+	AUTH_ADMIN_OK = 0,		/* a password user with the administrator tag */
+	AUTH_ADMIN_NOT_ADMIN = 1,	/* right password, no administrator tag */
+	AUTH_ADMIN_DENIED = 2,		/* unknown user or wrong password */
+};
+
+/* Checks an HTTP Basic login against db's password users (users file, --user, default
+ * user): argon2id, tens of milliseconds, so a thread that may block (never a shard or the
+ * cluster thread). *loopback_only tells the caller the user may only log in from loopback
+ * (the default user), which it checks against the request's address. Any thread. */
+enum auth_admin auth_check_admin(const struct auth_db *db, const char *user, size_t user_len,
+				 const char *pass, size_t pass_len, bool *loopback_only);
 
 /* ---- SUBSCRIBE and SEND ---- */
 

@@ -60,6 +60,8 @@ static const struct opt opts[] = {
 	{ "label", OPT_STR, F(label), "name for this run in the report (e.g. herald, rabbitmq)" },
 	{ "quiet", OPT_FLAG, F(quiet), "no live progress line" },
 	{ "ws-binary", OPT_FLAG, F(ws_binary), "ws://: send binary frames (default text, as stomp.js)" },
+	{ "tls", OPT_FLAG, F(tls), "connect over TLS (stomp:// to a TLS port, ws:// as wss://)" },
+	{ "tls-ca", OPT_STR, F(tls_ca), "--tls: PEM CA the server certificate must chain to (default: not verified)" },
 	{ "bind", OPT_STR, F(raw_bind), "raw-server: address to listen on (127.0.0.1)" },
 	{ "port", OPT_U32, F(raw_port), "raw-server: port (0: pick one)" },
 };

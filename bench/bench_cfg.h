@@ -42,6 +42,8 @@ struct bench_cfg {
 	bool ws;			/* ws:// (STOMP over WebSocket), else stomp:// (TCP) */
 	bool nats;			/* nats:// (NATS client protocol, bench_nats.h) */
 	bool ws_binary;			/* send binary frames instead of text (stomp.js: text) */
+	bool tls;			/* --tls: every connection runs TLS (bench_tls.h) */
+	const char *tls_ca;		/* --tls-ca: verify the server against it; NULL: don't */
 	struct bench_target pub_target;
 	struct bench_target sub_targets[BENCH_SUB_URLS_MAX];	/* round-robin by subscriber */
 	uint32_t nsub_targets;

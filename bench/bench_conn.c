@@ -7,6 +7,7 @@
 
 #include "bench/bench_cfg.h"
 #include "bench/bench_nats.h"
+#include "bench/bench_tls.h"
 #include "core/base/hd_alloc.h"
 #include "proto/stomp_encode.h"
 #include "proto/ws_frame.h"
@@ -23,6 +24,7 @@
 
 #define WS_GAP WS_HEADER_MAX	/* bytes reserved in front of a WS frame's payload */
 #define NO_WS_FRAME UINT32_MAX
+#define TLS_HANDSHAKE_MS 5000
 #define READS_PER_CALL 4	/* fairness: other connections wait while one is read */
 
 void bconn_init(struct bconn *c, const struct bench_cfg *cfg, const struct bench_target *tgt,
@@ -164,7 +166,8 @@ int bconn_flush(struct bconn *c, int epfd)
 		set_out_armed(c, epfd, false);
 		return 0;
 	}
-	n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+	n = c->tls ? bench_tls_write(c->tls, c->out + c->out_off, c->out_len - c->out_off)
+		   : write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			return -errno;
@@ -230,6 +233,15 @@ int bconn_connected(struct bconn *c, const struct bench_cfg *cfg)
 		return -errno;
 	if (err)
 		return -err;
+	if (cfg->tls) {
+		const char *why = NULL;
+
+		c->tls = bench_tls_handshake(c->fd, TLS_HANDSHAKE_MS, &why);
+		if (!c->tls) {
+			fprintf(stderr, "herald-bench: TLS handshake: %s\n", why);
+			return -EPROTO;
+		}
+	}
 	if (c->nats)
 		send_nats_connect(c);
 	else if (c->ws)
@@ -396,14 +408,16 @@ static int read_once(struct bconn *c, struct bench_rbuf *rb, bconn_frame_fn fn, 
 	}
 	if (have)
 		memcpy(rb->buf, c->part, have);
-	n = read(c->fd, rb->buf + have, rb->cap - have);
+	n = c->tls ? bench_tls_read(c->tls, rb->buf + have, rb->cap - have)
+		   : read(c->fd, rb->buf + have, rb->cap - have);
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return 0;
 		*why = n == 0 ? "connection closed by the server" : strerror(errno);
 		return -1;
 	}
-	*more = (size_t)n == rb->cap - have;
+	/* decrypted bytes TLS still holds: epoll will not say so */
+	*more = (size_t)n == rb->cap - have || (c->tls && bench_tls_pending(c->tls));
 	n += (ssize_t)have;
 	if (c->state == BC_WS_UPGRADE) {
 		ssize_t r = take_upgrade(c, rb->buf, (size_t)n, &skip, why);
@@ -433,7 +447,7 @@ static int read_once(struct bconn *c, struct bench_rbuf *rb, bconn_frame_fn fn, 
 int bconn_read(struct bconn *c, struct bench_rbuf *rb, bconn_frame_fn fn, void *arg,
 	       const char **why)
 {
-	for (int i = 0; i < READS_PER_CALL; i++) {
+	for (int i = 0; i < READS_PER_CALL || (c->tls && bench_tls_pending(c->tls)); i++) {
 		bool more = false;
 		int r = read_once(c, rb, fn, arg, why, &more);
 
@@ -445,6 +459,8 @@ int bconn_read(struct bconn *c, struct bench_rbuf *rb, bconn_frame_fn fn, void *
 
 void bconn_kill(struct bconn *c)
 {
+	bench_tls_free(c->tls);
+	c->tls = NULL;
 	if (c->fd >= 0)
 		close(c->fd);	/* also leaves the epoll set */
 	c->fd = -1;

@@ -20,10 +20,12 @@
 #include "proto/stomp_parse.h"
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 struct bench_cfg;
 struct bench_target;
+struct ssl_st;
 
 enum bconn_state {
 	BC_IDLE = 0,		/* not started */
@@ -44,6 +46,7 @@ struct bconn {
 	const struct bench_cfg *cfg;
 	const struct bench_target *tgt;	/* the server it connects to */
 	int fd;
+	struct ssl_st *tls;	/* --tls: the connection's TLS state, after the handshake */
 	uint32_t gid;		/* global index: publishers 0..P-1, then subscribers */
 	uint32_t idx;		/* index within its role */
 	uint8_t role;		/* enum bconn_role */

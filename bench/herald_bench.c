@@ -19,6 +19,7 @@
 #include "bench/bench_raw.h"
 #include "bench/bench_report.h"
 #include "bench/bench_shared.h"
+#include "bench/bench_tls.h"
 #include "bench/bench_worker.h"
 #include "core/base/hd_time.h"
 
@@ -502,6 +503,8 @@ int main(int argc, char **argv)
 				return 0;
 		return 2;
 	}
+	if (cfg.tls && bench_tls_configure(cfg.tls_ca))
+		return 2;
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	sigaction(SIGINT, &sa, NULL);

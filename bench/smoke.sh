@@ -2,7 +2,8 @@
 # bench/smoke.sh - seconds-long smoke of one herald-bench workload against a herald it
 # starts itself on free loopback ports (CTest, label "bench"). Tool and server must work;
 # the figures are printed, not asserted. Usage:
-#   bench/smoke.sh HERALD_BIN HERALD_BENCH_BIN fanout|fanout-ws|queues|queues-ws|latency|connections|raw
+#   bench/smoke.sh HERALD_BIN HERALD_BENCH_BIN fanout|fanout-ws|fanout-tls|fanout-wss|queues|queues-ws|latency|connections|raw
+# (the -tls and -wss cases make a throwaway certificate with openssl and use herald-bench --tls)
 # Only the processes started here are stopped, by PID.
 set -euo pipefail
 herald=$1
@@ -40,8 +41,17 @@ port_of() {
 	return 1
 }
 
+tls_flags=()
+case $what in
+*-tls | *-wss)
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+		-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
+		-keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+	tls_flags=(--tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem" --tls-port 0 --wss-port 0)
+	;;
+esac
 "$herald" --bind 127.0.0.1 --stomp-port 0 --ws-port 0 --shards 2 --cluster false \
-	--log-level info >"$dir/herald.log" 2>&1 &
+	--log-level info "${tls_flags[@]}" >"$dir/herald.log" 2>&1 &
 server_pid=$!
 stomp=$(port_of "$dir/herald.log" stomp)
 ws=$(port_of "$dir/herald.log" ws)
@@ -51,6 +61,12 @@ short=(--warmup 0.2 --duration 1 --quiet --server-pid "$server_pid" --json "$dir
 case $what in
 fanout) args=(fanout --url "$url" --subscribers 50) ;;
 fanout-ws) args=(fanout --url "ws://127.0.0.1:$ws/ws" --subscribers 20) ;;
+fanout-tls)
+	args=(fanout --url "stomp://127.0.0.1:$(port_of "$dir/herald.log" stomps)" --subscribers 50
+	      --tls --tls-ca "$dir/cert.pem") ;;
+fanout-wss)
+	args=(fanout --url "ws://127.0.0.1:$(port_of "$dir/herald.log" wss)/ws" --subscribers 20
+	      --tls --tls-ca "$dir/cert.pem") ;;
 queues) args=(queues --url "$url" --users 200 --ack client-individual) ;;
 queues-ws) args=(queues --url "ws://127.0.0.1:$ws/ws" --users 50) ;;
 latency) args=(latency --url "$url" --rate 2000 --subscribers 5) ;;

@@ -8,11 +8,14 @@
 #include "cluster/swim.h"
 #include "core/base/hd_alloc.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define REQ_MAX 8192	/* request head limit, bytes */
 
@@ -166,20 +169,29 @@ void admin_render_status(const struct swim *s, uint64_t now_ms, const char *clus
 	render_stats(swim_get_stats(s), out);
 	if (local && local->auth)
 		render_auth(local->auth, out);
+	if (local && local->controller_json)
+		append(out, ", \"controller\": %s", local->controller_json);
 	append(out, "}\n");
 	hd_free(sorted);
 }
 
-static void respond_typed(struct admin_buf *out, int code, const char *reason,
-			  const char *type, const char *body, size_t body_len)
+/* extra: more header lines, each ending in CRLF ("" for none) */
+static void respond_with(struct admin_buf *out, int code, const char *reason, const char *extra,
+			 const char *type, const char *body, size_t body_len)
 {
-	append(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-	       "Cache-Control: no-store\r\nConnection: close\r\n\r\n", code, reason, type,
+	append(out, "HTTP/1.1 %d %s\r\n%sContent-Type: %s\r\nContent-Length: %zu\r\n"
+	       "Cache-Control: no-store\r\nConnection: close\r\n\r\n", code, reason, extra, type,
 	       body_len);
 	reserve(out, body_len);
 	memcpy(out->ptr + out->len, body, body_len);
 	out->len += body_len;
 	out->ptr[out->len] = '\0';
+}
+
+static void respond_typed(struct admin_buf *out, int code, const char *reason,
+			  const char *type, const char *body, size_t body_len)
+{
+	respond_with(out, code, reason, "", type, body, body_len);
 }
 
 static void respond(struct admin_buf *out, int code, const char *reason, const char *body,
@@ -199,6 +211,124 @@ static void respond_error(struct admin_buf *out, int code, const char *reason)
 static bool path_is(const char *path, size_t len, const char *want)
 {
 	return strlen(want) == len && !memcmp(path, want, len);
+}
+
+/* ---- request head: path and headers ---- */
+
+/* The request line's path (up to '?' or a space), or false when there is none. */
+static bool request_path(const char *req, size_t len, const char **path, size_t *plen)
+{
+	const char *sp1 = memchr(req, ' ', len);
+
+	if (!sp1)
+		return false;
+	*path = sp1 + 1;
+	*plen = strcspn(*path, " ?\r\n");
+	return true;
+}
+
+/* The value of header `name` (first of that name, leading blanks skipped), or NULL. */
+static const char *header_value(const char *req, size_t len, const char *name, size_t *vlen)
+{
+	const size_t nlen = strlen(name);
+	const char *end = req + len;
+	const char *line = memchr(req, '\n', len);
+
+	while (line && ++line < end) {
+		const char *eol = memchr(line, '\n', (size_t)(end - line));
+		size_t llen = (size_t)((eol ? eol : end) - line);
+
+		if (llen > nlen && line[nlen] == ':' && !strncasecmp(line, name, nlen)) {
+			const char *v = line + nlen + 1;
+
+			while (v < line + llen && (*v == ' ' || *v == '\t'))
+				v++;
+			*vlen = (size_t)(line + llen - v);
+			if (*vlen && v[*vlen - 1] == '\r')
+				(*vlen)--;
+			return v;
+		}
+		line = eol;
+	}
+	return NULL;
+}
+
+bool admin_path_is_open(const char *req, size_t len)
+{
+	const char *path;
+	size_t plen;
+
+	return request_path(req, len, &path, &plen) &&
+	       (path_is(path, plen, "/health") || path_is(path, plen, "/ready"));
+}
+
+int admin_basic_credentials(const char *req, size_t len, char *buf, size_t cap,
+			    const char **user, size_t *user_len, const char **pass,
+			    size_t *pass_len)
+{
+	size_t vlen, n;
+	const char *v = header_value(req, len, "Authorization", &vlen);
+	const char *colon;
+
+	if (!v)
+		return -ENOENT;
+	if (vlen < 6 || strncasecmp(v, "Basic ", 6) || cap < 1)
+		return -EINVAL;
+	if (sodium_base642bin((unsigned char *)buf, cap - 1, v + 6, vlen - 6, " ", &n, NULL,
+			      sodium_base64_VARIANT_ORIGINAL))
+		return -EINVAL;
+	buf[n] = '\0';
+	colon = memchr(buf, ':', n);
+	if (!colon)
+		return -EINVAL;
+	*user = buf;
+	*user_len = (size_t)(colon - buf);
+	*pass = colon + 1;
+	*pass_len = n - *user_len - 1;
+	return 0;
+}
+
+int admin_respond_refused(enum admin_login v, struct admin_buf *out)
+{
+	static const char denied[] = "{\"error\": \"Unauthorized\", \"reason\": \"the admin "
+				     "endpoint needs the name and password of an administrator "
+				     "user (HTTP Basic)\"}\n";
+	static const char forbidden[] = "{\"error\": \"Forbidden\", \"reason\": \"this user is "
+					"not an administrator (tag administrator)\"}\n";
+	static const char busy[] = "{\"error\": \"Service Unavailable\", \"reason\": \"too many "
+				   "logins being checked; try again\"}\n";
+
+	switch (v) {
+	case ADMIN_LOGIN_FORBIDDEN:
+		respond(out, 403, "Forbidden", forbidden, sizeof(forbidden) - 1);
+		return 403;
+	case ADMIN_LOGIN_BUSY:
+		respond_with(out, 503, "Service Unavailable", "Retry-After: 1\r\n",
+			     "application/json", busy, sizeof(busy) - 1);
+		return 503;
+	default:
+		respond_with(out, 401, "Unauthorized",
+			     "WWW-Authenticate: Basic realm=\"herald admin\", charset=\"UTF-8\"\r\n",
+			     "application/json", denied, sizeof(denied) - 1);
+		return 401;
+	}
+}
+
+/* A POST from a page of another site (a form, which needs no CORS preflight) would carry
+ * the browser's remembered Basic credentials, or reach a loopback endpoint from the
+ * operator's own browser: a POST naming an Origin other than this endpoint is refused.
+ * heraldctl and curl send no Origin. */
+static bool post_is_cross_origin(const char *req, size_t len)
+{
+	size_t olen, hlen;
+	const char *origin = header_value(req, len, "Origin", &olen);
+	const char *host = header_value(req, len, "Host", &hlen);
+
+	if (!origin)
+		return false;
+	if (!host || olen < 7 || strncmp(origin, "http://", 7))
+		return true;
+	return olen - 7 != hlen || memcmp(origin + 7, host, hlen);
 }
 
 /* ---- /metrics: Prometheus text exposition format 0.0.4 ---- */
@@ -388,8 +518,13 @@ static void emit_queue(void *arg, const struct admin_queue *q)
 	append_json_strn(qc->out, q->vhost, q->vhost_len);
 	append(qc->out, ", \"owner\": ");
 	append_json_str(qc->out, qc->self);
-	append(qc->out, ", \"messages\": %" PRIu64 ", \"consumers\": %u}", q->messages,
-	       q->consumers);
+	append(qc->out, ", \"messages\": %" PRIu64 ", \"consumers\": %u, \"backups\": [",
+	       q->messages, q->consumers);
+	for (uint32_t i = 0; i < q->nbackups; i++) {
+		append(qc->out, i ? ", " : "");
+		append_json_str(qc->out, q->backups[i]);
+	}
+	append(qc->out, "], \"in_sync\": %s}", q->in_sync ? "true" : "false");
 }
 
 void admin_render_queues(const struct swim *s, const struct admin_local *local,
@@ -472,12 +607,14 @@ int admin_respond(const char *req, size_t len, const struct swim *s, uint64_t no
 	size_t plen;
 	struct admin_buf body = { 0 };
 
-	if (!sp1 || len > REQ_MAX) {
+	if (!sp1 || len > REQ_MAX || !request_path(req, len, &path, &plen)) {
 		respond_error(out, 400, "Bad Request");
 		return 400;
 	}
-	path = sp1 + 1;
-	plen = strcspn(path, " ?\r\n");
+	if (sp1 - req == 4 && !memcmp(req, "POST", 4) && post_is_cross_origin(req, len)) {
+		respond_error(out, 403, "Forbidden");
+		return 403;
+	}
 	if (sp1 - req == 4 && !memcmp(req, "POST", 4)) {
 		int code = close_connection(path, plen, local, out);
 

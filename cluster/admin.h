@@ -16,7 +16,8 @@
  *               "dropped_other_cluster", "dropped_bad_mac", "dropped_malformed",
  *               "dropped_version", "dropped_not_gossip", "probes", "probes_failed",
  *               "suspicions", "refutes", "declared_dead", "push_pulls", "name_conflicts"},
- *    "auth": {"slow_checks", "checks_in_flight_max", "check_waits"}}
+ *    "auth": {"slow_checks", "checks_in_flight_max", "check_waits"},
+ *    "controller": {"role", "leader", "epoch", "voters", "view": [{"name", "state"}]}}
  * GET /metrics answers Prometheus text (format 0.0.4): client connections, frames, bytes,
  * messages, refusals, logins, queues, memory, node links, members (docs/operations.md).
  * GET /health answers 200 while the admin thread runs; GET /ready 200, or 503 while the
@@ -28,8 +29,9 @@
  * "connected_s"}]}; "fresh" false means the shards were only just asked (ask again in a
  * second). POST /api/connections/<id>/close closes one (202; 404 when no list has it).
  * GET /api/queues answers {"node": "<self>", "queues": [{"name", "vhost", "owner",
- *   "messages", "consumers"}, ...]}: the queues this node owns (heraldctl queues asks every
- * member and merges).
+ *   "messages", "consumers", "backups": [names], "in_sync"}, ...]}: the queues this node
+ * owns, the nodes holding their copies and whether those acknowledged everything sent
+ * (heraldctl queues asks every member and merges).
  * members sorted by name; "state" is "alive", "suspect", "dead" or "left"; last_seen_ms is
  * the age of the last direct contact (ack or ping; 0 for self; since the last state change
  * when there was none). "auth" is this node's alone (struct admin_auth; absent when the
@@ -84,6 +86,9 @@ struct admin_queue {
 	size_t vhost_len;
 	uint64_t messages;		/* held: ready and delivered-unacknowledged */
 	uint32_t consumers;		/* on every node */
+	const char *backups[4];		/* the nodes holding a copy (docs/replication.md) */
+	uint32_t nbackups;
+	bool in_sync;			/* every backup holds everything sent to it */
 };
 
 /* Lists this node's queues through emit (called on the cluster thread; thread-safe). */
@@ -145,7 +150,46 @@ struct admin_local {
 	void (*drain)(void *arg);	/* POST /api/drain: start the graceful stop; NULL: 404 */
 	void *drain_arg;
 	const struct admin_conns *conns;	/* /api/connections; NULL: none */
+	const char *controller_json;	/* the controller's state, a JSON object; NULL: none */
 };
+
+/* ---- credentials (docs/operations.md "Admin endpoint credentials") ----
+ * When the endpoint asks for credentials (bound off loopback, or --admin-auth always),
+ * every path but /health and /ready needs HTTP Basic credentials of an administrator user
+ * (tag `administrator`): 401 with WWW-Authenticate when they are missing or wrong, 403 for
+ * a user who is not an administrator, 503 with Retry-After while too many different logins
+ * are being checked. */
+
+enum admin_login {
+	ADMIN_LOGIN_OK = 0,
+	ADMIN_LOGIN_FORBIDDEN,		/* a user, not an administrator */
+	ADMIN_LOGIN_DENIED,		/* missing, malformed, unknown user or wrong password */
+	ADMIN_LOGIN_PENDING,		/* being checked elsewhere: ask again shortly */
+	ADMIN_LOGIN_BUSY,		/* too many logins being checked */
+};
+
+/* Decides a login without blocking (password checks run elsewhere: PENDING until done).
+ * Called on the cluster thread. */
+struct admin_login_hook {
+	enum admin_login (*check)(void *arg, const char *user, size_t user_len, const char *pass,
+				  size_t pass_len, bool from_loopback, uint64_t now_ms);
+	void *arg;
+};
+
+/* True when the request head req[0..len) asks for a path served without credentials:
+ * /health and /ready, for load balancers and orchestrators (as RabbitMQ's). */
+bool admin_path_is_open(const char *req, size_t len);
+
+/* The credentials of the head's "Authorization: Basic ..." header, decoded into
+ * buf[0..cap): *user and *pass point into buf. Returns 0, -ENOENT (no such header), or
+ * -EINVAL (not Basic, bad base64, no ':'). The caller wipes buf. */
+int admin_basic_credentials(const char *req, size_t len, char *buf, size_t cap,
+			    const char **user, size_t *user_len, const char **pass,
+			    size_t *pass_len);
+
+/* Writes the response for a refused login (FORBIDDEN, DENIED or BUSY). Returns the
+ * status code. */
+int admin_respond_refused(enum admin_login v, struct admin_buf *out);
 
 /* Renders the status JSON of s at now_ms into *out (appended); local may be NULL. */
 void admin_render_status(const struct swim *s, uint64_t now_ms, const char *cluster,

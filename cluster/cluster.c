@@ -9,11 +9,14 @@
  * a connection slot, never a delayed ack (issue 6: data-plane load must not delay acks).
  *
  * One loop: poll (until swim's next deadline or 1 s), read every datagram, advance
- * connections, run due swim timers, retry joins, refresh our metadata.
+ * connections, run due swim timers, retry joins, refresh our metadata. An admin request
+ * whose credentials are being checked (argon2id, on the login hook's own thread) waits in
+ * PH_LOGIN and is asked about again every LOGIN_POLL_MS: the loop never waits for a check.
  */
 #include "cluster/cluster.h"
 
 #include "cluster/admin.h"
+#include "cluster/controller.h"
 #include "cluster/meta.h"
 #include "cluster/swim.h"
 #include "core/base/hd_alloc.h"
@@ -49,9 +52,13 @@
 #define LEAVE_WAIT_MS 3000		/* bound on spreading our LEFT */
 #define UDP_BATCH 256			/* datagrams read per wake-up */
 #define LOG_EVERY_MS 10000		/* rate limit of peer-caused warnings */
+#define LOGIN_POLL_MS 5			/* how often a request waiting for its login asks */
 
 enum conn_kind { CONN_PP_OUT, CONN_PP_IN, CONN_ADMIN };
-enum conn_phase { PH_CONNECTING, PH_WRITING, PH_READING };
+enum conn_phase {
+	PH_CONNECTING, PH_WRITING, PH_READING,
+	PH_LOGIN,			/* ADMIN: its password is being checked elsewhere */
+};
 
 struct conn {
 	int fd;				/* -1: free slot */
@@ -59,6 +66,7 @@ struct conn {
 	enum conn_phase phase;
 	bool join;			/* PP_OUT to a seed */
 	bool close_after_write;		/* PP_IN, ADMIN: the answer ends the exchange */
+	bool from_loopback;		/* ADMIN: the client's address is a loopback one */
 	uint64_t deadline_ms;
 	uint8_t *rbuf;
 	size_t rlen;			/* bytes used */
@@ -82,6 +90,7 @@ struct cluster {
 	int udp_fd;
 	int tcp_fd;
 	int admin_fd;
+	bool admin_auth;		/* admin requests need an administrator's credentials */
 	int wake_fd;			/* eventfd: main asks the thread to leave */
 	pthread_t thread;
 	/* Set by main before writing wake_fd; the thread reads it after waking. Relaxed
@@ -101,6 +110,7 @@ struct cluster {
 	uint64_t refutes_logged;	/* swim's refute count when we last logged one */
 	uint64_t conflicts_logged;	/* swim's name-conflict count when we last logged */
 	char gossip_str[80];		/* our gossip address, for logs */
+	struct ctl *ctl;		/* the view through Raft (controller.h) */
 };
 
 /* ---- addresses ---- */
@@ -121,6 +131,18 @@ static void to_wire_addr(const struct sockaddr *sa, struct wire_addr *out)
 		memcpy(out->ip, &in6->sin6_addr, 16);
 		out->port = ntohs(in6->sin6_port);
 	}
+}
+
+/* 127.0.0.0/8, ::1, or ::ffff:127.x.y.z. */
+static bool wire_addr_is_loopback(const struct wire_addr *a)
+{
+	static const uint8_t v6_loopback[16] = { [15] = 1 };
+	static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	if (a->family == 4)
+		return a->ip[0] == 127;
+	return !memcmp(a->ip, v6_loopback, 16) ||
+	       (!memcmp(a->ip, v4_mapped, 12) && a->ip[12] == 127);
 }
 
 static socklen_t to_sockaddr(const struct wire_addr *a, struct sockaddr_storage *ss)
@@ -359,6 +381,8 @@ static struct conn *conn_alloc(struct cluster *c, int fd, enum conn_kind kind, u
 static void conn_close(struct conn *k)
 {
 	close(k->fd);
+	if (k->rbuf)
+		sodium_memzero(k->rbuf, k->rcap);	/* an admin request's credentials */
 	hd_free(k->rbuf);
 	hd_free(k->wbuf);
 	memset(k, 0, sizeof(*k));
@@ -492,9 +516,30 @@ static int conn_write(struct conn *k)
 	return 1;
 }
 
+/* The login of an admin request: OK when none is needed (loopback without --admin-auth
+ * always, /health, /ready). */
+static enum admin_login admin_login(struct cluster *c, struct conn *k, uint64_t now_ms)
+{
+	const char *req = (const char *)k->rbuf;
+	char buf[ADMIN_REQ_MAX];
+	const char *user, *pass;
+	size_t ulen, plen;
+	enum admin_login v = ADMIN_LOGIN_DENIED;
+
+	if (!c->admin_auth || admin_path_is_open(req, k->rlen))
+		return ADMIN_LOGIN_OK;
+	if (!admin_basic_credentials(req, k->rlen, buf, sizeof(buf), &user, &ulen, &pass, &plen))
+		v = c->hooks.login.check(c->hooks.login.arg, user, ulen, pass, plen,
+					 k->from_loopback, now_ms);
+	sodium_memzero(buf, sizeof(buf));
+	return v;
+}
+
 static void admin_answer(struct cluster *c, struct conn *k, uint64_t now_ms)
 {
 	struct admin_buf out = { 0 };
+	enum admin_login login = admin_login(c, k, now_ms);
+	char controller[4096];
 	struct admin_local local = { .self_load = &c->meta, .auth = &c->auth,
 				     .links = c->hooks.links.get ? &c->hooks.links : NULL,
 				     .queues = c->hooks.queues, .queues_arg = c->hooks.queues_arg,
@@ -503,11 +548,23 @@ static void admin_answer(struct cluster *c, struct conn *k, uint64_t now_ms)
 				     .conns = c->hooks.conns.list ? &c->hooks.conns : NULL,
 				     .not_ready = atomic_load_explicit(&c->not_ready,
 								       memory_order_relaxed) };
-	int code = admin_respond((const char *)k->rbuf, k->rlen, c->swim, now_ms,
-				 c->cfg.cluster_name, &local, &out);
+	int code;
 
+	if (login == ADMIN_LOGIN_PENDING) {
+		k->phase = PH_LOGIN;	/* run_once asks again until it is decided */
+		return;
+	}
+	if (login != ADMIN_LOGIN_OK) {
+		code = admin_respond_refused(login, &out);
+	} else {
+		if (c->ctl && ctl_status_json(c->ctl, controller, sizeof(controller)))
+			local.controller_json = controller;
+		code = admin_respond((const char *)k->rbuf, k->rlen, c->swim, now_ms,
+				     c->cfg.cluster_name, &local, &out);
+	}
+	if ((code == 401 || code == 403) && rate_ok(c, now_ms))
+		hd_log_warn("cluster: admin request from %s refused (%d)", k->peer, code);
 	hd_log_debug("cluster: admin %s -> %d", k->peer, code);
-	(void)code;
 	k->wbuf = (uint8_t *)out.ptr;	/* admin_buf memory is hd_alloc'd: conn_close frees */
 	k->wlen = out.len;
 	k->woff = 0;
@@ -521,6 +578,8 @@ static bool conn_step(struct cluster *c, struct conn *k, short revents, uint64_t
 	int rc;
 	size_t len;
 
+	if (k->phase == PH_LOGIN)
+		return !(revents & (POLLERR | POLLHUP));	/* the client gave up waiting */
 	if (k->phase == PH_CONNECTING) {
 		int err = 0;
 		socklen_t el = sizeof(err);
@@ -578,6 +637,7 @@ static void accept_all(struct cluster *c, int lfd, enum conn_kind kind, uint64_t
 		}
 		to_wire_addr((struct sockaddr *)&ss, &a);
 		wire_addr_format(&a, k->peer, sizeof(k->peer));
+		k->from_loopback = wire_addr_is_loopback(&a);
 		k->phase = PH_READING;
 	}
 }
@@ -632,11 +692,13 @@ static void tell_route(struct cluster *c, const struct swim_member *m)
 	char host[INET6_ADDRSTRLEN] = "";
 	bool alive = m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT;
 
-	if (!c->hooks.member)
-		return;
 	meta_decode(m->meta, m->meta_len, &meta);
 	inet_ntop(m->addr.family == 6 ? AF_INET6 : AF_INET, m->addr.ip, host, sizeof(host));
-	c->hooks.member(c->hooks.member_arg, m->name, host, meta.route_port, alive);
+	if (c->hooks.member)
+		c->hooks.member(c->hooks.member_arg, m->name, host, meta.route_port, alive);
+	if (c->ctl)
+		ctl_member(c->ctl, m->name, host, meta.raft_port, meta.raft_id, alive,
+			   m->state == SWIM_SUSPECT);
 }
 
 static void on_member_change(void *arg, const struct swim_member *m, int old_state)
@@ -732,17 +794,40 @@ static int fill_pollfds(struct cluster *c, struct pollfd *pfd, int *slot_of)
 		slot_of[n] = i;
 		pfd[n++] = (struct pollfd){
 			.fd = k->fd,
-			.events = k->phase == PH_READING ? POLLIN : POLLOUT,
+			.events = k->phase == PH_READING ? POLLIN :
+				  k->phase == PH_LOGIN ? 0 : POLLOUT,
 		};
 	}
 	return n;
+}
+
+/* Admin requests whose login was being checked: answer those decided by now. */
+static void admin_logins_again(struct cluster *c, uint64_t now_ms)
+{
+	for (int i = 0; i < MAX_CONNS; i++) {
+		struct conn *k = &c->conns[i];
+
+		if (k->fd < 0 || k->phase != PH_LOGIN)
+			continue;
+		admin_answer(c, k, now_ms);
+		if (k->phase == PH_WRITING && !conn_step(c, k, POLLOUT, now_ms))
+			conn_close(k);
+	}
+}
+
+static bool logins_waiting(const struct cluster *c)
+{
+	for (int i = 0; i < MAX_CONNS; i++)
+		if (c->conns[i].fd >= 0 && c->conns[i].phase == PH_LOGIN)
+			return true;
+	return false;
 }
 
 static int poll_timeout(struct cluster *c, uint64_t now_ms)
 {
 	uint64_t next = swim_next_deadline_ms(c->swim);
 
-	next = HD_MIN(next, now_ms + 1000);
+	next = HD_MIN(next, now_ms + (logins_waiting(c) ? LOGIN_POLL_MS : 1000));
 	return next > now_ms ? (int)(next - now_ms) : 0;
 }
 
@@ -772,6 +857,7 @@ static void run_once(struct cluster *c, int timeout_ms)
 		if (k->fd >= 0 && pfd[i].revents && !conn_step(c, k, pfd[i].revents, now_ms))
 			conn_close(k);
 	}
+	admin_logins_again(c, now_ms);
 	for (int i = 0; i < MAX_CONNS; i++)
 		if (c->conns[i].fd >= 0 && now_ms >= c->conns[i].deadline_ms)
 			conn_close(&c->conns[i]);
@@ -955,6 +1041,18 @@ static int open_sockets(struct cluster *c, struct wire_addr *gossip)
 	admin.port = bound_port(c->admin_fd);
 	c->meta.admin_port = admin.port;	/* heraldctl asks each member for its queues */
 	hd_log_info("listening proto=admin addr=%s", wire_addr_format(&admin, a, sizeof(a)));
+	/* off loopback, anyone who reaches the port could drain the node or list its
+	 * clients: an administrator's credentials are needed there (docs/operations.md) */
+	c->admin_auth = c->cfg.admin_auth_always || !wire_addr_is_loopback(&admin);
+	if (c->admin_auth && !c->hooks.login.check) {
+		hd_log_err("cluster: the admin endpoint needs credentials but has no way to check "
+			   "them");
+		return -EINVAL;
+	}
+	hd_log_info("admin endpoint: %s", c->admin_auth ?
+		    "an administrator's credentials are required (HTTP Basic) except for "
+		    "/health and /ready" : "open to loopback clients (--admin-auth always asks "
+		    "them for credentials too)");
 	return 0;
 }
 
@@ -974,6 +1072,7 @@ static void close_fds(struct cluster *c)
 
 static void cluster_free(struct cluster *c)
 {
+	ctl_stop_and_destroy(c->ctl);
 	close_fds(c);
 	swim_destroy(c->swim);
 	sodium_memzero(c, sizeof(*c));
@@ -989,6 +1088,34 @@ static void init_seeds(struct cluster *c)
 		if (resolve(c, sd->spec, &sd->addr))
 			hd_log_warn("cluster: cannot resolve seed %s yet; will retry", sd->spec);
 	}
+}
+
+/* The controller binds its Raft port next to gossip and proves the gossip key (keyless: a
+ * key made of the cluster name, as node links do); the node started without seeds founds
+ * the Raft group. */
+static int start_controller(struct cluster *c, const struct wire_addr *adv, const uint8_t *key)
+{
+	struct ctl_config cc = { .port = c->cfg.raft_port, .founder = c->cfg.njoin == 0,
+				 .on_view = c->hooks.view, .on_view_arg = c->hooks.view_arg,
+				 .on_lease = c->hooks.lease, .on_lease_arg = c->hooks.lease_arg };
+	int rc;
+
+	snprintf(cc.node_name, sizeof(cc.node_name), "%s", c->cfg.node_name);
+	snprintf(cc.bind_addr, sizeof(cc.bind_addr), "%s", c->cfg.bind_addr);
+	inet_ntop(adv->family == 6 ? AF_INET6 : AF_INET, adv->ip, cc.advertise_addr,
+		  sizeof(cc.advertise_addr));
+	if (key)
+		memcpy(cc.key, key, sizeof(cc.key));
+	else
+		crypto_hash_sha256(cc.key, (const unsigned char *)c->cfg.cluster_name,
+				   strlen(c->cfg.cluster_name));
+	rc = ctl_start(&c->ctl, &cc);
+	sodium_memzero(&cc, sizeof(cc));
+	if (rc)
+		return rc;
+	c->meta.raft_port = ctl_port(c->ctl);
+	c->meta.raft_id = ctl_raft_id(c->ctl);
+	return 0;
 }
 
 int cluster_start(struct cluster **out, const struct cluster_config *cfg,
@@ -1036,6 +1163,9 @@ int cluster_start(struct cluster **out, const struct cluster_config *cfg,
 	c->meta.ws_port = cfg->ws_port;
 	c->meta.nshards = cfg->nshards;
 	c->meta.route_port = cfg->route_port;
+	rc = start_controller(c, &adv, cfg->key_file[0] ? key : NULL);
+	if (rc)
+		goto err_free;
 	fill_swim_config(c, &adv, cfg->key_file[0] ? key : NULL, &sc);
 	sodium_memzero(key, sizeof(key));
 	io = (struct swim_io){
@@ -1067,6 +1197,12 @@ err_free:
 	sodium_memzero(key, sizeof(key));
 	cluster_free(c);
 	return rc;
+}
+
+void cluster_member_probe(struct cluster *c, const char *name, bool gone)
+{
+	if (c && c->ctl)
+		ctl_member_probe(c->ctl, name, gone);
 }
 
 void cluster_set_ready(struct cluster *c, bool ready)

@@ -14,6 +14,8 @@
 
 #define CLUSTER_MAX_JOIN 16
 
+struct ctl_view;
+
 struct cluster_config {
 	char node_name[128];		/* default: hostname + ":" + STOMP port */
 	char cluster_name[64];		/* default "herald" */
@@ -25,6 +27,7 @@ struct cluster_config {
 	char key_file[256];		/* shared gossip key; "" = unauthenticated */
 	char admin_bind[64];		/* default "127.0.0.1" */
 	uint16_t admin_port;		/* default 15672; 0 = pick a free one */
+	bool admin_auth_always;		/* credentials even on loopback (else: only off it) */
 	uint32_t gossip_interval_ms;	/* protocol period, default 1000 */
 	char gossip_advertise[64];	/* numeric address peers reach our gossip port at; "":
 					 * the bind address, or for 0.0.0.0 the first
@@ -35,6 +38,7 @@ struct cluster_config {
 	uint16_t ws_port;
 	uint16_t nshards;
 	uint16_t route_port;		/* node links (0: none) */
+	uint16_t raft_port;		/* the controller's Raft port; 0 = pick a free one */
 };
 
 /* The node's load summary, advertised in membership metadata; auth is shown by our admin
@@ -70,6 +74,12 @@ struct cluster_hooks {
 	void (*drain)(void *arg);	/* POST /api/drain (heraldctl drain) */
 	void *drain_arg;
 	struct admin_conns conns;	/* /api/connections (.list NULL: none) */
+	struct admin_login_hook login;	/* admin credentials; needed when they are asked for */
+	/* each view the controller applies (cluster/controller.h), on the controller thread */
+	void (*view)(void *arg, const struct ctl_view *v);
+	void *view_arg;
+	void (*lease)(void *arg, uint64_t until_ms);	/* ctl_lease_fn */
+	void *lease_arg;
 };
 
 struct cluster;
@@ -93,6 +103,10 @@ void cluster_config_defaults(struct cluster_config *cfg);
  * joins the seeds. Returns 0 and *out, or a negative errno (bind failure, bad key file). */
 int cluster_start(struct cluster **out, const struct cluster_config *cfg,
 		  const struct cluster_hooks *hooks);
+
+/* What a node-link probe found (core/route.h, route_set_probe_hook): member `name`'s
+ * process is gone (its port refuses connections) or runs. Any thread. */
+void cluster_member_probe(struct cluster *c, const char *name, bool gone);
 
 /* Whether the node accepts clients: GET /ready answers 503 once false (main says so when
  * a drain starts). Any thread. */

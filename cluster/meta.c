@@ -7,6 +7,7 @@
 #include <string.h>
 
 #define META_FIXED (1 + 2 * 3 + 8 * 3 + 1)
+#define META_TAIL (2 + 2 + 2 + 8)	/* route, admin and raft ports, raft id */
 
 static uint8_t *put_be(uint8_t *p, uint64_t v, int bytes)
 {
@@ -29,7 +30,7 @@ size_t meta_encode(const struct node_meta *m, uint8_t *out, size_t cap)
 	size_t alen = strnlen(m->addr, META_ADDR_MAX);
 	uint8_t *p = out;
 
-	if (cap < META_FIXED + alen + 4)
+	if (cap < META_FIXED + alen + META_TAIL)
 		return 0;
 	*p++ = META_VERSION;
 	p = put_be(p, m->stomp_port, 2);
@@ -43,6 +44,8 @@ size_t meta_encode(const struct node_meta *m, uint8_t *out, size_t cap)
 	p += alen;
 	p = put_be(p, m->route_port, 2);
 	p = put_be(p, m->admin_port, 2);
+	p = put_be(p, m->raft_port, 2);
+	p = put_be(p, m->raft_id, 8);
 	return (size_t)(p - out);
 }
 
@@ -73,5 +76,9 @@ int meta_decode(const uint8_t *buf, size_t len, struct node_meta *m)
 		m->route_port = (uint16_t)get_be(&p, 2);
 	if (len - META_FIXED - alen >= 4)
 		m->admin_port = (uint16_t)get_be(&p, 2);
+	if (len - META_FIXED - alen >= META_TAIL) {
+		m->raft_port = (uint16_t)get_be(&p, 2);
+		m->raft_id = get_be(&p, 8);
+	}
 	return 0;
 }

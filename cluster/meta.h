@@ -6,8 +6,8 @@
  *
  * Layout (big-endian): u8 version (1), u16 stomp_port, u16 ws_port, u16 nshards,
  * u64 connections, u64 subscriptions, u64 msgs_per_s, u8 len + advertise address,
- * u16 route_port, u16 admin_port (appended later: a node that does not send them has no
- * links, no admin endpoint others may ask).
+ * u16 route_port, u16 admin_port, u16 raft_port, u64 raft_id (appended later: a node that
+ * does not send them has no links, no admin endpoint others may ask, no controller).
  * Decoders accept trailing bytes (a later version appends fields).
  */
 #ifndef CLUSTER_META_H
@@ -29,6 +29,8 @@ struct node_meta {
 	uint64_t msgs_per_s;
 	uint16_t route_port;		/* node links (core/route.h); 0: none */
 	uint16_t admin_port;		/* its admin endpoint (on its gossip address); 0: none */
+	uint16_t raft_port;		/* its controller's Raft port (cluster/controller.h); 0: none */
+	uint64_t raft_id;		/* its Raft server id: new for every process */
 };
 
 /* Encodes m into out[0..cap). Returns the length, or 0 when it does not fit. */

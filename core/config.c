@@ -27,6 +27,18 @@ static const struct config_option opts[] = {
 	{ "ws-path", CONFIG_STR, C(ws_path), "WebSocket endpoint path", NULL },
 	{ "ws-origins", CONFIG_STR, C(ws_origins),
 	  "comma-separated Origins allowed to open WebSockets (e.g. https://app.example); empty: any", NULL },
+	{ "tls-cert", CONFIG_STR, C(tls_cert),
+	  "PEM certificate chain for the TLS listeners (with --tls-key: turns them on)", NULL },
+	{ "tls-key", CONFIG_STR, C(tls_key), "PEM private key of --tls-cert", NULL },
+	{ "tls-ca", CONFIG_STR, C(tls_ca),
+	  "PEM CA file: clients may present a certificate, which must chain to it", NULL },
+	{ "tls-require-client-cert", CONFIG_BOOL, C(tls_require_client_cert),
+	  "with --tls-ca: refuse TLS clients without a certificate", NULL },
+	{ "tls-cert-login", CONFIG_BOOL, C(tls_cert_login),
+	  "CONNECT without login over TLS: the client certificate's CN is the user", NULL },
+	{ "tls-port", CONFIG_U16, C(tls_port), "STOMP over TLS port (0: pick a free one)", NULL },
+	{ "wss-port", CONFIG_U16, C(wss_port),
+	  "STOMP over secure WebSocket port (0: pick a free one)", NULL },
 	{ "io", CONFIG_STR, C(io),
 	  "I/O backend: io_uring, epoll, or auto (io_uring when the kernel and seccomp allow it)", NULL },
 	{ "shards", CONFIG_U32, C(shards), "shard threads (0: one per online CPU)", NULL },
@@ -51,6 +63,9 @@ static const struct config_option opts[] = {
 	{ "max-body-bytes", CONFIG_U64, C(limits.max_body_bytes), "largest frame body", NULL },
 	{ "max-outbound-bytes", CONFIG_U64, C(limits.max_outbound_bytes),
 	  "send backlog per connection before a topic subscriber is dropped as slow", NULL },
+	{ "queue-replicas", CONFIG_U32, C(queue_replicas),
+	  "nodes that hold each queue's messages (owner + backups; fewer while the cluster has "
+	  "fewer nodes; 1: no copies)", NULL },
 	{ "max-queue-length", CONFIG_U32, C(limits.max_queue_length), "ready messages per queue", NULL },
 	{ "max-connections", CONFIG_U32, C(limits.max_connections), "connections per node", NULL },
 	{ "max-subscriptions", CONFIG_U32, C(limits.max_subscriptions), "subscriptions per connection", NULL },
@@ -72,8 +87,11 @@ void config_defaults(struct herald_config *cfg)
 	cfg->stomp_port = 61613;
 	cfg->ws_port = 15674;
 	strcpy(cfg->ws_path, "/ws");
+	cfg->tls_port = 61614;
+	cfg->wss_port = 15673;
 	strcpy(cfg->io, "auto");
 	cfg->log_level = HD_LOG_INFO;
+	cfg->queue_replicas = 2;
 	strcpy(cfg->vhosts, "/");
 	strcpy(cfg->default_user, "guest");
 	strcpy(cfg->default_pass, "guest");
@@ -199,6 +217,102 @@ static int config_ini_line(void *user, const char *section, const char *name, co
 		return 0;
 	}
 	return 1;
+}
+
+/* What SIGHUP applies without a restart (config_option_is_runtime): every limit, the log
+ * level, and what authentication reads. Certificates join when TLS lands (issue 14). */
+static const char *const runtime_names[] = {
+	"log-level", "vhosts", "users-file", "rules-file", "user", "jwt-hs256-secret-file",
+	"jwt-rs256-key-file", "jwt-es256-key-file", "jwt-audience", "jwt-issuer", "jwt-leeway-s",
+	"default-user", "default-pass",
+};
+
+static bool is_core_option(const struct config_option *o)
+{
+	for (size_t i = 0; i < HD_ARRAY_LEN(opts); i++)
+		if (o == &opts[i])
+			return true;
+	return false;
+}
+
+bool config_option_is_runtime(const struct config_option *o)
+{
+	const size_t lim = offsetof(struct herald_config, limits);
+
+	if (!is_core_option(o))
+		return false;	/* the cluster's: ports, names, keys, admin endpoint */
+	if (o->off >= lim && o->off < lim + sizeof(struct hd_limits))
+		return true;
+	for (size_t i = 0; i < HD_ARRAY_LEN(runtime_names); i++)
+		if (!strcmp(o->name, runtime_names[i]))
+			return true;
+	return false;
+}
+
+static bool option_differs(const struct config_option *o, const void *a, const void *b)
+{
+	const char *fa = (const char *)a + o->off;
+	const char *fb = (const char *)b + o->off;
+
+	if (o->type == CONFIG_STR)
+		return strncmp(fa, fb, o->size) != 0;
+	if (o->type == CONFIG_USER &&
+	    ((const struct herald_config *)a)->nusers != ((const struct herald_config *)b)->nusers)
+		return true;
+	return memcmp(fa, fb, o->size) != 0;
+}
+
+void config_each_change(const struct herald_config *a, const void *extra_a,
+			const struct herald_config *b, const void *extra_b,
+			config_change_fn fn, void *arg)
+{
+	for (size_t i = 0; i < HD_ARRAY_LEN(opts); i++)
+		if (option_differs(&opts[i], a, b))
+			fn(arg, &opts[i], a, b);
+	for (size_t i = 0; extra_opts && i < extra_opts->n; i++)
+		if (option_differs(&extra_opts->opt[i], extra_a, extra_b))
+			fn(arg, &extra_opts->opt[i], extra_a, extra_b);
+}
+
+const char *config_format_value(const struct config_option *o, const void *base, char *buf,
+				size_t cap)
+{
+	const char *field = (const char *)base + o->off;
+
+	switch (o->type) {
+	case CONFIG_U16: snprintf(buf, cap, "%u", *(const uint16_t *)field); break;
+	case CONFIG_U32: snprintf(buf, cap, "%u", *(const uint32_t *)field); break;
+	case CONFIG_U64: snprintf(buf, cap, "%llu",
+				  (unsigned long long)*(const uint64_t *)field); break;
+	case CONFIG_BOOL: snprintf(buf, cap, "%s", *(const bool *)field ? "true" : "false"); break;
+	case CONFIG_LOG: snprintf(buf, cap, "%s", hd_log_level_name(*(const int *)field)); break;
+	default:
+		return NULL;	/* strings may be secrets (default-pass, --user) */
+	}
+	return buf;
+}
+
+void config_take_runtime(struct herald_config *dst, const struct herald_config *src)
+{
+	for (size_t i = 0; i < HD_ARRAY_LEN(opts); i++) {
+		const struct config_option *o = &opts[i];
+
+		if (!config_option_is_runtime(o))
+			continue;
+		memcpy((char *)dst + o->off, (const char *)src + o->off, o->size);
+		if (o->type == CONFIG_USER)
+			dst->nusers = src->nusers;
+	}
+}
+
+const char *config_file_of(int argc, char **argv)
+{
+	const char *file = NULL;
+
+	for (int i = 1; i + 1 < argc; i++)
+		if (!strcmp(argv[i], "--config"))
+			file = argv[i + 1];
+	return file;
 }
 
 static void print_option(const struct config_option *o, const void *base)

@@ -56,8 +56,18 @@ struct herald_config {
 	char default_pass[64];
 	bool default_user_loopback_only;
 	struct hd_limits limits;
+	/* TLS client listeners (core/tlsconf.c): off unless tls_cert and tls_key are set */
+	char tls_cert[256];		/* PEM certificate chain */
+	char tls_key[256];		/* PEM private key */
+	char tls_ca[256];		/* PEM CAs client certificates must chain to; "": none asked */
+	bool tls_require_client_cert;	/* with tls_ca: refuse clients without a certificate */
+	bool tls_cert_login;		/* CONNECT without login: the certificate's CN logs in */
+	uint16_t tls_port;		/* STOMP over TLS (RabbitMQ's stomp.listeners.ssl: 61614) */
+	uint16_t wss_port;		/* STOMP over secure WebSocket (Web-STOMP TLS: 15673) */
 	char io[16];			/* --io: auto, io_uring or epoll */
 	int io_backend;			/* enum net_io main resolved --io to */
+	uint32_t queue_replicas;	/* nodes holding each queue (docs/replication.md); 1: no
+					 * copies */
 };
 
 /* One setting: `--name value` on the command line, `name = value` in the INI file. */
@@ -91,5 +101,34 @@ void config_defaults(struct herald_config *cfg);
  * --version printed), or -1 after printing an error. Main thread. */
 int config_load(struct herald_config *cfg, const struct config_options *extra, int argc,
 		char **argv);
+
+/* ---- SIGHUP: load again, compare, apply what may change at run time ---- */
+
+/* True when a change to o applies without a restart: every limit (struct hd_limits), the
+ * log level, and the settings authentication reads (users, rules, JWT keys, vhosts).
+ * Options of `extra` tables never are. */
+bool config_option_is_runtime(const struct config_option *o);
+
+/* Called for one changed option; base_a/base_b: the structs its table writes into. */
+typedef void (*config_change_fn)(void *arg, const struct config_option *o, const void *base_a,
+				 const void *base_b);
+
+/* Calls fn for every option, the core's and those of the `extra` table config_load was
+ * last given, whose value differs between two loads: a (with extra_a, the extra table's
+ * base for that load) and b (extra_b). Main thread. */
+void config_each_change(const struct herald_config *a, const void *extra_a,
+			const struct herald_config *b, const void *extra_b,
+			config_change_fn fn, void *arg);
+
+/* o's value in base as text in buf[0..cap) for a log line, or NULL for strings (which may
+ * be secrets: default-pass, --user). */
+const char *config_format_value(const struct config_option *o, const void *base, char *buf,
+				size_t cap);
+
+/* Copies every runtime option's value (config_option_is_runtime) from src into dst. */
+void config_take_runtime(struct herald_config *dst, const struct herald_config *src);
+
+/* The FILE of the last `--config FILE` in argv, or NULL. */
+const char *config_file_of(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@
 #include "core/shard.h"
 #include "core/wsconn.h"
 #include "net/loop.h"
+#include "net/tls.h"
 #include "proto/stomp_encode.h"
 
 #include <arpa/inet.h>
@@ -148,6 +149,7 @@ static void pc_authenticate(struct shard *sh, struct session *s)
 		.vhost = pc->has_host ? pc->host : NULL,
 		.vhost_len = pc->host_len,
 		.peer = (const struct sockaddr *)&s->conn->peer,
+		.cert_name = sh->cfg->tls_cert_login ? net_conn_tls_peer_name(s->conn) : NULL,
 		.now_ms = sh->now_ms,
 		.now_unix_ms = hd_now_unix_ms(),
 	};
@@ -167,7 +169,7 @@ static void pc_fail(struct shard *sh, struct session *s, const char *message, co
 /* The login succeeded: CONNECTED, heart-beats, token expiry, then frames flow again. */
 static void connect_complete(struct shard *sh, struct session *s)
 {
-	uint32_t min = sh->cfg->limits.heartbeat_min_ms;
+	uint32_t min = sh->limits.heartbeat_min_ms;
 	struct pending_connect *pc = s->pc;
 	int64_t left = auth_identity_ms_left(s->id, hd_now_unix_ms());
 	char hb[32];

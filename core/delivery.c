@@ -87,7 +87,7 @@ static void deliver(struct shard *sh, struct sub *sub, struct hmsg *m, uint64_t 
 
 static bool is_slow(struct shard *sh, struct session *s)
 {
-	return s->conn->out_bytes > sh->cfg->limits.max_outbound_bytes;
+	return s->conn->out_bytes > sh->limits.max_outbound_bytes;
 }
 
 static void deliver_topic(struct shard *sh, struct sub *sub, struct hmsg *m)
@@ -175,7 +175,7 @@ void delivery_credit_return(struct shard *sh, struct sub *sub)
 
 bool session_output_full(struct shard *sh, struct session *s)
 {
-	if (s->conn->out_bytes <= sh->cfg->limits.max_outbound_bytes)
+	if (s->conn->out_bytes <= sh->limits.max_outbound_bytes)
 		return false;
 	if (!s->out_full)
 		net_conn_pause_recv(&sh->loop, s->conn);

@@ -14,6 +14,7 @@
  * at the front, marked redelivered, ahead of newer ones (RabbitMQ's behaviour).
  */
 #include "core/dest.h"
+#include "core/dest_state.h"
 
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_log.h"
@@ -21,32 +22,11 @@
 #include "core/hmsg.h"
 #include "core/mdeque.h"
 #include "core/placement.h"
+#include "core/replica.h"
 #include "core/session.h"
 #include "core/shard.h"
 
 #include <string.h>
-
-struct qconsumer {
-	uint64_t key;
-	uint8_t ack_mode;
-	uint16_t epoch;		/* of the registration: deliveries carry it back */
-	uint32_t prefetch;	/* 0: unlimited */
-	uint32_t inflight;	/* deliveries not yet credited back */
-	struct mdeque unacked;	/* client modes: in tag order */
-};
-
-struct dest_queue {
-	struct mdeque ready;
-	uint32_t handed_in;	/* ready's first entries that older owners handed over (and
-				 * requeues ahead of them): a hand-over lands after them, before
-				 * what was sent here directly */
-	struct qconsumer **consumers;
-	uint32_t nconsumers;
-	uint32_t rr;		/* next consumer to try */
-	uint64_t next_tag;
-	uint32_t len;
-	char name[];
-};
 
 uint32_t dest_owner(const struct shard *sh, const char *name, size_t len)
 {
@@ -82,6 +62,7 @@ void dest_table_init(struct dest_table *t, uint32_t ncolumns)
 	memset(t, 0, sizeof(*t));
 	interest_table_init(&t->interest, ncolumns);
 	strmap_init(&t->queues);
+	strmap_init(&t->replicas);
 	pthread_mutex_init(&t->snapshot.mu, NULL);
 }
 
@@ -112,9 +93,11 @@ void dest_snapshot_take(struct shard *sh)
 		for (uint32_t k = 0; k < dq->nconsumers; k++)
 			messages += dq->consumers[k]->unacked.n;
 		memcpy(keys, dq->name, dq->len);
-		q[n++] = (struct dest_queue_info){ .key = keys, .key_len = dq->len,
-						   .consumers = dq->nconsumers, .messages = messages,
-						   .ready = dq->ready.n, .unacked = messages - dq->ready.n };
+		q[n] = (struct dest_queue_info){ .key = keys, .key_len = dq->len,
+						 .consumers = dq->nconsumers, .messages = messages,
+						 .ready = dq->ready.n, .unacked = messages - dq->ready.n };
+		q[n].nbackups = repl_describe(dq, q[n].backup, &q[n].in_sync);
+		n++;
 		keys += dq->len;
 	}
 	pthread_mutex_lock(&sh->dests.snapshot.mu);
@@ -163,7 +146,7 @@ static void topic_publish(struct shard *sh, struct hmsg *m)
 
 /* ---- queues ---- */
 
-static struct dest_queue *queue_get(struct shard *sh, const char *name, size_t len, bool create)
+struct dest_queue *dest_queue_get(struct shard *sh, const char *name, size_t len, bool create)
 {
 	struct dest_queue *q = strmap_get(&sh->dests.queues, name, len);
 
@@ -181,12 +164,13 @@ static struct dest_queue *queue_get(struct shard *sh, const char *name, size_t l
 
 /* An idle queue (no consumers, no messages) holds no memory. A reply queue (a server-made
  * name) dies with its one consumer, messages and all: nobody else may ever read them. */
-static void queue_maybe_drop(struct shard *sh, struct dest_queue *q)
+void dest_queue_maybe_drop(struct shard *sh, struct dest_queue *q)
 {
-	if (q->nconsumers)
+	if (q->nconsumers || repl_waiting(q))
 		return;
 	if (q->ready.n && !destname_key_is_server_queue(q->name, q->len))
 		return;
+	repl_queue_gone(sh, q, XERR_OK);
 	sh->dests.queued_msgs -= q->ready.n;
 	while (q->ready.n)
 		hmsg_unref(mdeque_pop_front(&q->ready).m);
@@ -225,8 +209,39 @@ static struct qconsumer *pick_consumer(struct dest_queue *q)
 	return NULL;
 }
 
-static void queue_dispatch(struct shard *sh, struct dest_queue *q)
+/* Whether this node may deliver from q now: a replicated queue only while the controller's
+ * lease holds - a node cut off from the controller (hung, or on a minority side) may have
+ * been replaced as q's owner, and the new owner delivers from its copy
+ * (docs/replication.md, invariant 5). Reply queues and unreplicated ones need none. */
+static bool may_deliver(struct shard *sh, const struct dest_queue *q)
 {
+	if (sh->cfg->queue_replicas <= 1 || destname_key_is_server_queue(q->name, q->len) ||
+	    sh->now_ms < atomic_load_explicit(&shard_queue_lease_until_ms, memory_order_relaxed))
+		return true;
+	sh->dests.lease_blocked = true;
+	return false;
+}
+
+void dest_lease_check(struct shard *sh)
+{
+	struct strmap *map = &sh->dests.queues;
+
+	if (sh->now_ms >= atomic_load_explicit(&shard_queue_lease_until_ms, memory_order_relaxed))
+		return;
+	sh->dests.lease_blocked = false;
+	for (uint32_t i = 0; i < map->cap; i++) {
+		struct strmap_slot *sl = &map->slots[i];
+		struct dest_queue *q = sl->hash ? sl->val : NULL;
+
+		if (q && q->ready.n && q->nconsumers)
+			dest_queue_dispatch(sh, q);
+	}
+}
+
+void dest_queue_dispatch(struct shard *sh, struct dest_queue *q)
+{
+	if (q->ready.n && q->nconsumers && !may_deliver(sh, q))
+		return;
 	while (q->ready.n && q->nconsumers) {
 		struct qconsumer *c = pick_consumer(q);
 		struct mentry e;
@@ -237,6 +252,7 @@ static void queue_dispatch(struct shard *sh, struct dest_queue *q)
 		e = mdeque_pop_front(&q->ready);
 		e.tag = ++q->next_tag;
 		c->inflight++;
+		repl_delivered(sh, q, &e, c->ack_mode == SESSION_ACK_AUTO);
 		if (c->ack_mode != SESSION_ACK_AUTO) {
 			hmsg_ref(e.m, 1);	/* kept until acked */
 			mdeque_push_back(&c->unacked, e);
@@ -291,6 +307,10 @@ static bool forwarded(struct shard *sh, const struct xmsg *m, const char *name, 
 static void queue_move_away(struct shard *sh, struct dest_queue *q)
 {
 	const uint32_t route = shard_route_endpoint(sh);
+	/* leaving, with copies on the backups: the new owner is one of them and takes its copy
+	 * over when it sees this node gone; handing the messages over as well would deliver
+	 * them twice */
+	const bool copies_take_over = repl_new_owner_has_copy(sh, q);
 
 	HD_ASSERT(route != UINT32_MAX);
 	while (q->nconsumers) {
@@ -305,29 +325,47 @@ static void queue_move_away(struct shard *sh, struct dest_queue *q)
 		hd_free(c);
 	}
 	q->rr = 0;
+	/* receipts still waiting for backups: the message may or may not be held where it
+	 * goes (the client resends, as after a lost connection) */
+	repl_queue_gone(sh, q, XERR_UNAVAILABLE);
 	while (q->ready.n) {
 		struct mentry e = mdeque_pop_front(&q->ready);
 		struct xmsg h = { .kind = XMSG_QUEUE_HANDOVER, .ptr = e.m, .u32 = e.redelivered };
 
 		sh->dests.queued_msgs--;
-		shard_send(sh, route, &h);
+		if (copies_take_over)
+			hmsg_unref(e.m);
+		else
+			shard_send(sh, route, &h);
 	}
 	q->handed_in = 0;
-	queue_maybe_drop(sh, q);
+	dest_queue_maybe_drop(sh, q);
 }
 
-/* After an operation another node sent: a queue this node does not own moves on. */
+/* After an operation another node sent: a queue this node does not own moves on - unless
+ * this node is outside the agreed view: others sent it here because their view, newer
+ * than ours, has this node in it (it was just added), so it stays for our view to catch up
+ * (moving it back would bounce it between us and reorder it). */
 static void queue_settle(struct shard *sh, struct dest_queue *q)
 {
-	if (!owns(sh, q->name, q->len))
+	if (!owns(sh, q->name, q->len) &&
+	    !(sh->placement && sh->placement->outside_view && !sh->placement->leaving_gracefully))
 		queue_move_away(sh, q);
+}
+
+/* A message enters q at the back: numbered and streamed to the backups. */
+static void enqueue_back(struct shard *sh, struct dest_queue *q, struct mentry e)
+{
+	repl_enqueued(sh, q, &e);
+	mdeque_push_back(&q->ready, e);
+	sh->dests.queued_msgs++;
 }
 
 static void queue_publish(struct shard *sh, const struct xmsg *xm, struct hmsg *m)
 {
 	/* a reply queue is made only by its consumer: a reply for one that is gone is dropped
 	 * (its sender still gets the RECEIPT, as on RabbitMQ) */
-	struct dest_queue *q = queue_get(sh, hmsg_dest(m), m->dest_len,
+	struct dest_queue *q = dest_queue_get(sh, hmsg_dest(m), m->dest_len,
 					 !destname_key_is_server_queue(hmsg_dest(m), m->dest_len));
 
 	if (!q) {
@@ -337,17 +375,17 @@ static void queue_publish(struct shard *sh, const struct xmsg *xm, struct hmsg *
 		return;
 	}
 
-	if (q->ready.n >= sh->cfg->limits.max_queue_length) {
+	if (q->ready.n >= sh->limits.max_queue_length) {
 		hmsg_unref(m);
 		reply_done(sh, xm, XERR_QUEUE_FULL);
 		return;
 	}
-	mdeque_push_back(&q->ready, (struct mentry){ .m = m });
-	sh->dests.queued_msgs++;
+	enqueue_back(sh, q, (struct mentry){ .m = m });
 	sh->stats.published++;
-	queue_dispatch(sh, q);
-	if (xm->u32)
+	/* the RECEIPT means every holder has it: it may wait for the backups */
+	if (xm->u32 && !repl_hold_receipt(sh, q, xm))
 		reply_done(sh, xm, XERR_OK);
+	dest_queue_dispatch(sh, q);
 	queue_settle(sh, q);
 }
 
@@ -386,7 +424,7 @@ void dest_on_consumer_add(struct shard *sh, const struct xmsg *m)
 
 	if (forwarded(sh, m, xc->name, xc->len))
 		return;
-	q = queue_get(sh, xc->name, xc->len, true);
+	q = dest_queue_get(sh, xc->name, xc->len, true);
 	/* registering again (a node link came back) is harmless */
 	c = consumer_find(q, xc->key, NULL);
 	if (!c) {
@@ -413,7 +451,7 @@ void dest_on_consumer_add(struct shard *sh, const struct xmsg *m)
 		shard_send(sh, m->from, &r);
 	}
 	hd_free(xc);
-	queue_dispatch(sh, q);
+	dest_queue_dispatch(sh, q);
 	queue_settle(sh, q);
 }
 
@@ -427,7 +465,7 @@ void dest_on_consumer_del(struct shard *sh, const struct xmsg *m)
 	/* a consumer moving on leaves only the owner that has it (this shard or none) */
 	if (!m->u32 && forwarded(sh, m, n->name, n->len))
 		return;
-	q = queue_get(sh, n->name, n->len, false);
+	q = dest_queue_get(sh, n->name, n->len, false);
 	hd_free(n);
 	if (!q || !(c = consumer_find(q, m->a, &idx)))
 		return;
@@ -439,8 +477,8 @@ void dest_on_consumer_del(struct shard *sh, const struct xmsg *m)
 	hd_free(c);
 	if (q->rr >= q->nconsumers)
 		q->rr = 0;
-	queue_dispatch(sh, q);
-	queue_maybe_drop(sh, q);
+	dest_queue_dispatch(sh, q);
+	dest_queue_maybe_drop(sh, q);
 }
 
 /* Index of `tag` in the consumer's unacked list (tags ascend in dispatch order), or -1. */
@@ -472,13 +510,17 @@ static void ack_apply(struct shard *sh, struct dest_queue *q, struct qconsumer *
 			ready_push_front(q, e);
 			return;
 		}
+		repl_removed(sh, q, mdeque_at(&c->unacked, (uint32_t)i)->rseq);
 		hmsg_unref(mdeque_at(&c->unacked, (uint32_t)i)->m);
 		mdeque_remove_at(&c->unacked, (uint32_t)i);
 		sh->dests.queued_msgs--;
 		return;
 	case XACK_UPTO:
 		while (c->unacked.n && mdeque_at(&c->unacked, 0)->tag <= tag) {
-			hmsg_unref(mdeque_pop_front(&c->unacked).m);
+			struct mentry e = mdeque_pop_front(&c->unacked);
+
+			repl_removed(sh, q, e.rseq);
+			hmsg_unref(e.m);
 			sh->dests.queued_msgs--;
 		}
 		return;
@@ -510,7 +552,7 @@ void dest_on_ack(struct shard *sh, const struct xmsg *m)
 
 	if (forwarded(sh, m, n->name, n->len))
 		return;
-	q = queue_get(sh, n->name, n->len, false);
+	q = dest_queue_get(sh, n->name, n->len, false);
 	hd_free(n);
 	if (!q || !(c = consumer_find(q, m->a, NULL)))
 		return;
@@ -520,7 +562,7 @@ void dest_on_ack(struct shard *sh, const struct xmsg *m)
 	if (mode != XACK_CREDIT && c->epoch != (m->u32 >> XDELIVER_EPOCH_SHIFT))
 		return;
 	ack_apply(sh, q, c, mode, m->b);
-	queue_dispatch(sh, q);
+	dest_queue_dispatch(sh, q);
 }
 
 void dest_on_return(struct shard *sh, const struct xmsg *m)
@@ -536,7 +578,7 @@ void dest_on_return(struct shard *sh, const struct xmsg *m)
 		hmsg_unref(msg);
 		return;
 	}
-	q = queue_get(sh, hmsg_dest(msg), msg->dest_len,
+	q = dest_queue_get(sh, hmsg_dest(msg), msg->dest_len,
 		      !destname_key_is_server_queue(hmsg_dest(msg), msg->dest_len));
 	if (!q) {
 		hmsg_unref(msg);	/* its reply queue is gone */
@@ -553,11 +595,14 @@ void dest_on_return(struct shard *sh, const struct xmsg *m)
 	while (at < q->ready.n && mdeque_at(&q->ready, at)->tag &&
 	       mdeque_at(&q->ready, at)->tag < m->b)
 		at++;
-	mdeque_insert_at(&q->ready, at, (struct mentry){ .m = msg, .tag = m->b, .redelivered = 0 });
+	struct mentry e = { .m = msg, .tag = m->b, .redelivered = 0 };
+
+	repl_enqueued(sh, q, &e);	/* auto ack: its copies went at delivery */
+	mdeque_insert_at(&q->ready, at, e);
 	if (at < q->handed_in || (at == q->handed_in && q->handed_in))
 		q->handed_in++;
 	sh->dests.queued_msgs++;
-	queue_dispatch(sh, q);
+	dest_queue_dispatch(sh, q);
 	queue_settle(sh, q);
 }
 
@@ -568,7 +613,7 @@ void dest_on_handover(struct shard *sh, const struct xmsg *m)
 
 	if (forwarded(sh, m, hmsg_dest(msg), msg->dest_len))
 		return;
-	q = queue_get(sh, hmsg_dest(msg), msg->dest_len,
+	q = dest_queue_get(sh, hmsg_dest(msg), msg->dest_len,
 		      !destname_key_is_server_queue(hmsg_dest(msg), msg->dest_len));
 	if (!q) {
 		hmsg_unref(msg);	/* a reply queue that is gone */
@@ -576,10 +621,12 @@ void dest_on_handover(struct shard *sh, const struct xmsg *m)
 	}
 	/* older than anything sent here directly, after what was handed over before it; never
 	 * refused for max-queue-length: it was accepted once already */
-	mdeque_insert_at(&q->ready, q->handed_in++, (struct mentry){ .m = msg,
-								      .redelivered = m->u32 });
+	struct mentry e = { .m = msg, .redelivered = m->u32 };
+
+	repl_enqueued(sh, q, &e);
+	mdeque_insert_at(&q->ready, q->handed_in++, e);
 	sh->dests.queued_msgs++;
-	queue_dispatch(sh, q);
+	dest_queue_dispatch(sh, q);
 	queue_settle(sh, q);
 }
 
@@ -589,13 +636,17 @@ void dest_on_placement(struct shard *sh)
 	struct dest_queue **moving = hd_alloc((map->count + 1) * sizeof(*moving));
 	uint32_t n = 0;
 
-	/* collected first: moving one deletes it from the map being walked */
+	/* copies this node now owns become queues first (a failover), then: collected first,
+	 * as moving one deletes it from the map being walked */
+	replica_on_placement(sh);
 	for (uint32_t i = 0; i < map->cap; i++) {
 		struct strmap_slot *sl = &map->slots[i];
 		struct dest_queue *q = sl->hash ? sl->val : NULL;
 
 		if (q && !owns(sh, q->name, q->len))
 			moving[n++] = q;
+		else if (q)
+			repl_queue_placed(sh, q);	/* its backups may have changed */
 	}
 	for (uint32_t i = 0; i < n; i++)
 		queue_move_away(sh, moving[i]);
@@ -619,8 +670,10 @@ void dest_table_fini(struct dest_table *t)
 				hd_free(q->consumers[k]);
 			}
 			hd_free(q->consumers);
+			repl_queue_free(q);
 			hd_free(q);
 		}
 	}
 	strmap_fini(&t->queues);
+	replica_table_fini(t);
 }

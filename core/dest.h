@@ -32,6 +32,9 @@ struct dest_queue_info {
 	uint64_t messages;		/* ready + delivered, not yet acknowledged */
 	uint64_t ready;
 	uint64_t unacked;
+	uint32_t nbackups;		/* nodes holding a copy (core/replica.h) */
+	uint64_t backup[4];		/* their placement hashes */
+	bool in_sync;			/* every backup acknowledged everything sent to it */
 };
 
 struct dest_snapshot {
@@ -45,6 +48,11 @@ struct dest_table {
 					 * endpoint: other nodes) want them */
 	struct strmap queues;		/* name -> struct dest_queue */
 	uint64_t queued_msgs;		/* ready + unacked, for stats */
+	struct strmap replicas;		/* name -> struct replica: copies held as a backup */
+	uint64_t replica_msgs;		/* messages in them */
+	bool lease_blocked;		/* a dispatch waited for the controller's lease */
+	uint32_t repl_waits;		/* receipts waiting for backups, all queues */
+	uint64_t repl_scan_ms;		/* the last look for ones waiting too long */
 	struct dest_snapshot snapshot;
 };
 
@@ -61,6 +69,8 @@ void dest_on_consumer_del(struct shard *sh, const struct xmsg *m);
 void dest_on_ack(struct shard *sh, const struct xmsg *m);
 void dest_on_return(struct shard *sh, const struct xmsg *m);
 void dest_on_handover(struct shard *sh, const struct xmsg *m);
+/* The controller's lease is back (or not yet): queues that waited for it dispatch. */
+void dest_lease_check(struct shard *sh);
 /* Rebuilds the shard's queue snapshot (its thread). */
 void dest_snapshot_take(struct shard *sh);
 /* Calls fn for each queue in t's snapshot (any thread). */

@@ -162,12 +162,12 @@ bool destname_check(struct shard *sh, struct session *s, const struct stomp_fram
 		session_fail_frame(sh, s, f, "unknown destination", detail);
 		return false;
 	}
-	if (out->name.len > sh->cfg->limits.max_destination_bytes) {
+	if (out->name.len > sh->limits.max_destination_bytes) {
 		/* topic patterns are matched word by word against every published name: long
 		 * names with thousands of words would let one SEND stall every shard */
 		snprintf(detail, sizeof(detail),
 			 "Destination names may be at most %u bytes long (max-destination-bytes)",
-			 sh->cfg->limits.max_destination_bytes);
+			 sh->limits.max_destination_bytes);
 		session_fail_frame(sh, s, f, "destination too long", detail);
 		return false;
 	}

@@ -6,15 +6,18 @@
  * shards and the cluster thread, then waits for signals (SIGTERM/SIGINT: graceful stop).
  */
 #include "cluster/cluster.h"
+#include "cluster/controller.h"
 #include "core/base/hd_alloc.h"
 #include "core/base/hd_log.h"
 #include "core/base/hd_time.h"
 #include "auth/auth.h"
+#include "core/adminauth.h"
 #include "core/authsvc.h"
 #include "core/config.h"
 #include "core/placement.h"
 #include "core/route.h"
 #include "core/shard.h"
+#include "core/tlsconf.h"
 #include "net/listen.h"
 #include "net/loop.h"
 
@@ -125,28 +128,35 @@ static void auth_settings_from(const struct herald_config *cfg, struct auth_sett
 	as->jwt_leeway_s = cfg->jwt_leeway_s;
 }
 
-/* Loads users, rules and keys into a new auth db and hands it to every shard. */
-static int load_auth(const struct herald_config *cfg)
+/* Reads users, rules and keys into a new auth db (*out: the caller's reference). */
+static int make_auth_db(const struct herald_config *cfg, struct users_table *users,
+			struct auth_db **out)
 {
 	struct auth_settings as;
-	struct auth_db *db;
 	char err[256];
 	int rc;
 
 	auth_settings_from(cfg, &as);
-	rc = auth_db_create(&as, &db, err, sizeof(err));
-	if (rc) {
+	as.static_users = users;
+	rc = auth_db_create(&as, out, err, sizeof(err));
+	if (rc)
 		hd_log_err("auth: %s", err);
-		return rc;
-	}
-	shard_publish_auth_db(shards, nshards, db);
-	hd_log_info("auth: %zu password users, virtual hosts %s", auth_db_user_count(db),
-		    auth_db_vhosts(db));
-	auth_db_unref(db);
-	return 0;
+	return rc;
 }
 
-static int make_static_users(const struct herald_config *cfg)
+static struct adminauth *adminauth;	/* admin endpoint logins; NULL without a cluster */
+
+/* Hands db to every shard (and the admin endpoint's checker). */
+static void publish_auth(struct auth_db *db)
+{
+	shard_publish_auth_db(shards, nshards, db);
+	if (adminauth)
+		adminauth_set_db(adminauth, db);
+	hd_log_info("auth: %zu password users, virtual hosts %s", auth_db_user_count(db),
+		    auth_db_vhosts(db));
+}
+
+static int make_static_users(const struct herald_config *cfg, struct users_table **out)
 {
 	const char *specs[HD_ARRAY_LEN(cfg->users)];
 	char err[256];
@@ -158,10 +168,21 @@ static int make_static_users(const struct herald_config *cfg)
 	 * tells which names exist. Each shard then caches a verified login (auth_cache). */
 	if (auth_static_users_create(specs, cfg->nusers, cfg->default_user, cfg->default_pass,
 				     cfg->default_user_loopback_only, USERS_COST_INTERACTIVE,
-				     &static_users, err, sizeof(err))) {
+				     out, err, sizeof(err))) {
 		hd_log_err("auth: %s", err);
 		return -1;
 	}
+	return 0;
+}
+
+static int load_auth(const struct herald_config *cfg)
+{
+	struct auth_db *db;
+
+	if (make_static_users(cfg, &static_users) || make_auth_db(cfg, static_users, &db))
+		return -1;
+	publish_auth(db);
+	auth_db_unref(db);
 	return 0;
 }
 
@@ -171,9 +192,18 @@ struct cluster_settings {
 	struct cluster_config c;
 	bool enabled;
 	char route_port[8];		/* "": 7947, or 0 with --gossip-port 0 */
+	char admin_auth[8];		/* "auto" (off loopback only) or "always" */
+	char raft_port[8];		/* "": 7948, or 0 with --gossip-port 0 */
 };
 
+static void cluster_settings_defaults(struct cluster_settings *cl)
+{
+	*cl = (struct cluster_settings){ .enabled = true, .admin_auth = "auto" };
+	cluster_config_defaults(&cl->c);
+}
+
 #define ROUTE_PORT_DEFAULT 7947
+#define RAFT_PORT_DEFAULT 7948
 #define HAND_OVER_MS 10000	/* SIGTERM: time allowed to move queues to other nodes */
 
 
@@ -208,8 +238,14 @@ static const struct config_option cluster_opts[] = {
 	{ "route-port", CONFIG_STR, C(route_port),
 	  "node links port, on the gossip bind address (empty: 7947, or 0 when --gossip-port "
 	  "is 0; 0: pick)", NULL },
+	{ "raft-port", CONFIG_STR, C(raft_port),
+	  "the controller's Raft port, on the gossip bind address (empty: 7948, or 0 when "
+	  "--gossip-port is 0; 0: pick)", NULL },
 	{ "admin-bind", CONFIG_STR, C(c.admin_bind), "admin HTTP address", NULL },
 	{ "admin-port", CONFIG_U16, C(c.admin_port), "admin HTTP port (0: pick)", NULL },
+	{ "admin-auth", CONFIG_STR, C(admin_auth),
+	  "admin credentials (an administrator user, HTTP Basic): auto (when --admin-bind is not "
+	  "loopback) or always", NULL },
 };
 #undef C
 
@@ -281,6 +317,31 @@ static void member_news(void *arg, const char *name, const char *host, uint16_t 
 	route_member(arg, name, host, port, alive);
 }
 
+/* The controller's lease (its thread), for the shards' deliveries. */
+static void lease_news(void *arg, uint64_t until_ms)
+{
+	(void)arg;
+	atomic_store_explicit(&shard_queue_lease_until_ms, until_ms, memory_order_relaxed);
+}
+
+/* A closed link's probe (route thread) is news for the controller. */
+static void probe_news(void *arg, const char *name, bool gone)
+{
+	cluster_member_probe(arg, name, gone);
+}
+
+/* The controller's view, as placement counts it: its active members. */
+static void view_news(void *arg, const struct ctl_view *v)
+{
+	struct route_view rv = { .epoch = v->epoch };
+
+	for (uint32_t i = 0; i < v->n && rv.n < ROUTE_VIEW_MAX; i++)
+		if (v->m[i].state == CTL_ACTIVE)
+			rv.node_hash[rv.n++] = placement_node_hash(v->m[i].name,
+								   strlen(v->m[i].name));
+	route_view(arg, &rv);
+}
+
 static bool link_of(void *arg, const char *name, struct admin_link *out)
 {
 	struct route_link_stats st;
@@ -296,6 +357,7 @@ static bool link_of(void *arg, const char *name, struct admin_link *out)
 struct queue_emit {
 	void (*emit)(void *ctx, const struct admin_queue *q);
 	void *ctx;
+	struct route *route;
 };
 
 static void queue_info(void *arg, const struct dest_queue_info *q)
@@ -309,17 +371,24 @@ static void queue_info(void *arg, const struct dest_queue_info *q)
 		.vhost_len = sep ? q->key_len - (size_t)(sep - q->key) - 1 : 1,
 		.messages = q->messages,
 		.consumers = q->consumers,
+		.nbackups = q->nbackups,
+		.in_sync = q->in_sync,
 	};
+	char names[4][128];
 
+	for (uint32_t i = 0; i < q->nbackups && i < 4; i++) {
+		if (!qe->route || !route_peer_name(qe->route, q->backup[i], names[i], sizeof(names[i])))
+			snprintf(names[i], sizeof(names[i]), "?");
+		aq.backups[i] = names[i];
+	}
 	qe->emit(qe->ctx, &aq);
 }
 
 /* The queues this node owns, from each shard's snapshot (the cluster thread asks). */
 static void list_queues(void *arg, void (*emit)(void *ctx, const struct admin_queue *q), void *ctx)
 {
-	struct queue_emit qe = { emit, ctx };
+	struct queue_emit qe = { emit, ctx, arg };
 
-	(void)arg;
 	for (uint32_t i = 0; i < nshards; i++)
 		dest_snapshot_each(&shards[i]->dests, queue_info, &qe);
 }
@@ -417,29 +486,77 @@ static void request_drain(void *arg)
 	kill(getpid(), SIGTERM);
 }
 
+/* The admin endpoint's login hook (the cluster thread asks; adminauth never blocks it). */
+static enum admin_login admin_login_check(void *arg, const char *user, size_t user_len,
+					  const char *pass, size_t pass_len, bool from_loopback,
+					  uint64_t now_ms)
+{
+	static const enum admin_login as_admin[] = {
+		[ADMINAUTH_OK] = ADMIN_LOGIN_OK,
+		[ADMINAUTH_FORBIDDEN] = ADMIN_LOGIN_FORBIDDEN,
+		[ADMINAUTH_DENIED] = ADMIN_LOGIN_DENIED,
+		[ADMINAUTH_PENDING] = ADMIN_LOGIN_PENDING,
+		[ADMINAUTH_BUSY] = ADMIN_LOGIN_BUSY,
+	};
+
+	return as_admin[adminauth_check(arg, user, user_len, pass, pass_len, from_loopback,
+					 now_ms)];
+}
+
+static int choose_admin_auth(struct cluster_settings *cl)
+{
+	if (!cl->admin_auth[0] || !strcmp(cl->admin_auth, "auto"))
+		cl->c.admin_auth_always = false;
+	else if (!strcmp(cl->admin_auth, "always"))
+		cl->c.admin_auth_always = true;
+	else {
+		hd_log_err("--admin-auth must be auto or always, not '%s'", cl->admin_auth);
+		return -1;
+	}
+	return 0;
+}
+
+/* A port next to gossip's: `setting` as given, or when empty `dflt` (0 when the gossip
+ * port is 0, so parallel test nodes never collide). */
+static int cluster_port_setting(const struct cluster_settings *cl, const char *setting,
+				uint16_t dflt, const char *flag, uint16_t *out)
+{
+	unsigned long port;
+	char *end = NULL;
+
+	if (!setting[0])
+		port = cl->c.gossip_port ? dflt : 0;
+	else
+		port = strtoul(setting, &end, 10);
+	if (port > UINT16_MAX || (end && *end)) {
+		hd_log_err("%s must be 0..65535", flag);
+		return -EINVAL;
+	}
+	*out = (uint16_t)port;
+	return 0;
+}
+
 /* The node links: on the gossip address, proving the gossip key (or, keyless, a key made
  * of the cluster name: links then stay on loopback, as gossip does). */
 static int make_route(const struct herald_config *cfg, struct cluster_settings *cl,
 		      struct route **out)
 {
 	struct route_config rc = { .io_backend = cfg->io_backend };
-	unsigned long port = ROUTE_PORT_DEFAULT;
-	char *end = NULL;
+	uint16_t port;
 	int err;
 
 	if (sodium_init() < 0)
 		return -ENOSYS;
-	if (!cl->route_port[0])
-		port = cl->c.gossip_port ? ROUTE_PORT_DEFAULT : 0;
-	else
-		port = strtoul(cl->route_port, &end, 10);
-	if (port > UINT16_MAX || (end && *end)) {
-		hd_log_err("--route-port must be 0..65535");
-		return -EINVAL;
-	}
+	err = cluster_port_setting(cl, cl->route_port, ROUTE_PORT_DEFAULT, "--route-port", &port);
+	if (err)
+		return err;
+	err = cluster_port_setting(cl, cl->raft_port, RAFT_PORT_DEFAULT, "--raft-port",
+				   &cl->c.raft_port);
+	if (err)
+		return err;
 	snprintf(rc.cluster_name, sizeof(rc.cluster_name), "%s", cl->c.cluster_name);
 	snprintf(rc.bind_addr, sizeof(rc.bind_addr), "%s", cl->c.bind_addr);
-	rc.port = (uint16_t)port;
+	rc.port = port;
 	rc.max_frame_bytes = (uint32_t)HD_MIN(cfg->limits.max_frame_bytes, UINT32_MAX / 2);
 	if (cl->c.key_file[0]) {
 		err = cluster_load_key(cl->c.key_file, rc.key);
@@ -474,10 +591,106 @@ static void derive_names(struct herald_config *cfg, struct cluster_config *cl)
 	cl->nshards = (uint16_t)nshards;
 }
 
+/* ---- SIGHUP: the config file again (docs/operations.md "Reloading the configuration") ---- */
+
+/* What the running node was started with, as loaded (before main derived ports and names
+ * from it), plus every runtime change since: what a reload compares against. */
+static struct herald_config loaded_cfg;
+static struct cluster_settings loaded_cl;
+
+/* One line per changed setting, with the values unless they may be secrets. */
+static void log_change(void *arg, const struct config_option *o, const void *was,
+		       const void *now)
+{
+	bool *restart_needed = arg;
+	char a[32], b[32];
+	const char *from = config_format_value(o, was, a, sizeof(a));
+	const char *to = config_format_value(o, now, b, sizeof(b));
+
+	if (config_option_is_runtime(o)) {
+		hd_log_info("config reload: %s changed%s%s%s%s", o->name, from ? " from " : "",
+			    from ? from : "", to ? " to " : "", to ? to : "");
+		return;
+	}
+	*restart_needed = true;
+	hd_log_warn("config reload: %s changed%s%s%s%s: needs a restart to take effect (the "
+		    "running value stays)", o->name, from ? " from " : "", from ? from : "",
+		    to ? " to " : "", to ? to : "");
+}
+
+static bool static_users_differ(const struct herald_config *a, const struct herald_config *b)
+{
+	return a->nusers != b->nusers || memcmp(a->users, b->users, sizeof(a->users)) ||
+	       strcmp(a->default_user, b->default_user) || strcmp(a->default_pass, b->default_pass);
+}
+
+/* Loads the config file and flags again, builds everything the change needs, and only when
+ * all of it succeeded applies it: a file that does not parse, or users or rules that do not
+ * load, leave the running configuration as it was. */
+static void reload_config(struct herald_config *cfg, const struct config_options *extra,
+			  int argc, char **argv)
+{
+	static struct herald_config next;
+	static struct cluster_settings next_cl;
+	static struct config_options next_extra;	/* config.c keeps a pointer to it */
+	struct users_table *users = static_users;
+	const char *file = config_file_of(argc, argv);
+	bool restart_needed = false;
+	struct auth_db *db;
+
+	hd_log_info("SIGHUP: reloading %s%s, users, rules and keys", file ? "config file " : "",
+		    file ? file : "command-line settings");
+	config_defaults(&next);
+	cluster_settings_defaults(&next_cl);
+	next_extra = (struct config_options){ extra->opt, extra->n, &next_cl };
+	if (config_load(&next, &next_extra, argc, argv)) {
+		hd_log_err("config reload failed: %s does not parse (the error is above): the "
+			   "running configuration stays", file ? file : "the command line");
+		return;
+	}
+	config_each_change(&loaded_cfg, &loaded_cl, &next, &next_cl, log_change, &restart_needed);
+	if (static_users_differ(&loaded_cfg, &next) && make_static_users(&next, &users))
+		goto err_keep;
+	if (make_auth_db(&next, users, &db))
+		goto err_free_users;
+	/* the certificate files are read again whatever else changed (renewed in place);
+	 * a bad one keeps the certificate in force (tlsconf_load builds the new context
+	 * before any shard gets it) */
+
+	if (memcmp(&loaded_cfg.limits, &next.limits, sizeof(next.limits))) {
+		shard_publish_limits(shards, nshards, &next.limits);
+		if (next.limits.max_frame_bytes != loaded_cfg.limits.max_frame_bytes &&
+		    loaded_cl.enabled)
+			hd_log_warn("config reload: node links keep the max-frame-bytes they "
+				    "started with until a restart");
+	}
+	config_take_runtime(&loaded_cfg, &next);
+	config_take_runtime(cfg, &next);
+	if (users != static_users) {
+		users_table_destroy(static_users);	/* the db copied it; the old db too */
+		static_users = users;
+	}
+	publish_auth(db);
+	auth_db_unref(db);
+	if (tlsconf_enabled(cfg) && tlsconf_load(cfg, shards, nshards))
+		hd_log_warn("tls reload failed: the previous certificates stay in force");
+	hd_log_info("config reloaded%s", restart_needed ?
+		    "; some changes need a restart (warnings above)" : "");
+	/* last, so the lines above still show under the level they were reloaded from */
+	hd_log_set_level((enum hd_log_level)next.log_level);
+	return;
+
+err_free_users:
+	if (users != static_users)
+		users_table_destroy(users);
+err_keep:
+	hd_log_warn("reload failed: the previous configuration, users and rules stay in force");
+}
+
 int main(int argc, char **argv)
 {
 	static struct herald_config cfg;
-	static struct cluster_settings cl = { .enabled = true };
+	static struct cluster_settings cl;
 	const struct config_options extra = { cluster_opts, HD_ARRAY_LEN(cluster_opts), &cl };
 	struct cluster *cluster = NULL;
 	struct route *route = NULL;
@@ -487,15 +700,17 @@ int main(int argc, char **argv)
 	int rc;
 
 	config_defaults(&cfg);
-	cluster_config_defaults(&cl.c);
+	cluster_settings_defaults(&cl);
 	rc = config_load(&cfg, &extra, argc, argv);
 	if (rc)
 		return rc > 0 ? 0 : 2;
+	loaded_cfg = cfg;
+	loaded_cl = cl;
 	hd_log_set_level((enum hd_log_level)cfg.log_level);
 	raise_nofile_limit();
 	if (choose_io(&cfg))
 		return 1;
-	if (cl.enabled && choose_gossip_bind(&cfg, &cl.c))
+	if (cl.enabled && (choose_gossip_bind(&cfg, &cl.c) || choose_admin_auth(&cl)))
 		return 1;
 	if (getrandom(&shard_node_epoch, sizeof(shard_node_epoch), 0) != sizeof(shard_node_epoch))
 		shard_node_epoch = (uint32_t)getpid();
@@ -513,12 +728,17 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (cl.enabled && adminauth_create(&adminauth)) {
+		hd_log_err("cannot start the admin login thread");
+		return 1;
+	}
+
 	if (cl.enabled && make_route(&cfg, &cl, &route))
 		return 1;
 	shards = shard_create_all(nshards, &cfg, route ? route_xwake(route) : NULL);
 	if (route)
 		route_attach(route, shards, nshards);
-	if (make_static_users(&cfg) || load_auth(&cfg))
+	if (load_auth(&cfg))
 		return 1;
 	if (authsvc_start(&authsvc, shards, nshards)) {
 		hd_log_err("cannot start the auth thread");
@@ -528,10 +748,19 @@ int main(int argc, char **argv)
 		return 1;
 	if (open_listeners("ws", cfg.bind_addr, &cfg.ws_port, CONN_KIND_WS))
 		return 1;
+	if (tlsconf_enabled(&cfg) &&
+	    (tlsconf_load(&cfg, shards, nshards) ||
+	     open_listeners("stomps", cfg.bind_addr, &cfg.tls_port, CONN_KIND_STOMP | CONN_KIND_TLS) ||
+	     open_listeners("wss", cfg.bind_addr, &cfg.wss_port, CONN_KIND_WS | CONN_KIND_TLS)))
+		return 1;
 	derive_names(&cfg, &cl.c);
 	shard_node_tag = (uint32_t)placement_node_hash(cfg.node_name, strlen(cfg.node_name)) &
 			 PLACEMENT_TAG_MASK;
 	hd_log_info("herald %s node %s: %u shards", HERALD_VERSION, cfg.node_name, nshards);
+	/* a clustered node delivers from replicated queues only under its controller's lease
+	 * (none yet) */
+	if (cl.enabled)
+		atomic_store_explicit(&shard_queue_lease_until_ms, 0, memory_order_relaxed);
 	if (shard_start_all(shards, nshards)) {
 		hd_log_err("cannot start shard threads");
 		return 1;
@@ -545,11 +774,16 @@ int main(int argc, char **argv)
 			.load = sum_load,
 			.member = member_news,
 			.member_arg = route,
+			.view = view_news,
+			.view_arg = route,
+			.lease = lease_news,
 			.links = { .get = link_of, .arg = route },
 			.queues = list_queues,
+			.queues_arg = route,
 			.metrics = node_metrics,
 			.drain = request_drain,
 			.conns = { .list = list_conns, .close = close_conn },
+			.login = { .check = admin_login_check, .arg = adminauth },
 		};
 
 		rc = cluster_start(&cluster, &cl.c, &hooks);
@@ -558,15 +792,15 @@ int main(int argc, char **argv)
 			shard_stop_all(shards, nshards);
 			return 1;
 		}
+		if (route)
+			route_set_probe_hook(route, probe_news, cluster);
 	}
 	for (;;) {
 		if (sigwait(&sigs, &sig))
 			continue;
 		if (sig == SIGHUP) {
-			/* new users, rules and keys; live connections stay (docs/auth.md) */
-			hd_log_info("SIGHUP: reloading users, rules and keys");
-			if (load_auth(&cfg))
-				hd_log_warn("reload failed: the previous users and rules stay in force");
+			/* live connections stay (docs/operations.md, docs/auth.md) */
+			reload_config(&cfg, &extra, argc, argv);
 			continue;
 		}
 		break;
@@ -582,8 +816,11 @@ int main(int argc, char **argv)
 			    done ? "" : ": TIMED OUT, what was left is lost",
 			    (unsigned long long)(hd_now_ms() - t0));
 	}
+	if (route)
+		route_set_probe_hook(route, NULL, NULL);	/* the cluster goes first */
 	if (cluster)
 		cluster_leave_and_destroy(cluster);
+	adminauth_destroy(adminauth);	/* after the cluster thread, its only caller */
 	shard_stop_all(shards, nshards);
 	route_stop_and_destroy(route);	/* after the shards: it drains what they still send */
 	authsvc_stop(authsvc);

@@ -15,7 +15,9 @@ struct mentry {
 	struct hmsg *m;		/* one reference, held by the deque */
 	uint64_t tag;		/* delivery tag, once delivered */
 	uint32_t redelivered;
-	uint32_t epoch;		/* consumer side: the subscription's owner_epoch when delivered */
+	uint32_t epoch;		/* consumer side: the subscription's owner_epoch when delivered;
+				 * a backup's replica: 1 when delivered */
+	uint64_t rseq;		/* owner and backups: replication number (core/replica.h) */
 };
 
 struct mdeque {

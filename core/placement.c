@@ -79,10 +79,59 @@ bool placement_reply_tag(const char *key, size_t len, uint32_t *tag)
 	return true;
 }
 
+static uint64_t node_score(uint64_t key_hash, uint64_t node_hash)
+{
+	uint64_t pair[2] = { key_hash, node_hash };
+
+	return hd_hash((const char *)pair, sizeof(pair));
+}
+
+/* Whether node i ranks above node j for a key (ties, never seen in practice, go to the
+ * larger node hash: every node agrees). */
+static bool ranks_above(const struct placement *p, uint64_t si, uint32_t i, uint64_t sj, uint32_t j)
+{
+	return si > sj || (si == sj && p->node_hash[i] > p->node_hash[j]);
+}
+
+uint32_t placement_queue_replicas(const struct placement *p, const char *key, size_t len,
+				  uint32_t want, int out[PLACEMENT_MAX_REPLICAS])
+{
+	uint64_t key_hash, score[PLACEMENT_MAX_REPLICAS];
+	uint32_t n = 0;
+	int owner = placement_queue_node(p, key, len);
+
+	if (want > PLACEMENT_MAX_REPLICAS)
+		want = PLACEMENT_MAX_REPLICAS;
+	if (owner == PLACEMENT_NONE || want == 0)
+		return 0;
+	if (destname_key_is_server_queue(key, len) || p->n == 1) {
+		out[0] = owner;		/* reply queues live and die with their node */
+		return 1;
+	}
+	key_hash = hd_hash(key, len);
+	/* insertion into the best `want` so far, best first */
+	for (uint32_t i = p->leaving ? 1 : 0; i < p->n; i++) {
+		uint64_t s = node_score(key_hash, p->node_hash[i]);
+		uint32_t at = n;
+
+		while (at > 0 && ranks_above(p, s, i, score[at - 1], (uint32_t)out[at - 1]))
+			at--;
+		if (at >= want)
+			continue;
+		if (n < want)
+			n++;
+		memmove(&out[at + 1], &out[at], (n - 1 - at) * sizeof(out[0]));
+		memmove(&score[at + 1], &score[at], (n - 1 - at) * sizeof(score[0]));
+		out[at] = (int)i;
+		score[at] = s;
+	}
+	return n;
+}
+
 int placement_queue_node(const struct placement *p, const char *key, size_t len)
 {
 	uint32_t tag;
-	uint64_t pair[2];
+	uint64_t key_hash;
 	uint64_t best_score = 0;
 	int best = 0;
 
@@ -94,16 +143,12 @@ int placement_queue_node(const struct placement *p, const char *key, size_t len)
 	}
 	if (p->n == 1)
 		return 0;
-	pair[0] = hd_hash(key, len);
+	key_hash = hd_hash(key, len);
 	best = p->leaving ? 1 : 0;
 	for (uint32_t i = (uint32_t)best; i < p->n; i++) {
-		uint64_t score;
+		uint64_t score = node_score(key_hash, p->node_hash[i]);
 
-		pair[1] = p->node_hash[i];
-		score = hd_hash((const char *)pair, sizeof(pair));
-		/* ties (never in practice) go to the larger node hash: every node agrees */
-		if ((int)i == best || score > best_score ||
-		    (score == best_score && p->node_hash[i] > p->node_hash[best])) {
+		if ((int)i == best || ranks_above(p, score, i, best_score, (uint32_t)best)) {
 			best_score = score;
 			best = (int)i;
 		}

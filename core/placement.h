@@ -26,6 +26,9 @@ struct placement {
 	_Atomic uint32_t refs;
 	uint32_t n;			/* nodes; [0] is this node */
 	uint64_t version;		/* grows with each placement the route makes */
+	uint64_t epoch;			/* the agreed view's (0: placed by gossip) */
+	bool outside_view;		/* this node is not in that view (yet, or any more) */
+	bool leaving_gracefully;	/* SIGTERM or a drain: it hands everything over */
 	bool leaving;			/* this node is leaving: it owns no queue (but its reply
 					 * queues, which die with it) */
 	uint64_t node_hash[PLACEMENT_MAX_NODES];
@@ -47,6 +50,14 @@ void placement_unref(struct placement *p);
 
 /* The index of the node owning queue key `key` (0: this node), or PLACEMENT_NONE. */
 int placement_queue_node(const struct placement *p, const char *key, size_t len);
+
+/* The nodes holding queue `key` (docs/replication.md): the best `want` (at most
+ * PLACEMENT_MAX_REPLICAS) in rendezvous order, out[0] the owner and the rest its backups;
+ * fewer when the placement has fewer nodes, one for a reply queue, none for a reply queue
+ * whose node is gone. Returns how many. */
+#define PLACEMENT_MAX_REPLICAS 5
+uint32_t placement_queue_replicas(const struct placement *p, const char *key, size_t len,
+				  uint32_t want, int out[PLACEMENT_MAX_REPLICAS]);
 
 /* The reply-queue tag written into server-made queue names ("amq.gen-" + base64url of 16
  * bytes whose first 3 are the tag), and read back from one; false when key is not one. */

@@ -61,7 +61,7 @@ static void mem_check(struct shard *sh)
 	if (sh->now_ms - sh->sessions.mem_checked_ms < 100)
 		return;
 	sh->sessions.mem_checked_ms = sh->now_ms;
-	sh->sessions.mem_over = hd_alloc_allocated_bytes() > sh->cfg->limits.memory_high_water;
+	sh->sessions.mem_over = hd_alloc_allocated_bytes() > sh->limits.memory_high_water;
 }
 
 /* A SEND's user-id header, if any, names the logged-in user (or the user may impersonate). */

@@ -187,7 +187,8 @@ void session_on_done(struct shard *sh, const struct xmsg *m)
 
 	if (!s)
 		return;
-	if (XDONE_ERR(m->b) == XERR_QUEUE_FULL || XDONE_ERR(m->b) == XERR_UNAVAILABLE) {
+	if (XDONE_ERR(m->b) == XERR_QUEUE_FULL || XDONE_ERR(m->b) == XERR_UNAVAILABLE ||
+	    XDONE_ERR(m->b) == XERR_UNREPLICATED) {
 		struct stomp_view rid = { 0 };
 		bool full = XDONE_ERR(m->b) == XERR_QUEUE_FULL;
 
@@ -199,10 +200,17 @@ void session_on_done(struct shard *sh, const struct xmsg *m)
 			session_fail(sh, s, "queue is full",
 				     "The destination queue reached max-queue-length; the message was "
 				     "not accepted", rid.ptr ? &rid : NULL);
+		else if (XDONE_ERR(m->b) == XERR_UNREPLICATED)
+			session_fail(sh, s, "queue cannot be replicated",
+				     "The nodes that hold the queue's copies did not confirm the "
+				     "message in time (this node may be cut off from the rest of the "
+				     "cluster); it may or may not have been accepted: send it again, "
+				     "through another node if this one stays cut off",
+				     rid.ptr ? &rid : NULL);
 		else
 			session_fail(sh, s, "queue owner unreachable",
-				     "The link to the node that owns the queue went down before it "
-				     "confirmed the message; it may or may not have been accepted: "
+				     "The node that owns the queue went away or handed it on before "
+				     "it confirmed the message; it may or may not have been accepted: "
 				     "reconnect and send it again", rid.ptr ? &rid : NULL);
 		return;
 	}

@@ -259,7 +259,7 @@ static int peer_slot(struct route *r, const char *name, size_t len)
 		if (!p->used) {
 			memset(p, 0, sizeof(*p));
 			p->used = true;
-			p->dial_fd = -1;
+			p->dial_fd = p->probe_fd = -1;
 			memcpy(p->name, name, len);
 			p->name[len] = '\0';
 			p->node_hash = placement_node_hash(name, len);
@@ -283,10 +283,83 @@ static void on_remote_unwanted(void *arg, bool pattern, const char *name, size_t
 	broadcast_interest(r, pattern, name, len, false);
 }
 
+static void probe_stop(struct peer *p)
+{
+	if (p->probe_fd >= 0)
+		close(p->probe_fd);
+	p->probe_fd = -1;
+}
+
+static void probe_report(struct route *r, struct peer *p, bool gone)
+{
+	route_probe_fn fn;
+	void *arg;
+
+	probe_stop(p);
+	pthread_mutex_lock(&r->mu);
+	fn = r->on_probe;
+	arg = r->on_probe_arg;
+	pthread_mutex_unlock(&r->mu);
+	if (gone)
+		hd_log_info("route: %s refuses connections: its process is gone", p->name);
+	if (fn)
+		fn(arg, p->name, gone);
+}
+
+/* One connect to a member whose link just closed (route.h, route_set_probe_hook). */
+static void probe_start(struct route *r, struct peer *p)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(p->port) };
+	int fd;
+
+	if (p->probe_fd >= 0 || !p->port || inet_pton(AF_INET, p->host, &sa.sin_addr) != 1)
+		return;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS) {
+		bool refused = errno == ECONNREFUSED;
+
+		close(fd);
+		if (refused)
+			probe_report(r, p, true);
+		return;
+	}
+	p->probe_fd = fd;
+	p->probe_deadline_ms = r->now_ms + DIAL_TIMEOUT_MS;
+}
+
+/* Probes that finished: refused, accepted (closed at once), or out of time. */
+static void probes_step(struct route *r)
+{
+	for (int i = 0; i < ROUTE_MAX_PEERS; i++) {
+		struct peer *p = &r->peers[i];
+		struct pollfd pfd = { .fd = p->probe_fd, .events = POLLOUT };
+		int err = 0;
+		socklen_t elen = sizeof(err);
+
+		if (p->probe_fd < 0)
+			continue;
+		if (poll(&pfd, 1, 0) <= 0) {
+			if (r->now_ms > p->probe_deadline_ms)
+				probe_stop(p);
+			continue;
+		}
+		getsockopt(p->probe_fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+		if (err == ECONNREFUSED)
+			probe_report(r, p, true);
+		else if (!err)
+			probe_report(r, p, false);
+		else
+			probe_stop(p);
+	}
+}
+
 /* The peer's link is gone: what it wanted no longer counts, receipts stop waiting for it. */
 static void peer_link_down(struct route *r, int idx)
 {
 	struct peer *p = &r->peers[idx];
+	bool was_up = p->state == PEER_UP;
 
 	if (p->state == PEER_UP)
 		hd_log_info("route: link to %s down", p->name);
@@ -303,6 +376,8 @@ static void peer_link_down(struct route *r, int idx)
 		p->backoff_ms = p->backoff_ms ? HD_MIN(p->backoff_ms * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
 		p->next_dial_ms = r->now_ms + p->backoff_ms;
 	}
+	if (p->alive && was_up)
+		probe_start(r, p);
 }
 
 static void link_close(struct route *r, struct link *lk, const char *why)
@@ -356,6 +431,7 @@ static void dial(struct route *r, int idx)
 /* Finished or failed dials; due re-dials. */
 static void dials_step(struct route *r)
 {
+	probes_step(r);
 	for (int i = 0; i < ROUTE_MAX_PEERS; i++) {
 		struct peer *p = &r->peers[i];
 
@@ -405,6 +481,7 @@ static void apply_update(struct route *r, const struct member_update *u)
 		hd_log_info("route: member %s gone; dropping its link", p->name);
 		p->alive = false;
 		dial_stop(p);
+		probe_stop(p);
 		if (p->conn)
 			link_close(r, p->conn->user, NULL);
 		else
@@ -440,7 +517,7 @@ static uint64_t view_signature(const struct route *r)
 		if (p->used && p->alive && p->port && !p->leaving)
 			sig += p->node_hash * 0x9e3779b97f4a7c15ull + 1;	/* order-free */
 	}
-	return sig;
+	return sig + r->view.epoch * 0xbf58476d1ce4e5b9ull;
 }
 
 static void take_updates(struct route *r)
@@ -449,13 +526,30 @@ static void take_updates(struct route *r)
 	uint64_t before = view_signature(r);
 	uint32_t n;
 
+	struct route_view views[ROUTE_VIEWS_PENDING];
+	uint32_t nviews;
+
 	pthread_mutex_lock(&r->mu);
 	n = r->nupdates;
 	memcpy(batch, r->updates, n * sizeof(batch[0]));
 	r->nupdates = 0;
+	nviews = r->nviews_pending;
+	memcpy(views, r->views_pending, nviews * sizeof(views[0]));
+	r->nviews_pending = 0;
 	pthread_mutex_unlock(&r->mu);
 	for (uint32_t i = 0; i < n; i++)
 		apply_update(r, &batch[i]);
+	for (uint32_t i = 0; i < nviews; i++) {
+		r->view = views[i];
+		if (!r->have_view) {
+			r->have_view = true;
+			before = ~before;	/* placement follows views from now on */
+		}
+		if (i + 1 < nviews) {
+			route_queue_publish_placement(r);	/* each in turn */
+			before = view_signature(r);
+		}
+	}
 	if (view_signature(r) != before)
 		route_queue_publish_placement(r);
 }
@@ -972,6 +1066,7 @@ static void publish_stats(struct route *r)
 			continue;
 		pl = &r->published[r->npublished++];
 		memcpy(pl->name, p->name, sizeof(pl->name));
+		pl->node_hash = p->node_hash;
 		pl->st = (struct route_link_stats){ .state = state_names[p->state],
 						     .msgs_out = p->msgs_out, .bytes_out = p->bytes_out,
 						     .msgs_in = p->msgs_in, .bytes_in = p->bytes_in };
@@ -990,7 +1085,7 @@ static bool inbound_pending(struct route *r)
 static bool any_dialling(const struct route *r)
 {
 	for (int i = 0; i < ROUTE_MAX_PEERS; i++)
-		if (r->peers[i].dial_fd >= 0 || r->peers[i].next_dial_ms)
+		if (r->peers[i].dial_fd >= 0 || r->peers[i].probe_fd >= 0 || r->peers[i].next_dial_ms)
 			return true;
 	return false;
 }
@@ -1080,8 +1175,10 @@ static void *route_main(void *arg)
 		if (c && c->user && c->state == NET_CONN_OPEN)
 			net_conn_close(&r->loop, c);
 	}
-	for (int i = 0; i < ROUTE_MAX_PEERS; i++)
+	for (int i = 0; i < ROUTE_MAX_PEERS; i++) {
 		dial_stop(&r->peers[i]);
+		probe_stop(&r->peers[i]);
+	}
 	publish_outbound(r);
 	return NULL;
 }
@@ -1098,7 +1195,7 @@ int route_create(struct route **out, const struct route_config *cfg)
 	r->listen_fd = -1;
 	r->adopting = -1;
 	for (int i = 0; i < ROUTE_MAX_PEERS; i++)
-		r->peers[i].dial_fd = -1;
+		r->peers[i].dial_fd = r->peers[i].probe_fd = -1;
 	pthread_mutex_init(&r->mu, NULL);
 	fd = net_listen_open(cfg->bind_addr, cfg->port, 256, &r->port);
 	if (fd < 0) {
@@ -1276,6 +1373,31 @@ bool route_hand_over(struct route *r, uint32_t timeout_ms)
 	return true;
 }
 
+void route_set_probe_hook(struct route *r, route_probe_fn fn, void *arg)
+{
+	pthread_mutex_lock(&r->mu);
+	r->on_probe = fn;
+	r->on_probe_arg = arg;
+	pthread_mutex_unlock(&r->mu);
+}
+
+void route_view(struct route *r, const struct route_view *v)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&r->mu);
+	if (r->nviews_pending == ROUTE_VIEWS_PENDING) {
+		/* far behind (never seen): the oldest goes, the newest must be placed */
+		memmove(r->views_pending, r->views_pending + 1,
+			(ROUTE_VIEWS_PENDING - 1) * sizeof(r->views_pending[0]));
+		r->nviews_pending--;
+	}
+	r->views_pending[r->nviews_pending++] = *v;
+	pthread_mutex_unlock(&r->mu);
+	if (write(r->wake.eventfd, &one, sizeof(one)) < 0)
+		hd_log_warn("route: cannot wake the route thread");
+}
+
 void route_member(struct route *r, const char *name, const char *host, uint16_t port, bool alive)
 {
 	uint64_t one = 1;
@@ -1295,6 +1417,21 @@ void route_member(struct route *r, const char *name, const char *host, uint16_t 
 	pthread_mutex_unlock(&r->mu);
 	if (write(r->wake.eventfd, &one, sizeof(one)) < 0)
 		hd_log_warn("route: cannot wake the route thread");
+}
+
+bool route_peer_name(struct route *r, uint64_t node_hash, char *out, size_t cap)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&r->mu);
+	for (uint32_t i = 0; i < r->npublished && !found; i++) {
+		if (r->published[i].node_hash == node_hash) {
+			snprintf(out, cap, "%s", r->published[i].name);
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return found;
 }
 
 bool route_link_stats(struct route *r, const char *name, struct route_link_stats *out)

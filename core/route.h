@@ -26,6 +26,7 @@
 #define CORE_ROUTE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct shard;
@@ -73,6 +74,31 @@ void route_stop_and_destroy(struct route *r);
  * the wire to their new owners (true), or after timeout_ms (false). A node alone keeps
  * them (there is nobody to hand them to). */
 bool route_hand_over(struct route *r, uint32_t timeout_ms);
+
+/* The cluster's agreed view (cluster/controller.h; docs/replication.md): once one came, queues
+ * are placed over its members only (those the route has a link port for), this node
+ * included only while it is in it. Before the first, placement follows gossip. */
+#define ROUTE_VIEW_MAX 64
+struct route_view {
+	uint64_t epoch;
+	uint32_t n;
+	uint64_t node_hash[ROUTE_VIEW_MAX];	/* placement_node_hash of each member's name */
+};
+
+/* A new view (any thread). */
+void route_view(struct route *r, const struct route_view *v);
+
+/* When a link closes while its member is alive, the route connects to the member's route
+ * port once more: refused means nothing listens there (its process is gone, whatever
+ * gossip still thinks), accepted means it runs. fn(arg, name, gone) is told either way,
+ * on the route thread; timeouts (a partition, a dead host) say nothing. Main thread, any
+ * time (also before route_start). */
+typedef void (*route_probe_fn)(void *arg, const char *name, bool gone);
+void route_set_probe_hook(struct route *r, route_probe_fn fn, void *arg);
+
+/* The name of the peer whose placement hash is node_hash (any thread); false when the
+ * route knows none. */
+bool route_peer_name(struct route *r, uint64_t node_hash, char *out, size_t cap);
 
 /* Membership news (any thread): member `name` is alive at host:port (its route port), or
  * no longer (dead or left). Repeats are harmless. */

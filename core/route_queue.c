@@ -282,6 +282,25 @@ static void op_to_peer(struct route *r, int peer, const struct xmsg *m)
 		hd_free(xc);
 		return;
 	}
+	case XMSG_REPL_SEND:
+		q.op = LINK_Q_REPL_SEND;
+		q.key = m->a;
+		q.arg = m->u32;
+		send_frame_message(r, p, &q, m->ptr);
+		hmsg_unref(m->ptr);
+		return;
+	case XMSG_REPL_OP: {
+		struct xname *n = m->ptr;
+
+		q.op = LINK_Q_REPL;
+		q.key = m->a;
+		q.arg = m->u32;
+		q.name = n->name;
+		q.name_len = n->len;
+		send_frame(r, p, &q);
+		hd_free(n);
+		return;
+	}
 	case XMSG_QUEUE_CONSUMER_DEL:
 	case XMSG_QUEUE_ACK: {
 		struct xname *n = m->ptr;
@@ -304,6 +323,27 @@ static void op_to_peer(struct route *r, int peer, const struct xmsg *m)
 	}
 }
 
+static bool in_view(const struct peer *p)
+{
+	return p->used && p->alive && p->port && !p->leaving;
+}
+
+/* A replication operation goes to the node the owner shard named (b), not where placement
+ * says now: the shard numbered its stream for that backup. A node that left is past
+ * streaming to (its successor gets a snapshot). */
+static void repl_to_peer(struct route *r, const struct xmsg *m)
+{
+	for (int i = 0; i < ROUTE_MAX_PEERS; i++) {
+		struct peer *p = &r->peers[i];
+
+		if (p->used && p->node_hash == m->b && p->alive && !p->leaving) {
+			op_to_peer(r, i, m);
+			return;
+		}
+	}
+	xmsg_drop(m);
+}
+
 /* A consumer's registration goes where its record says it is (not where placement says
  * now): a consumer leaving, or moving to another node, leaves the one that has it. */
 static bool del_registered(struct route *r, const struct xmsg *m, int to_peer)
@@ -319,6 +359,15 @@ static bool del_registered(struct route *r, const struct xmsg *m, int to_peer)
 			const struct xname *n = m->ptr;
 
 			route_forward_to_shard(r, local_owner(r, n->name, n->len), m);
+			return true;
+		}
+		return false;
+	}
+	if (!in_view(&r->peers[t->peer])) {
+		/* registered with a member that left: nothing there to leave */
+		there_forget(r, key);
+		if (m->kind == XMSG_QUEUE_CONSUMER_DEL) {
+			xmsg_drop(m);
 			return true;
 		}
 		return false;
@@ -344,6 +393,10 @@ static void route_op(struct route *r, const struct xmsg *m)
 	size_t len;
 	int idx;
 
+	if (m->kind == XMSG_REPL_SEND || m->kind == XMSG_REPL_OP) {
+		repl_to_peer(r, m);
+		return;
+	}
 	op_name(m, &name, &len);
 	idx = owner_of(r, name, len);
 	if ((m->kind == XMSG_QUEUE_CONSUMER_DEL || m->kind == XMSG_QUEUE_CONSUMER_ADD) &&
@@ -435,6 +488,8 @@ bool route_queue_from_shard(struct route *r, const struct xmsg *m)
 	case XMSG_QUEUE_CONSUMER_ADD:
 	case XMSG_QUEUE_CONSUMER_DEL:
 	case XMSG_QUEUE_ACK:
+	case XMSG_REPL_SEND:
+	case XMSG_REPL_OP:
 		route_op(r, m);
 		return true;
 	case XMSG_QUEUE_DELIVER:
@@ -547,6 +602,21 @@ bool route_queue_from_link(struct route *r, int idx, const struct link_frame *f)
 		if (q.op == LINK_Q_DEL)
 			here_forget(r, x.a);
 		break;
+	case LINK_Q_REPL_SEND:
+		x.kind = XMSG_REPL_SEND;
+		x.a = q.key;
+		x.b = p->node_hash;
+		x.u32 = (q.arg & ~0xffu) | (q.arg & (XREPL_F_REDELIVERED | XREPL_F_DELIVERED));
+		break;
+	case LINK_Q_REPL:
+		if (XREPL_LOW(q.arg) < XREPL_DELIVERED || XREPL_LOW(q.arg) > XREPL_ACK)
+			return false;
+		x.kind = XMSG_REPL_OP;
+		x.a = q.key;
+		x.b = p->node_hash;
+		x.u32 = q.arg;
+		x.ptr = xname_create(q.name, q.name_len);
+		break;
 	case LINK_Q_DROPPED:
 		to = xmsg_key_shard(q.key);
 		if (to >= r->nshards)
@@ -595,6 +665,11 @@ void route_queue_link_up(struct route *r, int idx)
 	for (; held.n; held.n--, held.head = (held.head + 1) % held.cap)
 		route_op(r, &held.q[held.head]);
 	hd_free(held.q);
+	/* replication streams to it may have lost their tail with the old link: the owners
+	 * send their copies again (after what the outbox held) */
+	for (uint32_t s = 0; s < r->nshards; s++)
+		route_send_to_shard(r, s, &(struct xmsg){ .kind = XMSG_REPL_OP, .u32 = XREPL_RESYNC,
+							  .b = p->node_hash });
 }
 
 void route_queue_link_down(struct route *r, int idx)
@@ -640,20 +715,36 @@ bool route_queue_backlogged(const struct route *r)
 	return r->outboxed > ROUTE_OUTBOX_MAX;
 }
 
-static bool in_view(const struct peer *p)
+static bool in_agreed_view(const struct route *r, uint64_t node_hash)
 {
-	return p->used && p->alive && p->port && !p->leaving;
+	if (!r->have_view)
+		return true;
+	for (uint32_t i = 0; i < r->view.n; i++)
+		if (r->view.node_hash[i] == node_hash)
+			return true;
+	return false;
 }
 
 void route_queue_publish_placement(struct route *r)
 {
 	struct placement *pl = placement_create(r->self_hash);
 
-	for (int i = 0; i < ROUTE_MAX_PEERS; i++)
-		if (in_view(&r->peers[i]))
-			placement_add(pl, r->peers[i].node_hash, (int16_t)i);
+	/* by the agreed view alone once there is one: a member gossip already calls dead
+	 * stays until the view drops it, so a node cut off from the rest (a minority side)
+	 * never makes itself the owner of queues it can no longer reach */
+	for (int i = 0; i < ROUTE_MAX_PEERS; i++) {
+		const struct peer *p = &r->peers[i];
+
+		if (r->have_view ? p->used && p->port && !p->leaving &&
+				   in_agreed_view(r, p->node_hash) : in_view(p))
+			placement_add(pl, p->node_hash, (int16_t)i);
+	}
 	pl->version = ++r->placement_version;
-	pl->leaving = r->leaving;
+	pl->epoch = r->view.epoch;
+	/* a node outside the view (not yet added, or taken out) owns nothing */
+	pl->outside_view = !in_agreed_view(r, r->self_hash);
+	pl->leaving_gracefully = r->leaving;
+	pl->leaving = r->leaving || pl->outside_view;
 	placement_unref(r->pl);
 	r->pl = pl;
 	/* the shards switch in ring order, before anything the route sends them after */
@@ -661,9 +752,15 @@ void route_queue_publish_placement(struct route *r)
 		placement_ref(pl);
 		route_send_to_shard(r, s, &(struct xmsg){ .kind = XMSG_PLACEMENT, .ptr = pl });
 	}
-	hd_log_info("route: queues placed over %u node(s) (placement %llu)", pl->n,
-		    (unsigned long long)pl->version);
-	/* operations held for members that left go where placement says now */
+	hd_log_info("route: queues placed over %u node(s) (placement %llu, view epoch %llu%s)",
+		    pl->n - (pl->leaving ? 1 : 0), (unsigned long long)pl->version,
+		    (unsigned long long)pl->epoch, pl->leaving ? ", this node out" : "");
+	/* operations held for members that left go where placement says now, but consumer
+	 * registrations: every consumer registered there moves by placement on its own shard
+	 * (a DEL and a new registration, sent before this: the shards got the placement
+	 * first), and the old registration arriving at the new owner too would have it
+	 * deliver, then requeue and deliver again. A SUBSCRIBE's receipt it carried is
+	 * answered here, behind the new registration. */
 	for (int i = 0; i < ROUTE_MAX_PEERS; i++) {
 		struct peer *p = &r->peers[i];
 		struct xpark held = p->outbox;
@@ -672,8 +769,20 @@ void route_queue_publish_placement(struct route *r)
 			continue;
 		memset(&p->outbox, 0, sizeof(p->outbox));
 		r->outboxed -= held.n;
-		for (; held.n; held.n--, held.head = (held.head + 1) % held.cap)
-			route_op(r, &held.q[held.head]);
+		for (; held.n; held.n--, held.head = (held.head + 1) % held.cap) {
+			const struct xmsg *m = &held.q[held.head];
+
+			if (m->kind == XMSG_QUEUE_CONSUMER_ADD && ((struct xconsumer *)m->ptr)->seq) {
+				const struct xconsumer *xc = m->ptr;
+
+				route_send_to_shard(r, m->from, &(struct xmsg){
+					.kind = XMSG_DONE, .a = xc->conn_ref, .u32 = xc->seq });
+			}
+			if (m->kind == XMSG_QUEUE_CONSUMER_ADD || m->kind == XMSG_QUEUE_CONSUMER_DEL)
+				xmsg_drop(m);
+			else
+				route_op(r, m);
+		}
 		hd_free(held.q);
 	}
 	/* registrations with members that left: their consumers register anew by placement */

@@ -39,6 +39,9 @@ struct peer {
 	struct net_conn *conn;		/* the authenticated link (PEER_UP) */
 	uint32_t link_gen;		/* bumped per link: stale ACK rounds are dropped */
 	int dial_fd;			/* -1: not dialling */
+	int probe_fd;			/* -1: none; a connect to see whether it still listens
+					 * after its link closed (refused: its process is gone) */
+	uint64_t probe_deadline_ms;
 	uint64_t dial_deadline_ms;
 	uint64_t next_dial_ms;
 	uint32_t backoff_ms;
@@ -96,8 +99,11 @@ struct member_update {
 
 struct published_link {
 	char name[LINK_NAME_MAX + 1];
+	uint64_t node_hash;
 	struct route_link_stats st;
 };
+
+#define ROUTE_VIEWS_PENDING 16
 
 struct route {
 	struct route_config cfg;
@@ -129,9 +135,17 @@ struct route {
 	uint32_t nupdates;
 	struct published_link published[ROUTE_MAX_PEERS];
 	uint32_t npublished;
+	route_probe_fn on_probe;	/* what probes found (main: the controller) */
+	void *on_probe_arg;
+	/* views not yet applied, oldest first: each is placed in turn (a node taken out and
+	 * added back must see itself out in between, and drop what it held) */
+	struct route_view views_pending[ROUTE_VIEWS_PENDING];
+	uint32_t nviews_pending;
 
 	/* queues across nodes (route_queue.c) */
 	uint64_t self_hash;
+	bool have_view;			/* placement follows the agreed view (else gossip) */
+	struct route_view view;		/* the last one applied */
 	struct placement *pl;		/* who owns queues, as this thread routes them */
 	uint64_t placement_version;
 	uint32_t outboxed;		/* queue operations in all outboxes */

@@ -36,12 +36,17 @@
 #define PARSE_SCRATCH_SLACK 65536	/* parse scratch beyond 4 header lines' worth */
 #define ENCODE_SCRATCH 65536		/* server frames (ERROR, RECEIPT, CONNECTED) */
 
+static size_t parse_scratch_need(const struct hd_limits *limits)
+{
+	return (size_t)limits->max_header_line * 4 + PARSE_SCRATCH_SLACK;
+}
+
 void session_shard_init(struct session_shard *ss, const struct hd_limits *limits)
 {
 	memset(ss, 0, sizeof(*ss));
 	local_table_init(&ss->local);
 	ss->frame = hd_alloc(sizeof(*ss->frame));
-	ss->parse_scratch_cap = (size_t)limits->max_header_line * 4 + PARSE_SCRATCH_SLACK;
+	ss->parse_scratch_cap = parse_scratch_need(limits);
 	ss->parse_scratch = hd_alloc(ss->parse_scratch_cap);
 	ss->header_set = message_header_set_create();
 	ss->enc_cap = ENCODE_SCRATCH;
@@ -216,22 +221,65 @@ static void handle_frame(struct shard *sh, struct session *s, const struct stomp
 	cmd->handler(sh, s, f);
 }
 
-void session_on_accept(struct shard *sh, struct net_conn *c)
+static struct stomp_limits stomp_limits_of(const struct hd_limits *lim)
 {
-	struct session *s = hd_calloc(1, sizeof(*s));
-	const struct hd_limits *lim = &sh->cfg->limits;
-	struct stomp_limits sl = {
+	return (struct stomp_limits){
 		.max_frame = lim->max_frame_bytes,
 		.max_headers = HD_MIN(lim->max_headers, STOMP_HEADERS_CAP),
 		.max_header_line = lim->max_header_line,
 		.max_body = lim->max_body_bytes,
 		.max_command = 16,
 	};
+}
+
+void session_shard_limits_changed(struct shard *sh)
+{
+	struct session_shard *ss = &sh->sessions;
+	size_t need = parse_scratch_need(&sh->limits);
+
+	if (need > ss->parse_scratch_cap) {
+		char *grown = hd_alloc(need);
+
+		/* every parser points at the shard's scratch: move them all before freeing it
+		 * (each keeps its own limits until it takes the new ones between frames) */
+		for (uint32_t i = 0; i < sh->loop.nconns_cap; i++) {
+			struct net_conn *nc = sh->loop.conns[i];
+			struct session *s = nc ? nc->user : NULL;
+
+			if (s)
+				stomp_parser_set_limits(&s->parser, &s->parser.limits, grown, need);
+		}
+		hd_free(ss->parse_scratch);
+		ss->parse_scratch = grown;
+		ss->parse_scratch_cap = need;
+	}
+	ss->limits_gen++;
+}
+
+/* A session takes the shard's limits after a reload between two frames, so one frame is
+ * never judged by two sets of limits. */
+static void take_limits(struct shard *sh, struct session *s)
+{
+	struct stomp_limits sl = stomp_limits_of(&sh->limits);
+
+	stomp_parser_set_limits(&s->parser, &sl, sh->sessions.parse_scratch,
+				sh->sessions.parse_scratch_cap);
+	if (s->ws)
+		wsconn_set_max_frame(s->ws, sh->limits.max_frame_bytes);
+	s->limits_gen = sh->sessions.limits_gen;
+}
+
+void session_on_accept(struct shard *sh, struct net_conn *c)
+{
+	struct session *s = hd_calloc(1, sizeof(*s));
+	const struct hd_limits *lim = &sh->limits;
+	struct stomp_limits sl = stomp_limits_of(lim);
 
 	s->conn = c;
 	c->user = s;
 	s->version = STOMP_V12;
 	stomp_parser_init(&s->parser, &sl, sh->sessions.parse_scratch, sh->sessions.parse_scratch_cap);
+	s->limits_gen = sh->sessions.limits_gen;
 	s->parser.report_unknown = true;
 	s->last_rx_ms = s->last_tx_ms = s->accepted_ms = sh->now_ms;
 	s->connect_deadline_ms = sh->now_ms + lim->connect_timeout_ms;
@@ -271,6 +319,9 @@ static size_t stomp_input(struct shard *sh, struct session *s, const char *buf, 
 			s->paused = true;
 			break;
 		}
+		if (s->limits_gen != sh->sessions.limits_gen &&
+		    stomp_parser_is_between_frames(&s->parser))
+			take_limits(sh, s);
 		n = stomp_parse(&s->parser, buf + off, len - off, sh->sessions.frame);
 		if (n == 0)
 			break;

@@ -60,12 +60,18 @@ struct session_shard {
 	uint32_t retry_cap;
 	uint64_t mem_checked_ms;
 	bool mem_over;			/* allocator above the memory high-water mark */
+	uint32_t limits_gen;		/* bumped when the shard's limits change (SIGHUP) */
 };
 
 /* Sets up / frees ss for a shard whose frames are limited by `limits`. */
 struct hd_limits;
 void session_shard_init(struct session_shard *ss, const struct hd_limits *limits);
 void session_shard_fini(struct session_shard *ss);
+/* The shard's limits (sh->limits) were just replaced: grows the parse scratch if the new
+ * header-line limit needs more, and has each session take the new limits before its next
+ * frame. Limits checked when something happens (queue length, subscriptions, outbound
+ * bytes...) apply at once; heart-beat and CONNECT-timeout ones at the next connection. */
+void session_shard_limits_changed(struct shard *sh);
 
 /* net callbacks, called by the shard's loop */
 void session_on_accept(struct shard *sh, struct net_conn *c);

@@ -69,6 +69,7 @@ struct session {
 	uint64_t retry_at_ms;		/* AUTH_RETRY: ask again then */
 	bool auth_pending;		/* the auth thread has our job */
 	uint64_t accepted_ms;		/* when its connection was accepted (monotonic) */
+	uint32_t limits_gen;		/* the shard's limits_gen its parser was given */
 };
 
 /* The conn ref (xmsg.h) that names this session's connection in owner replies. */

@@ -11,6 +11,8 @@
 #include "core/base/hd_time.h"
 #include "core/hmsg.h"
 #include "core/placement.h"
+#include "core/replica.h"
+#include "net/tls.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -32,6 +34,7 @@
 #define RX_PARTIAL_SLACK 65536	/* a kept partial input may pass max-frame-bytes by this */
 
 _Atomic uint64_t shard_total_connections;
+_Atomic uint64_t shard_queue_lease_until_ms = UINT64_MAX;
 uint32_t shard_node_epoch;
 uint32_t shard_node_tag;
 static _Thread_local struct shard *self;
@@ -96,6 +99,8 @@ static const xmsg_handler xmsg_handlers[] = {
 	[XMSG_PLACEMENT] = on_placement,
 	[XMSG_QUEUE_HANDOVER] = dest_on_handover,
 	[XMSG_QUEUE_DROPPED] = session_on_consumer_dropped,
+	[XMSG_REPL_SEND] = replica_on_send,
+	[XMSG_REPL_OP] = replica_on_op,
 };
 
 /* ---- sending and parking ---- */
@@ -121,6 +126,7 @@ void xmsg_drop(const struct xmsg *m)
 	case XMSG_QUEUE_DELIVER:
 	case XMSG_QUEUE_RETURN:
 	case XMSG_QUEUE_HANDOVER:
+	case XMSG_REPL_SEND:
 		hmsg_unref(m->ptr);
 		break;
 	case XMSG_PLACEMENT:
@@ -203,19 +209,81 @@ bool shard_send_auth(struct shard *sh, const struct xmsg *m)
 	return sh->auth_out && !xring_push(sh->auth_out, &copy);
 }
 
+/* Something was handed over: the shard takes it at its next loop turn, now if asleep. */
+static void wake_for_hand_over(struct shard *sh)
+{
+	uint64_t one = 1;
+
+	if (write(sh->wake.eventfd, &one, sizeof(one)) < 0)
+		hd_log_warn("cannot wake shard %u", sh->id);
+}
+
 void shard_publish_auth_db(struct shard **shards, uint32_t n, struct auth_db *db)
 {
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t one = 1;
 		struct auth_db *old;
 
 		/* release: the db's contents are visible before the shard sees the pointer */
 		old = atomic_exchange_explicit(&shards[i]->auth_db_next, auth_db_ref(db),
 					       memory_order_acq_rel);
 		auth_db_unref(old);	/* a newer one replaced it before the shard took it */
-		if (write(shards[i]->wake.eventfd, &one, sizeof(one)) < 0)
-			hd_log_warn("cannot wake shard %u", i);
+		wake_for_hand_over(shards[i]);
 	}
+}
+
+void shard_publish_limits(struct shard **shards, uint32_t n, const struct hd_limits *limits)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct hd_limits *copy = hd_alloc(sizeof(*copy));
+
+		*copy = *limits;
+		/* release: the copy's contents are visible before the shard sees the pointer */
+		hd_free(atomic_exchange_explicit(&shards[i]->limits_next, copy,
+						 memory_order_acq_rel));
+		wake_for_hand_over(shards[i]);
+	}
+}
+
+static uint32_t max_rx_partial(const struct hd_limits *limits)
+{
+	return (uint32_t)HD_MIN(limits->max_frame_bytes + RX_PARTIAL_SLACK, UINT32_MAX / 2);
+}
+
+static void take_limits(struct shard *sh)
+{
+	/* acquire: pairs with the release in shard_publish_limits */
+	struct hd_limits *next = atomic_exchange_explicit(&sh->limits_next, NULL,
+							  memory_order_acquire);
+
+	if (!next)
+		return;
+	sh->limits = *next;
+	hd_free(next);
+	sh->loop.cfg.max_rx_partial = max_rx_partial(&sh->limits);
+	session_shard_limits_changed(sh);
+}
+
+void shard_publish_tls_ctx(struct shard **shards, uint32_t n, struct net_tls_ctx *ctx)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		/* release: the context is complete before the shard sees the pointer */
+		net_tls_ctx_unref(atomic_exchange_explicit(&shards[i]->tls_ctx_next,
+							   net_tls_ctx_ref(ctx),
+							   memory_order_acq_rel));
+		wake_for_hand_over(shards[i]);
+	}
+}
+
+static void take_tls_ctx(struct shard *sh)
+{
+	/* acquire: pairs with the release in shard_publish_tls_ctx */
+	struct net_tls_ctx *next = atomic_exchange_explicit(&sh->tls_ctx_next, NULL,
+							    memory_order_acquire);
+
+	if (!next)
+		return;
+	net_loop_set_tls_ctx(&sh->loop, next);
+	net_tls_ctx_unref(next);
 }
 
 static void take_auth_db(struct shard *sh)
@@ -337,8 +405,16 @@ static int loop_start(struct shard *sh, const struct net_loop_config *lc)
 		return err;
 	}
 	err = net_loop_watch_eventfd(&sh->loop, sh->wake.eventfd);
-	for (int i = 0; i < sh->nlisten && !err; i++)
-		err = net_loop_add_listener(&sh->loop, sh->listen_fds[i], sh->listen_kinds[i]);
+	take_tls_ctx(sh);	/* published before the start */
+	for (int i = 0; i < sh->nlisten && !err; i++) {
+		uint8_t kind = sh->listen_kinds[i];
+
+		if (kind & CONN_KIND_TLS)
+			err = net_loop_add_tls_listener(&sh->loop, sh->listen_fds[i],
+							kind & ~CONN_KIND_TLS);
+		else
+			err = net_loop_add_listener(&sh->loop, sh->listen_fds[i], kind);
+	}
 	if (err) {
 		hd_log_err("cannot start the shard's loop: %s", strerror(-err));
 		net_loop_fini(&sh->loop);
@@ -354,8 +430,9 @@ static void *shard_main(void *arg)
 		.ring_entries = RING_ENTRIES,
 		.buf_count = RECV_BUFS,
 		.buf_size = RECV_BUF_BYTES,
-		.max_rx_partial = (uint32_t)HD_MIN(sh->cfg->limits.max_frame_bytes + RX_PARTIAL_SLACK,
-						   UINT32_MAX / 2),
+		.max_rx_partial = max_rx_partial(&sh->limits),
+		/* the handshake is part of the time a client has to send CONNECT */
+		.tls_handshake_ms = sh->limits.connect_timeout_ms,
 	};
 	uint64_t last_tick = 0;
 	uint64_t last_slow = 0;
@@ -373,8 +450,8 @@ static void *shard_main(void *arg)
 		return NULL;
 	sh->now_ms = hd_now_ms();
 	while (!stop_done(sh)) {
-		uint32_t timeout = sh->sessions.hb_list || sh->sessions.nretry || sh->stopping ?
-				   TICK_MS : 1000;
+		uint32_t timeout = sh->sessions.hb_list || sh->sessions.nretry || sh->stopping ||
+				   sh->dests.lease_blocked || sh->dests.repl_waits ? TICK_MS : 1000;
 		uint32_t busy;
 
 		net_loop_flush(&sh->loop);
@@ -398,6 +475,8 @@ static void *shard_main(void *arg)
 			busy += drain_inbound(sh);
 		}
 		take_auth_db(sh);
+		take_limits(sh);
+		take_tls_ctx(sh);
 		sh->now_ms = hd_now_ms();
 		connlist_tick(sh, sh->now_ms);	/* two relaxed loads unless an admin asked */
 		if (sh->sessions.nclosing)
@@ -407,6 +486,9 @@ static void *shard_main(void *arg)
 			session_tick(sh, sh->now_ms);
 			if (sh->sessions.nretry)
 				session_retry_consumers(sh, sh->now_ms);
+			if (sh->dests.lease_blocked)
+				dest_lease_check(sh);
+			repl_tick(sh);
 			session_reap_closing(sh);
 			publish_stats(sh);
 		}
@@ -458,12 +540,13 @@ struct shard **shard_create_all(uint32_t n, const struct herald_config *cfg, str
 		sh->nshards = n;
 		sh->nendpoints = nend;
 		sh->cfg = cfg;
+		sh->limits = cfg->limits;
 		xwake_init(&sh->wake, efd);
 		sh->in = hd_calloc(nend, sizeof(*sh->in));
 		sh->out = hd_calloc(nend, sizeof(*sh->out));
 		sh->parked = hd_calloc(nend, sizeof(*sh->parked));
 		dest_table_init(&sh->dests, SHARD_COLUMNS(n));
-		session_shard_init(&sh->sessions, &cfg->limits);
+		session_shard_init(&sh->sessions, &sh->limits);
 		connlist_init(&sh->conns_snap);
 		auth_shard_init(&sh->auth);
 		http_upgrade_config_default(&sh->http_cfg);
@@ -568,7 +651,9 @@ void shard_destroy_all(struct shard **shards, uint32_t n)
 		auth_shard_fini(&sh->auth);
 		auth_db_unref(sh->auth_db);
 		placement_unref(sh->placement);
+		net_tls_ctx_unref(atomic_load(&sh->tls_ctx_next));
 		auth_db_unref(atomic_load(&sh->auth_db_next));
+		hd_free(atomic_load(&sh->limits_next));
 		for (uint32_t to = 0; to < sh->nendpoints; to++) {
 			xring_fini(sh->out[to]);
 			hd_free(sh->out[to]);

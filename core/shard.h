@@ -32,6 +32,8 @@
 #define SHARD_XRING_SLOTS 8192
 
 enum conn_kind { CONN_KIND_STOMP = 1, CONN_KIND_WS = 2 };
+/* shard_add_listener: the listener's connections run TLS (never set in net_conn.kind) */
+#define CONN_KIND_TLS 0x80
 
 /* Counters the shard alone writes; published to `pub` for other threads about every 100 ms. */
 struct shard_stats {
@@ -75,7 +77,11 @@ struct shard {
 	uint32_t nshards;
 	uint32_t nendpoints;		/* xring endpoints: the shards, plus the route thread
 					 * (id nshards) when the node has links */
-	const struct herald_config *cfg;
+	const struct herald_config *cfg;	/* as at start; its limits are not read after */
+	/* limits: this shard's copy, read on its thread only; SIGHUP hands a new one over
+	 * through limits_next (shard_publish_limits), taken at the next loop turn */
+	struct hd_limits limits;
+	_Atomic(struct hd_limits *) limits_next;
 	struct net_loop loop;
 	struct xwake wake;
 	struct xring **in;		/* in[from]: written by endpoint `from`, read by us */
@@ -90,6 +96,8 @@ struct shard {
 	 * auth_db_next), this shard's credential cache and rate limiter, the auth thread's rings */
 	struct auth_db *auth_db;
 	_Atomic(struct auth_db *) auth_db_next;
+	/* the TLS context for new TLS connections, handed over like auth_db_next */
+	_Atomic(struct net_tls_ctx *) tls_ctx_next;
 	struct auth_shard auth;
 	struct xring *auth_out;		/* to the auth thread (we produce) */
 	struct xring *auth_in;		/* from the auth thread (we consume) */
@@ -111,6 +119,11 @@ struct shard {
 extern _Atomic uint64_t shard_total_connections;
 /* Random per-process prefix of message ids and session ids. */
 extern uint32_t shard_node_epoch;
+/* Until when (hd_now_ms) this node may deliver from the queues it owns: its controller's
+ * lease (cluster/controller.h; docs/replication.md, invariant 5). A node without a
+ * cluster keeps UINT64_MAX. Main writes it, shards read it (relaxed: a stale read is off by
+ * one loop turn, well inside the lease's margin). */
+extern _Atomic uint64_t shard_queue_lease_until_ms;
 /* This node's reply-queue tag (placement.h): the low 24 bits of its placement hash. */
 extern uint32_t shard_node_tag;
 
@@ -125,6 +138,14 @@ void shard_add_listener(struct shard *sh, int fd, uint8_t kind);
 /* Hands every shard a reference to db (at start, and on SIGHUP): each swaps it in at its
  * next loop turn and drops the one it had. Main thread; the caller keeps its own ref. */
 void shard_publish_auth_db(struct shard **shards, uint32_t n, struct auth_db *db);
+/* Hands every shard a reference to ctx (at start and on SIGHUP): each takes it at its next
+ * loop turn for the TLS connections it accepts from then on. Main thread; the caller keeps
+ * its own reference. */
+void shard_publish_tls_ctx(struct shard **shards, uint32_t n, struct net_tls_ctx *ctx);
+
+/* Hands every shard its own copy of *limits (SIGHUP): each takes it at its next loop turn
+ * (session_shard_limits_changed) and frees it. Main thread; the caller keeps *limits. */
+void shard_publish_limits(struct shard **shards, uint32_t n, const struct hd_limits *limits);
 
 /* Starts the threads (each pins itself to CPU id % online CPUs) and waits until each has
  * set up its loop. Returns 0, or the first error (negative errno) once every shard that did

@@ -73,8 +73,10 @@ static uint64_t owner_node_of(const struct shard *sh, const struct sub *sub)
 {
 	int i;
 
+	/* before the route's first placement this node holds every queue: the same answer
+	 * the first placement gives a node alone, so that one moves no consumer */
 	if (!sh->placement)
-		return 0;
+		return placement_node_hash(sh->cfg->node_name, strlen(sh->cfg->node_name));
 	i = placement_queue_node(sh->placement, sub->dest, sub->dest_len);
 	return i == PLACEMENT_NONE ? 0 : sh->placement->node_hash[i];
 }
@@ -375,7 +377,7 @@ static struct sub *sub_create(struct shard *sh, struct session *s, struct stomp_
 
 static bool has_room(struct shard *sh, struct session *s, const struct stomp_frame *f)
 {
-	if (s->nsubs < HD_MIN(sh->cfg->limits.max_subscriptions, XMSG_KEY_SUBS - 1))
+	if (s->nsubs < HD_MIN(sh->limits.max_subscriptions, XMSG_KEY_SUBS - 1))
 		return true;
 	session_fail_frame(sh, s, f, "too many subscriptions", "The connection reached max-subscriptions");
 	return false;

@@ -42,7 +42,7 @@ struct tx *tx_of_frame(struct shard *sh, struct session *s, const struct stomp_f
 	if (!tx) {
 		*bad = true;
 		session_fail_frame(sh, s, f, "unknown transaction", "The transaction header names no open transaction");
-	} else if (tx->nops >= sh->cfg->limits.max_tx_frames) {
+	} else if (tx->nops >= sh->limits.max_tx_frames) {
 		*bad = true;
 		session_fail_frame(sh, s, f, "transaction too large", "The transaction holds max-tx-frames frames");
 	}
@@ -95,7 +95,7 @@ void tx_on_begin(struct shard *sh, struct session *s, const struct stomp_frame *
 		session_fail_frame(sh, s, f, "transaction already started", "The transaction name is in use");
 		return;
 	}
-	if (tx_count(s) >= sh->cfg->limits.max_transactions) {
+	if (tx_count(s) >= sh->limits.max_transactions) {
 		/* each open one is looked up by a walk: unbounded, they would stall the shard */
 		session_fail_frame(sh, s, f, "too many transactions",
 			   "This connection has max-transactions open; COMMIT or ABORT some first");

@@ -41,6 +41,19 @@ struct wsconn *wsconn_create(const struct http_upgrade_config *cfg)
 	return ws;
 }
 
+/* A WebSocket message carries one STOMP frame plus some slack (EOL heart-beats). */
+static uint64_t ws_max_message(uint64_t max_frame_bytes)
+{
+	return max_frame_bytes + 1024;
+}
+
+void wsconn_set_max_frame(struct wsconn *ws, uint64_t max_frame_bytes)
+{
+	/* the decoder exists once the handshake is done; before, the new value is read then */
+	if (ws->phase == WS_PHASE_OPEN)
+		ws->dec.max_message = ws_max_message(max_frame_bytes);
+}
+
 void wsconn_destroy(struct wsconn *ws)
 {
 	hd_free(ws->srx);
@@ -175,7 +188,7 @@ static size_t http_input(struct shard *sh, struct wsconn *ws, struct net_conn *c
 	}
 	net_conn_write_copy(&sh->loop, c, out, (size_t)w);
 	ws->phase = WS_PHASE_OPEN;
-	ws_decoder_init(&ws->dec, sh->cfg->limits.max_frame_bytes + 1024);
+	ws_decoder_init(&ws->dec, ws_max_message(sh->limits.max_frame_bytes));
 	return (size_t)n;
 }
 

@@ -28,6 +28,8 @@ struct http_upgrade_config;
 /* cfg (the shard's) must outlive the connection. */
 struct wsconn *wsconn_create(const struct http_upgrade_config *cfg);
 void wsconn_destroy(struct wsconn *ws);
+/* The STOMP frame limit changed (SIGHUP): the WebSocket message limit follows it. */
+void wsconn_set_max_frame(struct wsconn *ws, uint64_t max_frame_bytes);
 
 /* Raw bytes from the socket (buf is writable memory: unmasking happens in place).
  * Returns bytes consumed; drives session_stomp_input and session_ws_closed. With len 0 it

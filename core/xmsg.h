@@ -48,7 +48,31 @@ enum xmsg_kind {
 				 * key; b: the owner's node (placement hash). The owner let the
 				 * consumer go (the queue moved): register again, if it is still
 				 * the owner the consumer registered with */
+	/* queue replication (docs/replication.md, core/replica.h): owner shard <-> route <->
+	 * the backups' shards */
+	XMSG_REPL_SEND = 18,	/* ptr: hmsg; a: rseq; b: the other node (target on the way out,
+				 * streaming owner on the way in); u32: XREPL_F_* flags | the
+				 * sender's view epoch << XREPL_EPOCH_SHIFT */
+	XMSG_REPL_OP = 19,	/* ptr: struct xname (queue); a: rseq; b: the other node, as above;
+				 * u32: XREPL_* | the sender's view epoch << XREPL_EPOCH_SHIFT */
 };
+
+/* XMSG_REPL_OP operations; XMSG_REPL_SEND flags */
+enum {
+	XREPL_DELIVERED = 1,	/* the message went to a consumer that has not acked it */
+	XREPL_REMOVE = 2,	/* acked (or auto-acked on delivery, or dropped): gone */
+	XREPL_RESET = 3,	/* a snapshot follows: forget the replica */
+	XREPL_MARK = 4,		/* the end of a snapshot: acknowledge rseq */
+	XREPL_ACK = 5,		/* backup -> owner: holds everything sent up to rseq */
+	XREPL_RESYNC = 6,	/* route -> every shard (no name): the link to node b came up
+				 * again; send each queue it backs a snapshot */
+};
+enum { XREPL_F_REDELIVERED = 1, XREPL_F_DELIVERED = 2 };
+/* the low 8 bits: the op or flags; above them the low 24 bits of the sender's view epoch
+ * (a backup refuses a stream from a node its newer view no longer calls the owner) */
+#define XREPL_EPOCH_SHIFT 8
+#define XREPL_LOW(u32) ((u32) & 0xffu)
+#define XREPL_EPOCH(u32) ((u32) >> XREPL_EPOCH_SHIFT)
 
 /* XMSG_QUEUE_ACK modes */
 enum {
@@ -66,7 +90,8 @@ enum { XDELIVER_REDELIVERED = 1, XDELIVER_ACK_MODE_SHIFT = 8, XDELIVER_EPOCH_SHI
 enum { XDEL_MOVING = 1 };
 /* XMSG_DONE results, in b's low 8 bits; the bits above carry back the request's own b (an
  * origin the route thread put there for a request from another node; 0 otherwise) */
-enum { XERR_OK = 0, XERR_QUEUE_FULL = 1, XERR_MEMORY = 2, XERR_UNAVAILABLE = 3 };
+enum { XERR_OK = 0, XERR_QUEUE_FULL = 1, XERR_MEMORY = 2, XERR_UNAVAILABLE = 3,
+       XERR_UNREPLICATED = 4 };
 #define XDONE_ERR(b) ((uint32_t)((b) & 0xff))
 #define XDONE_ORIGIN(b) ((b) >> 8)
 

@@ -15,6 +15,7 @@
 #include "core/base/hd_time.h"
 #include "net/loop_backend.h"
 #include "net/tcp_acked.h"
+#include "net/tls.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -56,6 +57,7 @@ void net_loop_fini(struct net_loop *l)
 		if (c->fd >= 0)
 			close(c->fd);
 		out_release_all(l, c);
+		net_tls_destroy(c->tls);
 		hd_free(c->rx);
 		hd_free(c->send);
 		hd_free(c);
@@ -74,6 +76,8 @@ void net_loop_fini(struct net_loop *l)
 	}
 	hd_free(l->conns);
 	hd_free(l->free_slots);
+	net_tls_ctx_unref(l->tls_ctx);
+	hd_free(l->tls_scratch);
 	l->be->fini(l);
 	l->be = NULL;
 }
@@ -120,6 +124,7 @@ static void conn_free(struct net_loop *l, struct net_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	out_release_all(l, c);
+	net_tls_destroy(c->tls);
 	hd_free(c->rx);
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
@@ -172,13 +177,22 @@ static void rx_append(struct net_conn *c, const char *buf, size_t len)
 	hd_bytes_append(&c->rx, &c->rx_len, &c->rx_cap, buf, len);
 }
 
-/* Offers input to the user; keeps what it did not consume. */
+/* Bytes from the wire: counted, decrypted when c runs TLS, offered to the user. */
 void net_loop_input(struct net_loop *l, struct net_conn *c, const char *buf, size_t len)
+{
+	l->bytes_in += len;
+	c->rx_total += len;
+	if (c->tls)
+		net_tls_input(l, c, buf, len);
+	else
+		net_loop_deliver(l, c, buf, len);
+}
+
+/* Offers input to the user; keeps what it did not consume. */
+void net_loop_deliver(struct net_loop *l, struct net_conn *c, const char *buf, size_t len)
 {
 	size_t used;
 
-	l->bytes_in += len;
-	c->rx_total += len;
 	if (c->recv_paused || c->state != NET_CONN_OPEN) {
 		if (c->state == NET_CONN_OPEN)
 			rx_append(c, buf, len);
@@ -245,7 +259,7 @@ void net_conn_resume_recv(struct net_loop *l, struct net_conn *c)
 
 		memcpy(held, c->rx, n);
 		c->rx_len = 0;
-		net_loop_input(l, c, held, n);
+		net_loop_deliver(l, c, held, n);
 		hd_free(held);
 		if (c->state != NET_CONN_OPEN || c->recv_paused)
 			return;
@@ -268,6 +282,24 @@ int net_loop_add_listener(struct net_loop *l, int fd, uint8_t kind)
 	return 0;
 }
 
+int net_loop_add_tls_listener(struct net_loop *l, int fd, uint8_t kind)
+{
+	int err;
+
+	if (!l->tls_scratch)
+		l->tls_scratch = hd_alloc(16384);	/* one TLS record's plaintext */
+	err = net_loop_add_listener(l, fd, kind);
+	if (!err)
+		l->listen_tls[l->nlisten - 1] = true;
+	return err;
+}
+
+void net_loop_set_tls_ctx(struct net_loop *l, struct net_tls_ctx *ctx)
+{
+	net_tls_ctx_unref(l->tls_ctx);
+	l->tls_ctx = net_tls_ctx_ref(ctx);
+}
+
 void net_loop_stop_accepting(struct net_loop *l)
 {
 	if (!l->accepting)
@@ -276,17 +308,33 @@ void net_loop_stop_accepting(struct net_loop *l)
 	l->be->stop_accepting(l);
 }
 
+static void conn_start(struct net_loop *l, int fd, uint8_t kind, bool tls);
+
 void net_loop_accepted(struct net_loop *l, int idx, int fd)
 {
-	net_loop_adopt(l, fd, l->listen_kind[idx]);
+	conn_start(l, fd, l->listen_kind[idx], l->listen_tls[idx]);
 }
 
 void net_loop_adopt(struct net_loop *l, int fd, uint8_t kind)
 {
-	struct net_conn *c = conn_alloc(l, fd, kind);
-	socklen_t alen = sizeof(c->peer);
-	int one = 1;
+	conn_start(l, fd, kind, false);
+}
 
+static void conn_start(struct net_loop *l, int fd, uint8_t kind, bool tls)
+{
+	struct net_conn *c;
+	socklen_t alen;
+	int one = 1;
+	struct net_tls *t = NULL;
+
+	if (tls && !(t = net_tls_create(l))) {
+		hd_log_warn("TLS connection refused: no TLS context or out of memory");
+		close(fd);
+		return;
+	}
+	c = conn_alloc(l, fd, kind);
+	c->tls = t;
+	alen = sizeof(c->peer);
 	if (getpeername(c->fd, (struct sockaddr *)&c->peer, &alen))
 		memset(&c->peer, 0, sizeof(c->peer));
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -299,7 +347,7 @@ void net_loop_adopt(struct net_loop *l, int fd, uint8_t kind)
 
 /* ---- send ---- */
 
-static void conn_mark_dirty(struct net_loop *l, struct net_conn *c)
+void net_loop_mark_dirty(struct net_loop *l, struct net_conn *c)
 {
 	if (c->dirty)
 		return;
@@ -367,7 +415,7 @@ void net_conn_out_commit(struct net_loop *l, struct net_conn *c, struct net_out 
 	HD_ASSERT(o->head_len <= NET_OUT_HEAD_CAP);
 	c->out_tail->wr++;
 	c->out_bytes += o->head_len + o->tail_len;
-	conn_mark_dirty(l, c);
+	net_loop_mark_dirty(l, c);
 }
 
 static void release_heap_tail(void *arg)
@@ -401,7 +449,7 @@ void net_conn_drop_unsent(struct net_loop *l, struct net_conn *c)
 	struct net_outblock *b = NULL;	/* keep entries up to (b, i) inclusive */
 	uint32_t i = 0;
 
-	if (c->send) {
+	if (c->send && !c->tls) {	/* TLS: what is in flight is ciphertext, off the queue */
 		b = c->send->last_block;
 		i = c->send->last_index;
 	} else if (c->out_head && c->out_head_off) {
@@ -494,7 +542,13 @@ static void start_send(struct net_loop *l, struct net_conn *c)
 		l->send_pool = s->next;
 	else
 		s = hd_alloc(sizeof(*s));
-	net_send_fill(c, s);
+	if (c->tls && !net_tls_fill(l, c, s)) {
+		s->next = l->send_pool;	/* nothing to write until the handshake is done */
+		l->send_pool = s;
+		return;
+	}
+	if (!c->tls)
+		net_send_fill(c, s);
 	c->send = s;
 	l->be->start_send(l, c, s);
 }
@@ -516,7 +570,7 @@ void net_loop_flush(struct net_loop *l)
 }
 
 /* Drops `sent` bytes from the front of the queue, releasing finished entries. */
-static void out_consume(struct net_loop *l, struct net_conn *c, size_t sent)
+void net_loop_out_consume(struct net_loop *l, struct net_conn *c, size_t sent)
 {
 	c->out_bytes -= sent;
 	sent += c->out_head_off;
@@ -598,21 +652,26 @@ void net_loop_sent(struct net_loop *l, struct net_conn *c, int res)
 	}
 	if (res < 0) {
 		if (res == -EAGAIN || res == -EINTR) {
-			conn_mark_dirty(l, c);
+			net_loop_mark_dirty(l, c);
 			return;
 		}
 		c->peer_closed = true;
 		net_conn_close(l, c);
 		return;
 	}
-	out_consume(l, c, (size_t)res);
+	if (c->tls)
+		net_tls_sent(c, (size_t)res);
+	else
+		net_loop_out_consume(l, c, (size_t)res);
 	if (c->state == NET_CONN_DRAINING && res > 0)
 		drain_progressed(c);
 	if (c->out_bytes) {
-		conn_mark_dirty(l, c);
+		net_loop_mark_dirty(l, c);
 		return;
 	}
 	if (c->state == NET_CONN_DRAINING) {
+		if (c->tls && net_tls_close_notify(l, c))
+			return;	/* close_notify goes out first (net_tls_close_notify marked c) */
 		linger_close(l, c);
 		return;
 	}
@@ -649,10 +708,14 @@ void net_conn_close_after_flush(struct net_loop *l, struct net_conn *c)
 		c->drain_acked = 0;
 	l->cb.on_close(l->ctx, c);
 	c->user = NULL;
+	if (c->tls && !net_tls_can_send_plain(c))
+		net_conn_drop_unsent(l, c);	/* no session to carry it: only an alert goes */
+	if (c->tls && !c->send && !c->out_bytes)
+		net_tls_close_notify(l, c);	/* queues it, and marks c to send it */
 	if (!c->out_bytes && !c->send)
 		linger_close(l, c);
 	else
-		conn_mark_dirty(l, c);
+		net_loop_mark_dirty(l, c);
 }
 
 /* Everything is written: send FIN but keep reading (and discarding) until the peer closes,
@@ -679,11 +742,17 @@ static void linger_close(struct net_loop *l, struct net_conn *c)
 
 void net_loop_reap_lingering(struct net_loop *l)
 {
-	uint32_t now = (uint32_t)hd_now_ms();
+	uint64_t now64 = hd_now_ms();
+	uint32_t now = (uint32_t)now64;
 
 	for (uint32_t i = 0; i < l->nconns_cap; i++) {
 		struct net_conn *c = l->conns[i];
 
+		if (c && c->state == NET_CONN_OPEN && net_tls_handshake_expired(c, now64)) {
+			net_tls_log_timeout(c);
+			net_conn_close(l, c);
+			continue;
+		}
 		if (!c || c->state == NET_CONN_OPEN || c->fd < 0 ||
 		    (int32_t)(now - c->close_deadline_ms) <= 0)
 			continue;

@@ -60,6 +60,8 @@ enum net_conn_state {
 };
 
 struct net_send_ctx;
+struct net_tls;
+struct net_tls_ctx;
 
 struct net_conn {
 	int fd;
@@ -89,6 +91,7 @@ struct net_conn {
 	uint32_t out_head_off;	/* bytes of out_head->e[rd] already written */
 	uint64_t out_bytes;	/* queued, not yet written */
 	struct net_send_ctx *send;	/* in-flight sendmsg, or NULL */
+	struct net_tls *tls;		/* TLS state (net/tls.h); NULL: plain TCP */
 	struct net_conn *dirty_next;
 	void *user;		/* the layer above (a session) */
 };
@@ -126,6 +129,8 @@ struct net_loop_config {
 	uint32_t buf_count;		/* provided receive buffers, power of two */
 	uint32_t buf_size;		/* bytes each */
 	uint32_t max_rx_partial;	/* cap on a kept partial input (bigger: close) */
+	uint32_t tls_handshake_ms;	/* TLS connections: time to finish the handshake
+					 * (0: NET_TLS_HANDSHAKE_MS) */
 };
 
 struct net_backend;
@@ -157,8 +162,13 @@ struct net_loop {
 	/* listeners */
 	int listen_fd[8];
 	uint8_t listen_kind[8];
+	bool listen_tls[8];		/* its connections run TLS (net/tls.h) */
 	int nlisten;
 	bool accepting;
+	/* TLS: the context new TLS connections get (NULL: they are refused), and a record-sized
+	 * scratch buffer for decrypted input and gathered output */
+	struct net_tls_ctx *tls_ctx;
+	char *tls_scratch;
 	/* wake-up */
 	int eventfd;
 	uint64_t now_ms;		/* monotonic clock read when the last wait returned */
@@ -178,6 +188,12 @@ void net_loop_fini(struct net_loop *l);
 
 /* Starts multishot accept on a listening socket; connections get c->kind = kind. */
 HD_MUST_CHECK int net_loop_add_listener(struct net_loop *l, int fd, uint8_t kind);
+/* As net_loop_add_listener, for connections that run TLS under the user (net/tls.h) with
+ * the context net_loop_set_tls_ctx gave. */
+HD_MUST_CHECK int net_loop_add_tls_listener(struct net_loop *l, int fd, uint8_t kind);
+/* The context TLS connections accepted from now on get; takes a reference and drops the
+ * previous one (connections keep theirs). */
+void net_loop_set_tls_ctx(struct net_loop *l, struct net_tls_ctx *ctx);
 /* Takes a connected non-blocking socket (a finished outbound connect) as if a listener had
  * accepted it: on_accept runs with c->kind = kind, then input is delivered. */
 void net_loop_adopt(struct net_loop *l, int fd, uint8_t kind);

@@ -66,4 +66,35 @@ void net_send_fill(struct net_conn *c, struct net_send_ctx *s);
 /* The connection in slot with generation gen, in any state; else NULL. */
 struct net_conn *net_loop_conn_any(struct net_loop *l, uint32_t slot, uint32_t gen);
 
+/* Offers plaintext to the user, keeping what it did not consume (the input path after any
+ * decryption; counts nothing). */
+void net_loop_deliver(struct net_loop *l, struct net_conn *c, const char *buf, size_t len);
+/* Puts c on the list of connections to send for at the next flush. */
+void net_loop_mark_dirty(struct net_loop *l, struct net_conn *c);
+/* Drops `n` bytes of whole entries from the front of c's queue, releasing them. */
+void net_loop_out_consume(struct net_loop *l, struct net_conn *c, size_t n);
+
+/* ---- tls.c, for loop.c (a connection with c->tls) ---- */
+
+/* A TLS state for a connection accepted now, on the loop's current context; NULL when the
+ * loop has none or OpenSSL failed (the caller refuses the connection). */
+struct net_tls *net_tls_create(struct net_loop *l);
+void net_tls_destroy(struct net_tls *t);
+/* Received ciphertext: handshake or decrypt, plaintext to net_loop_deliver. A failure is
+ * logged and closes c after the alert is written. */
+void net_tls_input(struct net_loop *l, struct net_conn *c, const char *buf, size_t len);
+/* Fills s with ciphertext to write (encrypting queued plaintext first when none is left);
+ * false when there is nothing to write yet (handshake under way). */
+bool net_tls_fill(struct net_loop *l, struct net_conn *c, struct net_send_ctx *s);
+/* n bytes of the send net_tls_fill prepared were written. */
+void net_tls_sent(struct net_conn *c, size_t n);
+/* Queues close_notify once c's plaintext is all written; true when there is now something
+ * more to send before the connection's FIN. */
+bool net_tls_close_notify(struct net_loop *l, struct net_conn *c);
+/* Handshake not finished by its deadline. */
+bool net_tls_handshake_expired(const struct net_conn *c, uint64_t now_ms);
+void net_tls_log_timeout(const struct net_conn *c);
+/* The handshake is done and no alert or close_notify went out: plaintext can be sent. */
+bool net_tls_can_send_plain(const struct net_conn *c);
+
 #endif

@@ -392,12 +392,12 @@ static bool take_u64(struct cursor *c, uint64_t *v)
 bool link_queue_op_has_message(uint8_t op)
 {
 	return op == LINK_Q_SEND || op == LINK_Q_DELIVER || op == LINK_Q_RETURN ||
-	       op == LINK_Q_HANDOVER;
+	       op == LINK_Q_HANDOVER || op == LINK_Q_REPL_SEND;
 }
 
 static bool is_queue_op_ok(uint8_t op)
 {
-	return op >= LINK_Q_SEND && op <= LINK_Q_DROPPED;
+	return op >= LINK_Q_SEND && op <= LINK_Q_REPL;
 }
 
 int link_decode_queue(const struct link_frame *f, struct link_queue *out)

@@ -71,6 +71,8 @@ enum {
 	LINK_Q_RETURN = 7,	/* a delivery its consumer was gone for (arg: ack mode; tag) */
 	LINK_Q_HANDOVER = 8,	/* a held message moving to the queue's new owner (arg: redelivered) */
 	LINK_Q_DROPPED = 9,	/* the owner let a consumer go (the queue moved): register again */
+	LINK_Q_REPL_SEND = 10,	/* a message for a queue's backup (key: rseq; arg: flags) */
+	LINK_Q_REPL = 11,	/* a replication operation (key: rseq; arg: op), or its ACK */
 };
 
 enum { LINK_DEL = 0, LINK_ADD = 1 };

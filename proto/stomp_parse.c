@@ -91,16 +91,27 @@ void stomp_parser_init(struct stomp_parser *p, const struct stomp_limits *limits
 		       char *scratch, size_t scratch_cap)
 {
 	memset(p, 0, sizeof(*p));
+	p->version = STOMP_V12;
+	p->state = ST_START;
+	stomp_parser_set_limits(p, limits, scratch, scratch_cap);
+}
+
+void stomp_parser_set_limits(struct stomp_parser *p, const struct stomp_limits *limits,
+			     char *scratch, size_t scratch_cap)
+{
 	if (limits)
 		p->limits = *limits;
 	else
 		stomp_limits_default(&p->limits);
 	if (p->limits.max_headers > STOMP_HEADERS_CAP)
 		p->limits.max_headers = STOMP_HEADERS_CAP;
-	p->version = STOMP_V12;
 	p->scratch = scratch;
 	p->scratch_cap = scratch ? scratch_cap : 0;
-	p->state = ST_START;
+}
+
+bool stomp_parser_is_between_frames(const struct stomp_parser *p)
+{
+	return p->state == ST_START;
 }
 
 void stomp_parser_set_version(struct stomp_parser *p, enum stomp_version v)

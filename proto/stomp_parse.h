@@ -73,6 +73,16 @@ struct stomp_parser {
 void stomp_parser_init(struct stomp_parser *p, const struct stomp_limits *limits,
 		       char *scratch, size_t scratch_cap);
 
+/* Replaces p's limits and scratch as stomp_parser_init sets them, keeping its scan state.
+ * Call between frames (stomp_parser_is_between_frames), so that one frame is judged by one
+ * set of limits; the scratch may move at any time (a frame's unescaped headers are rebuilt
+ * when it completes). */
+void stomp_parser_set_limits(struct stomp_parser *p, const struct stomp_limits *limits,
+			     char *scratch, size_t scratch_cap);
+
+/* True when no partial frame is being scanned (the next call starts a new frame). */
+bool stomp_parser_is_between_frames(const struct stomp_parser *p);
+
 /* Sets the negotiated version (affects escaping of frames parsed after this call; call it
  * between frames, i.e. after a call that returned > 0). */
 void stomp_parser_set_version(struct stomp_parser *p, enum stomp_version v);

@@ -95,6 +95,21 @@ static void print_table(const struct ctl_json *members, const char *self)
 	       count[3]);
 }
 
+/* The controller's line: the agreed view (docs/replication.md) as this node sees it. */
+static void print_controller(const struct ctl_json *ctl)
+{
+	const struct ctl_json *view = ctl_json_get(ctl, "view");
+	const char *leader = ctl_json_get_str(ctl, "leader", "");
+
+	printf("view epoch %" PRIu64 ", leader %s (this node: %s), %" PRIu64 " voter(s):",
+	       ctl_json_get_u64(ctl, "epoch", 0), leader[0] ? leader : "none",
+	       ctl_json_get_str(ctl, "role", "?"), ctl_json_get_u64(ctl, "voters", 0));
+	for (size_t i = 0; view && view->type == CTL_JSON_ARRAY && i < view->n; i++)
+		printf(" %s(%s)", ctl_json_get_str(view->items[i], "name", "?"),
+		       ctl_json_get_str(view->items[i], "state", "?"));
+	printf("\n");
+}
+
 int ctl_cluster_status(const struct ctl_opts *o)
 {
 	struct ctl_http_reply reply;
@@ -124,6 +139,8 @@ int ctl_cluster_status(const struct ctl_opts *o)
 		fwrite(reply.body, 1, reply.body_len, stdout);
 	else
 		print_table(members, ctl_json_get_str(doc, "self", ""));
+	if (!o->json && ctl_json_get(doc, "controller"))
+		print_controller(ctl_json_get(doc, "controller"));
 	ctl_json_free(doc);
 	ctl_http_reply_free(&reply);
 	return fflush(stdout) ? 1 : 0;

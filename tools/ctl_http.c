@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <sodium.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,46 @@
 #include <unistd.h>
 
 #define REPLY_MAX (64u << 20)	/* bytes; a cluster of 100k members fits */
+#define CRED_MAX 1100		/* bytes of "name:password" (63 + 1 + 1024, the server's limits) */
+
+/* "Authorization: Basic <base64(name:password)>\r\n", or "" (ctl_http_set_credentials) */
+static char auth_header[64 + sodium_base64_ENCODED_LEN(CRED_MAX, sodium_base64_VARIANT_ORIGINAL)];
+static bool hinted;		/* the 401/403 hint is printed once per run */
+
+int ctl_http_set_credentials(const char *user, const char *password)
+{
+	char pair[CRED_MAX + 1];
+	int n;
+
+	sodium_memzero(auth_header, sizeof(auth_header));
+	if (!user)
+		return 0;
+	n = snprintf(pair, sizeof(pair), "%s:%s", user, password ? password : "");
+	if (strchr(user, ':') || n < 0 || (size_t)n >= sizeof(pair))
+		return -EINVAL;
+	strcpy(auth_header, "Authorization: Basic ");
+	sodium_bin2base64(auth_header + strlen(auth_header), sizeof(auth_header) - 64,
+			  (const unsigned char *)pair, (size_t)n, sodium_base64_VARIANT_ORIGINAL);
+	strcat(auth_header, "\r\n");
+	sodium_memzero(pair, sizeof(pair));
+	return 0;
+}
+
+/* Says once what a refusal of the admin endpoint means and how to pass credentials. */
+static void hint_on_refusal(const char *hostport, int status)
+{
+	if (hinted || (status != 401 && status != 403))
+		return;
+	hinted = true;
+	if (status == 403)
+		fprintf(stderr, "heraldctl: %s: the user given is not an administrator (the users "
+			"file's `administrator` tag)\n", hostport);
+	else
+		fprintf(stderr, "heraldctl: %s asks for an administrator's credentials%s: set "
+			"HERALD_ADMIN_USER and HERALD_ADMIN_PASSWORD, or pass --user NAME (the "
+			"password then comes from HERALD_ADMIN_PASSWORD or --password)\n", hostport,
+			auth_header[0] ? " and refused these" : "");
+}
 
 static int fail(char *err, size_t cap, int rc, const char *fmt, ...)
 {
@@ -197,7 +239,7 @@ int ctl_http_request(const char *method, const char *hostport, const char *path,
 	uint64_t deadline_ms = hd_now_ms() + (uint64_t)timeout_ms;
 	char host[256];
 	char port[8];
-	char req[512];
+	char req[512 + sizeof(auth_header)];
 	char *raw = NULL;
 	size_t raw_len = 0;
 	int fd = -ECONNREFUSED;
@@ -214,10 +256,11 @@ int ctl_http_request(const char *method, const char *hostport, const char *path,
 	if (fd < 0)
 		return fail(err, err_cap, fd, "cannot connect to %s: %s", hostport, strerror(-fd));
 	snprintf(req, sizeof(req),
-		 "%s %s HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n"
+		 "%s %s HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n%s"
 		 "Content-Length: 0\r\nConnection: close\r\nUser-Agent: heraldctl\r\n\r\n",
-		 method, path, hostport);
+		 method, path, hostport, auth_header);
 	rc = send_all(fd, req, strlen(req), deadline_ms);
+	sodium_memzero(req, sizeof(req));
 	if (!rc)
 		rc = recv_all(fd, &raw, &raw_len, deadline_ms);
 	close(fd);
@@ -227,6 +270,7 @@ int ctl_http_request(const char *method, const char *hostport, const char *path,
 	hd_free(raw);
 	if (rc)
 		return fail(err, err_cap, rc, "%s did not answer in HTTP", hostport);
+	hint_on_refusal(hostport, out->status);
 	return 0;
 }
 

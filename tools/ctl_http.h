@@ -1,7 +1,7 @@
 /*
  * tools/ctl_http.h - the smallest HTTP/1.1 client heraldctl needs: one GET to a node's
- * admin endpoint over loopback or the admin network, with a deadline. Blocking; the CLI is
- * single-threaded.
+ * admin endpoint over loopback or the admin network, with a deadline, with an
+ * administrator's credentials when it was given some. Blocking; the CLI is single-threaded.
  */
 #ifndef TOOLS_CTL_HTTP_H
 #define TOOLS_CTL_HTTP_H
@@ -25,5 +25,10 @@ int ctl_http_request(const char *method, const char *hostport, const char *path,
 		     struct ctl_http_reply *out, char *err, size_t err_cap);
 
 void ctl_http_reply_free(struct ctl_http_reply *r);
+
+/* Credentials every later request sends (HTTP Basic: an administrator user of the node,
+ * docs/operations.md "Admin endpoint credentials"); NULL user: none. Copied. Returns 0, or
+ * -EINVAL when the name holds ':' or the pair is too long. */
+int ctl_http_set_credentials(const char *user, const char *password);
 
 #endif

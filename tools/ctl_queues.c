@@ -1,7 +1,7 @@
 /*
  * tools/ctl_queues.c - `heraldctl queues` (see ctl_queues.h). The table is sorted by vhost
  * and name; --json prints {"queues": [{"name", "vhost", "owner", "messages",
- * "consumers"}, ...]} in the same order.
+ * "consumers", "backups", "in_sync"}, ...]} in the same order.
  */
 #include "tools/ctl_queues.h"
 
@@ -17,6 +17,9 @@
 struct row {
 	const char *name, *vhost, *owner;
 	uint64_t messages, consumers;
+	char backups[256];		/* comma-separated; "-" for none */
+	const char *in_sync;		/* "yes", "no", or "-" without backups */
+	const struct ctl_json *backup_list;
 };
 
 struct rows {
@@ -46,6 +49,32 @@ static struct ctl_json *get_json(const char *node, const char *path, int timeout
 	return doc;
 }
 
+/* A row's BACKUPS and IN SYNC cells from the owner's answer. */
+static void describe_backups(struct row *row, const struct ctl_json *q)
+{
+	const struct ctl_json *b = ctl_json_get(q, "backups");
+	const struct ctl_json *sync = ctl_json_get(q, "in_sync");
+	size_t off = 0;
+
+	row->backup_list = b;
+	row->backups[0] = '\0';
+	for (size_t i = 0; b && b->type == CTL_JSON_ARRAY && i < b->n; i++) {
+		const char *name = b->items[i]->type == CTL_JSON_STRING ? b->items[i]->str : "?";
+		int w = snprintf(row->backups + off, sizeof(row->backups) - off, "%s%s",
+				 i ? "," : "", name);
+
+		if (w < 0 || (size_t)w >= sizeof(row->backups) - off)
+			break;
+		off += (size_t)w;
+	}
+	if (!row->backups[0]) {
+		snprintf(row->backups, sizeof(row->backups), "-");
+		row->in_sync = "-";
+	} else {
+		row->in_sync = sync && sync->type == CTL_JSON_BOOL && sync->boolean ? "yes" : "no";
+	}
+}
+
 static void add_rows(struct rows *rs, struct ctl_json *doc)
 {
 	const struct ctl_json *qs = ctl_json_get(doc, "queues");
@@ -66,6 +95,7 @@ static void add_rows(struct rows *rs, struct ctl_json *doc)
 			.messages = ctl_json_get_u64(q, "messages", 0),
 			.consumers = ctl_json_get_u64(q, "consumers", 0),
 		};
+		describe_backups(&rs->r[rs->n - 1], q);
 	}
 }
 
@@ -104,26 +134,38 @@ static void print_json(const struct rows *rs)
 		put_json_str(rs->r[i].vhost);
 		printf(", \"owner\": ");
 		put_json_str(rs->r[i].owner);
-		printf(", \"messages\": %" PRIu64 ", \"consumers\": %" PRIu64 "}", rs->r[i].messages,
-		       rs->r[i].consumers);
+		printf(", \"messages\": %" PRIu64 ", \"consumers\": %" PRIu64 ", \"backups\": [",
+		       rs->r[i].messages, rs->r[i].consumers);
+		for (size_t k = 0; rs->r[i].backup_list && rs->r[i].backup_list->type == CTL_JSON_ARRAY &&
+				   k < rs->r[i].backup_list->n; k++) {
+			const struct ctl_json *b = rs->r[i].backup_list->items[k];
+
+			printf(k ? ", " : "");
+			put_json_str(b->type == CTL_JSON_STRING ? b->str : "?");
+		}
+		printf("], \"in_sync\": %s}", strcmp(rs->r[i].in_sync, "no") ? "true" : "false");
 	}
 	printf("]}\n");
 }
 
 static void print_table(const struct rows *rs)
 {
-	int w[3] = { 4, 5, 5 };	/* NAME, VHOST, OWNER */
+	int w[4] = { 4, 5, 5, 7 };	/* NAME, VHOST, OWNER, BACKUPS */
 
 	for (size_t i = 0; i < rs->n; i++) {
-		w[0] = (int)(strlen(rs->r[i].name) > (size_t)w[0] ? strlen(rs->r[i].name) : (size_t)w[0]);
-		w[1] = (int)(strlen(rs->r[i].vhost) > (size_t)w[1] ? strlen(rs->r[i].vhost) : (size_t)w[1]);
-		w[2] = (int)(strlen(rs->r[i].owner) > (size_t)w[2] ? strlen(rs->r[i].owner) : (size_t)w[2]);
+		const char *cells[4] = { rs->r[i].name, rs->r[i].vhost, rs->r[i].owner,
+					 rs->r[i].backups };
+
+		for (int c = 0; c < 4; c++)
+			if (strlen(cells[c]) > (size_t)w[c])
+				w[c] = (int)strlen(cells[c]);
 	}
-	printf("%-*s  %-*s  %-*s  %8s  %9s\n", w[0], "NAME", w[1], "VHOST", w[2], "OWNER",
-	       "MESSAGES", "CONSUMERS");
+	printf("%-*s  %-*s  %-*s  %-*s  %7s  %8s  %9s\n", w[0], "NAME", w[1], "VHOST", w[2],
+	       "OWNER", w[3], "BACKUPS", "IN SYNC", "MESSAGES", "CONSUMERS");
 	for (size_t i = 0; i < rs->n; i++)
-		printf("%-*s  %-*s  %-*s  %8" PRIu64 "  %9" PRIu64 "\n", w[0], rs->r[i].name, w[1],
-		       rs->r[i].vhost, w[2], rs->r[i].owner, rs->r[i].messages, rs->r[i].consumers);
+		printf("%-*s  %-*s  %-*s  %-*s  %7s  %8" PRIu64 "  %9" PRIu64 "\n", w[0],
+		       rs->r[i].name, w[1], rs->r[i].vhost, w[2], rs->r[i].owner, w[3],
+		       rs->r[i].backups, rs->r[i].in_sync, rs->r[i].messages, rs->r[i].consumers);
 	printf("%zu queue%s\n", rs->n, rs->n == 1 ? "" : "s");
 }
 
@@ -176,7 +218,8 @@ int ctl_queues(const struct ctl_opts *o)
 		if (doc)
 			add_rows(&rs, doc);
 	}
-	qsort(rs.r, rs.n, sizeof(*rs.r), by_vhost_name);
+	if (rs.n)
+		qsort(rs.r, rs.n, sizeof(*rs.r), by_vhost_name);
 	if (o->json)
 		print_json(&rs);
 	else

@@ -17,7 +17,8 @@ read -ra build_pkgs <<<"$herald_build_pkgs"
 test_pkgs=(python3 python3-stomp python3-pytest python3-websockets libclang-rt-14-dev chromium
 	prometheus
 	libseccomp-dev
-	debootstrap)
+	debootstrap
+	openssl)
 
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi

@@ -8,10 +8,14 @@
  *   heraldctl [--node host:port] [--timeout ms] drain
  *   heraldctl [--node host:port] [--timeout ms] connections [--json] | connections close ID
  *
+ * An endpoint that asks for credentials (off loopback, or --admin-auth always) gets an
+ * administrator's: --user/--password or HERALD_ADMIN_USER/HERALD_ADMIN_PASSWORD.
+ *
  * Exit codes: 0 success, 1 node unreachable or bad answer, 2 usage error.
  */
 #include "tools/ctl_cluster.h"
 #include "tools/ctl_conns.h"
+#include "tools/ctl_http.h"
 #include "tools/ctl_queues.h"
 #include "tools/ctl_user.h"
 
@@ -56,6 +60,10 @@ static void usage(FILE *f)
 		   "  --node host:port  admin endpoint of the node to ask (default %s)\n"
 		   "  --timeout ms      give up after this long (default 3000)\n"
 		   "  --json            print the node's JSON document instead of a table\n"
+		   "  --user NAME       an administrator user of the node, for an admin endpoint\n"
+		   "                    that asks for credentials (env HERALD_ADMIN_USER)\n"
+		   "  --password PASS   its password (better: env HERALD_ADMIN_PASSWORD, which\n"
+		   "                    other users cannot read in the process list)\n"
 		   "\nexit status: 0 ok, 1 node unreachable or bad answer, 2 usage\n",
 		DEFAULT_NODE);
 }
@@ -80,10 +88,14 @@ int main(int argc, char **argv)
 		{ "node", required_argument, NULL, 'n' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "password", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct ctl_opts o = { .node = DEFAULT_NODE, .timeout_ms = 3000 };
+	const char *admin_user = getenv("HERALD_ADMIN_USER");
+	const char *admin_pass = getenv("HERALD_ADMIN_PASSWORD");
 	int c;
 
 	/* `user` has its own options: hand it the arguments before getopt permutes them */
@@ -93,6 +105,12 @@ int main(int argc, char **argv)
 	/* options may come before or after the command words (getopt permutes) */
 	while ((c = getopt_long(argc, argv, "hn:t:j", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'u':
+			admin_user = optarg;
+			break;
+		case 'p':
+			admin_pass = optarg;
+			break;
 		case 'n':
 			if (!hostport_is_valid(optarg)) {
 				fprintf(stderr, "heraldctl: --node wants host:port, not '%s'\n", optarg);
@@ -117,6 +135,11 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (admin_user && *admin_user && ctl_http_set_credentials(admin_user, admin_pass)) {
+		fprintf(stderr, "heraldctl: --user must not hold ':' (and the pair must be under "
+			"1 KiB)\n");
+		return 2;
 	}
 	if (argc - optind == 3 && !strcmp(argv[optind], "connections") &&
 	    !strcmp(argv[optind + 1], "close"))

@@ -1,32 +1,40 @@
 /*
- * core/base/hd_log.c - line logger. The level is set once by main before threads start;
- * the shard tag is thread-local, so logging takes no lock.
+ * core/base/hd_log.c - line logger. The level is one relaxed atomic (main changes it on
+ * SIGHUP while shards log); the shard tag is thread-local, so logging takes no lock.
  */
 #include "core/base/hd_log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum hd_log_level log_threshold = HD_LOG_INFO;
+/* relaxed: only this value is read through it, and a line more or less around a change
+ * of level does not matter */
+static _Atomic int log_threshold = HD_LOG_INFO;
 static _Thread_local int log_shard = -1;
 
 void hd_log_set_level(enum hd_log_level level)
 {
-	log_threshold = level;
+	atomic_store_explicit(&log_threshold, (int)level, memory_order_relaxed);
 }
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 int hd_log_level_parse(const char *name)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
-
-	for (int i = 0; i < (int)HD_ARRAY_LEN(names); i++)
-		if (!strcmp(name, names[i]))
+	for (int i = 0; i < (int)HD_ARRAY_LEN(level_names); i++)
+		if (!strcmp(name, level_names[i]))
 			return i;
 	return -1;
+}
+
+const char *hd_log_level_name(int level)
+{
+	return level >= 0 && level < (int)HD_ARRAY_LEN(level_names) ? level_names[level] : "?";
 }
 
 void hd_log_set_thread_shard(int shard_id)
@@ -49,7 +57,7 @@ void hd_log_write(enum hd_log_level level, uint64_t conn_id, const char *fmt, ..
 	size_t n;
 	va_list ap;
 
-	if (level > log_threshold)
+	if ((int)level > atomic_load_explicit(&log_threshold, memory_order_relaxed))
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);

@@ -12,10 +12,12 @@
 
 enum hd_log_level { HD_LOG_ERR, HD_LOG_WARN, HD_LOG_INFO, HD_LOG_DEBUG };
 
-/* Sets the process-wide threshold (lines above it are skipped). Call from main before threads. */
+/* Sets the process-wide threshold (lines above it are skipped). Any thread (SIGHUP: main). */
 void hd_log_set_level(enum hd_log_level level);
 /* Parses "error", "warn", "info", "debug"; returns -1 on an unknown name. */
 int hd_log_level_parse(const char *name);
+/* The name hd_log_level_parse takes for level ("?" when out of range). */
+const char *hd_log_level_name(int level);
 /* Tags this thread's lines with its shard id (-1: none). */
 void hd_log_set_thread_shard(int shard_id);
 

@@ -74,8 +74,9 @@ export function createRun(tag, totalMs) {
 
 // Launches chromium headless in a fresh user-data-dir (a persistent context is how playwright
 // takes a dir of our choosing); closing it and removing the dir are pushed onto cleanups.
+// extraArgs: more command-line flags (wss.mjs trusts its test certificate with one).
 export async function launchChromium({ cleanups, chromium = process.env.CHROMIUM || '/usr/bin/chromium',
-	defaultTimeoutMs = 10000, viewport = { width: 1000, height: 720 } }) {
+	defaultTimeoutMs = 10000, viewport = { width: 1000, height: 720 }, extraArgs = [] }) {
 	if (!fs.existsSync(path.join(HERE, 'node_modules', 'playwright-core')))
 		throw new Error('playwright-core missing: run `npm ci` in tests/browser');
 	if (!fs.existsSync(chromium))
@@ -88,7 +89,8 @@ export async function launchChromium({ cleanups, chromium = process.env.CHROMIUM
 		headless: true,
 		timeout: 20000,
 		args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-			'--disable-background-networking', '--disable-component-update', '--disable-sync'],
+			'--disable-background-networking', '--disable-component-update', '--disable-sync',
+			...extraArgs],
 		viewport,
 	});
 	cleanups.push(() => context.close());

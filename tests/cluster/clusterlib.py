@@ -27,7 +27,7 @@ FORM_S = 10.0		# a fresh cluster: everyone alive, every link up
 HTTP_TIMEOUT_S = 10.0	# one GET from a node's admin port
 
 LISTEN_RE = re.compile(r"listening proto=(\w+) addr=([0-9.]+):(\d+)")
-PROTOS = ("stomp", "ws", "gossip", "admin", "route")	# every listener a node opens
+PROTOS = ("stomp", "ws", "gossip", "admin", "route", "raft")	# every listener a node opens
 
 # `guest` at argon2id's minimum cost (tests/integration/conftest.py's CHEAP_GUEST): the
 # built-in default user is hashed and checked at the interactive cost (~0.15 s per CONNECT).
@@ -215,13 +215,51 @@ def mesh_ready(nodes, departed_ok=False):
 
 
 def wait_mesh(nodes, timeout=FORM_S, departed_ok=False):
+    """Every node alive at every other with its link up, and (when the nodes run the
+    controller) one agreed view of exactly these nodes: queues are placed by it."""
     deadline = time.monotonic() + timeout
+    names = [n.name for n in nodes]
     while time.monotonic() < deadline:
-        if mesh_ready(nodes, departed_ok):
+        if mesh_ready(nodes, departed_ok) and \
+                ("raft" not in nodes[0].ports or view_agreed(nodes, names)):
             return
         time.sleep(0.05)
     raise AssertionError("after %.1fs not every node sees every other alive with link up: %r"
                          % (timeout, mesh_view(nodes)))
+
+
+# --- the controller's view (cluster/controller.h) ---------------------------------------------
+
+def controller(node):
+    """This node's controller state: role, leader, epoch, voters, view."""
+    return status(node)["controller"]
+
+
+def view_agreed(nodes, names):
+    """Every node's view is exactly `names`, all active, at one epoch, with one leader known
+    to all; returns the controller documents, or None."""
+    docs = {n.name: controller(n) for n in nodes}
+    epochs = {d["epoch"] for d in docs.values()}
+    leaders = {d["leader"] for d in docs.values()}
+    for d in docs.values():
+        if {m["name"] for m in d["view"]} != set(names) or \
+                any(m["state"] != "active" for m in d["view"]):
+            return None
+    if len(epochs) != 1 or len(leaders) != 1 or "" in leaders:
+        return None
+    return docs
+
+
+def wait_view(nodes, names, timeout=FORM_S):
+    """Waits until view_agreed(nodes, names); returns (docs, seconds waited)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        docs = view_agreed(nodes, names)
+        if docs:
+            return docs, time.monotonic() - start
+        time.sleep(0.02)
+    raise AssertionError("after %.1fs the nodes do not agree on the view %s: %r"
+                         % (timeout, sorted(names), {n.name: controller(n) for n in nodes}))
 
 
 def start_mesh(cluster, spec):

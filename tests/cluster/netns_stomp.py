@@ -3,7 +3,11 @@ tests/cluster/netns_stomp.py - the STOMP client partition_netns.sh runs inside a
 network namespace (raw sockets, Debian's python3, no modules beyond the standard library).
 
   netns_stomp.py sub PORT DEST OUTFILE SECONDS   subscribe, append each body to OUTFILE
-  netns_stomp.py send PORT DEST COUNT PREFIX     receipted SENDs; prints how many got one
+  netns_stomp.py send PORT DEST COUNT PREFIX [RECEIPTED_FILE [SECONDS]]
+                                                 receipted SENDs; prints how many got one
+                                                 (their bodies appended to RECEIPTED_FILE);
+                                                 an ERROR ends it (a node that cannot
+                                                 replicate the queue refuses)
   netns_stomp.py drain PORT DEST SECONDS         consume a queue (client-individual, ACKs);
                                                  prints the bodies received, one per line
 Every client connects to 127.0.0.1:PORT as guest (loopback) and stops by its deadline.
@@ -55,13 +59,23 @@ def main():
                     o.write(body(f) + b"\n")
     elif cmd == "send":
         dest, n, prefix = sys.argv[3], int(sys.argv[4]), sys.argv[5]
+        out = open(sys.argv[6], "a") if len(sys.argv) > 6 else None
+        secs = float(sys.argv[7]) if len(sys.argv) > 7 else 10.0
         for i in range(n):
             s.sendall(b"SEND\ndestination:%s\nreceipt:%d\n\n%s-%d\0" % (dest.encode(), i, prefix.encode(), i))
         got = 0
-        for f in frames(s, buf, time.time() + 10):
-            got += f.startswith(b"RECEIPT")
+        for f in frames(s, buf, time.time() + secs):
+            if f.startswith(b"ERROR"):
+                break
+            if f.startswith(b"RECEIPT"):
+                got += 1
+                rid = [l for l in f.split(b"\n") if l.startswith(b"receipt-id:")][0][11:]
+                if out:
+                    out.write("%s-%s\n" % (prefix, rid.decode()))
             if got == n:
                 break
+        if out:
+            out.close()
         print(got)
     elif cmd == "drain":
         dest, secs = sys.argv[3], float(sys.argv[4])

@@ -9,17 +9,22 @@
 #   3. moving them back heals it: every node sees all four alive again, with the
 #      incarnations raised by the refutations, through gossip to the recently dead and
 #      push-pull with dead members (swim.h).
-# And the data path over node links (issue 12): a topic subscriber on n4 gets what n1
-# publishes before the partition and again after the heal (links re-dialled, interest
-# exchanged anew); a queue written on both sides during the partition (each side places it
-# on one of its own nodes) is whole after the heal: the side that no longer owns it hands
-# its messages to the owner, and a consumer on n2 gets every receipted message.
+# And the data path over node links (issue 12) and its replication (issue 13): a topic
+# subscriber on n4 gets what n1 publishes before the partition and again after the heal
+# (links re-dialled, interest exchanged anew). Neither half of a 2 | 2 split is a majority,
+# so the view cannot change: each side receipts SENDs to a queue only if it holds both the
+# queue's owner and its backup, and refuses (ERROR) or never answers the rest; after the
+# heal every receipted message is there. Then a 3 | 1 split: the majority takes the queues
+# of the node cut off (its backups hold every receipted message) and keeps taking SENDs,
+# the node cut off delivers nothing (its lease ran out) and receipts nothing; after the heal
+# every receipted message is there once.
 # Needs root and iproute2; exits 77 (CTest: skipped) without them. Every wait is bounded;
 # cleanup kills only the PIDs started here and deletes only the namespaces made here.
 set -euo pipefail
 
-herald=${1:?usage: partition_netns.sh <herald> <heraldctl>}
-ctl=${2:?usage: partition_netns.sh <herald> <heraldctl>}
+herald=${1:?usage: partition_netns.sh <herald> <heraldctl> <herald-queue-pick>}
+ctl=${2:?usage: partition_netns.sh <herald> <heraldctl> <herald-queue-pick>}
+pick=${3:?usage: partition_netns.sh <herald> <heraldctl> <herald-queue-pick>}
 period_ms=200
 tag=hd$$
 hub=$tag-hub
@@ -116,6 +121,16 @@ sees() {	# sees <i> <expected states>
 	[ "$(states "$1")" = "$2" ]
 }
 
+view_is() {	# view_is <i> <python test on v, the member names of node i's view>
+	ip netns exec "$tag-n$1" "$ctl" --timeout 2000 cluster status --json 2> /dev/null |
+		/usr/bin/python3 -c 'import json, sys
+c = json.load(sys.stdin)["controller"]
+v = sorted(m["name"] for m in c["view"] if m["state"] == "active")
+sys.exit(0 if c["leader"] and '"$2"' else 1)'
+}
+view_of_four() { view_is "$1" 'v == ["n1", "n2", "n3", "n4"]'; }
+view_without_n4() { view_is "$1" 'v == ["n1", "n2", "n3"]'; }
+
 links_up() {	# links_up <i>: node i has its link to every other member up
 	ip netns exec "$tag-n$1" "$ctl" --timeout 2000 cluster status --json 2> /dev/null |
 		/usr/bin/python3 -c 'import json, sys
@@ -159,12 +174,12 @@ for i in 1 2; do wait_for 30 "n$i marks n3, n4 dead" sees "$i" "n1=alive n2=aliv
 for i in 3 4; do wait_for 30 "n$i marks n1, n2 dead" sees "$i" "n1=dead n2=dead n3=alive n4=alive"; done
 echo "partition_netns: partition seen on both sides after $((SECONDS - t0))s"
 
-# each side now places /queue/split on one of its own nodes; both take receipted SENDs
+# no majority on either side: what one side receipts, it holds twice (owner and backup)
+: > "$work/split.receipted"
 for side in 1 3; do
-	got=$(stomp $side send 61613 /queue/split 30 "side$side")
-	[ "$got" = 30 ] || { echo "partition_netns: FAIL: n$side got $got of 30 receipts"; exit 1; }
+	got=$(stomp $side send 61613 /queue/split 30 "side$side" "$work/split.receipted" 5)
+	echo "partition_netns: ok: n$side got $got of 30 SENDs to /queue/split receipted"
 done
-echo "partition_netns: ok: /queue/split written on both sides (30 + 30 receipted)"
 
 t0=$SECONDS
 in_hub ip link set "h${tag}3" master br0
@@ -173,14 +188,49 @@ for i in 1 2 3 4; do wait_for 60 "n$i sees four alive after the heal" sees "$i" 
 echo "partition_netns: healed after $((SECONDS - t0))s"
 for i in 1 2 3 4; do wait_for 30 "n$i has its links up again" links_up "$i"; done
 
-# one owner again: the other side's messages were handed to it
 stomp 2 drain 61613 /queue/split 6 > "$work/split.out"
-got=$(sort -u "$work/split.out" | grep -c '^side' || true)
-if [ "$got" != 60 ]; then
-	echo "partition_netns: FAIL: /queue/split gave $got of the 60 receipted messages"
+missing=$(comm -23 <(sort -u "$work/split.receipted") <(sort -u "$work/split.out") | wc -l)
+if [ "$missing" != 0 ]; then
+	echo "partition_netns: FAIL: /queue/split lost $missing of $(wc -l < "$work/split.receipted") receipted messages"
 	exit 1
 fi
-echo "partition_netns: ok: /queue/split whole after the heal (60 of 60, $(wc -l < "$work/split.out") deliveries)"
+echo "partition_netns: ok: /queue/split after the heal: all $(wc -l < "$work/split.receipted") receipted messages there ($(wc -l < "$work/split.out") deliveries)"
 [ "$(stomp 1 send 61613 /topic/part 10 after)" = 10 ] || { echo "partition_netns: FAIL: sends on n1 after the heal"; exit 1; }
 wait_for 15 "n4 gets n1's topic messages again after the heal" has_lines "$work/topic.out" "^after-" 10
+
+# 3 | 1: a queue n4 owns, 20 receipted messages in it, then n4 cut off
+maj=$("$pick" --nodes n1,n2,n3,n4 --owner n4 --count 1 --prefix /queue/maj-)
+: > "$work/maj.receipted"
+[ "$(stomp 1 send 61613 "$maj" 20 before "$work/maj.receipted")" = 20 ] ||
+	{ echo "partition_netns: FAIL: SENDs to $maj before the split"; exit 1; }
+for i in 1 2 3 4; do wait_for 15 "n$i agrees on the view of four" view_of_four "$i"; done
+t0=$SECONDS
+in_hub ip link set "h${tag}4" master br1
+for i in 1 2 3; do wait_for 30 "n$i's view without n4" view_without_n4 "$i"; done
+echo "partition_netns: majority took over after $((SECONDS - t0))s"
+# the node cut off: a consumer there gets nothing, its SENDs get no RECEIPT
+stomp 4 drain 61613 "$maj" 4 > "$work/maj.minority" &
+minority_drain=$!
+pids+=($minority_drain)
+got4=$(stomp 4 send 61613 "$maj" 10 minority "$work/maj.receipted" 4)
+got1=$(stomp 1 send 61613 "$maj" 20 majority "$work/maj.receipted" 10)
+wait "$minority_drain" || true
+echo "partition_netns: ok: cut off, n4 receipted $got4 of 10; the majority $got1 of 20"
+[ "$got4" = 0 ] || { echo "partition_netns: FAIL: n4, cut off, receipted $got4 SENDs"; exit 1; }
+[ "$got1" = 20 ] || { echo "partition_netns: FAIL: the majority receipted $got1 of 20"; exit 1; }
+if [ -s "$work/maj.minority" ]; then
+	echo "partition_netns: FAIL: n4, cut off, delivered $(wc -l < "$work/maj.minority") messages"
+	exit 1
+fi
+echo "partition_netns: ok: n4, cut off, delivered nothing"
+in_hub ip link set "h${tag}4" master br0
+for i in 1 2 3 4; do wait_for 60 "n$i agrees on the view of four again" view_of_four "$i"; done
+stomp 2 drain 61613 "$maj" 6 > "$work/maj.out"
+missing=$(comm -23 <(sort -u "$work/maj.receipted") <(sort -u "$work/maj.out") | wc -l)
+dups=$(($(wc -l < "$work/maj.out") - $(sort -u "$work/maj.out" | wc -l)))
+if [ "$missing" != 0 ]; then
+	echo "partition_netns: FAIL: $maj lost $missing of $(wc -l < "$work/maj.receipted") receipted messages"
+	exit 1
+fi
+echo "partition_netns: ok: $maj after the heal: all $(wc -l < "$work/maj.receipted") receipted messages there, $dups delivered twice"
 echo "partition_netns: PASS"

@@ -113,14 +113,18 @@ class Herald:
     def addr(self):
         return (self.host, self.port)
 
+    def base_flags(self):
+        """Flags every test server gets before its own (flags win over --config's file,
+        so a test of the file itself overrides this: see test_config_reload.py)."""
+        return ["--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0",
+                "--gossip-port", "0", "--gossip-bind", "127.0.0.1", "--admin-port", "0",
+                "--shards", str(HERALD_SHARDS), "--log-level", "info"]
+
     def start(self):
         if not os.access(HERALD_BIN, os.X_OK):
             pytest.fail("herald binary not found at %s (set HERALD_BIN)" % HERALD_BIN)
         io = ["--io", HERALD_IO] if HERALD_IO and "--io" not in self.args else []
-        cmd = self.wrapper + [
-            HERALD_BIN, "--bind", "127.0.0.1", "--stomp-port", "0", "--ws-port", "0",
-            "--gossip-port", "0", "--gossip-bind", "127.0.0.1", "--admin-port", "0",
-            "--shards", str(HERALD_SHARDS), "--log-level", "info"] + io + self.args
+        cmd = self.wrapper + [HERALD_BIN] + self.base_flags() + io + self.args
         self.cmd = cmd
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,

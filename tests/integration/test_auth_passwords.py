@@ -244,10 +244,12 @@ def test_refused_connect_with_pipelined_frames_frees_its_socket(herald, logins):
     from authutil import Conn
     try:
         # the server logs its STOMP listener before its shards and cluster thread have set
-        # up (rings, gossip and admin sockets): count its fds once it is all up
+        # up (rings, gossip and admin sockets) and before its controller has its first view
+        # (C-Raft opens its log segments ahead of need): count its fds once it is all up
         deadline = time.monotonic() + 10.0
-        while "cluster: node" not in herald.log() and time.monotonic() < deadline:
+        while "controller: view epoch 1" not in herald.log() and time.monotonic() < deadline:
             time.sleep(0.02)
+        time.sleep(0.3)
         base = _open_fds(herald)
         for i in range(10):
             # a fresh source address each time: no rate-limit delay

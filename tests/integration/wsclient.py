@@ -125,14 +125,15 @@ class WSClient:
     and bytes for a binary one."""
 
     def __init__(self, url, subprotocols=STOMP_SUBPROTOCOLS, timeout=WAIT, max_size=None,
-                 compression="deflate", extra_headers=None, origin=None):
+                 compression="deflate", extra_headers=None, origin=None, ssl=None):
         self.url = url
         self.timeout = timeout
+        tls = {"ssl": ssl} if ssl is not None else {}	# wss:// with a test CA
 
         async def open_():
             return await websockets.client.connect(
                 url, subprotocols=list(subprotocols) if subprotocols else None,
-                compression=compression, extra_headers=extra_headers, origin=origin,
+                compression=compression, extra_headers=extra_headers, origin=origin, **tls,
                 ping_interval=None, open_timeout=timeout, close_timeout=timeout,
                 max_size=max_size, max_queue=None)
         self.ws = _run(open_(), timeout + 1)

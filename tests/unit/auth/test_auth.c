@@ -864,3 +864,80 @@ Test(auth, token_scopes_replace_the_rules)
 	free(tok);
 	fx_fini(&f);
 }
+
+/* ---- client-certificate login (RabbitMQ's ssl_cert_login) ---- */
+
+static struct auth_request cert_req(const char *cn, const char *login, const char *pass,
+				    const struct sockaddr_in *peer)
+{
+	struct auth_request rq = req(login, pass, "/", peer, 0);
+
+	rq.cert_name = cn;
+	return rq;
+}
+
+Test(auth, certificate_name_logs_in_an_existing_user_without_password)
+{
+	const char *specs[] = { "jack:pw:service" };
+	struct fx f;
+	struct auth_result r;
+	struct auth_request rq = cert_req("jack", NULL, NULL, &REMOTE);
+
+	fx_init(&f, specs, 1, NULL);
+	auth_connect(f.db, &f.as, &rq, &r);
+	cr_assert_eq(r.status, AUTH_OK, "%s", r.detail);	/* at once: no password to check */
+	cr_assert_str_eq(r.identity->user, "jack");
+	cr_assert_eq(r.identity->method, AUTH_METHOD_CERT);
+	cr_assert_eq(r.identity->tag_bits, USERS_TAG_SERVICE);
+	auth_identity_destroy(r.identity);
+	fx_fini(&f);
+}
+
+Test(auth, certificate_naming_no_user_is_refused_and_counted)
+{
+	struct fx f;
+	struct auth_result r;
+	struct auth_request rq = cert_req("mallory", NULL, NULL, &REMOTE);
+
+	fx_init(&f, NULL, 0, NULL);
+	auth_connect(f.db, &f.as, &rq, &r);
+	cr_assert_eq(r.status, AUTH_DENIED);
+	cr_assert_eq(f.as.logins_failed, 1);
+	rq = cert_req("bad name\n", NULL, NULL, &REMOTE);
+	auth_connect(f.db, &f.as, &rq, &r);
+	cr_assert_eq(r.status, AUTH_DENIED);
+	fx_fini(&f);
+}
+
+Test(auth, certificate_login_keeps_loopback_only_users_on_loopback)
+{
+	struct fx f;
+	struct auth_result r;
+	struct auth_request rq = cert_req("guest", NULL, NULL, &REMOTE);
+
+	fx_init(&f, NULL, 0, NULL);
+	auth_connect(f.db, &f.as, &rq, &r);
+	cr_assert_eq(r.status, AUTH_DENIED);
+	rq = cert_req("guest", NULL, NULL, &LOOPBACK);
+	auth_connect(f.db, &f.as, &rq, &r);
+	cr_assert_eq(r.status, AUTH_OK, "%s", r.detail);
+	auth_identity_destroy(r.identity);
+	fx_fini(&f);
+}
+
+Test(auth, a_login_header_means_a_password_login_even_with_a_certificate)
+{
+	const char *specs[] = { "jack:pw" };
+	struct fx f;
+	struct auth_result r;
+	struct auth_request rq = cert_req("jack", "jack", "wrong", &REMOTE);
+	bool slow;
+
+	fx_init(&f, specs, 1, NULL);
+	cr_assert_eq(login(f.db, &f.as, &rq, &r, &slow), AUTH_DENIED);
+	rq = cert_req("jack", "jack", "pw", &REMOTE);
+	cr_assert_eq(login(f.db, &f.as, &rq, &r, &slow), AUTH_OK, "%s", r.detail);
+	cr_assert_eq(r.identity->method, AUTH_METHOD_PASSWORD);
+	auth_identity_destroy(r.identity);
+	fx_fini(&f);
+}

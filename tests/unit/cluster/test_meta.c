@@ -21,6 +21,8 @@ static const struct node_meta sample = {
 	.msgs_per_s = 7,
 	.route_port = 7947,
 	.admin_port = 15672,
+	.raft_port = 7948,
+	.raft_id = 0x0123456789abcdefull,
 };
 
 Test(meta, round_trips)
@@ -46,17 +48,23 @@ Test(meta, every_truncation_is_refused)
 	struct node_meta got;
 	size_t n = meta_encode(&sample, buf, sizeof(buf));
 
-	/* the route and admin ports are appended: without them (an older node) the rest still
-	 * decodes */
-	for (size_t cut = 0; cut < n - 4; cut++)
+	/* the route, admin and raft fields are appended: without them (an older node) the rest
+	 * still decodes */
+	size_t base = n - 14;
+
+	for (size_t cut = 0; cut < base; cut++)
 		cr_assert_eq(meta_decode(buf, cut, &got), -EINVAL, "cut at %zu", cut);
-	cr_assert_eq(meta_decode(buf, n - 4, &got), 0);
+	cr_assert_eq(meta_decode(buf, base, &got), 0);
 	cr_assert_eq(got.route_port, 0, "a node without links advertises none");
-	cr_assert_eq(meta_decode(buf, n - 2, &got), 0);
+	cr_assert_eq(meta_decode(buf, base + 2, &got), 0);
 	cr_assert_eq(got.route_port, sample.route_port);
 	cr_assert_eq(got.admin_port, 0);
-	cr_assert_eq(meta_decode(buf, n, &got), 0);
+	cr_assert_eq(meta_decode(buf, base + 4, &got), 0);
 	cr_assert_eq(got.admin_port, sample.admin_port);
+	cr_assert_eq(got.raft_id, 0, "a node without a controller advertises none");
+	cr_assert_eq(meta_decode(buf, n, &got), 0);
+	cr_assert_eq(got.raft_port, sample.raft_port);
+	cr_assert_eq(got.raft_id, sample.raft_id);
 }
 
 Test(meta, unknown_version_is_refused_and_zeroed)

@@ -111,3 +111,45 @@ Test(placement, reply_queues_follow_their_tag)
 	placement_unref(p);
 	placement_unref(without);
 }
+
+/* Replicas: the owner first, then distinct backups in rendezvous order; taking out the
+ * owner makes the first backup the owner and keeps the rest in order (docs/replication.md,
+ * invariant 4: the new owner is a replica). */
+Test(placement, replicas_are_the_owner_then_the_next_in_rank)
+{
+	struct placement *all = nodes(5);
+
+	for (uint32_t q = 0; q < 2000; q++) {
+		char key[32];
+		int len = snprintf(key, sizeof(key), "/queue/q%u", q);
+		int rep[PLACEMENT_MAX_REPLICAS], after[PLACEMENT_MAX_REPLICAS];
+		uint32_t n = placement_queue_replicas(all, key, (size_t)len, 3, rep);
+		struct placement *without = placement_create(all->node_hash[rep[0] ? 0 : 1]);
+
+		cr_assert_eq(n, 3);
+		cr_assert_eq(rep[0], placement_queue_node(all, key, (size_t)len));
+		cr_assert(rep[0] != rep[1] && rep[1] != rep[2] && rep[0] != rep[2]);
+		/* the same nodes but the owner */
+		for (uint32_t i = 0; i < all->n; i++)
+			if ((int)i != rep[0] && all->node_hash[i] != without->node_hash[0])
+				placement_add(without, all->node_hash[i], (int16_t)i);
+		cr_assert_eq(placement_queue_replicas(without, key, (size_t)len, 2, after), 2);
+		cr_assert_eq(without->node_hash[after[0]], all->node_hash[rep[1]], "queue %u", q);
+		cr_assert_eq(without->node_hash[after[1]], all->node_hash[rep[2]], "queue %u", q);
+		placement_unref(without);
+	}
+	placement_unref(all);
+}
+
+Test(placement, replicas_are_fewer_when_nodes_are)
+{
+	struct placement *two = nodes(2), *one = nodes(1);
+	int rep[PLACEMENT_MAX_REPLICAS];
+
+	cr_assert_eq(placement_queue_replicas(two, "/queue/a", 8, 3, rep), 2);
+	cr_assert_eq(placement_queue_replicas(one, "/queue/a", 8, 2, rep), 1);
+	cr_assert_eq(rep[0], 0);
+	cr_assert_eq(placement_queue_replicas(two, "/queue/a", 8, 0, rep), 0);
+	placement_unref(two);
+	placement_unref(one);
+}

@@ -884,13 +884,13 @@ Test(link_message, head_encoder_refuses_bytes_too_long_for_the_length_prefix)
 
 /* Which ops carry a message, written down here rather than asked of the codec. */
 static const uint8_t plain_ops[] = {
-	LINK_Q_DONE, LINK_Q_ADD, LINK_Q_DEL, LINK_Q_ACK, LINK_Q_DROPPED,
+	LINK_Q_DONE, LINK_Q_ADD, LINK_Q_DEL, LINK_Q_ACK, LINK_Q_DROPPED, LINK_Q_REPL,
 };
 static const uint8_t message_ops[] = {
-	LINK_Q_SEND, LINK_Q_DELIVER, LINK_Q_RETURN, LINK_Q_HANDOVER,
+	LINK_Q_SEND, LINK_Q_DELIVER, LINK_Q_RETURN, LINK_Q_HANDOVER, LINK_Q_REPL_SEND,
 };
-/* below the first op, past the last (LINK_Q_DROPPED: move this when an op is appended) */
-static const uint8_t bad_ops[] = { 0, LINK_Q_DROPPED + 1, 255 };
+/* below the first op, past the last (LINK_Q_REPL: move this when an op is appended) */
+static const uint8_t bad_ops[] = { 0, LINK_Q_REPL + 1, 255 };
 
 #define NPLAIN_OPS sizeof(plain_ops)
 #define NMESSAGE_OPS sizeof(message_ops)
@@ -1019,11 +1019,11 @@ static void assert_message_eq(const struct link_message *got, const struct link_
 	cr_assert_arr_eq(got->bytes, want->bytes, want->bytes_len);
 }
 
-Test(link_queue, op_has_message_for_send_deliver_return_and_handover_only)
+Test(link_queue, op_has_message_for_send_deliver_return_handover_and_copies_only)
 {
 	for (unsigned op = 0; op <= UINT8_MAX; op++) {
 		bool want = op == LINK_Q_SEND || op == LINK_Q_DELIVER || op == LINK_Q_RETURN ||
-			    op == LINK_Q_HANDOVER;
+			    op == LINK_Q_HANDOVER || op == LINK_Q_REPL_SEND;
 
 		cr_assert_eq(link_queue_op_has_message((uint8_t)op), want, "op %u", op);
 	}

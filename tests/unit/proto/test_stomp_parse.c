@@ -971,3 +971,40 @@ Test(stomp_parse, views_of_a_resumed_frame_point_into_the_last_buffer)
 	cr_assert(stomp_view_eq(f.headers[1].value, "a:b", 3));
 	cr_assert(points_into_input(f.body));
 }
+
+/* ---- limits replaced between frames (SIGHUP reload, docs/operations.md) ---- */
+
+Test(stomp_parse, new_limits_apply_to_the_next_frame)
+{
+	static const char wire[] = "SEND\ndestination:/q\n\n0123456789\0";
+	struct stomp_limits l = small_limits();
+
+	cr_assert_eq(PARSE_LIMITS(&l, wire), LEN(wire));
+	cr_assert(stomp_parser_is_between_frames(&parser));
+	l.max_body = 5;
+	stomp_parser_set_limits(&parser, &l, scratch, sizeof(scratch));
+	cr_assert_eq(stomp_parse(&parser, in.ptr, (size_t)LEN(wire), &frame), STOMP_E_BODY_TOO_LARGE);
+}
+
+Test(stomp_parse, is_not_between_frames_inside_a_partial_frame)
+{
+	static const char wire[] = "SEND\ndestination:/q\n\n0123";
+
+	cr_assert_eq(PARSE(wire), 0);
+	cr_assert_not(stomp_parser_is_between_frames(&parser));
+}
+
+Test(stomp_parse, moving_the_scratch_mid_frame_keeps_unescaped_headers)
+{
+	static const char head[] = "SEND\ndestination:/q\nk:a\\cb\n";
+	static const char wire[] = "SEND\ndestination:/q\nk:a\\cb\n\nbody\0";
+	static char moved[4096];
+
+	cr_assert_eq(PARSE(head), 0);
+	memset(scratch, 'X', sizeof(scratch));	/* the old scratch is gone */
+	stomp_parser_set_limits(&parser, &parser.limits, moved, sizeof(moved));
+	guarded_buf_fini(&in);
+	guarded_buf_init(&in, wire, (size_t)LEN(wire));
+	cr_assert_eq(stomp_parse(&parser, in.ptr, (size_t)LEN(wire), &frame), LEN(wire));
+	cr_assert(header_is("k", "a:b"));
+}

@@ -1,0 +1,76 @@
+/*
+ * core/replica.h - queue replication, the shards' half (docs/replication.md).
+ *
+ * Owner side: every message a queue takes gets a replication sequence number (rseq, rising
+ * per queue) and is streamed to each of the queue's backups (the next nodes in its
+ * rendezvous order, placement_queue_replicas) as XMSG_REPL_SEND through the route; what
+ * happens to it after is streamed as XMSG_REPL_OP: DELIVERED (to a consumer that has not
+ * acked it), REMOVE (acked, auto-acked, dropped). A backup acknowledges each SEND; a SEND's
+ * RECEIPT waits until every backup acknowledged it. A backup that joins the set later gets
+ * a snapshot: RESET, every held message in rseq order, MARK.
+ *
+ * Backup side: a replica per queue and streaming node (the messages in rseq order, each
+ * with its delivered mark), in the shard that would own the queue here. When placement
+ * makes this node the owner and the streaming owner is gone, the replica becomes the queue
+ * (promotion): delivered-unacked messages first, marked redelivered, then the rest. A
+ * replica of a queue whose owner changed while the old one is still there, or whose
+ * holders no longer include this node, is dropped (the new owner streams anew).
+ *
+ * Thread: the shard's.
+ */
+#ifndef CORE_REPLICA_H
+#define CORE_REPLICA_H
+
+#include "core/xmsg.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct shard;
+struct dest_queue;
+struct dest_table;
+struct mentry;
+
+#define REPL_MAX_BACKUPS 4
+
+/* Owner side, called by dest.c. */
+
+/* A message entered q (e is in q): numbers it and streams it to the backups. */
+void repl_enqueued(struct shard *sh, struct dest_queue *q, struct mentry *e);
+/* The SEND xm that put the newest message in q asked for a RECEIPT: true when it now waits
+ * for the backups (answered later), false when there are none to wait for. */
+bool repl_hold_receipt(struct shard *sh, struct dest_queue *q, const struct xmsg *xm);
+/* e went to a consumer: kept until acked (DELIVERED) or gone at once (auto ack: REMOVE). */
+void repl_delivered(struct shard *sh, struct dest_queue *q, const struct mentry *e, bool gone);
+/* The message numbered rseq left q for good (acked, or dropped by a NACK). */
+void repl_removed(struct shard *sh, struct dest_queue *q, uint64_t rseq);
+/* q's holders may have changed (a new placement): backups that are new get a snapshot. */
+void repl_queue_placed(struct shard *sh, struct dest_queue *q);
+/* Whether the node that owns q now (this one leaving) is one of its backups: it takes its
+ * copy over, so the messages must not be handed over too. */
+bool repl_new_owner_has_copy(const struct shard *sh, const struct dest_queue *q);
+/* q's backups (placement hashes, at most 4) and whether every one acknowledged all that
+ * was sent to it; returns how many. */
+uint32_t repl_describe(const struct dest_queue *q, uint64_t out[4], bool *in_sync);
+/* Refuses receipts its backups left waiting REPL_RECEIPT_WAIT_MS ("queue cannot be
+ * replicated"); called every shard tick, costs nothing while none waits. */
+#define REPL_RECEIPT_WAIT_MS 3000
+void repl_tick(struct shard *sh);
+/* Whether q still waits for backups' acknowledgements (it may not be dropped yet). */
+bool repl_waiting(const struct dest_queue *q);
+/* q leaves this shard (moved away or dropped): receipts still waiting are answered with
+ * err, the state freed. */
+void repl_queue_gone(struct shard *sh, struct dest_queue *q, int err);
+
+/* Backup side and acknowledgements: the shard's handlers for XMSG_REPL_SEND/_OP. */
+void replica_on_send(struct shard *sh, const struct xmsg *m);
+void replica_on_op(struct shard *sh, const struct xmsg *m);
+/* A new placement: replicas this node now owns are promoted, those it no longer holds
+ * dropped. Before dest.c moves queues away. */
+void replica_on_placement(struct shard *sh);
+/* Frees q's replication state without a word to anyone (shard exit). */
+void repl_queue_free(struct dest_queue *q);
+/* Frees every replica (shard exit). */
+void replica_table_fini(struct dest_table *t);
+
+#endif
