@@ -458,6 +458,7 @@ def run_trial(h, k, trial_seed):
         if not all(before):
             raise TrialError("nothing receipted or delivered before the fault: %s" % (before,))
 
+        rec["controller_leader"] = controller_leader(c.nodes[others[0]])
         t_fault = now()
         os.kill(victim.proc.pid, signal.SIGKILL if args.fault == "kill9" else signal.SIGSTOP)
         if args.fault == "kill9":
@@ -500,6 +501,14 @@ def run_trial(h, k, trial_seed):
 
 class TrialError(Exception):
     pass
+
+
+def controller_leader(node):
+    """The controller's leader as node sees it (servers with a Raft controller), or None."""
+    try:
+        return cl.status(node).get("controller", {}).get("leader") or None
+    except (OSError, AssertionError, ValueError):
+        return None
 
 
 def first_receipt_after(ledger, t):
@@ -644,6 +653,8 @@ def trial_line(r):
     if "resumed_deliveries" in r:
         line += " | after SIGCONT %d (pre-stop %d, both sides %d)" % (
             r["resumed_deliveries"], r["resumed_pre_stop"], r["resumed_both_sides"])
+    if r.get("controller_leader") == r["owner"]:
+        line += " (the controller's leader)"
     if r["lost_sent_after_fault"]:
         line += " (%d of the lost sent after the fault)" % r["lost_sent_after_fault"]
     if r["corrupt"]:
