@@ -1,7 +1,8 @@
 """
 tests/cluster/clusterlib.py - the harness the cluster tests share: start real `herald`
 processes on 127.0.0.1, read their ports from their logs, wait (always with a deadline)
-for membership and node links, read their admin JSON, and stop them by PID.
+for membership and node links, read their admin JSON, stop them by PID, and talk STOMP to
+them over a raw socket (StompConn: every wait has a timeout; reconnecting is the caller's).
 
 Every port is 0: a node picks its own and logs `listening proto=<p> addr=127.0.0.1:<port>`.
 The gossip period is PERIOD_MS, to keep the runs short. Only the processes a Cluster
@@ -15,6 +16,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -269,3 +271,104 @@ def start_mesh(cluster, spec):
     nodes = [cluster.nodes[name] for name, _ in spec]
     wait_mesh(nodes)
     return nodes
+
+
+# --- STOMP 1.2 over a raw socket --------------------------------------------------------------
+
+class Closed(Exception):
+    """The connection ended (EOF or a socket error), or CONNECT was not answered."""
+
+
+class Frame:
+    def __init__(self, cmd, headers, body):
+        self.cmd = cmd
+        self.headers = headers	# first occurrence wins (the spec), raw (escaped) values
+        self.body = body
+
+    def get(self, name, default=None):
+        return self.headers.get(name, default)
+
+    def __repr__(self):
+        return "Frame(%s %r %r)" % (self.cmd, self.headers, self.body[:60])
+
+
+class StompConn:
+    """One STOMP 1.2 connection to 127.0.0.1:port as guest, heart-beats off, used by one
+    thread. recv() returns a Frame (ERROR frames too), None when nothing whole arrived within
+    the timeout, or raises Closed; so does a CONNECT not answered by CONNECTED in time."""
+
+    def __init__(self, port, timeout):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = bytearray()
+        try:
+            self.send("CONNECT", [("accept-version", "1.2"), ("host", "/"), ("login", "guest"),
+                                  ("passcode", "guest"), ("heart-beat", "0,0")])
+            f = self.recv(timeout)
+        except Closed:
+            self.close()
+            raise
+        if f is None or f.cmd != "CONNECTED":
+            self.close()
+            raise Closed("CONNECT to port %d answered by %r" % (port, f))
+
+    def send(self, cmd, headers, body=b""):
+        out = bytearray(cmd.encode() + b"\n")
+        for k, v in headers:
+            out += ("%s:%s\n" % (k, v)).encode()
+        if body:
+            out += b"content-length:%d\n" % len(body)
+        out += b"\n" + body + b"\0"
+        try:
+            self.sock.sendall(out)
+        except OSError as e:
+            raise Closed(str(e))
+
+    def _parse(self):
+        while self.buf[:1] in (b"\n", b"\r"):
+            del self.buf[0]
+        end = self.buf.find(b"\n\n")
+        if end < 0:
+            return None
+        lines = self.buf[:end].decode().replace("\r", "").split("\n")
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers.setdefault(k, v)
+        start = end + 2
+        if "content-length" in headers:
+            stop = start + int(headers["content-length"])
+            if len(self.buf) < stop + 1:
+                return None
+        else:
+            stop = self.buf.find(b"\0", start)
+            if stop < 0:
+                return None
+        body = bytes(self.buf[start:stop])
+        del self.buf[:stop + 1]
+        return Frame(lines[0], headers, body)
+
+    def recv(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            f = self._parse()
+            if f is not None:
+                return f
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                return None
+            except OSError as e:
+                raise Closed(str(e))
+            if not data:
+                raise Closed("EOF")
+            self.buf += data
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass

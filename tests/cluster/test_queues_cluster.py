@@ -43,14 +43,14 @@ Run: HERALD_BIN=build/core/herald /usr/bin/python3 -m pytest -q tests/cluster/te
 import os
 import random
 import re
-import socket
 import struct
 import threading
 import time
 
 import pytest
 
-from clusterlib import HERALD, http_get, start_mesh, wait_for, wait_mesh
+from clusterlib import (HERALD, Closed, StompConn, http_get, start_mesh, wait_for,
+                        wait_mesh)
 
 WAIT = 10.0		# bound for anything expected to happen
 DRAIN_S = 0.5		# watched after the last expected message for late duplicates
@@ -166,94 +166,15 @@ def queues_on(node):
 
 # --- STOMP over a raw socket --------------------------------------------------------------
 
-class Closed(Exception):
-    pass
-
-
-class Frame:
-    def __init__(self, cmd, headers, body):
-        self.cmd = cmd
-        self.headers = headers	# first occurrence wins (the spec), raw (escaped) values
-        self.body = body
-
-    def get(self, name, default=None):
-        return self.headers.get(name, default)
-
-    def __repr__(self):
-        return "Frame(%s %r %r)" % (self.cmd, self.headers, self.body[:60])
-
-
-class Conn:
-    """One STOMP 1.2 connection, used by one thread. recv() returns a Frame, None when
-    nothing whole arrived within the timeout, or raises Closed."""
+class Conn(StompConn):
+    """A StompConn to a node, with the waits these tests use."""
 
     def __init__(self, node, timeout=WAIT):
         self.node = node
-        self.sock = socket.create_connection(("127.0.0.1", node.ports["stomp"]), timeout=timeout)
-        self.buf = bytearray()
-        self.send("CONNECT", [("accept-version", "1.2"), ("host", "/"), ("login", "guest"),
-                              ("passcode", "guest"), ("heart-beat", "0,0")])
-        f = self.recv(timeout)
-        assert f is not None and f.cmd == "CONNECTED", "CONNECT to %s: %r" % (node.name, f)
+        super().__init__(node.ports["stomp"], timeout)
 
     def __repr__(self):
         return "Conn(%s)" % self.node.name
-
-    def send(self, cmd, headers, body=b""):
-        out = bytearray(cmd.encode() + b"\n")
-        for k, v in headers:
-            out += ("%s:%s\n" % (k, v)).encode()
-        if body:
-            out += b"content-length:%d\n" % len(body)
-        out += b"\n" + body + b"\0"
-        try:
-            self.sock.sendall(out)
-        except OSError as e:
-            raise Closed(str(e))
-
-    def _parse(self):
-        while self.buf[:1] in (b"\n", b"\r"):
-            del self.buf[0]
-        end = self.buf.find(b"\n\n")
-        if end < 0:
-            return None
-        lines = self.buf[:end].decode().replace("\r", "").split("\n")
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            headers.setdefault(k, v)
-        start = end + 2
-        if "content-length" in headers:
-            stop = start + int(headers["content-length"])
-            if len(self.buf) < stop + 1:
-                return None
-        else:
-            stop = self.buf.find(b"\0", start)
-            if stop < 0:
-                return None
-        body = bytes(self.buf[start:stop])
-        del self.buf[:stop + 1]
-        return Frame(lines[0], headers, body)
-
-    def recv(self, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            f = self._parse()
-            if f is not None:
-                return f
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                return None
-            except OSError as e:
-                raise Closed(str(e))
-            if not data:
-                raise Closed("EOF")
-            self.buf += data
 
     def expect(self, pred, timeout, what):
         """Reads until a frame satisfies pred; MESSAGEs and RECEIPTs that do not are
@@ -281,12 +202,6 @@ class Conn:
         _, other = self.expect(lambda f: f.cmd == "RECEIPT" and f.get("receipt-id") == rid,
                                WAIT, "the SUBSCRIBE receipt for %s" % dest)
         return sid, other
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 # --- clients that run on their own thread -------------------------------------------------
