@@ -14,7 +14,9 @@ What is checked:
   - a node without --route-tls cannot link to TLS nodes: each side says why (plaintext
     meeting TLS), the link stays down, the others are unaffected;
   - without --tls-ca links are up and encrypted, the certificate unchecked (the log says
-    so); --route-tls without a certificate is refused at start.
+    so); --route-tls without a certificate is refused at start;
+  - SIGHUP re-reads the certificate files for links made afterwards: a node whose files
+    now hold another CA's certificate cannot link, and links again once they are put back.
 
 The node with the bad link is still a gossip member (gossip is not TLS): only its links
 are refused. Every wait has a deadline; only the processes started here are stopped, by
@@ -26,6 +28,8 @@ Run: HERALD_BIN=build/core/herald HERALDCTL_BIN=build/tools/heraldctl \\
 
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -59,6 +63,7 @@ def pki(tmp_path_factory):
     for name in ("a", "b", "c"):
         p.issue("node-" + name, name, server=True)
     p.issue("node-d", "d", server=True, ca="rogue-ca")
+    p.issue("node-a-rogue", "a", server=True, ca="rogue-ca")
     return p
 
 
@@ -264,3 +269,33 @@ def test_route_tls_without_a_certificate_is_refused_at_start(tmp_path):
                               stdin=subprocess.DEVNULL, timeout=20)
     assert proc.returncode != 0
     assert "--route-tls needs this node's certificate" in log.read_text(), log.read_text()
+
+
+def test_sighup_rereads_the_link_certificate_for_new_links(cluster, clients, pki, tmp_path):
+    cert, key = str(tmp_path / "a.pem"), str(tmp_path / "a.key")
+
+    def put(name):
+        shutil.copyfile(pki.path("%s.pem" % name), cert)
+        shutil.copyfile(pki.path("%s.key" % name), key)
+
+    put("node-a-rogue")
+    a = start(cluster, "a", extra=["--route-tls", "--tls-cert", cert, "--tls-key", key,
+                                   "--tls-ca", pki.ca_cert, "--tls-port", "0",
+                                   "--wss-port", "0"])
+    put("node-a")
+    os.kill(a.proc.pid, signal.SIGHUP)
+    wait_for(lambda: a.log().count("route tls: certificate") == 2, WAIT, "a's reload")
+    b = start(cluster, "b", join=a, extra=tls_args(pki, "b"))
+    wait_for(lambda: link(a, b) == "up" and link(b, a) == "up", WAIT * 2, "a-b link up")
+    topic_crosses(clients, a, [b])
+    # the rogue certificate again: b's next link to a (a restart of b) is refused by b
+    put("node-a-rogue")
+    os.kill(a.proc.pid, signal.SIGHUP)
+    wait_for(lambda: a.log().count("route tls: certificate") == 3, WAIT, "a's second reload")
+    assert link(a, b) == "up", "a live link keeps the certificate it started with"
+    cluster.kill9("b")
+    b2 = start(cluster, "b", join=a, extra=tls_args(pki, "b"))
+    wait_for(lambda: "alert unknown ca" in a.log() or "unknown ca" in a.log(), WAIT * 2,
+             "b refusing a's new certificate")
+    assert link(b2, a) != "up"
+    cluster.check_alive()
