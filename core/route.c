@@ -432,6 +432,20 @@ static void dial(struct route *r, int idx)
 	p->state = PEER_CONNECTING;
 }
 
+/* A connected dial becomes a link (on_link_accept runs); over TLS the loop may refuse it
+ * (no memory for OpenSSL's state): a failed dial then, re-dialled with backoff. */
+static void adopt_dial(struct route *r, int idx)
+{
+	struct peer *p = &r->peers[idx];
+	int fd = p->dial_fd;
+
+	p->dial_fd = -1;	/* the loop owns it now, or closed it */
+	if (!r->cfg.tls_ctx)
+		net_loop_adopt(&r->loop, fd, ROUTE_KIND_OUT);
+	else if (net_loop_adopt_tls(&r->loop, fd, ROUTE_KIND_OUT))
+		peer_link_down(r, idx);
+}
+
 /* Finished or failed dials; due re-dials. */
 static void dials_step(struct route *r)
 {
@@ -460,12 +474,8 @@ static void dials_step(struct route *r)
 				continue;
 			}
 			r->adopting = i;
-			if (r->cfg.tls_ctx)
-				net_loop_adopt_tls(&r->loop, p->dial_fd, ROUTE_KIND_OUT);
-			else
-				net_loop_adopt(&r->loop, p->dial_fd, ROUTE_KIND_OUT);
+			adopt_dial(r, i);
 			r->adopting = -1;
-			p->dial_fd = -1;
 			continue;
 		}
 		if (p->state == PEER_DOWN && we_dial(r, p) && p->next_dial_ms &&

@@ -307,24 +307,27 @@ void net_loop_stop_accepting(struct net_loop *l)
 
 enum conn_tls { CONN_PLAIN, CONN_TLS_SERVER, CONN_TLS_CLIENT };
 
-static void conn_start(struct net_loop *l, int fd, uint8_t kind, enum conn_tls tls);
+static int conn_start(struct net_loop *l, int fd, uint8_t kind, enum conn_tls tls);
 
 void net_loop_accepted(struct net_loop *l, int idx, int fd)
 {
-	conn_start(l, fd, l->listen_kind[idx], l->listen_tls[idx] ? CONN_TLS_SERVER : CONN_PLAIN);
+	/* a refused one is logged and closed: the listener goes on */
+	(void)conn_start(l, fd, l->listen_kind[idx],
+			 l->listen_tls[idx] ? CONN_TLS_SERVER : CONN_PLAIN);
 }
 
 void net_loop_adopt(struct net_loop *l, int fd, uint8_t kind)
 {
-	conn_start(l, fd, kind, CONN_PLAIN);
+	(void)conn_start(l, fd, kind, CONN_PLAIN);	/* plain: never refused */
 }
 
-void net_loop_adopt_tls(struct net_loop *l, int fd, uint8_t kind)
+int net_loop_adopt_tls(struct net_loop *l, int fd, uint8_t kind)
 {
-	conn_start(l, fd, kind, CONN_TLS_CLIENT);
+	return conn_start(l, fd, kind, CONN_TLS_CLIENT);
 }
 
-static void conn_start(struct net_loop *l, int fd, uint8_t kind, enum conn_tls tls)
+/* 0, or -ENOMEM when c's TLS state could not be made (fd closed, no on_accept). */
+static int conn_start(struct net_loop *l, int fd, uint8_t kind, enum conn_tls tls)
 {
 	struct net_conn *c;
 	socklen_t alen;
@@ -334,7 +337,7 @@ static void conn_start(struct net_loop *l, int fd, uint8_t kind, enum conn_tls t
 	if (tls != CONN_PLAIN && !(t = net_tls_create(l, tls == CONN_TLS_CLIENT))) {
 		hd_log_warn("TLS connection refused: no TLS context or out of memory");
 		close(fd);
-		return;
+		return -ENOMEM;
 	}
 	c = conn_alloc(l, fd, kind);
 	c->tls = t;
@@ -345,11 +348,12 @@ static void conn_start(struct net_loop *l, int fd, uint8_t kind, enum conn_tls t
 	l->cb.on_accept(l->ctx, c);
 	if (c->state != NET_CONN_OPEN) {
 		maybe_free(l, c);
-		return;
+		return 0;
 	}
 	arm_recv(l, c);
 	if (t)
 		net_tls_start(l, c);
+	return 0;
 }
 
 /* ---- send ---- */

@@ -199,9 +199,10 @@ void net_loop_set_tls_ctx(struct net_loop *l, struct net_tls_ctx *ctx);
 void net_loop_adopt(struct net_loop *l, int fd, uint8_t kind);
 /* As net_loop_adopt, for a connection that runs TLS as the client (net/tls.h) with the
  * context net_loop_set_tls_ctx gave: the handshake starts once on_accept returned (what
- * the user queued meanwhile waits for it). No context: the socket is closed, on_accept
+ * the user queued meanwhile waits for it). Returns 0, or -ENOMEM when no TLS state could
+ * be made (no context, OpenSSL out of memory): the socket is closed then and on_accept
  * never runs. */
-void net_loop_adopt_tls(struct net_loop *l, int fd, uint8_t kind);
+HD_MUST_CHECK int net_loop_adopt_tls(struct net_loop *l, int fd, uint8_t kind);
 /* Stops accepting (cancels the accepts, closes the listening sockets). */
 void net_loop_stop_accepting(struct net_loop *l);
 
