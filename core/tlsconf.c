@@ -69,7 +69,7 @@ int tlsconf_route_ctx(const struct herald_config *cfg, struct net_tls_ctx **out)
 			    cfg->tls_cert, cfg->tls_ca);
 	else
 		hd_log_info("route tls: certificate %s, peers' certificates not checked (no "
-			    "--tls-ca): links are encrypted, the cluster key alone authenticates",
-			    cfg->tls_cert);
+			    "--tls-ca): links are encrypted against eavesdropping, the cluster key "
+			    "alone proves membership", cfg->tls_cert);
 	return 0;
 }
