@@ -8,6 +8,7 @@
 #   ROUNDS=1 DURATION=2 bash bench/cluster.sh
 #   ROUNDS=3 WINDOWS="5000 100000" bash bench/cluster.sh
 #   TARGETS=nats bash bench/cluster.sh     # one side only
+#   TARGETS="herald herald-tls" bash bench/cluster.sh   # node links plain vs --route-tls
 #
 # Fan-out of 100-byte messages from one publisher on node A to $SUBS subscribers:
 #   a  subscribers on A (one node does the work; B is up and idle)
@@ -20,6 +21,11 @@
 # node A's link counters (GET /cluster/status: link_msgs_out, link_bytes_out, ... for B)
 # around every run, and twice while case a is publishing: a topic no remote node wants
 # must put nothing on the link.
+#
+# herald-tls is a second Herald pair (hbt-a, hbt-b) whose links run --route-tls with a
+# throwaway EC P-256 certificate (openssl command line) that is also their --tls-ca, so the
+# links are mutual TLS; its runs are reported beside herald's, with herald-tls/herald per
+# case (medians of per-round ratios). Each pair idles while the other is measured.
 #
 # Installs Debian's nats-server when missing; builds herald and herald-bench into $BUILD
 # (configured only when it has no CMakeCache.txt). Everything listens on 127.0.0.1 on ports
@@ -58,8 +64,9 @@ t_start=$SECONDS
 . "$top/bench/cluster_lib.sh"
 
 pids=()		# the nats-servers started here (the Herald nodes are cl_pid)
-herald_a='' herald_b='' nats_a='' nats_b=''
+herald_a='' herald_b='' nats_a='' nats_b='' hbt_a='' hbt_b=''
 herald_why=	# why the Herald side did not run, if it did not
+tls_why=	# ... and the herald-tls side
 
 cleanup() {
 	set +e
@@ -110,6 +117,22 @@ start_herald_cluster() {
 	herald_b=${cl_pid[1]} herald_b_stomp=${cl_stomp[1]}
 }
 
+# start_herald_tls_cluster: hbt-a and hbt-b, links over mutual TLS (--route-tls), or tls_why
+start_herald_tls_cluster() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+		-subj /CN=herald-bench-node -keyout "$cl_work/node.key" -out "$cl_work/node.pem" \
+		2>/dev/null || { tls_why="openssl could not make a certificate"; return 1; }
+	cl_node_args=(--route-tls --tls-cert "$cl_work/node.pem" --tls-key "$cl_work/node.key"
+		--tls-ca "$cl_work/node.pem" --tls-port 0 --wss-port 0)
+	cl_start_cluster 2 hbt || { tls_why=$cl_why; cl_node_args=(); return 1; }
+	cl_node_args=()
+	local n=${#cl_pid[@]}
+	hbt_a=${cl_pid[$((n - 2))]} hbt_a_stomp=${cl_stomp[$((n - 2))]}
+	hbt_b=${cl_pid[$((n - 1))]} hbt_b_stomp=${cl_stomp[$((n - 1))]}
+	grep -q "route: link to hbt-b up (dialled, TLSv1" "$cl_work/hbt-a.log" ||
+		{ tls_why="hbt-a's link is not TLS"; return 1; }
+}
+
 # ---- NATS: two nats-servers joined by a route ----
 
 start_nats() {	# start_nats NAME [ROUTE_PORT]: sets n_pid n_port n_route
@@ -146,6 +169,7 @@ urls() {
 	local a b
 	case $1 in
 	herald) a=stomp://127.0.0.1:$herald_a_stomp b=stomp://127.0.0.1:$herald_b_stomp ;;
+	herald-tls) a=stomp://127.0.0.1:$hbt_a_stomp b=stomp://127.0.0.1:$hbt_b_stomp ;;
 	nats) a=nats://127.0.0.1:$nats_a_port b=nats://127.0.0.1:$nats_b_port ;;
 	esac
 	case $2 in
@@ -158,6 +182,7 @@ urls() {
 server_pids() {
 	case $1 in
 	herald) echo "$herald_a,$herald_b" ;;
+	herald-tls) echo "$hbt_a,$hbt_b" ;;
 	nats) echo "$nats_a,$nats_b" ;;
 	esac
 }
@@ -222,7 +247,7 @@ def med(xs):
     return statistics.median(xs) if xs else None
 def listed(xs, spec):
     return f" ({', '.join(format(x, spec) for x in xs)})" if len(xs) > 1 else ""
-targets = [t for t in ("herald", "nats") if any(k[0] == t for k in runs)]
+targets = [t for t in ("herald", "herald-tls", "nats") if any(k[0] == t for k in runs)]
 windows = sorted({k[2] for k in runs})
 rounds = sorted({k[3] for k in runs})
 names = {"a": "a: pub + subs on A", "b": "b: pub on A, subs on B", "c": "c: pub on A, subs 50/50"}
@@ -259,6 +284,14 @@ for w in windows:
                   if cpu_of(t, c, w, r) and cpu_of(t, "a", w, r)]
             row.append(f"{med(rs):.2f}×{listed(rs, '.2f')}" if rs else "—")
         lines.append("| " + " | ".join(row + [goal[c]]) + " |")
+    if "herald" in targets and "herald-tls" in targets:
+        lines += ["", "Node links over TLS (--route-tls, mutual) against plain, server CPU per "
+                  "delivery of both nodes:", "", "| case | herald-tls / herald |", "|---|---:|"]
+        for c in "abc":
+            rs = [cpu_of("herald-tls", c, w, r) / cpu_of("herald", c, w, r) for r in rounds
+                  if cpu_of("herald-tls", c, w, r) and cpu_of("herald", c, w, r)]
+            lines.append(f"| {names[c]} | {med(rs):.2f}×{listed(rs, '.2f')} |" if rs else
+                         f"| {names[c]} | — |")
     if "herald" not in targets:
         lines.append("")
         continue
@@ -310,6 +343,13 @@ main() {
 			fi
 			cl_log "Herald side skipped: $herald_why"
 			;;
+		herald-tls)
+			if [ -x "$HERALD_BIN" ] && start_herald_tls_cluster; then
+				targets+=(herald-tls)
+				continue
+			fi
+			cl_log "Herald TLS side skipped: ${tls_why:-no herald binary at $HERALD_BIN}"
+			;;
 		nats) start_nats_cluster && targets+=(nats) ;;
 		esac
 	done
@@ -328,7 +368,7 @@ main() {
 		done
 	done
 	echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
-	for p in herald_a herald_b nats_a nats_b; do	# did every server survive?
+	for p in herald_a herald_b hbt_a hbt_b nats_a nats_b; do	# did every server survive?
 		[ -n "${!p}" ] && ! kill -0 "${!p}" 2>/dev/null && cl_log "$p (pid ${!p}) died during the runs"
 	done
 	cp "$cl_work"/*.log "$out/" 2>/dev/null || true

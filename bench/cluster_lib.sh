@@ -7,12 +7,16 @@
 # command lines are appended to), cl_tag (log prefix). After cl_start_cluster N:
 # cl_names[i], cl_pid[i], cl_stomp[i], cl_admin[i] (i = 0..N-1); cl_why says why it
 # failed. cl_cleanup stops only the PIDs started here (TERM, then KILL after 10 s).
+# A second cl_start_cluster starts a second, separate cluster (its nodes join its own first
+# node), appended to the same arrays; cl_node_args (an array, empty by default) is added
+# to every node's command line started while it is set (cluster.sh: --route-tls).
 # The run helpers at the end (cl_build, cl_rounds, ...) also read top, BUILD, ROUNDS,
 # MODES, CASES, BUDGET and t_start, as queues_cluster.sh and scaleout.sh set them.
 #
 # shellcheck shell=bash disable=SC2034,SC2154  # cl_work, cl_cmds in; cl_why, arrays out
 
 cl_names=() cl_pid=() cl_stomp=() cl_admin=() cl_gossip=()
+cl_node_args=()
 cl_why=
 
 cl_log() { echo "${cl_tag:-cluster}: $*" >&2; }
@@ -54,6 +58,7 @@ cl_start_node() {
 		--node-name "$name" --gossip-bind 127.0.0.1 --gossip-port 0 --route-port 0
 		--admin-port 0 --log-level info)
 	[ -n "$join" ] && args+=(--join "127.0.0.1:$join")
+	args+=("${cl_node_args[@]}")
 	echo "herald ${args[*]}" >>"$cl_cmds"
 	"$HERALD_BIN" "${args[@]}" >"$cl_work/$name.log" 2>&1 &
 	pid=$!
@@ -83,27 +88,28 @@ print(sum(1 for m in s["members"] if m["name"] != s["self"] and m.get("link") ==
 # (20 s at most) until every node has a link up to every other
 cl_start_cluster() {
 	local n=$1 prefix=${2:-hb} i a
+	local first=${#cl_names[@]}	# a second cluster starts after the first one's nodes
 	local letters=(a b c d e f g h i j k l m n o p)
 	cl_start_node "$prefix-a" || return 1
 	for ((i = 1; i < n; i++)); do
-		cl_start_node "$prefix-${letters[$i]}" "${cl_gossip[0]}" || return 1
+		cl_start_node "$prefix-${letters[$i]}" "${cl_gossip[$first]}" || return 1
 	done
 	for _ in $(seq 200); do
 		local all=1
-		for a in "${cl_admin[@]}"; do
+		for a in "${cl_admin[@]:$first}"; do
 			[ "$(cl_links_up "$a")" = $((n - 1)) ] || { all=0; break; }
 		done
 		[ $all = 1 ] && break
 		sleep 0.1
 	done
-	for ((i = 0; i < n; i++)); do
+	for ((i = first; i < first + n; i++)); do
 		a=$(cl_links_up "${cl_admin[$i]}")
 		if [ "$a" != $((n - 1)) ]; then
 			cl_why="${cl_names[$i]} has $a of $((n - 1)) links up after 20 s"
 			return 1
 		fi
 	done
-	cl_log "$n nodes up, full mesh: $(for ((i = 0; i < n; i++)); do printf '%s pid %s stomp %s admin %s; ' "${cl_names[$i]}" "${cl_pid[$i]}" "${cl_stomp[$i]}" "${cl_admin[$i]}"; done)"
+	cl_log "$n nodes up, full mesh: $(for ((i = first; i < first + n; i++)); do printf '%s pid %s stomp %s admin %s; ' "${cl_names[$i]}" "${cl_pid[$i]}" "${cl_stomp[$i]}" "${cl_admin[$i]}"; done)"
 }
 
 # cl_pids_csv: every node's PID, comma-separated (herald-bench --server-pid)

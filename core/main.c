@@ -20,6 +20,7 @@
 #include "core/tlsconf.h"
 #include "net/listen.h"
 #include "net/loop.h"
+#include "net/tls.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -192,6 +193,7 @@ struct cluster_settings {
 	struct cluster_config c;
 	bool enabled;
 	char route_port[8];		/* "": 7947, or 0 with --gossip-port 0 */
+	bool route_tls;			/* node links over TLS with --tls-cert/--tls-key */
 	char admin_auth[8];		/* "auto" (off loopback only) or "always" */
 	char raft_port[8];		/* "": 7948, or 0 with --gossip-port 0 */
 };
@@ -238,6 +240,9 @@ static const struct config_option cluster_opts[] = {
 	{ "route-port", CONFIG_STR, C(route_port),
 	  "node links port, on the gossip bind address (empty: 7947, or 0 when --gossip-port "
 	  "is 0; 0: pick)", NULL },
+	{ "route-tls", CONFIG_BOOL, C(route_tls),
+	  "node links over TLS with --tls-cert/--tls-key, peers checked against --tls-ca when "
+	  "given (every node of a cluster must agree)", NULL },
 	{ "raft-port", CONFIG_STR, C(raft_port),
 	  "the controller's Raft port, on the gossip bind address (empty: 7948, or 0 when "
 	  "--gossip-port is 0; 0: pick)", NULL },
@@ -554,14 +559,18 @@ static int make_route(const struct herald_config *cfg, struct cluster_settings *
 				   &cl->c.raft_port);
 	if (err)
 		return err;
+	if (cl->route_tls && tlsconf_route_ctx(cfg, &rc.tls_ctx))
+		return -EINVAL;
 	snprintf(rc.cluster_name, sizeof(rc.cluster_name), "%s", cl->c.cluster_name);
 	snprintf(rc.bind_addr, sizeof(rc.bind_addr), "%s", cl->c.bind_addr);
 	rc.port = port;
 	rc.max_frame_bytes = (uint32_t)HD_MIN(cfg->limits.max_frame_bytes, UINT32_MAX / 2);
 	if (cl->c.key_file[0]) {
 		err = cluster_load_key(cl->c.key_file, rc.key);
-		if (err)
+		if (err) {
+			net_tls_ctx_unref(rc.tls_ctx);
 			return err;
+		}
 	} else {
 		crypto_hash_sha256(rc.key, (const unsigned char *)cl->c.cluster_name,
 				   strlen(cl->c.cluster_name));
@@ -597,6 +606,7 @@ static void derive_names(struct herald_config *cfg, struct cluster_config *cl)
  * from it), plus every runtime change since: what a reload compares against. */
 static struct herald_config loaded_cfg;
 static struct cluster_settings loaded_cl;
+static struct route *tls_route;	/* the node links when they run TLS: SIGHUP renews theirs */
 
 /* One line per changed setting, with the values unless they may be secrets. */
 static void log_change(void *arg, const struct config_option *o, const void *was,
@@ -622,6 +632,17 @@ static bool static_users_differ(const struct herald_config *a, const struct hera
 {
 	return a->nusers != b->nusers || memcmp(a->users, b->users, sizeof(a->users)) ||
 	       strcmp(a->default_user, b->default_user) || strcmp(a->default_pass, b->default_pass);
+}
+
+/* The node links' certificates, read again like the listeners' (new links use them). */
+static void reload_route_tls(const struct herald_config *cfg)
+{
+	struct net_tls_ctx *ctx;
+
+	if (tlsconf_route_ctx(cfg, &ctx))
+		hd_log_warn("route tls reload failed: the previous certificates stay in force");
+	else
+		route_set_tls_ctx(tls_route, ctx);
 }
 
 /* Loads the config file and flags again, builds everything the change needs, and only when
@@ -674,6 +695,8 @@ static void reload_config(struct herald_config *cfg, const struct config_options
 	auth_db_unref(db);
 	if (tlsconf_enabled(cfg) && tlsconf_load(cfg, shards, nshards))
 		hd_log_warn("tls reload failed: the previous certificates stay in force");
+	if (tls_route)
+		reload_route_tls(cfg);
 	hd_log_info("config reloaded%s", restart_needed ?
 		    "; some changes need a restart (warnings above)" : "");
 	/* last, so the lines above still show under the level they were reloaded from */
@@ -769,6 +792,8 @@ int main(int argc, char **argv)
 		shard_stop_all(shards, nshards);
 		return 1;
 	}
+	if (cl.route_tls)
+		tls_route = route;
 	if (cl.enabled) {
 		struct cluster_hooks hooks = {
 			.load = sum_load,

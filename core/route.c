@@ -7,6 +7,9 @@
  * label, the peer's nonce, its own nonce and both names, so a recorded AUTH is worthless
  * on any other connection. Nothing else is accepted before the peer's AUTH checks out.
  * A link lives while the member is alive; a closed one is re-dialled with backoff.
+ * With --route-tls (cfg.tls_ctx) each link is TLS first, the dialler as client: the loop
+ * runs it under us (net/tls.h), so HELLO and AUTH simply travel inside it, and a failed
+ * TLS handshake is a closed link like any other (logged by net/tls.c, re-dialled).
  *
  * Interest. local: this node's shards as columns; a name whose mask goes 0 -> non-0 is an
  * ADD to every up peer, non-0 -> 0 a DEL, each with a sequence number. remote: the peers
@@ -33,6 +36,7 @@
 #include "core/xring.h"
 #include "net/listen.h"
 #include "net/loop.h"
+#include "net/tls.h"
 #include "proto/link.h"
 
 #include <arpa/inet.h>
@@ -446,6 +450,20 @@ static void dial(struct route *r, int idx)
 	p->state = PEER_CONNECTING;
 }
 
+/* A connected dial becomes a link (on_link_accept runs); over TLS the loop may refuse it
+ * (no memory for OpenSSL's state): a failed dial then, re-dialled with backoff. */
+static void adopt_dial(struct route *r, int idx)
+{
+	struct peer *p = &r->peers[idx];
+	int fd = p->dial_fd;
+
+	p->dial_fd = -1;	/* the loop owns it now, or closed it */
+	if (!r->cfg.tls_ctx)
+		net_loop_adopt(&r->loop, fd, ROUTE_KIND_OUT);
+	else if (net_loop_adopt_tls(&r->loop, fd, ROUTE_KIND_OUT))
+		peer_link_down(r, idx);
+}
+
 /* Finished or failed dials; due re-dials. */
 static void dials_step(struct route *r)
 {
@@ -474,9 +492,8 @@ static void dials_step(struct route *r)
 				continue;
 			}
 			r->adopting = i;
-			net_loop_adopt(&r->loop, p->dial_fd, ROUTE_KIND_OUT);
+			adopt_dial(r, i);
 			r->adopting = -1;
-			p->dial_fd = -1;
 			continue;
 		}
 		if (p->state == PEER_DOWN && we_dial(r, p) && p->next_dial_ms &&
@@ -659,6 +676,17 @@ static void send_full_interest(void *arg, bool pattern, const char *name, size_t
 	send_interest(fi->r, fi->p, pattern, name, len, true);
 }
 
+static void log_link_up(const struct net_conn *c, const struct peer *p)
+{
+	const char *tls = net_conn_tls_version(c);
+	const char *cert = net_conn_tls_peer_name(c);
+
+	hd_log_info("route: link to %s up (%s%s%s%s%s)", p->name,
+		    c->kind == ROUTE_KIND_OUT ? "dialled" : "accepted", tls ? ", " : "",
+		    tls ? tls : "", cert ? ", certificate CN=" : tls ? ", certificate not checked" : "",
+		    cert ? cert : "");
+}
+
 static bool on_auth(struct route *r, struct link *lk, const struct link_frame *f)
 {
 	const uint8_t *mac;
@@ -695,8 +723,7 @@ static bool on_auth(struct route *r, struct link *lk, const struct link_frame *f
 	p->backoff_ms = 0;
 	p->next_dial_ms = 0;
 	p->link_gen++;
-	hd_log_info("route: link to %s up (%s)", p->name,
-		    lk->c->kind == ROUTE_KIND_OUT ? "dialled" : "accepted");
+	log_link_up(lk->c, p);
 	/* everything this node wants, as ADDs; the peer's ACKs hold back receipts meanwhile */
 	interest_each(&r->local, ~0ull, send_full_interest, &(struct full_interest){ r, p });
 	route_queue_link_up(r, lk->peer);
@@ -863,6 +890,13 @@ static void peer_leaving(struct route *r, int idx)
 	route_queue_publish_placement(r);
 }
 
+/* A TLS record (handshake 0x16 or alert 0x15, version 3.x) where a plaintext HELLO (which
+ * starts with a zero length byte) should be: the peer runs --route-tls, we do not. */
+static bool speaks_tls(const char *buf, size_t len)
+{
+	return len >= 2 && (buf[0] == 0x16 || buf[0] == 0x15) && buf[1] == 0x03;
+}
+
 static size_t on_link_data(void *ctx, struct net_conn *c, const char *buf, size_t len)
 {
 	struct route *r = ctx;
@@ -878,6 +912,11 @@ static size_t on_link_data(void *ctx, struct net_conn *c, const char *buf, size_
 
 		if (n == 0)
 			break;
+		if (n < 0 && !lk->got_hello && speaks_tls(buf + off, len - off)) {
+			link_close(r, lk, "the peer speaks TLS: --route-tls is on there and off here "
+					  "(every node must agree)");
+			return len;
+		}
 		if (n < 0) {
 			link_close(r, lk, n == LINK_ERR_TOO_BIG ? "frame too big" : "malformed frame");
 			return len;
@@ -943,6 +982,11 @@ static void on_link_close(void *ctx, struct net_conn *c)
 	if (lk && lk->peer >= 0) {
 		struct peer *p = &r->peers[lk->peer];
 
+		/* a TLS peer closes a plaintext dial without a word (net/tls.c logs it there);
+		 * over TLS our own net/tls.c has said why already */
+		if (c->kind == ROUTE_KIND_OUT && !lk->got_hello && c->peer_closed && !r->cfg.tls_ctx)
+			hd_log_warn("route: link %s closed by the peer before its HELLO (does it run "
+				    "--route-tls? every node must agree)", p->name);
 		if (p->conn == c)
 			peer_link_down(r, lk->peer);
 		else if (c->kind == ROUTE_KIND_OUT && p->state == PEER_CONNECTING && !p->conn)
@@ -1153,6 +1197,21 @@ static void leave_step(struct route *r)
 	atomic_store_explicit(&r->leave, LEAVE_DONE, memory_order_release);
 }
 
+/* Certificates a SIGHUP reloaded: links made from now on use them. */
+static void take_tls_ctx(struct route *r)
+{
+	struct net_tls_ctx *ctx;
+
+	pthread_mutex_lock(&r->mu);
+	ctx = r->tls_pending;
+	r->tls_pending = NULL;
+	pthread_mutex_unlock(&r->mu);
+	if (!ctx)
+		return;
+	net_loop_set_tls_ctx(&r->loop, ctx);
+	net_tls_ctx_unref(ctx);	/* the loop holds its own */
+}
+
 static void *route_main(void *arg)
 {
 	struct route *r = arg;
@@ -1174,6 +1233,7 @@ static void *route_main(void *arg)
 		xwake_awake(&r->wake);
 		r->now_ms = hd_now_ms();
 		take_updates(r);
+		take_tls_ctx(r);
 		if (!links_full(r))
 			drain_shards(r);
 		dials_step(r);
@@ -1221,6 +1281,7 @@ int route_create(struct route **out, const struct route_config *cfg)
 	if (fd < 0) {
 		hd_log_err("cannot listen for routes on %s:%u: %s", cfg->bind_addr, cfg->port,
 			   strerror(-fd));
+		net_tls_ctx_unref(cfg->tls_ctx);
 		pthread_mutex_destroy(&r->mu);
 		hd_free(r);
 		return fd;
@@ -1231,12 +1292,14 @@ int route_create(struct route **out, const struct route_config *cfg)
 		int err = -errno;
 
 		close(fd);
+		net_tls_ctx_unref(cfg->tls_ctx);
 		pthread_mutex_destroy(&r->mu);
 		hd_free(r);
 		return err;
 	}
 	xwake_init(&r->wake, efd);
-	hd_log_info("listening proto=route addr=%s:%u", cfg->bind_addr, r->port);
+	hd_log_info("listening proto=route addr=%s:%u%s", cfg->bind_addr, r->port,
+		    cfg->tls_ctx ? " tls" : "");
 	*out = r;
 	return 0;
 }
@@ -1290,8 +1353,12 @@ static void *route_thread(void *arg)
 	/* the loop is made on its own thread (io_uring's single issuer) */
 	if (!err)
 		err = net_loop_watch_eventfd(&r->loop, r->wake.eventfd);
-	if (!err)
+	if (!err && r->cfg.tls_ctx) {
+		net_loop_set_tls_ctx(&r->loop, r->cfg.tls_ctx);
+		err = net_loop_add_tls_listener(&r->loop, r->listen_fd, ROUTE_KIND_IN);
+	} else if (!err) {
 		err = net_loop_add_listener(&r->loop, r->listen_fd, ROUTE_KIND_IN);
+	}
 	if (!err)
 		r->listen_fd = -1;	/* the loop closes it now */
 	sw->err = err;
@@ -1373,6 +1440,8 @@ void route_stop_and_destroy(struct route *r)
 	hd_free(r->in);
 	hd_free(r->out);
 	hd_free(r->parked);
+	net_tls_ctx_unref(r->cfg.tls_ctx);
+	net_tls_ctx_unref(r->tls_pending);
 	sodium_memzero(r->cfg.key, sizeof(r->cfg.key));
 	hd_free(r);
 }
@@ -1414,6 +1483,20 @@ void route_view(struct route *r, const struct route_view *v)
 	}
 	r->views_pending[r->nviews_pending++] = *v;
 	pthread_mutex_unlock(&r->mu);
+	if (write(r->wake.eventfd, &one, sizeof(one)) < 0)
+		hd_log_warn("route: cannot wake the route thread");
+}
+
+void route_set_tls_ctx(struct route *r, struct net_tls_ctx *ctx)
+{
+	uint64_t one = 1;
+	struct net_tls_ctx *old;
+
+	pthread_mutex_lock(&r->mu);
+	old = r->tls_pending;
+	r->tls_pending = ctx;
+	pthread_mutex_unlock(&r->mu);
+	net_tls_ctx_unref(old);
 	if (write(r->wake.eventfd, &one, sizeof(one)) < 0)
 		hd_log_warn("route: cannot wake the route thread");
 }

@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct net_tls_ctx;
 struct shard;
 struct xwake;
 
@@ -43,6 +44,10 @@ struct route_config {
 	uint8_t key[ROUTE_KEY_LEN];	/* proves cluster membership in the handshake */
 	int io_backend;			/* enum net_io */
 	uint32_t max_frame_bytes;	/* largest message a link carries */
+	/* --route-tls: every link runs TLS on this context (net/tls.h; the accepting end is
+	 * the server, the dialling end the client) and the HELLO/AUTH handshake runs inside
+	 * it; NULL: plain TCP. route_create takes over the reference, also when it fails. */
+	struct net_tls_ctx *tls_ctx;
 };
 
 /* One link as the admin endpoint shows it. */
@@ -99,6 +104,10 @@ void route_set_probe_hook(struct route *r, route_probe_fn fn, void *arg);
 /* The name of the peer whose placement hash is node_hash (any thread); false when the
  * route knows none. */
 bool route_peer_name(struct route *r, uint64_t node_hash, char *out, size_t cap);
+
+/* New certificates for links made from now on (SIGHUP; any thread): takes over the
+ * reference to ctx; live links keep theirs. Only for a route started with a tls_ctx. */
+void route_set_tls_ctx(struct route *r, struct net_tls_ctx *ctx);
 
 /* Membership news (any thread): member `name` is alive at host:port (its route port), or
  * no longer (dead or left). Repeats are harmless. */

@@ -156,6 +156,7 @@ struct route {
 	bool leave_synced;		/* every shard has moved its queues out */
 	struct strmap consumers_here;	/* owner side: other nodes' consumers of our queues */
 	struct strmap consumers_there;	/* client side: our consumers registered elsewhere */
+	struct net_tls_ctx *tls_pending;	/* under mu: certificates a SIGHUP reloaded */
 };
 
 enum { LEAVE_NONE = 0, LEAVE_ASKED, LEAVE_DONE };

@@ -284,11 +284,8 @@ int net_loop_add_listener(struct net_loop *l, int fd, uint8_t kind)
 
 int net_loop_add_tls_listener(struct net_loop *l, int fd, uint8_t kind)
 {
-	int err;
+	int err = net_loop_add_listener(l, fd, kind);
 
-	if (!l->tls_scratch)
-		l->tls_scratch = hd_alloc(16384);	/* one TLS record's plaintext */
-	err = net_loop_add_listener(l, fd, kind);
 	if (!err)
 		l->listen_tls[l->nlisten - 1] = true;
 	return err;
@@ -308,29 +305,39 @@ void net_loop_stop_accepting(struct net_loop *l)
 	l->be->stop_accepting(l);
 }
 
-static void conn_start(struct net_loop *l, int fd, uint8_t kind, bool tls);
+enum conn_tls { CONN_PLAIN, CONN_TLS_SERVER, CONN_TLS_CLIENT };
+
+static int conn_start(struct net_loop *l, int fd, uint8_t kind, enum conn_tls tls);
 
 void net_loop_accepted(struct net_loop *l, int idx, int fd)
 {
-	conn_start(l, fd, l->listen_kind[idx], l->listen_tls[idx]);
+	/* a refused one is logged and closed: the listener goes on */
+	(void)conn_start(l, fd, l->listen_kind[idx],
+			 l->listen_tls[idx] ? CONN_TLS_SERVER : CONN_PLAIN);
 }
 
 void net_loop_adopt(struct net_loop *l, int fd, uint8_t kind)
 {
-	conn_start(l, fd, kind, false);
+	(void)conn_start(l, fd, kind, CONN_PLAIN);	/* plain: never refused */
 }
 
-static void conn_start(struct net_loop *l, int fd, uint8_t kind, bool tls)
+int net_loop_adopt_tls(struct net_loop *l, int fd, uint8_t kind)
+{
+	return conn_start(l, fd, kind, CONN_TLS_CLIENT);
+}
+
+/* 0, or -ENOMEM when c's TLS state could not be made (fd closed, no on_accept). */
+static int conn_start(struct net_loop *l, int fd, uint8_t kind, enum conn_tls tls)
 {
 	struct net_conn *c;
 	socklen_t alen;
 	int one = 1;
 	struct net_tls *t = NULL;
 
-	if (tls && !(t = net_tls_create(l))) {
+	if (tls != CONN_PLAIN && !(t = net_tls_create(l, tls == CONN_TLS_CLIENT))) {
 		hd_log_warn("TLS connection refused: no TLS context or out of memory");
 		close(fd);
-		return;
+		return -ENOMEM;
 	}
 	c = conn_alloc(l, fd, kind);
 	c->tls = t;
@@ -339,10 +346,14 @@ static void conn_start(struct net_loop *l, int fd, uint8_t kind, bool tls)
 		memset(&c->peer, 0, sizeof(c->peer));
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	l->cb.on_accept(l->ctx, c);
-	if (c->state == NET_CONN_OPEN)
-		arm_recv(l, c);
-	else
+	if (c->state != NET_CONN_OPEN) {
 		maybe_free(l, c);
+		return 0;
+	}
+	arm_recv(l, c);
+	if (t)
+		net_tls_start(l, c);
+	return 0;
 }
 
 /* ---- send ---- */

@@ -191,12 +191,18 @@ HD_MUST_CHECK int net_loop_add_listener(struct net_loop *l, int fd, uint8_t kind
 /* As net_loop_add_listener, for connections that run TLS under the user (net/tls.h) with
  * the context net_loop_set_tls_ctx gave. */
 HD_MUST_CHECK int net_loop_add_tls_listener(struct net_loop *l, int fd, uint8_t kind);
-/* The context TLS connections accepted from now on get; takes a reference and drops the
- * previous one (connections keep theirs). */
+/* The context TLS connections accepted or adopted from now on get; takes a reference and
+ * drops the previous one (connections keep theirs). */
 void net_loop_set_tls_ctx(struct net_loop *l, struct net_tls_ctx *ctx);
 /* Takes a connected non-blocking socket (a finished outbound connect) as if a listener had
  * accepted it: on_accept runs with c->kind = kind, then input is delivered. */
 void net_loop_adopt(struct net_loop *l, int fd, uint8_t kind);
+/* As net_loop_adopt, for a connection that runs TLS as the client (net/tls.h) with the
+ * context net_loop_set_tls_ctx gave: the handshake starts once on_accept returned (what
+ * the user queued meanwhile waits for it). Returns 0, or -ENOMEM when no TLS state could
+ * be made (no context, OpenSSL out of memory): the socket is closed then and on_accept
+ * never runs. */
+HD_MUST_CHECK int net_loop_adopt_tls(struct net_loop *l, int fd, uint8_t kind);
 /* Stops accepting (cancels the accepts, closes the listening sockets). */
 void net_loop_stop_accepting(struct net_loop *l);
 

@@ -76,9 +76,13 @@ void net_loop_out_consume(struct net_loop *l, struct net_conn *c, size_t n);
 
 /* ---- tls.c, for loop.c (a connection with c->tls) ---- */
 
-/* A TLS state for a connection accepted now, on the loop's current context; NULL when the
+/* A TLS state for a connection starting now, on the loop's current context: the server
+ * side for an accepted one, the client side (is_client) for a dialled one; NULL when the
  * loop has none or OpenSSL failed (the caller refuses the connection). */
-struct net_tls *net_tls_create(struct net_loop *l);
+struct net_tls *net_tls_create(struct net_loop *l, bool is_client);
+/* c's TLS is set up and its user told: a client sends its ClientHello now (a server waits
+ * for the peer's). */
+void net_tls_start(struct net_loop *l, struct net_conn *c);
 void net_tls_destroy(struct net_tls *t);
 /* Received ciphertext: handshake or decrypt, plaintext to net_loop_deliver. A failure is
  * logged and closes c after the alert is written. */

@@ -13,6 +13,10 @@
  * c->out_bytes counts, for a TLS connection, the plaintext still queued plus ciphertext not
  * yet written, so backpressure, draining and on_drain work unchanged.
  *
+ * Roles: a connection from a TLS listener is the TLS server; one adopted from a dial
+ * (net_loop_adopt_tls) is the client and speaks first (its ClientHello goes out at once).
+ * Both run on the same context, whose certificate each side presents when asked.
+ *
  * Owner: the loop's thread. OpenSSL's own parsers read the handshake; nothing here parses.
  */
 #include "net/tls.h"
@@ -47,7 +51,10 @@ struct net_tls {
 	bool established;
 	bool failed;			/* handshake or record error: only the alert goes out */
 	bool close_notify_sent;
-	char peer_name[NET_TLS_NAME_MAX + 1];	/* verified client certificate's CN; "" none */
+	bool is_client;			/* we dialled: the peer's certificate is a server's */
+	bool got_input;			/* some ciphertext came (the first byte was looked at) */
+	bool not_tls;			/* ... and it was no TLS record: a plaintext peer */
+	char peer_name[NET_TLS_NAME_MAX + 1];	/* verified peer certificate's CN; "" none */
 };
 
 /* ---- server contexts ---- */
@@ -62,13 +69,16 @@ static void ossl_reason(char *err, size_t cap, const char *what, const char *fil
 	ERR_clear_error();
 }
 
-static int ctx_add_client_ca(SSL_CTX *ctx, const struct net_tls_config *cfg, char *err,
-			     size_t cap)
+/* As server: clients may (or must) present a certificate that chains to the CA. As client
+ * (a dialled connection): the server's certificate must chain to it; the "fail if no peer
+ * certificate" flag means nothing there, a server always presents one. */
+static int ctx_add_peer_ca(SSL_CTX *ctx, const struct net_tls_config *cfg, char *err,
+			   size_t cap)
 {
 	STACK_OF(X509_NAME) *names;
 
 	if (!SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL)) {
-		ossl_reason(err, cap, "cannot load client CA file", cfg->ca_file);
+		ossl_reason(err, cap, "cannot load CA file", cfg->ca_file);
 		return -1;
 	}
 	names = SSL_load_client_CA_file(cfg->ca_file);
@@ -86,7 +96,9 @@ int net_tls_ctx_create(const struct net_tls_config *cfg, struct net_tls_ctx **ou
 		       size_t cap)
 {
 	static const unsigned char sid_ctx[] = "herald";
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	/* either role: a connection takes its own (SSL_set_accept_state or _connect_state),
+	 * so one context serves a node link's accepted and dialled ends */
+	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
 
 	if (!ctx) {
 		ossl_reason(err, cap, "cannot create a TLS context", "");
@@ -123,7 +135,7 @@ int net_tls_ctx_create(const struct net_tls_config *cfg, struct net_tls_ctx **ou
 			    cfg->key_file);
 		goto err_free_ctx;
 	}
-	if (cfg->ca_file && cfg->ca_file[0] && ctx_add_client_ca(ctx, cfg, err, cap))
+	if (cfg->ca_file && cfg->ca_file[0] && ctx_add_peer_ca(ctx, cfg, err, cap))
 		goto err_free_ctx;
 	*out = (struct net_tls_ctx *)ctx;
 	return 0;
@@ -157,12 +169,14 @@ const char *net_conn_tls_peer_name(const struct net_conn *c)
 	return c->tls && c->tls->established && c->tls->peer_name[0] ? c->tls->peer_name : NULL;
 }
 
-struct net_tls *net_tls_create(struct net_loop *l)
+struct net_tls *net_tls_create(struct net_loop *l, bool is_client)
 {
 	struct net_tls *t;
 
 	if (!l->tls_ctx)
 		return NULL;
+	if (!l->tls_scratch)
+		l->tls_scratch = hd_alloc(RECORD_MAX);
 	t = hd_calloc(1, sizeof(*t));
 	t->ssl = SSL_new((SSL_CTX *)l->tls_ctx);	/* holds its own context reference */
 	t->rbio = BIO_new(BIO_s_mem());
@@ -178,7 +192,11 @@ struct net_tls *net_tls_create(struct net_loop *l)
 	/* an empty read BIO means "wait for more", not end of stream */
 	BIO_set_mem_eof_return(t->rbio, -1);
 	SSL_set_bio(t->ssl, t->rbio, t->wbio);
-	SSL_set_accept_state(t->ssl);
+	t->is_client = is_client;
+	if (is_client)
+		SSL_set_connect_state(t->ssl);
+	else
+		SSL_set_accept_state(t->ssl);
 	t->deadline_ms = hd_now_ms() + (l->cfg.tls_handshake_ms ? l->cfg.tls_handshake_ms :
 					NET_TLS_HANDSHAKE_MS);
 	return t;
@@ -215,9 +233,9 @@ static void peer_desc(const struct net_conn *c, char *buf, size_t cap)
 	snprintf(buf, cap, "%s:%u", ip, ntohs(c->peer.sin_port));
 }
 
-/* Refuses c: one log line saying why, then the alert OpenSSL queued goes out and the
- * connection closes (the user's on_close runs now). */
-static void refuse(struct net_loop *l, struct net_conn *c, const char *what)
+/* Refuses c: one log line saying why (`reason`, or what OpenSSL says), then the alert
+ * OpenSSL queued goes out and the connection closes (the user's on_close runs now). */
+static void refuse(struct net_loop *l, struct net_conn *c, const char *what, const char *reason)
 {
 	struct net_tls *t = c->tls;
 	unsigned long e = ERR_peek_last_error();
@@ -225,8 +243,12 @@ static void refuse(struct net_loop *l, struct net_conn *c, const char *what)
 	char why[200];
 	char peer[32];
 
-	if (verify != X509_V_OK)
-		snprintf(why, sizeof(why), "client certificate: %s",
+	if (!reason && t->not_tls)
+		reason = "the peer does not speak TLS (plaintext?)";
+	if (reason)
+		snprintf(why, sizeof(why), "%s", reason);
+	else if (verify != X509_V_OK)
+		snprintf(why, sizeof(why), "%s certificate: %s", t->is_client ? "server" : "client",
 			 X509_verify_cert_error_string(verify));
 	else if (e)
 		ERR_error_string_n(e, why, sizeof(why));
@@ -234,7 +256,8 @@ static void refuse(struct net_loop *l, struct net_conn *c, const char *what)
 		snprintf(why, sizeof(why), "connection error");
 	ERR_clear_error();
 	peer_desc(c, peer, sizeof(peer));
-	hd_log_conn(HD_LOG_WARN, c->id, "TLS %s from %s refused: %s", what, peer, why);
+	hd_log_conn(HD_LOG_WARN, c->id, "TLS %s %s %s %s: %s", what, t->is_client ? "to" : "from",
+		    peer, t->is_client ? "failed" : "refused", why);
 	t->failed = true;
 	account_output(l, c);
 	net_conn_close_after_flush(l, c);
@@ -272,8 +295,21 @@ static bool handshake(struct net_loop *l, struct net_conn *c)
 		account_output(l, c);	/* our part of the handshake goes out */
 		return false;
 	}
-	refuse(l, c, "handshake");
+	refuse(l, c, "handshake", NULL);
 	return false;
+}
+
+void net_tls_start(struct net_loop *l, struct net_conn *c)
+{
+	if (c->tls->is_client)
+		handshake(l, c);	/* the ClientHello: WANT_READ, and it is queued */
+}
+
+/* Every TLS connection starts with a handshake record (0x16), or an alert (0x15) from a
+ * peer that gives up at once; anything else is a peer that does not speak TLS at all. */
+static bool looks_like_tls(const char *buf, size_t len)
+{
+	return len == 0 || buf[0] == 0x16 || buf[0] == 0x15;
 }
 
 void net_tls_input(struct net_loop *l, struct net_conn *c, const char *buf, size_t len)
@@ -282,8 +318,13 @@ void net_tls_input(struct net_loop *l, struct net_conn *c, const char *buf, size
 
 	if (c->state != NET_CONN_OPEN || t->failed)
 		return;	/* closing: what the peer still sends is dropped */
+	/* OpenSSL still reads it, to answer with an alert: a plaintext peer that knows TLS
+	 * records can say what it got */
+	if (!t->got_input)
+		t->not_tls = !looks_like_tls(buf, len);
+	t->got_input = true;
 	if (BIO_write(t->rbio, buf, (int)len) != (int)len) {
-		refuse(l, c, "input");
+		refuse(l, c, "input", NULL);
 		return;
 	}
 	if (!t->established && !handshake(l, c))
@@ -302,7 +343,7 @@ void net_tls_input(struct net_loop *l, struct net_conn *c, const char *buf, size
 		/* WANT_READ: a partial record waits in rbio; ZERO_RETURN: close_notify, the
 		 * TCP FIN that follows ends the connection as for plain TCP */
 		if (r != SSL_ERROR_WANT_READ && r != SSL_ERROR_ZERO_RETURN) {
-			refuse(l, c, "record");
+			refuse(l, c, "record", NULL);
 			return;
 		}
 		break;
@@ -426,6 +467,11 @@ bool net_tls_close_notify(struct net_loop *l, struct net_conn *c)
 	return c->out_bytes > 0;
 }
 
+const char *net_conn_tls_version(const struct net_conn *c)
+{
+	return c->tls && c->tls->established ? SSL_get_version(c->tls->ssl) : NULL;
+}
+
 bool net_tls_handshake_expired(const struct net_conn *c, uint64_t now_ms)
 {
 	return c->tls && !c->tls->established && !c->tls->failed && now_ms > c->tls->deadline_ms;
@@ -436,7 +482,8 @@ void net_tls_log_timeout(const struct net_conn *c)
 	char peer[32];
 
 	peer_desc(c, peer, sizeof(peer));
-	hd_log_conn(HD_LOG_WARN, c->id, "TLS handshake from %s refused: not done in time", peer);
+	hd_log_conn(HD_LOG_WARN, c->id, "TLS handshake %s %s %s: not done in time",
+		    c->tls->is_client ? "to" : "from", peer, c->tls->is_client ? "failed" : "refused");
 }
 
 bool net_tls_can_send_plain(const struct net_conn *c)

@@ -5,9 +5,12 @@
  * own receives feed it and its own sendmsg writes what it produced: no socket is touched
  * by OpenSSL and nothing blocks the loop.
  *
- * A server context (certificate, key, optional client CA) is refcounted: a loop takes the
- * newest one for each connection it accepts and a connection keeps the one it started with,
- * so certificates are replaced (SIGHUP) without touching live connections.
+ * A context (certificate, key, optional CA for the peer's certificate) is refcounted: a
+ * loop takes the newest one for each connection it accepts or adopts and a connection
+ * keeps the one it started with, so certificates are replaced (SIGHUP) without touching
+ * live connections. Accepted connections are the TLS server, connections adopted with
+ * net_loop_adopt_tls (an outbound dial) the client; both present the context's certificate
+ * (a client only when the server asks for one).
  *
  * Threads: net_tls_ctx_create/ref/unref from any thread; the rest on the loop's thread.
  */
@@ -31,11 +34,12 @@ struct net_tls_ctx;
 struct net_tls_config {
 	const char *cert_file;		/* PEM chain, server certificate first */
 	const char *key_file;		/* PEM private key */
-	const char *ca_file;		/* PEM CAs for client certificates; NULL or "": none asked */
+	const char *ca_file;		/* PEM CAs peer certificates must chain to; NULL or "":
+					 * clients are asked for none, servers are not checked */
 	bool require_client_cert;	/* with ca_file: a client without one is refused */
 };
 
-/* Loads the files into a new server context (one reference, the caller's). Returns 0, or
+/* Loads the files into a new context (one reference, the caller's). Returns 0, or
  * -1 with a reason (file and OpenSSL's words, no key material) in err. */
 HD_MUST_CHECK int net_tls_ctx_create(const struct net_tls_config *cfg, struct net_tls_ctx **out,
 				     char *err, size_t cap);
@@ -43,11 +47,14 @@ struct net_tls_ctx *net_tls_ctx_ref(struct net_tls_ctx *ctx);
 /* Drops a reference (NULL: nothing); connections using it keep their own. */
 void net_tls_ctx_unref(struct net_tls_ctx *ctx);
 
-/* True when c came through a TLS listener. */
+/* True when c runs TLS (came through a TLS listener, or net_loop_adopt_tls). */
 bool net_conn_is_tls(const struct net_conn *c);
-/* The common name of the certificate c's client presented and the CA file verified, or
- * NULL (plain connection, no certificate asked or given, handshake not finished). Valid
- * while c is open. */
+/* The common name of the certificate c's peer presented and the CA file verified, or
+ * NULL (plain connection, no CA, no certificate asked or given, handshake not finished).
+ * Valid while c is open. */
 const char *net_conn_tls_peer_name(const struct net_conn *c);
+/* "TLSv1.3" or "TLSv1.2" once c's handshake is done; NULL for a plain connection or before.
+ * Static storage. */
+const char *net_conn_tls_version(const struct net_conn *c);
 
 #endif

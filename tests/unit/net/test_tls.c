@@ -3,7 +3,10 @@
  * OpenSSL client in the same thread, driven in turns with the loop. What the user above
  * the loop must see: plaintext in, plaintext out (big queued output intact, its entries
  * released, the queue back at zero), refusals (plaintext to a TLS listener, a stalled
- * handshake) closing the connection, close_notify after the last queued bytes.
+ * handshake) closing the connection, close_notify after the last queued bytes. And the
+ * client side (net_loop_adopt_tls, as node links dial): a dialled connection handshakes
+ * with a TLS listener on the same loop, both ends verifying the other against a CA, and
+ * one that meets a plaintext peer is closed.
  */
 #include "net/listen.h"
 #include "net/loop.h"
@@ -147,10 +150,11 @@ static void fx_fini(struct fx *f)
 	unlink(f->key_path);
 }
 
-/* A plain TCP client socket, connected (the listener's backlog takes it), non-blocking. */
-static int tcp_client(struct fx *f)
+/* A plain TCP socket connected to 127.0.0.1:port (the listener's backlog takes it),
+ * non-blocking. */
+static int dial(uint16_t port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(f->port) };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -159,10 +163,20 @@ static int tcp_client(struct fx *f)
 	return fd;
 }
 
+static int tcp_client(struct fx *f)
+{
+	return dial(f->port);
+}
+
+static void pump(struct net_loop *l)
+{
+	net_loop_flush(l);
+	net_loop_run_once(l, 1);
+}
+
 static void turn(struct fx *f)
 {
-	net_loop_flush(&f->loop);
-	net_loop_run_once(&f->loop, 1);
+	pump(&f->loop);
 }
 
 static void tls_client(struct fx *f)
@@ -337,4 +351,141 @@ Test(net_tls, a_handshake_that_stalls_is_cut_at_its_deadline)
 	net_loop_reap_lingering(&f.loop);
 	cr_assert_eq(f.closed, 1);
 	fx_fini(&f);
+}
+
+/* ---- the client side: a dial adopted with net_loop_adopt_tls ---- */
+
+#define KIND_ACCEPTED 1
+#define KIND_DIALLED 2
+
+/* Both ends of one link through the same loop: the accepted (TLS server) and the dialled
+ * (TLS client) connection, each with what its user received. */
+struct ends {
+	struct net_loop loop;
+	struct net_tls_ctx *ctx;
+	uint16_t port;
+	struct net_conn *conn[3];	/* by kind */
+	char got[3][64];
+	size_t got_len[3];
+	int closed[3];
+	char cert_path[64];
+	char key_path[64];
+};
+
+static void ends_accept(void *ctx, struct net_conn *c)
+{
+	struct ends *e = ctx;
+
+	e->conn[c->kind] = c;
+	/* queued before the handshake is done: it waits for it, then goes encrypted */
+	if (c->kind == KIND_DIALLED)
+		net_conn_write_copy(&e->loop, c, "hello", 5);
+}
+
+static size_t ends_data(void *ctx, struct net_conn *c, const char *buf, size_t len)
+{
+	struct ends *e = ctx;
+
+	cr_assert_leq(e->got_len[c->kind] + len, sizeof(e->got[0]));
+	memcpy(e->got[c->kind] + e->got_len[c->kind], buf, len);
+	e->got_len[c->kind] += len;
+	return len;
+}
+
+static void ends_close(void *ctx, struct net_conn *c)
+{
+	struct ends *e = ctx;
+
+	e->closed[c->kind]++;
+	e->conn[c->kind] = NULL;
+}
+
+static const struct net_callbacks ends_cbs = {
+	.on_accept = ends_accept, .on_data = ends_data, .on_close = ends_close,
+};
+
+/* A loop with a TLS listener whose context checks peers against its own self-signed
+ * certificate (so both ends of a link to itself verify), as --route-tls --tls-ca does. */
+static void ends_init(struct ends *e)
+{
+	struct net_loop_config lc = {
+		.io = NET_IO_EPOLL, .ring_entries = 64, .buf_count = 64, .buf_size = 8192,
+		.max_rx_partial = 1 << 20,
+	};
+	struct net_tls_config tc = { .require_client_cert = true };
+	struct fx certs;
+	char err[256];
+	int fd;
+
+	memset(e, 0, sizeof(*e));
+	make_cert(&certs);
+	memcpy(e->cert_path, certs.cert_path, sizeof(e->cert_path));
+	memcpy(e->key_path, certs.key_path, sizeof(e->key_path));
+	tc.cert_file = tc.ca_file = e->cert_path;
+	tc.key_file = e->key_path;
+	cr_assert_eq(net_tls_ctx_create(&tc, &e->ctx, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(net_loop_init(&e->loop, &lc, &ends_cbs, e), 0);
+	fd = net_listen_open("127.0.0.1", 0, 16, &e->port);
+	cr_assert_geq(fd, 0);
+	net_loop_set_tls_ctx(&e->loop, e->ctx);
+	cr_assert_eq(net_loop_add_tls_listener(&e->loop, fd, KIND_ACCEPTED), 0);
+}
+
+static void ends_fini(struct ends *e)
+{
+	net_loop_fini(&e->loop);
+	net_tls_ctx_unref(e->ctx);
+	unlink(e->cert_path);
+	unlink(e->key_path);
+}
+
+Test(net_tls, a_dialled_connection_is_the_tls_client_and_both_ends_verify_the_other)
+{
+	struct ends e;
+
+	ends_init(&e);
+	cr_assert_eq(net_loop_adopt_tls(&e.loop, dial(e.port), KIND_DIALLED), 0);
+	cr_assert_not_null(e.conn[KIND_DIALLED]);
+	cr_assert(net_conn_is_tls(e.conn[KIND_DIALLED]));
+	for (int turns = 0; e.got_len[KIND_ACCEPTED] < 5 && turns < TURNS; turns++)
+		pump(&e.loop);
+	cr_assert_eq(e.got_len[KIND_ACCEPTED], 5, "what the dialler queued early arrives");
+	cr_assert_eq(memcmp(e.got[KIND_ACCEPTED], "hello", 5), 0);
+	net_conn_write_copy(&e.loop, e.conn[KIND_ACCEPTED], "welcome", 7);
+	for (int turns = 0; e.got_len[KIND_DIALLED] < 7 && turns < TURNS; turns++)
+		pump(&e.loop);
+	cr_assert_eq(memcmp(e.got[KIND_DIALLED], "welcome", 7), 0);
+	for (int k = KIND_ACCEPTED; k <= KIND_DIALLED; k++) {
+		cr_assert_not_null(net_conn_tls_version(e.conn[k]));
+		cr_assert_str_eq(net_conn_tls_peer_name(e.conn[k]), "127.0.0.1",
+				 "the peer's certificate, verified against the CA");
+	}
+	ends_fini(&e);
+}
+
+Test(net_tls, a_dialled_tls_connection_that_meets_plaintext_is_closed)
+{
+	struct ends e;
+	uint16_t plain_port;
+	int lfd, sfd;
+	char hello[8];
+
+	ends_init(&e);
+	lfd = net_listen_open("127.0.0.1", 0, 16, &plain_port);
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(net_loop_adopt_tls(&e.loop, dial(plain_port), KIND_DIALLED), 0);
+	fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) & ~O_NONBLOCK);
+	sfd = accept(lfd, NULL, NULL);
+	cr_assert_geq(sfd, 0);
+	/* the plaintext peer speaks first, as a link's HELLO does */
+	cr_assert_eq(write(sfd, "\0\0\0\x05\x01hello", 10), 10);
+	for (int turns = 0; !e.closed[KIND_DIALLED] && turns < TURNS; turns++)
+		pump(&e.loop);
+	cr_assert_eq(e.closed[KIND_DIALLED], 1);
+	cr_assert_eq(e.got_len[KIND_DIALLED], 0, "nothing reached the user");
+	cr_assert_eq(read(sfd, hello, 1), 1);
+	cr_assert_eq(hello[0], 0x16, "the client spoke first: a TLS handshake record");
+	close(sfd);
+	close(lfd);
+	ends_fini(&e);
 }
