@@ -711,6 +711,11 @@ def parse_args():
                     help="messages/s the consumers handle (and ACK) all together, split evenly; "
                     "below the producers' total, so the owner holds a backlog and unacked "
                     "deliveries at the fault")
+    ap.add_argument("--violating-dups-ok", action="store_true",
+                    help="exit 0 despite violating duplicates (still counted and printed): "
+                         "CI's check of the guarantee the server keeps today, no receipted "
+                         "message lost, while ACKs written after a failover for the dead "
+                         "owner's deliveries are not applied yet (docs/replication.md)")
     ap.add_argument("--ack-grace-ms", type=float, default=100.0,
                     help="an ACK written this long before the fault may not have reached the owner")
     ap.add_argument("--receipt-timeout-s", type=float, default=3.0)
@@ -812,7 +817,8 @@ def main():
     print("results: %s" % out)
     if not args.keep_work:
         shutil.rmtree(work, ignore_errors=True)
-    if summary["lost"] or summary["dup_violating"] or summary["corrupt"]:
+    if summary["lost"] or summary["corrupt"] or (summary["dup_violating"] and
+                                                 not args.violating_dups_ok):
         return 1
     return 2 if harness_failures else 0
 
