@@ -40,7 +40,8 @@ WINDOW=${WINDOW:-5000}
 RATE=${RATE:-10000}
 CHECK_QUEUES=${CHECK_QUEUES:-50}	# the correctness step: queues, receipted SENDs each
 CHECK_COUNT=${CHECK_COUNT:-20}
-ACK=${ACK:-auto}		# or client-individual: one more replication op per message
+ACK=${ACK:-auto}
+PERF_FREQ=${PERF_FREQ:-999}	# PERF=1: profile the saturating runs		# or client-individual: one more replication op per message
 SHARDS=${SHARDS:-2}
 THREADS=${THREADS:-2}
 MODES=${MODES:-"sat paced"}
@@ -84,6 +85,23 @@ print("queues", len(qs), "owners", count(lambda q: q["owner"]),
       "messages", sum(q.get("messages", 0) for q in qs))' >>"$1" 2>/dev/null || echo "unreadable" >>"$1"
 }
 
+# links FILE: one line, every node's link counters: {"hb-a": {"hb-b": [msgs_out, bytes_out],
+# ...}, ...} (read before and after each run: frames and bytes per message on each link)
+links() {
+	local i
+	for i in 0 1 2; do cl_status "${cl_admin[$i]}"; echo; done | /usr/bin/python3 -c '
+import json, sys
+r = {}
+for line in sys.stdin:
+    try:
+        s = json.loads(line)
+    except ValueError:
+        continue
+    r[s["self"]] = {m["name"]: [m.get("link_msgs_out", 0), m.get("link_bytes_out", 0)]
+                    for m in s["members"] if m["name"] != s["self"]}
+print(json.dumps(r))' >>"$1" 2>/dev/null || echo "{}" >>"$1"
+}
+
 # held R ROUND: the correctness step on a cluster whose runs are over: $CHECK_COUNT
 # receipted SENDs (one at a time, from A) to each of the first $CHECK_QUEUES B-owned queues
 # (nobody subscribed), heraldctl's view once every one of them is in sync (5 s at most),
@@ -116,7 +134,24 @@ run_one() {	# run_one R MODE ROUND
 		--producers "$PRODUCERS" --body "$BODY" "${margs[@]}" --settle "$SETTLE"
 		--warmup "$WARMUP" --duration "$DURATION" --threads "$THREADS"
 		--server-pid "$(cl_pids_csv)" --label "r$rr-$m" --json "$json" --quiet)
+	profile "$rr" "$m" "$r"
+	links "$out/$m.r$rr.$r.links"
 	cl_bench_run "--queue-replicas $rr" "round $r R=$rr $m" queues "$out/$m.r$rr.$r.queues" "${cmd[@]}"
+	links "$out/$m.r$rr.$r.links"
+	[ -z "$perf_pid" ] || wait "$perf_pid" || true
+}
+
+# profile R MODE ROUND: with PERF=1, perf record -g of every node over the measured window of
+# the saturating runs (perf's own cost inflates the CPU figures of those runs: profile only)
+perf_pid=
+profile() {
+	perf_pid=
+	[ -n "${PERF:-}" ] && [ "$2" = sat ] || return 0
+	echo "perf record -F $PERF_FREQ -g -p $(cl_pids_csv) -o perf.r$1.$3.data -- sleep $((DURATION - 1))" >>"$cl_cmds"
+	( sleep "$(awk "BEGIN { print 1.5 + $SETTLE + $WARMUP }")"
+	  perf record -q -F "$PERF_FREQ" -g -p "$(cl_pids_csv)" -o "$out/perf.r$1.$3.data" \
+		-- sleep $((DURATION - 1)) >/dev/null 2>>"$out/stderr.txt" ) &
+	perf_pid=$!
 }
 
 # cluster_round R ROUND: a fresh cluster with --queue-replicas R, every mode, stopped
@@ -184,6 +219,28 @@ if any(k[0] == "paced" for k in runs):
                  f"{fmt(q['max'], '.1f')} | {fmt(cpu, '.1f')} |")
     L += ["", f"R2/R1 at {rate:.0f}/s (per-round ratios): CPU {fmt(ratio('paced', 'cpu_s_per_million'), '.2f')}×, "
           f"p50 {fmt(ratio('paced', 'latency_us', 'p50'), '.2f')}×, p99 {fmt(ratio('paced', 'latency_us', 'p99'), '.2f')}×", ""]
+def link_rates(k):
+    p = os.path.join(out, f"{k[0]}.r{k[1]}.{k[2]}.links")
+    try:
+        a, b = [json.loads(x) for x in open(p).read().split("\n")[:2]]
+    except (OSError, ValueError):
+        return {}
+    n = runs[k]["published"] or 1
+    return {f"{x[-1]}→{y[-1]}": ((b[x][y][0] - a[x][y][0]) / n, (b[x][y][1] - a[x][y][1]) / n)
+            for x in sorted(b) for y in sorted(b[x]) if x in a and y in a[x]}
+if any(k[0] == "sat" for k in runs):
+    L += ["Link frames and bytes per published message (saturating runs, whole run), median over rounds:", "",
+          "| link | R=1 frames | R=1 bytes | R=2 frames | R=2 bytes |", "|---|---:|---:|---:|---:|"]
+    per = {rr: [link_rates(("sat", rr, r)) for r in rounds if ("sat", rr, r) in runs] for rr in (1, 2)}
+    names = sorted({l for rr in per for d in per[rr] for l in d})
+    for l in names + ["all"]:
+        cells = []
+        for rr in (1, 2):
+            for i in (0, 1):
+                xs = [sum(v[i] for v in d.values()) if l == "all" else d[l][i] for d in per[rr] if d and (l == "all" or l in d)]
+                cells.append(f"{med(xs):.2f}" if xs else "—")
+        L.append(f"| {l} | " + " | ".join(cells) + " |")
+    L += [""]
 L += ["Queues seen by `heraldctl queues --json` (queues /queue/q-*: owners, backups, in_sync) "
       "while each run published:", "",
       "| mode | R | round | while publishing |", "|---|---:|---:|---|"]
