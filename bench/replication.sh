@@ -41,6 +41,7 @@ RATE=${RATE:-10000}
 CHECK_QUEUES=${CHECK_QUEUES:-50}	# the correctness step: queues, receipted SENDs each
 CHECK_COUNT=${CHECK_COUNT:-20}
 ACK=${ACK:-auto}
+RECEIPTS=${RECEIPTS:-}		# 1: every SEND asks for a RECEIPT (R=2: after the backup has it)
 PERF_FREQ=${PERF_FREQ:-999}	# PERF=1: profile the saturating runs		# or client-individual: one more replication op per message
 SHARDS=${SHARDS:-2}
 THREADS=${THREADS:-2}
@@ -130,7 +131,7 @@ run_one() {	# run_one R MODE ROUND
 	esac
 	json="$out/$m.r$rr.$r.json"
 	local cmd=("$HB" queues --pub-url "$(cl_url 0)" --sub-url "$(cl_url 2)"
-		--queue-file "$out/owned-by-b.txt" --ack "$ACK"
+		--queue-file "$out/owned-by-b.txt" --ack "$ACK" ${RECEIPTS:+--receipts}
 		--producers "$PRODUCERS" --body "$BODY" "${margs[@]}" --settle "$SETTLE"
 		--warmup "$WARMUP" --duration "$DURATION" --threads "$THREADS"
 		--server-pid "$(cl_pids_csv)" --label "r$rr-$m" --json "$json" --quiet)
@@ -197,8 +198,10 @@ def fmt(xs, spec):
 def ratio(m, *path):
     return [get(m, 2, r, *path) / get(m, 1, r, *path) for r in rounds
             if get(m, 2, r, *path) and get(m, 1, r, *path)]
+receipted = any("receipt_latency_us" in j for j in runs.values())
 L = ["# Queue replication: R=2 against R=1", "",
-     f"Producers on A, 1,000 queues owned by B, consumers on C (ack {ack}); one fresh cluster "
+     f"Producers on A, 1,000 queues owned by B, consumers on C (ack {ack}"
+     f"{', every SEND receipted' if receipted else ''}); one fresh cluster "
      "per R per round, R order alternating. Figures: median (each round).", ""]
 if any(k[0] == "sat" for k in runs):
     L += [f"Saturating (window {window}): server CPU-seconds of all three nodes per million messages.", "",
@@ -208,6 +211,17 @@ if any(k[0] == "sat" for k in runs):
         rt = [get("sat", rr, r, "del_rate") / 1e3 for r in rounds if get("sat", rr, r, "del_rate")]
         L.append(f"| {rr} | {fmt(cpu, '.2f')} | {fmt(rt, '.0f')} k |")
     L += ["", f"**R2/R1 CPU per message (per-round ratios): {fmt(ratio('sat', 'cpu_s_per_million'), '.2f')}×** (goal ≤ 1.5×)", ""]
+if receipted:
+    L += ["RECEIPT latency (SEND's scheduled time to its RECEIPT), ms:", "",
+          "| mode | R | p50 | p99 | p99.9 | max |", "|---|---:|---:|---:|---:|---:|"]
+    for m in ("sat", "paced"):
+        for rr in (1, 2):
+            q = {k: [get(m, rr, r, "receipt_latency_us", k) / 1e3 for r in rounds
+                     if get(m, rr, r, "receipt_latency_us", k) is not None] for k in ("p50", "p99", "p999", "max")}
+            if q["p50"]:
+                L.append(f"| {m} | {rr} | {fmt(q['p50'], '.2f')} | {fmt(q['p99'], '.2f')} | "
+                         f"{fmt(q['p999'], '.1f')} | {fmt(q['max'], '.1f')} |")
+    L += [""]
 if any(k[0] == "paced" for k in runs):
     L += [f"Paced at {rate:.0f} messages/s: latency from the scheduled send time, ms; CPU-s per million at that rate.", "",
           "| R | p50 | p99 | p99.9 | max | CPU-s/M |", "|---|---:|---:|---:|---:|---:|"]
@@ -251,6 +265,8 @@ def text(name):
 for k in sorted(runs):
     L.append(f"| {k[0]} | {k[1]} | {k[2]} | {text(f'{k[0]}.r{k[1]}.{k[2]}.queues')} |")
     j = runs[k]
+    if receipted and j.get("receipts") != j["published"]:
+        bad.append(f"{k}: {j.get('receipts')} RECEIPTs for {j['published']} SENDs")
     if j["lost"] or j["duplicates"] or j["errors"] or j["aborted"] or j["order_violations"]:
         bad.append(f"{k}: lost {j['lost']}, duplicates {j['duplicates']}, errors {j['errors']}, "
                    f"order {j['order_violations']}, aborted {j['aborted']} {j['first_error']}")
