@@ -329,6 +329,14 @@ static void on_send_receipt(struct bench_worker *w, const struct stomp_frame *f)
 	bench_hist_record(&w->st->hist_receipt, w->now > ts ? w->now - ts : 0);
 }
 
+/* The DISCONNECT's RECEIPT (receipt-id "bye", close_frame), not a SEND's. */
+static bool is_bye(const struct stomp_frame *f)
+{
+	const struct stomp_view *id = stomp_frame_header(f, "receipt-id");
+
+	return !id || (id->len == 3 && !memcmp(id->ptr, "bye", 3));
+}
+
 static int on_frame(void *arg, struct bconn *c, const struct stomp_frame *f)
 {
 	struct bench_worker *w = arg;
@@ -344,11 +352,11 @@ static int on_frame(void *arg, struct bconn *c, const struct stomp_frame *f)
 	case STOMP_CMD_RECEIPT:
 		if (c->state == BC_SUBSCRIBING) {
 			mark_ready(w, c);
-		} else if (c->state == BC_CLOSING) {
+		} else if (c->state == BC_CLOSING && is_bye(f)) {
 			close_conn(w, c);
 			return 1;
 		} else {
-			on_send_receipt(w, f);
+			on_send_receipt(w, f);	/* --receipts: may still come after DISCONNECT */
 		}
 		break;
 	case STOMP_CMD_ERROR:
