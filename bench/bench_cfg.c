@@ -37,6 +37,7 @@ static const struct opt opts[] = {
 	{ "topic", OPT_STR, F(topic), "fanout/latency destination (/topic/bench)" },
 	{ "queue-prefix", OPT_STR, F(queue_prefix), "queues/connections: destination prefix (/queue/user-)" },
 	{ "queue-file", OPT_STR, F(queue_file), "queues/connections: destinations one a line, user i gets line i (--users: all lines)" },
+	{ "receipts", OPT_FLAG, F(receipts), "queues: every SEND asks for a RECEIPT; reports its latency (receipt_latency_us)" },
 	{ "ack", OPT_ACK, F(ack), "subscriptions' ack mode: auto or client-individual (auto)" },
 	{ "prefetch", OPT_U32, F(prefetch), "prefetch-count on SUBSCRIBE (0: not sent)" },
 	{ "body", OPT_U32, F(body), "bytes per message body, >= 56 (100)" },
@@ -370,6 +371,10 @@ static int check(const struct bench_cfg *c)
 	 * subject); the topic workloads and idle connections map one to one */
 	if (c->nats && (c->workload == BENCH_QUEUES || c->ack != BENCH_ACK_AUTO)) {
 		fprintf(stderr, "herald-bench: nats:// runs fanout, latency or connections\n");
+		return -1;
+	}
+	if (c->receipts && c->workload != BENCH_QUEUES) {
+		fprintf(stderr, "herald-bench: --receipts is for the queues workload\n");
 		return -1;
 	}
 	return 0;

@@ -62,6 +62,7 @@ struct bench_cfg {
 	char **queue_names;		/* its lines, read once by bench_cfg_parse */
 	uint32_t nqueue_names;
 	enum bench_ack ack;
+	bool receipts;			/* queues: every SEND asks for a RECEIPT */
 	uint32_t prefetch;		/* prefetch-count on SUBSCRIBE, 0: none sent */
 	/* pacing */
 	uint32_t body;			/* bytes per message body, >= BENCH_BODY_MIN */

@@ -100,11 +100,15 @@ static void table_run(const struct bench_result *r, FILE *f)
 	latency_line(f, "latency (us) ", &r->hist);
 	if (bench_cfg_paced(r->cfg))
 		latency_line(f, "  from write ", &r->hist_sent);
+	if (r->cfg->receipts)
+		latency_line(f, "receipt (us) ", &r->hist_receipt);
 	fprintf(f, "  checks        lost %llu  duplicates %llu  order violations %llu  errors %llu",
 		(unsigned long long)r->lost, (unsigned long long)r->extra,
 		(unsigned long long)r->order_errors, (unsigned long long)r->errors);
 	if (r->acks)
 		fprintf(f, "  acks %llu", (unsigned long long)r->acks);
+	if (r->cfg->receipts)
+		fprintf(f, "  receipts %llu", (unsigned long long)r->receipts);
 	if (r->stale)
 		fprintf(f, "  stale %llu", (unsigned long long)r->stale);
 	fprintf(f, "\n");
@@ -221,6 +225,7 @@ void bench_report_json(const struct bench_result *r, FILE *f)
 	JU("order_violations", r->order_errors);
 	JU("errors", r->errors);
 	JU("acks", r->acks);
+	JU("receipts", r->receipts);
 	JU("stale", r->stale);
 	JU("measured_published", r->m_published);
 	JU("measured_delivered", r->m_delivered);
@@ -228,6 +233,8 @@ void bench_report_json(const struct bench_result *r, FILE *f)
 	JD("del_rate", r->del_rate);
 	json_hist(f, "latency_us", h);
 	json_hist(f, "latency_from_write_us", &r->hist_sent);
+	if (r->cfg->receipts)
+		json_hist(f, "receipt_latency_us", &r->hist_receipt);
 	if (r->have_server) {
 		fprintf(f, "\"server\":{\"pid\":%d,\"pids\":[", (int)c->server_pid);
 		for (uint32_t i = 0; i < c->nserver_pids; i++)

@@ -43,12 +43,14 @@ struct bench_result {
 	uint64_t m_delivered;
 	uint64_t order_errors;
 	uint64_t acks;
+	uint64_t receipts;		/* --receipts: RECEIPTs for SENDs */
 	uint64_t errors;
 	uint64_t stale;			/* earlier runs' messages received (acked, not counted) */
 	double pub_rate;		/* measured messages/s */
 	double del_rate;		/* measured deliveries/s */
 	struct bench_hist hist;		/* latency of measured deliveries, from scheduled time */
 	struct bench_hist hist_sent;	/* ... from the time the frame was queued */
+	struct bench_hist hist_receipt;	/* --receipts: SEND to RECEIPT, from scheduled time */
 	/* the server, when --server-pid was given */
 	bool have_server;
 	double server_cpu_s;		/* over the measured window and the drain */

@@ -24,6 +24,7 @@ struct bench_shared *bench_shared_create(uint32_t nthreads)
 	for (uint32_t i = 0; i < nthreads; i++) {
 		bench_hist_init(&sh->t[i].hist);
 		bench_hist_init(&sh->t[i].hist_sent);
+		bench_hist_init(&sh->t[i].hist_receipt);
 	}
 	return sh;
 }
@@ -44,6 +45,7 @@ void bench_shared_sum(const struct bench_shared *sh, struct bench_sums *o)
 		o->m_delivered += LOAD(t->m_delivered);
 		o->order_errors += LOAD(t->order_errors);
 		o->acks += LOAD(t->acks);
+		o->receipts += LOAD(t->receipts);
 		o->connected += LOAD(t->connected);
 		o->ready += LOAD(t->ready);
 		o->errors += LOAD(t->errors);

@@ -39,6 +39,7 @@ struct bench_tstats {
 	_Atomic uint64_t m_delivered;
 	_Atomic uint64_t order_errors;	/* a seq not above the last one from that publisher */
 	_Atomic uint64_t acks;		/* ACK frames sent */
+	_Atomic uint64_t receipts;	/* RECEIPTs for SENDs (--receipts) */
 	_Atomic uint64_t connected;	/* CONNECTED received */
 	_Atomic uint64_t ready;		/* set-up finished (subscribed, receipt seen) */
 	_Atomic uint64_t errors;	/* ERROR frames, refused or dropped connections */
@@ -50,6 +51,8 @@ struct bench_tstats {
 	char last_error[200];
 	struct bench_hist hist;		/* latency from the scheduled send time, ns */
 	struct bench_hist hist_sent;	/* latency from when the frame was queued, ns */
+	struct bench_hist hist_receipt;	/* --receipts: a SEND's RECEIPT, from its scheduled
+					 * send time, ns */
 } HD_ALIGNED_CACHELINE;
 
 struct bench_shared {
@@ -68,7 +71,7 @@ struct bench_shared *bench_shared_create(uint32_t nthreads);
 
 /* Sums of the running totals over every worker. */
 struct bench_sums {
-	uint64_t published, delivered, m_published, m_delivered, order_errors, acks;
+	uint64_t published, delivered, m_published, m_delivered, order_errors, acks, receipts;
 	uint64_t connected, ready, errors, stale, open, last_connected_ns, last_ready_ns;
 };
 void bench_shared_sum(const struct bench_shared *sh, struct bench_sums *out);

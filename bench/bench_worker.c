@@ -25,6 +25,7 @@
 #include "proto/stomp_encode.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,7 +68,7 @@ struct bench_worker {
 	size_t tpl_body;		/* offset of the body in tpl */
 	char *body;			/* a body to patch for queue SENDs */
 	/* running totals, stored to st once per pass */
-	uint64_t published, delivered, m_published, m_delivered, order_errors, acks;
+	uint64_t published, delivered, m_published, m_delivered, order_errors, acks, receipts;
 	uint64_t connected, ready, stale, open;
 	bool closing;			/* DISCONNECTs sent */
 	uint32_t run_id;
@@ -309,6 +310,33 @@ static void on_message(struct bench_worker *w, struct bconn *c, const struct sto
 	maybe_ack(w, c, f);
 }
 
+/* --receipts: a SEND's RECEIPT; its receipt-id is the message's scheduled send time (ns,
+ * decimal), so the latency needs no table of what is outstanding. */
+static void on_send_receipt(struct bench_worker *w, const struct stomp_frame *f)
+{
+	const struct stomp_view *id = stomp_frame_header(f, "receipt-id");
+	uint64_t ts = 0;
+
+	for (size_t i = 0; id && i < id->len && id->ptr[i] >= '0' && id->ptr[i] <= '9'; i++)
+		ts = ts * 10 + (uint64_t)(id->ptr[i] - '0');
+	w->receipts++;
+	if (ts < w->t_measure)
+		return;
+	if (!w->now_fresh) {
+		w->now = hd_now_ns();
+		w->now_fresh = true;
+	}
+	bench_hist_record(&w->st->hist_receipt, w->now > ts ? w->now - ts : 0);
+}
+
+/* The DISCONNECT's RECEIPT (receipt-id "bye", close_frame), not a SEND's. */
+static bool is_bye(const struct stomp_frame *f)
+{
+	const struct stomp_view *id = stomp_frame_header(f, "receipt-id");
+
+	return !id || (id->len == 3 && !memcmp(id->ptr, "bye", 3));
+}
+
 static int on_frame(void *arg, struct bconn *c, const struct stomp_frame *f)
 {
 	struct bench_worker *w = arg;
@@ -324,9 +352,11 @@ static int on_frame(void *arg, struct bconn *c, const struct stomp_frame *f)
 	case STOMP_CMD_RECEIPT:
 		if (c->state == BC_SUBSCRIBING) {
 			mark_ready(w, c);
-		} else if (c->state == BC_CLOSING) {
+		} else if (c->state == BC_CLOSING && is_bye(f)) {
 			close_conn(w, c);
 			return 1;
+		} else {
+			on_send_receipt(w, f);	/* --receipts: may still come after DISCONNECT */
 		}
 		break;
 	case STOMP_CMD_ERROR:
@@ -381,9 +411,12 @@ static void emit(struct bench_worker *w, struct bconn *c, uint64_t ts, uint64_t 
 	uint64_t seq = ++c->seq;
 
 	if (cfg->workload == BENCH_QUEUES) {
-		char dest[DEST_MAX];
+		char dest[DEST_MAX], rid[24];
 		int dlen = bench_cfg_queue_name(cfg, c->next_dest, dest, sizeof(dest));
-		struct stomp_header h[1] = { { { "destination", 11 }, { dest, (size_t)dlen } } };
+		struct stomp_header h[2] = {
+			{ { "destination", 11 }, { dest, (size_t)dlen } },
+			{ { "receipt", 7 }, { rid, (size_t)snprintf(rid, sizeof(rid), "%" PRIu64, ts) } },
+		};
 		size_t cap = cfg->body + 128 + 2 * (size_t)dlen;
 		char *p = bconn_out_reserve(c, cap);
 		ssize_t n;
@@ -391,7 +424,8 @@ static void emit(struct bench_worker *w, struct bconn *c, uint64_t ts, uint64_t 
 		if (++c->next_dest == cfg->users)
 			c->next_dest = 0;
 		stamp(w->body, w->run_id << 16 | c->idx, seq, ts, now);
-		n = stomp_encode_frame(p, cap, STOMP_V12, STOMP_CMD_SEND, h, 1, w->body, cfg->body, true);
+		n = stomp_encode_frame(p, cap, STOMP_V12, STOMP_CMD_SEND, h, cfg->receipts ? 2 : 1,
+				       w->body, cfg->body, true);
 		if (n > 0)
 			bconn_out_commit(c, (size_t)n);
 	} else {
@@ -512,6 +546,7 @@ static void store_stats(struct bench_worker *w)
 	STORE(m_delivered);
 	STORE(order_errors);
 	STORE(acks);
+	STORE(receipts);
 	STORE(connected);
 	STORE(ready);
 	STORE(stale);

@@ -4,19 +4,22 @@
 # a bounded wait for every link to be "up" in GET /cluster/status, for any number of nodes.
 #
 # Caller sets: HERALD_BIN, SHARDS, cl_work (scratch dir for logs), cl_cmds (file the
-# command lines are appended to), cl_tag (log prefix). After cl_start_cluster N:
+# command lines are appended to), cl_tag (log prefix); optionally cl_node_args (an array of
+# extra herald options for every node, e.g. (--queue-replicas 1)). After cl_start_cluster N:
 # cl_names[i], cl_pid[i], cl_stomp[i], cl_admin[i] (i = 0..N-1); cl_why says why it
 # failed. cl_cleanup stops only the PIDs started here (TERM, then KILL after 10 s).
 # A second cl_start_cluster starts a second, separate cluster (its nodes join its own first
 # node), appended to the same arrays; cl_node_args (an array, empty by default) is added
-# to every node's command line started while it is set (cluster.sh: --route-tls).
-# The run helpers at the end (cl_build, cl_rounds, ...) also read top, BUILD, ROUNDS,
-# MODES, CASES, BUDGET and t_start, as queues_cluster.sh and scaleout.sh set them.
+# to every node's command line started while it is set (cluster.sh: --route-tls;
+# replication.sh: --queue-replicas).
+# The run helpers at the end (cl_build, cl_rounds, cl_bench_run, ...) also read top, BUILD,
+# ROUNDS, MODES, CASES, BUDGET, t_start, HB, SETTLE, WARMUP and out, as queues_cluster.sh,
+# scaleout.sh and replication.sh set them.
 #
 # shellcheck shell=bash disable=SC2034,SC2154  # cl_work, cl_cmds in; cl_why, arrays out
 
 cl_names=() cl_pid=() cl_stomp=() cl_admin=() cl_gossip=()
-cl_node_args=()
+[ -n "${cl_node_args+set}" ] || cl_node_args=()
 cl_why=
 
 cl_log() { echo "${cl_tag:-cluster}: $*" >&2; }
@@ -167,6 +170,21 @@ cl_rounds() {
 			done
 		done
 	done
+}
+
+# cl_bench_run NOTE LOGNAME SAMPLER SAMPLE_FILE HERALD-BENCH-COMMAND...: appends the command
+# (herald-bench and $out/ shortened, "# NOTE, load ...") to cl_cmds, runs it (120 s at
+# most; tables to $out/tables.txt), and while it publishes - after set-up (a second at most
+# here), settle and warm-up - runs SAMPLER SAMPLE_FILE once in the background
+cl_bench_run() {
+	local note=$1 what=$2 sampler=$3 sample=$4 bg
+	shift 4
+	echo "$*  # ${note:+$note, }load $(cut -d' ' -f1 /proc/loadavg)" | sed "s|$HB|herald-bench|; s|$out/||g" >>"$cl_cmds"
+	cl_log "$what"
+	( sleep "$(awk "BEGIN { print 1.5 + $SETTLE + $WARMUP }")"; "$sampler" "$sample" ) &
+	bg=$!
+	timeout 120 "$@" >>"$out/tables.txt" 2>>"$out/stderr.txt" || cl_log "$what: exit $?"
+	wait "$bg" || true
 }
 
 # cl_finish OUT: the end's load average into OUT/machine.txt, a word on any node that died,

@@ -353,6 +353,7 @@ static void finish(struct coord *co)
 	r->m_delivered = s.m_delivered;
 	r->order_errors = s.order_errors;
 	r->acks = s.acks;
+	r->receipts = s.receipts;
 	r->errors = s.errors;
 	r->stale = s.stale;
 	r->expected = co->cfg->workload == BENCH_CONNECTIONS ? 0 : s.published * bench_cfg_fan(co->cfg);
@@ -364,9 +365,11 @@ static void finish(struct coord *co)
 	}
 	bench_hist_init(&r->hist);
 	bench_hist_init(&r->hist_sent);
+	bench_hist_init(&r->hist_receipt);
 	for (uint32_t i = 0; i < co->sh->nthreads; i++) {
 		bench_hist_merge(&r->hist, &co->sh->t[i].hist);
 		bench_hist_merge(&r->hist_sent, &co->sh->t[i].hist_sent);
+		bench_hist_merge(&r->hist_receipt, &co->sh->t[i].hist_receipt);
 	}
 	r->first_error = bench_shared_first_error(co->sh);
 }

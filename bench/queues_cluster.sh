@@ -76,7 +76,7 @@ print(" ".join(f"{o}={n}" for o, n in sorted(c.items())) or "none")' >>"$1" 2>/d
 }
 
 run_one() {	# run_one CASE MODE ROUND
-	local c=$1 m=$2 r=$3 json sub qargs=() margs=() bg
+	local c=$1 m=$2 r=$3 json sub qargs=() margs=()
 	case $c in
 	one) sub=$(cl_url 0) qargs=(--queue-file "$out/owned-by-a.txt") ;;
 	three) sub=$(cl_url 2) qargs=(--queue-file "$out/owned-by-b.txt") ;;
@@ -91,13 +91,7 @@ run_one() {	# run_one CASE MODE ROUND
 		--producers "$PRODUCERS" --body "$BODY" "${margs[@]}" --settle "$SETTLE"
 		--warmup "$WARMUP" --duration "$DURATION" --threads "$THREADS"
 		--server-pid "$(cl_pids_csv)" --label "$c-$m" --json "$json" --quiet)
-	echo "${cmd[*]}  # load $(cut -d' ' -f1 /proc/loadavg)" | sed "s|$HB|herald-bench|; s|$out/||g" >>"$cl_cmds"
-	cl_log "round $r case $c $m"
-	# owners while publishing: after set-up (a second at most here), settle and warm-up
-	( sleep "$(awk "BEGIN { print 1.5 + $SETTLE + $WARMUP }")"; owners "$out/$c.$m.$r.owners" ) &
-	bg=$!
-	timeout 120 "${cmd[@]}" >>"$out/tables.txt" 2>>"$out/stderr.txt" || cl_log "round $r case $c $m: exit $?"
-	wait "$bg" || true
+	cl_bench_run "" "round $r case $c $m" owners "$out/$c.$m.$r.owners" "${cmd[@]}"
 }
 
 summarize() {

@@ -2,7 +2,7 @@
 # bench/smoke.sh - seconds-long smoke of one herald-bench workload against a herald it
 # starts itself on free loopback ports (CTest, label "bench"). Tool and server must work;
 # the figures are printed, not asserted. Usage:
-#   bench/smoke.sh HERALD_BIN HERALD_BENCH_BIN fanout|fanout-ws|fanout-tls|fanout-wss|queues|queues-ws|latency|connections|raw
+#   bench/smoke.sh HERALD_BIN HERALD_BENCH_BIN fanout|fanout-ws|fanout-tls|fanout-wss|queues|queues-receipts|queues-ws|latency|connections|raw
 # (the -tls and -wss cases make a throwaway certificate with openssl and use herald-bench --tls)
 # Only the processes started here are stopped, by PID.
 set -euo pipefail
@@ -68,6 +68,7 @@ fanout-wss)
 	args=(fanout --url "ws://127.0.0.1:$(port_of "$dir/herald.log" wss)/ws" --subscribers 20
 	      --tls --tls-ca "$dir/cert.pem") ;;
 queues) args=(queues --url "$url" --users 200 --ack client-individual) ;;
+queues-receipts) args=(queues --url "$url" --users 100 --receipts --rate 2000) ;;
 queues-ws) args=(queues --url "ws://127.0.0.1:$ws/ws" --users 50) ;;
 latency) args=(latency --url "$url" --rate 2000 --subscribers 5) ;;
 connections) args=(connections --url "$url" --connections 500 --hold 0.5) ;;
@@ -84,5 +85,8 @@ esac
 timeout 60 "$hb" "${args[@]}" "${short[@]}"
 grep -q '"aborted":0,' "$dir/out.json"
 grep -q '"errors":0,' "$dir/out.json" || { echo "smoke: errors reported" >&2; exit 1; }
+if [ "$what" = queues-receipts ]; then	# every SEND got its RECEIPT
+	grep -qE '"published":([0-9]+),.*"receipts":\1,' "$dir/out.json" || { echo "smoke: receipts missing" >&2; exit 1; }
+fi
 kill -0 "$server_pid" || { echo "smoke: herald died" >&2; cat "$dir/herald.log" >&2; exit 1; }
 echo "smoke $what: ok"
