@@ -176,7 +176,7 @@ static void check_queue(const struct link_frame *f)
 	CHECK(rc == 0 || rc == LINK_ERR_MALFORMED);
 	if (rc)
 		return;
-	CHECK(q.op >= LINK_Q_SEND && q.op <= LINK_Q_DROPPED);	/* the last op, for now */
+	CHECK(q.op >= LINK_Q_SEND && q.op <= LINK_Q_REPL);	/* the last op, for now */
 	CHECK(inside(q.name, q.name_len, f));
 	sink = sum((const uint8_t *)q.name, q.name_len);
 	if (!link_queue_op_has_message(q.op)) {
