@@ -91,7 +91,7 @@ void dest_snapshot_take(struct shard *sh)
 			continue;
 		messages = dq->ready.n;
 		for (uint32_t k = 0; k < dq->nconsumers; k++)
-			messages += dq->consumers[k]->unacked.n;
+			messages += dq->consumers[k]->unacked.n + dq->consumers[k]->adopted.n;
 		memcpy(keys, dq->name, dq->len);
 		q[n] = (struct dest_queue_info){ .key = keys, .key_len = dq->len,
 						 .consumers = dq->nconsumers, .messages = messages,
@@ -191,7 +191,7 @@ static void ready_push_front(struct dest_queue *q, struct mentry e)
 
 static bool consumer_has_room(const struct qconsumer *c)
 {
-	if (c->inflight >= DEST_CREDIT_WINDOW)
+	if (c->absent || c->inflight >= DEST_CREDIT_WINDOW)
 		return false;
 	return !c->prefetch || c->ack_mode == SESSION_ACK_AUTO || c->unacked.n < c->prefetch;
 }
@@ -256,7 +256,7 @@ void dest_queue_dispatch(struct shard *sh, struct dest_queue *q)
 		e = mdeque_pop_front(&q->ready);
 		e.tag = ++q->next_tag;
 		c->inflight++;
-		repl_delivered(sh, q, &e, c->ack_mode == SESSION_ACK_AUTO);
+		repl_delivered(sh, q, &e, c->key, c->epoch, c->ack_mode == SESSION_ACK_AUTO);
 		if (c->ack_mode != SESSION_ACK_AUTO) {
 			hmsg_ref(e.m, 1);	/* kept until acked */
 			mdeque_push_back(&c->unacked, e);
@@ -293,6 +293,163 @@ static void requeue_tail(struct dest_queue *q, struct mdeque *unacked, uint32_t 
 	}
 }
 
+/* ---- adopted deliveries (dest_state.h) ---- */
+
+static struct qconsumer *consumer_find(struct dest_queue *q, uint64_t key, uint32_t *idx);
+
+/* Adds e (its epoch: the registration it was delivered under) to c's adopted, in tag
+ * order (appended, unless an older owner's tags come after newer ones). */
+static void adopted_add(struct shard *sh, struct qconsumer *c, struct mentry e)
+{
+	uint32_t at = c->adopted.n;
+
+	while (at > 0 && mdeque_at(&c->adopted, at - 1)->tag > e.tag)
+		at--;
+	if (!c->adopted.n)
+		sh->dests.adopting++;
+	mdeque_insert_at(&c->adopted, at, e);
+	c->adopted_ms = sh->now_ms;
+}
+
+/* Everything c holds goes back to the front of q, redelivered: the older adopted ahead of
+ * its own unacked. */
+static void give_back(struct shard *sh, struct dest_queue *q, struct qconsumer *c)
+{
+	requeue_tail(q, &c->unacked, 0);
+	if (c->adopted.n)
+		sh->dests.adopting--;
+	requeue_tail(q, &c->adopted, 0);
+}
+
+static void consumer_free(struct shard *sh, struct dest_queue *q, uint32_t idx)
+{
+	struct qconsumer *c = q->consumers[idx];
+
+	give_back(sh, q, c);
+	mdeque_free(&c->unacked);
+	mdeque_free(&c->adopted);
+	q->consumers[idx] = q->consumers[--q->nconsumers];
+	hd_free(c);
+	if (q->rr >= q->nconsumers)
+		q->rr = 0;
+}
+
+/* Whether registration epoch e is older than `than` (16-bit serial numbers). */
+static bool epoch_older(uint32_t e, uint32_t than)
+{
+	return (int16_t)(uint16_t)(e - than) < 0;
+}
+
+/* An ACK or NACK naming registration `epoch` of c that is not its current one: applied to
+ * the adopted deliveries it names. True when it named any. Cumulative modes (STOMP's
+ * client mode) cover every adopted delivery up to the tag, and all of older registrations
+ * (the consumer got those first). */
+static bool adopted_settle(struct shard *sh, struct dest_queue *q, struct qconsumer *c,
+			   uint32_t mode, uint64_t tag, uint32_t epoch, bool all)
+{
+	bool upto = mode == XACK_UPTO || mode == XNACK_UPTO;
+	bool requeue = mode == XNACK_ONE || mode == XNACK_UPTO;
+	uint32_t found = 0;
+
+	for (uint32_t i = c->adopted.n; i-- > 0;) {
+		struct mentry e = *mdeque_at(&c->adopted, i);
+		bool named = all || (e.epoch == epoch && (upto ? e.tag <= tag : e.tag == tag)) ||
+			     (upto && epoch_older(e.epoch, epoch));
+
+		if (!named)
+			continue;
+		mdeque_remove_at(&c->adopted, i);
+		found++;
+		if (requeue) {
+			e.redelivered = 1;
+			ready_push_front(q, e);
+		} else {
+			repl_removed(sh, q, e.rseq);
+			hmsg_unref(e.m);
+			sh->dests.queued_msgs--;
+		}
+	}
+	if (found && !c->adopted.n)
+		sh->dests.adopting--;
+	return found;
+}
+
+void dest_queue_adopt(struct shard *sh, struct dest_queue *q, uint64_t key, uint16_t reg_epoch,
+		      struct mentry e)
+{
+	struct qconsumer *c = consumer_find(q, key, NULL);
+
+	if (!c) {
+		c = hd_calloc(1, sizeof(*c));
+		c->key = key;
+		c->absent = true;
+		c->epoch = (uint16_t)(reg_epoch + 1);	/* whatever it registers with next */
+		q->consumers = hd_realloc(q->consumers, (q->nconsumers + 1) * sizeof(c));
+		q->consumers[q->nconsumers++] = c;
+	}
+	e.epoch = reg_epoch;
+	adopted_add(sh, c, e);
+}
+
+bool dest_consumer_node_present(const struct shard *sh, uint64_t key)
+{
+	uint32_t node = xmsg_key_node(key);
+
+	if (node == XMSG_NODE_SELF)
+		return true;
+	for (uint32_t i = 1; sh->placement && i < sh->placement->n; i++)
+		if (sh->placement->peer[i] == (int)node - 1)
+			return true;
+	return false;
+}
+
+/* Absent consumers whose node is no longer a member will never register: what was
+ * adopted for them goes back to the queue now. */
+static void drop_absent_gone(struct shard *sh, struct dest_queue *q)
+{
+	bool gave = false;
+
+	for (uint32_t k = q->nconsumers; k-- > 0;) {
+		if (q->consumers[k]->absent && !dest_consumer_node_present(sh, q->consumers[k]->key)) {
+			consumer_free(sh, q, k);
+			gave = true;
+		}
+	}
+	if (gave)
+		dest_queue_dispatch(sh, q);
+}
+
+void dest_adopted_tick(struct shard *sh)
+{
+	struct strmap *map = &sh->dests.queues;
+
+	if (!sh->dests.adopting || sh->now_ms - sh->dests.adopted_scan_ms < 1000)
+		return;
+	sh->dests.adopted_scan_ms = sh->now_ms;
+	for (uint32_t i = 0; i < map->cap; i++) {
+		struct strmap_slot *sl = &map->slots[i];
+		struct dest_queue *q = sl->hash ? sl->val : NULL;
+		bool gave = false;
+
+		for (uint32_t k = q ? q->nconsumers : 0; k-- > 0;) {
+			struct qconsumer *c = q->consumers[k];
+			uint64_t keep = c->absent ? DEST_ADOPTED_ABSENT_MS : DEST_ADOPTED_KEEP_MS;
+
+			if (!c->adopted.n || sh->now_ms - c->adopted_ms < keep)
+				continue;
+			gave = true;
+			if (c->absent) {
+				consumer_free(sh, q, k);
+			} else {
+				sh->dests.adopting--;
+				requeue_tail(q, &c->adopted, 0);
+			}
+		}
+		if (gave)
+			dest_queue_dispatch(sh, q);
+	}
+}
+
 /* Sends an operation for a queue this shard does not own on to its owner (the route, for
  * another node's), unless it came from the route. True when it went on. */
 static bool forwarded(struct shard *sh, const struct xmsg *m, const char *name, size_t len)
@@ -318,15 +475,16 @@ static void queue_move_away(struct shard *sh, struct dest_queue *q)
 
 	HD_ASSERT(route != UINT32_MAX);
 	while (q->nconsumers) {
-		struct qconsumer *c = q->consumers[--q->nconsumers];
-		struct xmsg d = { .kind = XMSG_QUEUE_DROPPED, .a = c->key,
-				  .b = sh->placement ? sh->placement->node_hash[0] : 0,
-				  .ptr = xname_create(q->name, q->len) };
+		struct qconsumer *c = q->consumers[q->nconsumers - 1];
 
-		requeue_tail(q, &c->unacked, 0);
-		mdeque_free(&c->unacked);
-		shard_send(sh, consumer_endpoint(sh, c->key), &d);
-		hd_free(c);
+		if (!c->absent) {
+			struct xmsg d = { .kind = XMSG_QUEUE_DROPPED, .a = c->key,
+					  .b = sh->placement ? sh->placement->node_hash[0] : 0,
+					  .ptr = xname_create(q->name, q->len) };
+
+			shard_send(sh, consumer_endpoint(sh, c->key), &d);
+		}
+		consumer_free(sh, q, q->nconsumers - 1);
 	}
 	q->rr = 0;
 	/* receipts still waiting for backups: the message may or may not be held where it
@@ -437,19 +595,24 @@ void dest_on_consumer_add(struct shard *sh, const struct xmsg *m)
 	if (!c) {
 		c = hd_calloc(1, sizeof(*c));
 		c->key = xc->key;
-		c->ack_mode = xc->ack_mode;
-		c->prefetch = xc->prefetch;
 		q->consumers = hd_realloc(q->consumers, (q->nconsumers + 1) * sizeof(c));
 		q->consumers[q->nconsumers++] = c;
-	}
-	if (c->epoch != xc->epoch) {
+	} else if (!c->absent && c->epoch != xc->epoch) {
 		/* registered anew (its queue moved and came back, or placement changed twice):
-		 * the consumer ignores ACKs for what it got under the old epoch, so those go
-		 * back to the queue, redelivered, rather than waiting here for ever */
-		requeue_tail(q, &c->unacked, 0);
+		 * what it got under the old registration it still holds, and its ACKs name that
+		 * registration - kept as adopted, not delivered again */
+		while (c->unacked.n) {
+			struct mentry e = mdeque_pop_front(&c->unacked);
+
+			e.epoch = c->epoch;
+			adopted_add(sh, c, e);
+		}
 		c->inflight = 0;
-		c->epoch = xc->epoch;
 	}
+	c->absent = false;	/* adopted deliveries wait for it no longer than a consumer's */
+	c->ack_mode = xc->ack_mode;
+	c->prefetch = xc->prefetch;
+	c->epoch = xc->epoch;
 	if (xc->seq) {
 		/* the RECEIPT goes out before the first MESSAGE of the new subscription */
 		struct xmsg r = { .kind = XMSG_DONE, .a = xc->conn_ref, .u32 = xc->seq,
@@ -476,14 +639,9 @@ void dest_on_consumer_del(struct shard *sh, const struct xmsg *m)
 	hd_free(n);
 	if (!q || !(c = consumer_find(q, m->a, &idx)))
 		return;
-	if ((m->u32 & XDEL_MOVING) && c->epoch != (m->u32 >> XDELIVER_EPOCH_SHIFT))
+	if ((m->u32 & XDEL_MOVING) && (c->absent || c->epoch != (m->u32 >> XDELIVER_EPOCH_SHIFT)))
 		return;	/* it registered here again since: that registration stays */
-	requeue_tail(q, &c->unacked, 0);
-	mdeque_free(&c->unacked);
-	q->consumers[idx] = q->consumers[--q->nconsumers];
-	hd_free(c);
-	if (q->rr >= q->nconsumers)
-		q->rr = 0;
+	consumer_free(sh, q, idx);
 	dest_queue_dispatch(sh, q);
 	dest_queue_maybe_drop(sh, q);
 }
@@ -523,6 +681,8 @@ static void ack_apply(struct shard *sh, struct dest_queue *q, struct qconsumer *
 		sh->dests.queued_msgs--;
 		return;
 	case XACK_UPTO:
+		/* cumulative: what it got under earlier registrations came before */
+		adopted_settle(sh, q, c, mode, 0, 0, true);
 		while (c->unacked.n && mdeque_at(&c->unacked, 0)->tag <= tag) {
 			struct mentry e = mdeque_pop_front(&c->unacked);
 
@@ -534,6 +694,7 @@ static void ack_apply(struct shard *sh, struct dest_queue *q, struct qconsumer *
 	case XNACK_UPTO: {
 		uint32_t n = 0;
 
+		adopted_settle(sh, q, c, mode, 0, 0, true);
 		while (n < c->unacked.n && mdeque_at(&c->unacked, n)->tag <= tag)
 			n++;
 		/* requeue the first n, keeping their order, ahead of everything ready */
@@ -555,20 +716,27 @@ void dest_on_ack(struct shard *sh, const struct xmsg *m)
 	struct xname *n = m->ptr;
 	struct dest_queue *q;
 	struct qconsumer *c;
-	uint32_t mode;
+	uint32_t mode, epoch;
 
 	if (forwarded(sh, m, n->name, n->len))
 		return;
-	q = dest_queue_get(sh, n->name, n->len, false);
-	hd_free(n);
-	if (!q || !(c = consumer_find(q, m->a, NULL)))
-		return;
 	mode = m->u32 & 0xff;
-	/* an ACK or NACK of what another registration of this consumer got (here before,
-	 * or at the queue's previous owner) was requeued with it: nothing to apply */
-	if (mode != XACK_CREDIT && c->epoch != (m->u32 >> XDELIVER_EPOCH_SHIFT))
+	epoch = m->u32 >> XDELIVER_EPOCH_SHIFT;
+
+	q = dest_queue_get(sh, n->name, n->len, false);
+	c = q ? consumer_find(q, m->a, NULL) : NULL;
+	if (mode != XACK_CREDIT && (!c || c->absent || c->epoch != epoch) &&
+	    !(c && adopted_settle(sh, q, c, mode, m->b, epoch, false))) {
+		/* the queue's previous owner delivered it, and this node holds its copy but
+		 * has not taken it over yet (the consumer's node saw the new view first): the
+		 * copy remembers the ACK for the take-over */
+		replica_early_ack(sh, n->name, n->len, m->a, mode, m->b, epoch);
+	}
+	hd_free(n);
+	if (!c)
 		return;
-	ack_apply(sh, q, c, mode, m->b);
+	if (mode == XACK_CREDIT || (!c->absent && c->epoch == epoch))
+		ack_apply(sh, q, c, mode, m->b);
 	dest_queue_dispatch(sh, q);
 }
 
@@ -657,10 +825,13 @@ void dest_on_placement(struct shard *sh)
 		struct strmap_slot *sl = &map->slots[i];
 		struct dest_queue *q = sl->hash ? sl->val : NULL;
 
-		if (q && !owns(sh, q->name, q->len))
+		if (q && !owns(sh, q->name, q->len)) {
 			moving[n++] = q;
-		else if (q)
+		} else if (q) {
 			repl_queue_placed(sh, q);	/* its backups may have changed */
+			if (sh->dests.adopting)
+				drop_absent_gone(sh, q);
+		}
 	}
 	for (uint32_t i = 0; i < n; i++)
 		queue_move_away(sh, moving[i]);
@@ -681,6 +852,7 @@ void dest_table_fini(struct dest_table *t)
 			mdeque_free(&q->ready);
 			for (uint32_t k = 0; k < q->nconsumers; k++) {
 				mdeque_free(&q->consumers[k]->unacked);
+				mdeque_free(&q->consumers[k]->adopted);
 				hd_free(q->consumers[k]);
 			}
 			hd_free(q->consumers);

@@ -53,6 +53,8 @@ struct dest_table {
 	bool lease_blocked;		/* a dispatch waited for the controller's lease */
 	uint32_t repl_waits;		/* receipts waiting for backups, all queues */
 	uint64_t repl_scan_ms;		/* the last look for ones waiting too long */
+	uint32_t adopting;		/* consumers holding adopted deliveries, all queues */
+	uint64_t adopted_scan_ms;	/* the last look for ones kept too long */
 	struct dest_snapshot snapshot;
 };
 
@@ -71,6 +73,9 @@ void dest_on_return(struct shard *sh, const struct xmsg *m);
 void dest_on_handover(struct shard *sh, const struct xmsg *m);
 /* The controller's lease is back (or not yet): queues that waited for it dispatch. */
 void dest_lease_check(struct shard *sh);
+/* Gives back adopted deliveries kept too long (dest_state.h); costs nothing while there are
+ * none. Called every shard tick. */
+void dest_adopted_tick(struct shard *sh);
 /* Rebuilds the shard's queue snapshot (its thread). */
 void dest_snapshot_take(struct shard *sh);
 /* Calls fn for each queue in t's snapshot (any thread). */

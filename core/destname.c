@@ -216,3 +216,12 @@ struct xname *xname_create(const char *name, size_t len)
 	n->name[len] = '\0';
 	return n;
 }
+
+struct xrepl_op *xrepl_op_create(const char *name, size_t len)
+{
+	struct xrepl_op *op = hd_calloc(1, sizeof(*op) + len + 1);
+
+	op->len = (uint32_t)len;
+	memcpy(op->name, name, len);
+	return op;
+}

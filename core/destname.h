@@ -43,6 +43,7 @@ struct destname {
 struct session;
 struct shard;
 struct xname;
+struct xrepl_op;
 
 /* Is v "/queue/<at least one byte>" / "/topic/<...>"? */
 bool destname_is_queue(struct stomp_view v);
@@ -72,5 +73,7 @@ struct stomp_view destname_key(struct shard *sh, const struct session *s, struct
 
 /* A name to send across an xring: one allocation the receiver frees. */
 struct xname *xname_create(const char *name, size_t len);
+/* A replication operation for queue `name` (core/xmsg.h), its consumer fields zero. */
+struct xrepl_op *xrepl_op_create(const char *name, size_t len);
 
 #endif

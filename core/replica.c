@@ -55,8 +55,21 @@ struct replica {
 	uint64_t owner;		/* node hash of the streaming owner */
 	uint64_t max_rseq;	/* highest seen (promotion numbers on from it) */
 	struct mdeque msgs;	/* rseq ascending; epoch field: 1 when delivered */
+	struct strmap deliveries;	/* rseq -> struct replica_delivery: who holds the
+					 * delivered ones */
 	uint32_t len;
 	char name[];
+};
+
+/* A delivered, unacked message of a replica: its consumer (numbered as this node numbers
+ * consumers), the delivery tag and the registration its ACK will name. */
+struct replica_delivery {
+	uint64_t rseq;		/* the map's key */
+	uint64_t consumer;
+	uint64_t tag;
+	uint16_t reg_epoch;
+	uint8_t settled;	/* 0, or 1 + the XACK_* / XNACK_* mode of an ACK that reached
+				 * this node before it took the queue over */
 };
 
 /* The backups of queue `name` under the shard's placement (node hashes); *ours false when
@@ -90,14 +103,31 @@ static uint32_t my_epoch(const struct shard *sh)
 	return sh->placement ? (uint32_t)(sh->placement->epoch & 0xffffffu) : 0;
 }
 
-static void send_op(struct shard *sh, uint64_t to, const char *name, size_t len, uint32_t op,
-		    uint64_t rseq)
+static void send_op_with(struct shard *sh, uint64_t to, struct xrepl_op *op, uint32_t code,
+			 uint64_t rseq)
 {
 	struct xmsg x = { .kind = XMSG_REPL_OP, .a = rseq, .b = to,
-			  .u32 = op | my_epoch(sh) << XREPL_EPOCH_SHIFT,
-			  .ptr = xname_create(name, len) };
+			  .u32 = code | my_epoch(sh) << XREPL_EPOCH_SHIFT, .ptr = op };
 
 	shard_send(sh, shard_route_endpoint(sh), &x);
+}
+
+static void send_op(struct shard *sh, uint64_t to, const char *name, size_t len, uint32_t code,
+		    uint64_t rseq)
+{
+	send_op_with(sh, to, xrepl_op_create(name, len), code, rseq);
+}
+
+/* DELIVERED, naming the consumer (so a backup that takes over applies its ACK). */
+static void send_delivered(struct shard *sh, uint64_t to, const struct dest_queue *q,
+			   const struct mentry *e, uint64_t consumer, uint16_t reg_epoch)
+{
+	struct xrepl_op *op = xrepl_op_create(q->name, q->len);
+
+	op->consumer = consumer;
+	op->tag = e->tag;
+	op->reg_epoch = reg_epoch;
+	send_op_with(sh, to, op, XREPL_DELIVERED, e->rseq);
 }
 
 static void send_message(struct shard *sh, uint64_t to, const struct mentry *e, uint32_t flags)
@@ -226,9 +256,15 @@ void repl_tick(struct shard *sh)
 	}
 }
 
-void repl_delivered(struct shard *sh, struct dest_queue *q, const struct mentry *e, bool gone)
+void repl_delivered(struct shard *sh, struct dest_queue *q, const struct mentry *e,
+		    uint64_t consumer, uint16_t reg_epoch, bool gone)
 {
-	op_to_backups(sh, q, gone ? XREPL_REMOVE : XREPL_DELIVERED, e->rseq);
+	if (gone) {
+		op_to_backups(sh, q, XREPL_REMOVE, e->rseq);
+		return;
+	}
+	for (uint32_t i = 0; q->repl && i < q->repl->nbackups; i++)
+		send_delivered(sh, q->repl->backup[i], q, e, consumer, reg_epoch);
 }
 
 void repl_removed(struct shard *sh, struct dest_queue *q, uint64_t rseq)
@@ -294,7 +330,8 @@ void repl_queue_gone(struct shard *sh, struct dest_queue *q, int err)
 
 struct snap_entry {
 	const struct mentry *e;
-	bool delivered;
+	const struct qconsumer *holder;	/* delivered to, unacked; NULL: ready */
+	uint16_t reg_epoch;
 };
 
 static int by_rseq(const void *a, const void *b)
@@ -312,18 +349,29 @@ static void snapshot_to(struct shard *sh, struct dest_queue *q, uint64_t to)
 
 	for (uint32_t c = 0; c < q->nconsumers; c++)
 		n += q->consumers[c]->unacked.n;
+	for (uint32_t c = 0; c < q->nconsumers; c++)
+		n += q->consumers[c]->adopted.n;
 	all = hd_alloc((n + 1) * sizeof(*all));
 	for (uint32_t i = 0; i < q->ready.n; i++)
-		all[k++] = (struct snap_entry){ mdeque_at(&q->ready, i), false };
-	for (uint32_t c = 0; c < q->nconsumers; c++)
-		for (uint32_t i = 0; i < q->consumers[c]->unacked.n; i++)
-			all[k++] = (struct snap_entry){ mdeque_at(&q->consumers[c]->unacked, i), true };
+		all[k++] = (struct snap_entry){ mdeque_at(&q->ready, i), NULL, 0 };
+	for (uint32_t c = 0; c < q->nconsumers; c++) {
+		struct qconsumer *qc = q->consumers[c];
+
+		for (uint32_t i = 0; i < qc->unacked.n; i++)
+			all[k++] = (struct snap_entry){ mdeque_at(&qc->unacked, i), qc, qc->epoch };
+		for (uint32_t i = 0; i < qc->adopted.n; i++)
+			all[k++] = (struct snap_entry){ mdeque_at(&qc->adopted, i), qc,
+							(uint16_t)mdeque_at(&qc->adopted, i)->epoch };
+	}
 	qsort(all, k, sizeof(*all), by_rseq);
 	send_op(sh, to, q->name, q->len, XREPL_RESET, 0);
-	for (uint32_t i = 0; i < k; i++)
+	for (uint32_t i = 0; i < k; i++) {
 		send_message(sh, to, all[i].e,
 			     (all[i].e->redelivered ? XREPL_F_REDELIVERED : 0) |
-			     (all[i].delivered ? XREPL_F_DELIVERED : 0));
+			     (all[i].holder ? XREPL_F_DELIVERED : 0));
+		if (all[i].holder)
+			send_delivered(sh, to, q, all[i].e, all[i].holder->key, all[i].reg_epoch);
+	}
 	send_op(sh, to, q->name, q->len, XREPL_MARK, q->repl->next_rseq);
 	hd_free(all);
 }
@@ -357,6 +405,35 @@ void repl_queue_placed(struct shard *sh, struct dest_queue *q)
 
 /* ---- backup side ---- */
 
+static void deliveries_clear(struct replica *r)
+{
+	for (uint32_t i = 0; i < r->deliveries.cap; i++)
+		if (r->deliveries.slots[i].hash)
+			hd_free(r->deliveries.slots[i].val);
+	strmap_fini(&r->deliveries);
+}
+
+static void delivery_forget(struct replica *r, uint64_t rseq)
+{
+	if (r->deliveries.count)
+		hd_free(strmap_del(&r->deliveries, (const char *)&rseq, sizeof(rseq)));
+}
+
+static void delivery_note(struct replica *r, const struct xrepl_op *op, uint64_t rseq)
+{
+	struct replica_delivery *d = strmap_get(&r->deliveries, (const char *)&rseq, sizeof(rseq));
+
+	if (!d) {
+		d = hd_alloc(sizeof(*d));
+		d->rseq = rseq;
+		strmap_put(&r->deliveries, (const char *)&d->rseq, sizeof(d->rseq), d);
+	}
+	d->consumer = op->consumer;
+	d->tag = op->tag;
+	d->reg_epoch = op->reg_epoch;
+	d->settled = 0;	/* delivered again (after a NACK): a new delivery */
+}
+
 static struct replica *replica_get(struct shard *sh, const char *name, size_t len, uint64_t owner,
 				   bool create)
 {
@@ -366,6 +443,7 @@ static struct replica *replica_get(struct shard *sh, const char *name, size_t le
 		/* another node streams it now: what the old one sent is superseded */
 		sh->dests.replica_msgs -= r->msgs.n;
 		mdeque_free(&r->msgs);
+		deliveries_clear(r);
 		r->owner = owner;
 		r->max_rseq = 0;
 	}
@@ -384,6 +462,7 @@ static void replica_free(struct shard *sh, struct replica *r)
 	sh->dests.replica_msgs -= r->msgs.n;
 	strmap_del(&sh->dests.replicas, r->name, r->len);
 	mdeque_free(&r->msgs);
+	deliveries_clear(r);
 	hd_free(r);
 }
 
@@ -453,7 +532,7 @@ static int64_t find_rseq(struct mdeque *d, uint64_t rseq)
 }
 
 /* An acknowledgement from backup `from` for queue q that this shard owns. */
-static void owner_on_ack(struct shard *sh, const struct xname *n, uint64_t from, uint64_t rseq)
+static void owner_on_ack(struct shard *sh, const struct xrepl_op *n, uint64_t from, uint64_t rseq)
 {
 	struct dest_queue *q = dest_queue_get(sh, n->name, n->len, false);
 	struct repl_owner *o = q ? q->repl : NULL;
@@ -487,7 +566,7 @@ static void resync(struct shard *sh, uint64_t node)
 
 void replica_on_op(struct shard *sh, const struct xmsg *m)
 {
-	struct xname *n = m->ptr;
+	struct xrepl_op *n = m->ptr;
 	struct replica *r;
 	int64_t i;
 
@@ -507,6 +586,7 @@ void replica_on_op(struct shard *sh, const struct xmsg *m)
 		r = replica_get(sh, n->name, n->len, m->b, true);
 		sh->dests.replica_msgs -= r->msgs.n;
 		mdeque_free(&r->msgs);
+		deliveries_clear(r);
 		break;
 	case XREPL_MARK:
 		r = replica_get(sh, n->name, n->len, m->b, true);
@@ -523,8 +603,10 @@ void replica_on_op(struct shard *sh, const struct xmsg *m)
 			break;
 		if (XREPL_LOW(m->u32) == XREPL_DELIVERED) {
 			mdeque_at(&r->msgs, (uint32_t)i)->epoch = 1;
+			delivery_note(r, n, m->a);
 			break;
 		}
+		delivery_forget(r, m->a);
 		hmsg_unref(mdeque_at(&r->msgs, (uint32_t)i)->m);
 		mdeque_remove_at(&r->msgs, (uint32_t)i);
 		sh->dests.replica_msgs--;
@@ -553,8 +635,53 @@ bool repl_had_it(const struct dest_queue *q, uint64_t node, uint64_t rseq)
 	return false;
 }
 
-/* The replica becomes the queue: delivered-unacked messages first (they go out again,
- * marked redelivered), then the rest, in rseq order. */
+void replica_early_ack(struct shard *sh, const char *name, size_t len, uint64_t consumer,
+		       uint32_t mode, uint64_t tag, uint32_t reg_epoch)
+{
+	struct replica *r = strmap_get(&sh->dests.replicas, name, len);
+	bool upto = mode == XACK_UPTO || mode == XNACK_UPTO;
+
+	if (!r || mode == XACK_CREDIT)
+		return;
+	for (uint32_t i = 0; i < r->deliveries.cap; i++) {
+		struct replica_delivery *d = r->deliveries.slots[i].hash ? r->deliveries.slots[i].val : NULL;
+
+		if (d && d->consumer == consumer &&
+		    (d->reg_epoch == reg_epoch ? (upto ? d->tag <= tag : d->tag == tag) :
+		     upto && (int16_t)(uint16_t)(d->reg_epoch - reg_epoch) < 0))
+			d->settled = (uint8_t)(1 + mode);
+	}
+}
+
+/* Where a delivered message of a replica being promoted goes: dropped (its consumer acked
+ * it here already), back to the queue (it was NACKed, its consumer's node is gone, or the
+ * stream never said who got it), or kept unacked for its consumer, whose ACK will name
+ * the old owner's delivery (dest_queue_adopt). */
+static void promote_delivered(struct shard *sh, struct dest_queue *q, struct replica *r,
+			      struct mentry e, uint32_t *front)
+{
+	struct replica_delivery *d = strmap_get(&r->deliveries, (const char *)&e.rseq,
+						sizeof(e.rseq));
+
+	e.epoch = 0;
+	if (d && (d->settled == 1 + XACK_ONE || d->settled == 1 + XACK_UPTO ||
+		  d->settled == 1 + XNACK_DROP_ONE)) {
+		hmsg_unref(e.m);	/* no backup of the new stream has it: nothing to say */
+		return;
+	}
+	sh->dests.queued_msgs++;
+	if (d && !d->settled && dest_consumer_node_present(sh, d->consumer)) {
+		e.tag = d->tag;
+		dest_queue_adopt(sh, q, d->consumer, d->reg_epoch, e);
+		return;
+	}
+	e.redelivered = 1;
+	mdeque_insert_at(&q->ready, (*front)++, e);
+}
+
+/* The replica becomes the queue: delivered-unacked messages kept for their consumers
+ * (or first in line, marked redelivered, when theirs is gone), then the rest, in rseq
+ * order. */
 static void promote(struct shard *sh, struct replica *r)
 {
 	struct dest_queue *q = dest_queue_get(sh, r->name, r->len, true);
@@ -566,14 +693,12 @@ static void promote(struct shard *sh, struct replica *r)
 		struct mentry e = *mdeque_at(&r->msgs, i);
 
 		if (e.epoch) {
-			e.redelivered = 1;
-			e.epoch = 0;
-			mdeque_insert_at(&q->ready, front++, e);
+			promote_delivered(sh, q, r, e, &front);
 		} else {
 			e.epoch = 0;
 			mdeque_push_back(&q->ready, e);
+			sh->dests.queued_msgs++;
 		}
-		sh->dests.queued_msgs++;
 	}
 	sh->dests.replica_msgs -= r->msgs.n;
 	r->msgs.n = 0;
@@ -652,6 +777,7 @@ void replica_table_fini(struct dest_table *t)
 
 		if (r) {
 			mdeque_free(&r->msgs);
+			deliveries_clear(r);
 			hd_free(r);
 		}
 	}

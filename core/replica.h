@@ -12,7 +12,9 @@
  * Backup side: a replica per queue and streaming node (the messages in rseq order, each
  * with its delivered mark), in the shard that would own the queue here. When placement
  * makes this node the owner and the streaming owner is gone, the replica becomes the queue
- * (promotion): delivered-unacked messages first, marked redelivered, then the rest. A
+ * (promotion): a delivered-unacked message stays unacked for its consumer when that
+ * consumer's node is still a member (its ACK, naming the old owner's delivery, is applied
+ * here: dest_queue_adopt), else it goes first, marked redelivered; then the rest. A
  * replica of a queue whose owner changed while the old one is still there, or whose
  * holders no longer include this node, is dropped (the new owner streams anew).
  *
@@ -24,6 +26,7 @@
 #include "core/xmsg.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct shard;
@@ -40,8 +43,10 @@ void repl_enqueued(struct shard *sh, struct dest_queue *q, struct mentry *e);
 /* The SEND xm that put the newest message in q asked for a RECEIPT: true when it now waits
  * for the backups (answered later), false when there are none to wait for. */
 bool repl_hold_receipt(struct shard *sh, struct dest_queue *q, const struct xmsg *xm);
-/* e went to a consumer: kept until acked (DELIVERED) or gone at once (auto ack: REMOVE). */
-void repl_delivered(struct shard *sh, struct dest_queue *q, const struct mentry *e, bool gone);
+/* e went to consumer `consumer` under its registration reg_epoch: kept until acked
+ * (DELIVERED, naming the consumer) or gone at once (auto ack: REMOVE). */
+void repl_delivered(struct shard *sh, struct dest_queue *q, const struct mentry *e,
+		    uint64_t consumer, uint16_t reg_epoch, bool gone);
 /* The message numbered rseq left q for good (acked, or dropped by a NACK). */
 void repl_removed(struct shard *sh, struct dest_queue *q, uint64_t rseq);
 /* q's holders may have changed (a new placement): backups that are new get a snapshot. */
@@ -69,6 +74,12 @@ void repl_queue_gone(struct shard *sh, struct dest_queue *q, int err);
 /* Backup side and acknowledgements: the shard's handlers for XMSG_REPL_SEND/_OP. */
 void replica_on_send(struct shard *sh, const struct xmsg *m);
 void replica_on_op(struct shard *sh, const struct xmsg *m);
+/* An ACK/NACK (XACK_* mode) from consumer `consumer` for queue `name` that no queue here
+ * took: when this node holds a copy whose owner delivered that message to it, the copy
+ * remembers it, so a take-over does not deliver it again (the consumer's node saw the new
+ * view before this one). */
+void replica_early_ack(struct shard *sh, const char *name, size_t len, uint64_t consumer,
+		       uint32_t mode, uint64_t tag, uint32_t reg_epoch);
 /* A new placement: replicas this node now owns are promoted, those it no longer holds
  * dropped. Before dest.c moves queues away. */
 void replica_on_placement(struct shard *sh);

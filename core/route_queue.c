@@ -56,6 +56,31 @@ static uint64_t key_with_node(uint64_t key, uint32_t node)
 	return (key & ((1ull << 52) - 1)) | (uint64_t)(node & (XMSG_KEY_NODES - 1)) << 52;
 }
 
+/* A consumer's node as replication names it across nodes: the low 32 bits of its
+ * placement hash (0: a node this one has no link to). Enough to tell a cluster's nodes
+ * apart; a backup maps it onto its own links (key_node_of). */
+static uint32_t node_of_key(const struct route *r, uint64_t key)
+{
+	uint32_t node = xmsg_key_node(key);
+
+	if (node == XMSG_NODE_SELF)
+		return (uint32_t)r->self_hash;
+	if (node - 1 < ROUTE_MAX_PEERS && r->peers[node - 1].used)
+		return (uint32_t)r->peers[node - 1].node_hash;
+	return 0;
+}
+
+/* The node field our shards give consumers on the node node_of_key named. */
+static uint32_t key_node_of(const struct route *r, uint32_t node32)
+{
+	if (node32 && node32 == (uint32_t)r->self_hash)
+		return XMSG_NODE_SELF;
+	for (int i = 0; node32 && i < ROUTE_MAX_PEERS; i++)
+		if (r->peers[i].used && (uint32_t)r->peers[i].node_hash == node32)
+			return (uint32_t)i + 1;
+	return XMSG_NODE_UNKNOWN;
+}
+
 static uint32_t local_owner(const struct route *r, const char *name, size_t len)
 {
 	return (uint32_t)(hd_hash(name, len) % r->nshards);
@@ -299,15 +324,22 @@ static void op_to_peer(struct route *r, int peer, const struct xmsg *m)
 		hmsg_unref(m->ptr);
 		return;
 	case XMSG_REPL_OP: {
-		struct xname *n = m->ptr;
+		struct xrepl_op *op = m->ptr;
 
 		q.op = LINK_Q_REPL;
 		q.key = m->a;
 		q.arg = m->u32;
-		q.name = n->name;
-		q.name_len = n->len;
+		if (XREPL_LOW(m->u32) == XREPL_DELIVERED) {
+			/* who got it, in terms the backup can map onto its own links */
+			q.conn = key_with_node(op->consumer, XMSG_NODE_SELF);
+			q.seq = (uint32_t)node_of_key(r, op->consumer);
+			q.shard = op->reg_epoch;
+			q.tag = op->tag;
+		}
+		q.name = op->name;
+		q.name_len = op->len;
 		send_frame(r, p, &q);
-		hd_free(n);
+		hd_free(op);
 		return;
 	}
 	case XMSG_QUEUE_CONSUMER_DEL:
@@ -638,15 +670,24 @@ bool route_queue_from_link(struct route *r, int idx, const struct link_frame *f)
 		x.b = p->node_hash;
 		x.u32 = (q.arg & ~0xffu) | (q.arg & (XREPL_F_REDELIVERED | XREPL_F_DELIVERED));
 		break;
-	case LINK_Q_REPL:
+	case LINK_Q_REPL: {
+		struct xrepl_op *op;
+
 		if (XREPL_LOW(q.arg) < XREPL_DELIVERED || XREPL_LOW(q.arg) > XREPL_ACK)
 			return false;
+		op = xrepl_op_create(q.name, q.name_len);
+		if (XREPL_LOW(q.arg) == XREPL_DELIVERED) {
+			op->consumer = key_with_node(q.conn, key_node_of(r, q.seq));
+			op->tag = q.tag;
+			op->reg_epoch = q.shard;
+		}
 		x.kind = XMSG_REPL_OP;
 		x.a = q.key;
 		x.b = p->node_hash;
 		x.u32 = q.arg;
-		x.ptr = xname_create(q.name, q.name_len);
+		x.ptr = op;
 		break;
+	}
 	case LINK_Q_DROPPED:
 		to = xmsg_key_shard(q.key);
 		if (to >= r->nshards)

@@ -489,6 +489,7 @@ static void *shard_main(void *arg)
 			if (sh->dests.lease_blocked)
 				dest_lease_check(sh);
 			repl_tick(sh);
+			dest_adopted_tick(sh);
 			session_reap_closing(sh);
 			publish_stats(sh);
 		}

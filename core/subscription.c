@@ -107,9 +107,12 @@ static void consumer_add(struct shard *sh, struct sub *sub, uint32_t seq)
 }
 
 /* The queue of sub moved (or its owner let it go): register with the owner there is now,
- * under a new epoch. What was delivered under the old one and not yet acked was requeued by
- * the old owner; ACKs for those stay here, they mean nothing to the new one (deliveries
- * carry the epoch they were made under, so a late one from the old owner is told apart). */
+ * under a new epoch. What was delivered under the old one and not yet acked stays pending
+ * here, and its ACKs (which name the old epoch) go to the new owner: one that took the
+ * queue over from its copy of the old owner's stream applies them (docs/replication.md,
+ * "ACKs after a failover"); one that did not ignores them, the old owner having requeued
+ * those messages. Deliveries carry the epoch they were made under, so a late one from the
+ * old owner is told apart. */
 static void consumer_move(struct shard *sh, struct sub *sub)
 {
 	/* leave the owner it was registered with first: one whose own view still says it

@@ -54,13 +54,14 @@ enum xmsg_kind {
 	XMSG_REPL_SEND = 18,	/* ptr: hmsg; a: rseq; b: the other node (target on the way out,
 				 * streaming owner on the way in); u32: XREPL_F_* flags | the
 				 * sender's view epoch << XREPL_EPOCH_SHIFT */
-	XMSG_REPL_OP = 19,	/* ptr: struct xname (queue); a: rseq; b: the other node, as above;
+	XMSG_REPL_OP = 19,	/* ptr: struct xrepl_op; a: rseq; b: the other node, as above;
 				 * u32: XREPL_* | the sender's view epoch << XREPL_EPOCH_SHIFT */
 };
 
 /* XMSG_REPL_OP operations; XMSG_REPL_SEND flags */
 enum {
-	XREPL_DELIVERED = 1,	/* the message went to a consumer that has not acked it */
+	XREPL_DELIVERED = 1,	/* the message went to a consumer that has not acked it (the
+				 * op names the consumer: a new owner applies its ACKs) */
 	XREPL_REMOVE = 2,	/* acked (or auto-acked on delivery, or dropped): gone */
 	XREPL_RESET = 3,	/* a snapshot follows: forget the replica */
 	XREPL_MARK = 4,		/* the end of a snapshot: acknowledge rseq */
@@ -116,6 +117,19 @@ struct xname {
 	char name[];		/* NUL-terminated */
 };
 
+/* A replication operation (XMSG_REPL_OP) for one queue. DELIVERED also says who got the
+ * message: the consumer key (numbered as the receiving node's shards number consumers),
+ * the delivery tag and the registration epoch the consumer's ACK will name, so that a
+ * backup taking the queue over applies that ACK instead of delivering the message again
+ * (docs/replication.md, "ACKs after a failover"). Zero for the other ops. */
+struct xrepl_op {
+	uint64_t consumer;
+	uint64_t tag;
+	uint16_t reg_epoch;
+	uint32_t len;
+	char name[];		/* the queue, NUL-terminated */
+};
+
 /* A new queue consumer, as its connection's shard describes it to the queue's owner. */
 struct xconsumer {
 	uint64_t key;		/* consumer key */
@@ -143,6 +157,8 @@ static inline uint64_t xmsg_conn_ref(uint32_t slot, uint32_t gen)
  * subscriptions (XMSG_KEY_SUBS at most).
  */
 #define XMSG_NODE_SELF 0u
+#define XMSG_NODE_UNKNOWN 0xfffu	/* a consumer on a node this one has no link to (a backup
+					 * told of it by the queue's owner): counts as gone */
 #define XMSG_KEY_NODES (1u << 12)
 #define XMSG_KEY_ENDPOINTS (1u << 8)
 #define XMSG_KEY_SLOTS (1u << 20)

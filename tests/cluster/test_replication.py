@@ -19,7 +19,7 @@ import subprocess
 import time
 
 from clusterlib import HERALDCTL, controller, start_mesh, wait_for, wait_view
-from test_queues_cluster import (WAIT, Consumer, Ledger, Producer, consume_held, fill_held,
+from test_queues_cluster import (WAIT, Conn, Consumer, Ledger, Producer, consume_held, fill_held,
                                  owner_of, queues_on, queues_owned_by, wait_all_received)
 
 NAMES = ["ra", "rb", "rc"]
@@ -95,6 +95,83 @@ def test_backup_killed_loses_nothing_and_a_new_backup_gets_a_copy(cluster):
     cons.finish()
     ledger.check("after the backup and then the owner died")
     assert len(ledger.received) == len(queues) * 31, "held messages are never duplicated"
+    cluster.check_alive()
+
+
+def take_unacked(conn, n, what, got=()):
+    """Reads MESSAGE frames (not acking them) until n, counting those in got; returns all."""
+    got = [f for f in got if f.cmd == "MESSAGE"]
+    while len(got) < n:
+        f, other = conn.expect(lambda f: f.cmd == "MESSAGE", WAIT, what)
+        got += [x for x in other if x.cmd == "MESSAGE"] + [f]
+    return got
+
+
+def queue_with(owner, backup, names, prefix):
+    for q in queues_owned_by(owner, names, 200, prefix):
+        if owner_of(q, [n for n in names if n != owner]) == backup:
+            return q
+    raise AssertionError("no queue with owner %s and backup %s" % (owner, backup))
+
+
+def test_acks_written_after_a_failover_are_applied_by_the_new_owner(cluster):
+    # docs/replication.md, "ACKs after a failover": a consumer on a surviving node holds
+    # deliveries the dead owner made; its ACKs, written after the backup took the queue
+    # over, must settle them there - nothing comes again
+    nodes = start_mesh(cluster, [("ra", 1), ("rb", 1), ("rc", 1)])
+    a, b, c = nodes
+    q = queue_with("ra", "rb", NAMES, "adopt")
+    fill_held(c, [q], 20)
+    cons = Conn(c)
+    held = take_unacked(cons, 20, "20 deliveries from ra",
+                        cons.subscribe(q, ack="client-individual")[1])
+    # the DELIVERED marks travel to the backup on the link after the messages
+    wait_for(lambda: heraldctl_queues(a).get(q, {}).get("messages") == 20, WAIT,
+             "ra to list 20 unacked")
+    time.sleep(0.5)
+    cluster.kill9("ra")
+    wait_view([b, c], ["rb", "rc"], timeout=FAILOVER_S)
+    for f in held[:15]:
+        cons.send("ACK", [("id", f.get("ack"))])
+    rid = "after-acks"
+    cons.send("ACK", [("id", held[15].get("ack")), ("receipt", rid)])
+    _, again = cons.expect(lambda f: f.cmd == "RECEIPT" and f.get("receipt-id") == rid, WAIT,
+                           "the receipt of the 16th ACK")
+    # the 4 still unacked stay with this consumer; none of the 20 is delivered again
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        f = cons.recv(0.2)
+        if f is not None:
+            again.append(f)
+    assert not again, "delivered again after their ACKs reached the new owner: %r" % again
+    wait_for(lambda: heraldctl_queues(b).get(q, {}).get("messages") == 4, WAIT,
+             "rb to hold the 4 messages not acked")
+    for f in held[16:]:
+        cons.send("ACK", [("id", f.get("ack"))])
+    wait_for(lambda: heraldctl_queues(b).get(q, {}).get("messages", 0) == 0, WAIT,
+             "rb to hold nothing once every delivery was acked")
+    cons.close()
+    cluster.check_alive()
+
+
+def test_unacked_deliveries_of_a_consumer_that_died_with_the_owner_go_to_another(cluster):
+    # the consumer was on the owner's node: nobody will ACK what it held, so the new owner
+    # delivers it again at once (marked), not after the adopted deliveries' wait
+    nodes = start_mesh(cluster, [("ra", 1), ("rb", 1), ("rc", 1)])
+    a, b, c = nodes
+    q = queue_with("ra", "rb", NAMES, "gone")
+    fill_held(c, [q], 10)
+    doomed = Conn(a)
+    take_unacked(doomed, 10, "10 from ra", doomed.subscribe(q, ack="client-individual")[1])
+    time.sleep(0.5)
+    cluster.kill9("ra")
+    wait_view([b, c], ["rb", "rc"], timeout=FAILOVER_S)
+    killed = time.monotonic()
+    other = Conn(c)
+    got = take_unacked(other, 10, "the 10 the dead consumer held", other.subscribe(q)[1])
+    assert all(f.get("redelivered") == "true" for f in got), got
+    assert time.monotonic() - killed < 3.0, "redelivered only after the adopted wait"
+    other.close()
     cluster.check_alive()
 
 
