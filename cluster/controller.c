@@ -160,6 +160,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 		snprintf(m->name, sizeof(m->name), "%s", name);
 		m->raft_id = id;
 		m->state = p[1];
+		m->since_ms = hd_now_ms();
 		view_changed(c);
 	} else if (p[0] == OP_REMOVE && at >= 0 && c->view.m[at].raft_id == id) {
 		c->view.m[at] = c->view.m[--c->view.n];
@@ -227,6 +228,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 			break;
 		v.m[v.n].raft_id = hd_get_be64(p);
 		v.m[v.n].state = p[8];
+		v.m[v.n].since_ms = hd_now_ms();
 		memcpy(v.m[v.n].name, p + 10, nlen);
 		v.n++;
 		p += 10 + nlen;
@@ -366,9 +368,11 @@ static void reconcile(struct ctl *c)
 			c->busy = false;
 		goto out;
 	}
-	/* ourselves first, then every alive member with a Raft port */
+	/* ourselves first (active at once when founding: there is nothing to copy), then
+	 * every alive member with a Raft port, joining */
 	if (view_find(&c->view, c->cfg.node_name) < 0) {
-		rc = propose(c, OP_PUT, CTL_ACTIVE, c->cfg.node_name, c->raft_id);
+		rc = propose(c, OP_PUT, c->view.n ? CTL_JOINING : CTL_ACTIVE, c->cfg.node_name,
+			     c->raft_id);
 		goto out;
 	}
 	if (c->assign_after_add) {
@@ -411,7 +415,16 @@ static void reconcile(struct ctl *c)
 			if (at >= 0)	/* the same name, a new process: the old one goes first */
 				rc = propose(c, OP_REMOVE, 0, g->name, c->view.m[at].raft_id);
 			else
-				rc = propose(c, OP_PUT, CTL_ACTIVE, g->name, g->raft_id);
+				rc = propose(c, OP_PUT, CTL_JOINING, g->name, g->raft_id);
+			goto out;
+		}
+	}
+	/* joining members that had their time to take copies become active */
+	for (uint32_t i = 0; i < c->view.n; i++) {
+		const struct ctl_view_member *m = &c->view.m[i];
+
+		if (m->state == CTL_JOINING && hd_now_ms() - m->since_ms >= CTL_JOIN_SYNC_MS) {
+			rc = propose(c, OP_PUT, CTL_ACTIVE, m->name, m->raft_id);
 			goto out;
 		}
 	}

@@ -38,7 +38,14 @@ struct ctl_view_member {
 	char name[CTL_NAME_MAX + 1];
 	uint64_t raft_id;
 	uint8_t state;		/* enum ctl_member_state */
+	uint64_t since_ms;	/* this node's clock when it applied that state (not agreed) */
 };
+
+/* How long a member stays joining before the leader makes it active: while joining, the
+ * owners of the queues it will hold stream it copies (snapshot, then the tail), so when
+ * it takes them over it has them already (docs/replication.md, "Rejoin"). A copy not
+ * complete by then is completed by the hand-over. */
+#define CTL_JOIN_SYNC_MS 1000
 
 /* One view: every node applies the same sequence of them. */
 struct ctl_view {

@@ -474,6 +474,8 @@ static void queue_move_away(struct shard *sh, struct dest_queue *q)
 	const bool copies_take_over = repl_new_owner_has_copy(sh, q);
 
 	HD_ASSERT(route != UINT32_MAX);
+	if (!copies_take_over)
+		repl_hand_over(sh, q);	/* first: the copy is taken over before the hand-over */
 	while (q->nconsumers) {
 		struct qconsumer *c = q->consumers[q->nconsumers - 1];
 
@@ -727,10 +729,21 @@ void dest_on_ack(struct shard *sh, const struct xmsg *m)
 	c = q ? consumer_find(q, m->a, NULL) : NULL;
 	if (mode != XACK_CREDIT && (!c || c->absent || c->epoch != epoch) &&
 	    !(c && adopted_settle(sh, q, c, mode, m->b, epoch, false))) {
-		/* the queue's previous owner delivered it, and this node holds its copy but
-		 * has not taken it over yet (the consumer's node saw the new view first): the
-		 * copy remembers the ACK for the take-over */
+		/* a delivery another node made: when this node holds a copy of its stream, the
+		 * copy remembers the ACK (this node may take it over: the consumer's node saw
+		 * the new view first) ... */
 		replica_early_ack(sh, n->name, n->len, m->a, mode, m->b, epoch);
+		/* ... and when our view says another node owns the queue (it moved on from
+		 * here while the ACK was on its way), the ACK goes on to it, once: it holds
+		 * what the ACK names (it took a copy over, or got it handed over) */
+		if (from_route(sh, m) && !(m->u32 & XACK_F_FORWARDED) &&
+		    dest_owner(sh, n->name, n->len) != sh->id) {
+			struct xmsg on = *m;
+
+			on.u32 |= XACK_F_FORWARDED;
+			shard_send(sh, dest_owner(sh, n->name, n->len), &on);
+			return;
+		}
 	}
 	hd_free(n);
 	if (!c)
@@ -788,6 +801,8 @@ void dest_on_handover(struct shard *sh, const struct xmsg *m)
 
 	if (forwarded(sh, m, hmsg_dest(msg), msg->dest_len))
 		return;
+	if (replica_take_handover(sh, m))
+		return;		/* a copy being handed to us: it joins the copy */
 	q = dest_queue_get(sh, hmsg_dest(msg), msg->dest_len,
 		      !destname_key_is_server_queue(hmsg_dest(msg), msg->dest_len));
 	if (!q) {

@@ -52,6 +52,7 @@ struct dest_table {
 	uint64_t replica_msgs;		/* messages in them */
 	bool lease_blocked;		/* a dispatch waited for the controller's lease */
 	uint32_t repl_waits;		/* receipts waiting for backups, all queues */
+	uint32_t repl_awaiting;		/* copies waiting for their old owner's PROMOTE */
 	uint64_t repl_scan_ms;		/* the last look for ones waiting too long */
 	uint32_t adopting;		/* consumers holding adopted deliveries, all queues */
 	uint64_t adopted_scan_ms;	/* the last look for ones kept too long */

@@ -335,15 +335,16 @@ static void probe_news(void *arg, const char *name, bool gone)
 	cluster_member_probe(arg, name, gone);
 }
 
-/* The controller's view, as placement counts it: its active members. */
+/* The controller's view, as placement counts it: its active members own queues, its
+ * joining ones get copies of those they will hold. */
 static void view_news(void *arg, const struct ctl_view *v)
 {
 	struct route_view rv = { .epoch = v->epoch };
 
-	for (uint32_t i = 0; i < v->n && rv.n < ROUTE_VIEW_MAX; i++)
-		if (v->m[i].state == CTL_ACTIVE)
-			rv.node_hash[rv.n++] = placement_node_hash(v->m[i].name,
-								   strlen(v->m[i].name));
+	for (uint32_t i = 0; i < v->n && rv.n < ROUTE_VIEW_MAX; i++) {
+		rv.joining[rv.n] = v->m[i].state == CTL_JOINING;
+		rv.node_hash[rv.n++] = placement_node_hash(v->m[i].name, strlen(v->m[i].name));
+	}
 	route_view(arg, &rv);
 }
 

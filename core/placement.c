@@ -93,27 +93,27 @@ static bool ranks_above(const struct placement *p, uint64_t si, uint32_t i, uint
 	return si > sj || (si == sj && p->node_hash[i] > p->node_hash[j]);
 }
 
-uint32_t placement_queue_replicas(const struct placement *p, const char *key, size_t len,
-				  uint32_t want, int out[PLACEMENT_MAX_REPLICAS])
+/* Whether node i may own queues: not this node while it leaves, not a joining node. */
+static bool may_own(const struct placement *p, uint32_t i)
 {
-	uint64_t key_hash, score[PLACEMENT_MAX_REPLICAS];
-	uint32_t n = 0;
-	int owner = placement_queue_node(p, key, len);
+	return !(i == 0 && p->leaving) && !p->joining[i];
+}
 
-	if (want > PLACEMENT_MAX_REPLICAS)
-		want = PLACEMENT_MAX_REPLICAS;
-	if (owner == PLACEMENT_NONE || want == 0)
-		return 0;
-	if (destname_key_is_server_queue(key, len) || p->n == 1) {
-		out[0] = owner;		/* reply queues live and die with their node */
-		return 1;
-	}
-	key_hash = hd_hash(key, len);
+/* The best `want` nodes for key_hash in rendezvous order (joining ones too when asked),
+ * into out; returns how many. */
+static uint32_t best_nodes(const struct placement *p, uint64_t key_hash, uint32_t want,
+			   bool with_joining, int out[PLACEMENT_MAX_REPLICAS])
+{
+	uint64_t score[PLACEMENT_MAX_REPLICAS];
+	uint32_t n = 0;
+
 	/* insertion into the best `want` so far, best first */
-	for (uint32_t i = p->leaving ? 1 : 0; i < p->n; i++) {
+	for (uint32_t i = 0; i < p->n; i++) {
 		uint64_t s = node_score(key_hash, p->node_hash[i]);
 		uint32_t at = n;
 
+		if (!may_own(p, i) && !(with_joining && p->joining[i] && !(i == 0 && p->leaving)))
+			continue;
 		while (at > 0 && ranks_above(p, s, i, score[at - 1], (uint32_t)out[at - 1]))
 			at--;
 		if (at >= want)
@@ -128,12 +128,37 @@ uint32_t placement_queue_replicas(const struct placement *p, const char *key, si
 	return n;
 }
 
+uint32_t placement_queue_replicas(const struct placement *p, const char *key, size_t len,
+				  uint32_t want, int out[PLACEMENT_MAX_REPLICAS])
+{
+	int future[PLACEMENT_MAX_REPLICAS];
+	uint64_t key_hash;
+	uint32_t n, nf;
+	int owner = placement_queue_node(p, key, len);
+
+	if (want > PLACEMENT_MAX_REPLICAS)
+		want = PLACEMENT_MAX_REPLICAS;
+	if (owner == PLACEMENT_NONE || want == 0)
+		return 0;
+	if (destname_key_is_server_queue(key, len) || p->n == 1) {
+		out[0] = owner;		/* reply queues live and die with their node */
+		return 1;
+	}
+	key_hash = hd_hash(key, len);
+	n = best_nodes(p, key_hash, want, false, out);
+	if (!n)		/* only joining nodes may hold it (the one active node leaves) */
+		return best_nodes(p, key_hash, want, true, out);
+	nf = best_nodes(p, key_hash, want, true, future);
+	for (uint32_t i = 0; i < nf && n < PLACEMENT_MAX_REPLICAS; i++)
+		if (p->joining[future[i]])
+			out[n++] = future[i];
+	return n;
+}
+
 int placement_queue_node(const struct placement *p, const char *key, size_t len)
 {
 	uint32_t tag;
-	uint64_t key_hash;
-	uint64_t best_score = 0;
-	int best = 0;
+	int best[PLACEMENT_MAX_REPLICAS];
 
 	if (placement_reply_tag(key, len, &tag)) {
 		for (uint32_t i = 0; i < p->n; i++)
@@ -143,15 +168,8 @@ int placement_queue_node(const struct placement *p, const char *key, size_t len)
 	}
 	if (p->n == 1)
 		return 0;
-	key_hash = hd_hash(key, len);
-	best = p->leaving ? 1 : 0;
-	for (uint32_t i = (uint32_t)best; i < p->n; i++) {
-		uint64_t score = node_score(key_hash, p->node_hash[i]);
-
-		if ((int)i == best || ranks_above(p, score, i, best_score, (uint32_t)best)) {
-			best_score = score;
-			best = (int)i;
-		}
-	}
-	return best;
+	if (!best_nodes(p, hd_hash(key, len), 1, false, best) &&
+	    !best_nodes(p, hd_hash(key, len), 1, true, best))
+		return 0;	/* nobody may own it, this node leaving alone: as before */
+	return best[0];
 }

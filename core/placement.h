@@ -33,6 +33,9 @@ struct placement {
 					 * queues, which die with it) */
 	uint64_t node_hash[PLACEMENT_MAX_NODES];
 	int16_t peer[PLACEMENT_MAX_NODES];	/* the route's peer slot; -1 for this node */
+	bool joining[PLACEMENT_MAX_NODES];	/* a member the view has not made active yet: it
+						 * owns nothing, but gets copies of the queues it
+						 * will hold (docs/replication.md, "Rejoin") */
 };
 
 /* A node's identity for placement: xxh64 of its name. Its low 24 bits are its reply-queue
@@ -54,7 +57,8 @@ int placement_queue_node(const struct placement *p, const char *key, size_t len)
 /* The nodes holding queue `key` (docs/replication.md): the best `want` (at most
  * PLACEMENT_MAX_REPLICAS) in rendezvous order, out[0] the owner and the rest its backups;
  * fewer when the placement has fewer nodes, one for a reply queue, none for a reply queue
- * whose node is gone. Returns how many. */
+ * whose node is gone. Then, room permitting, each joining node that will be among the
+ * best `want` once active: it takes a copy first. Returns how many. */
 #define PLACEMENT_MAX_REPLICAS 5
 uint32_t placement_queue_replicas(const struct placement *p, const char *key, size_t len,
 				  uint32_t want, int out[PLACEMENT_MAX_REPLICAS]);

@@ -27,11 +27,13 @@ struct repl_wait {
 };
 
 /* Owner side, per queue. */
-/* A stream this queue was taken over from: every message of it numbered up to `upto` came
- * here with the copy (a hand-over of one of them later is a duplicate). */
+/* A stream this queue was taken over from: the messages of it the copy held came here
+ * with it (a hand-over of one of them later is a duplicate; one the copy missed - its
+ * link lost a tail - is not). */
 struct repl_lineage {
 	uint64_t node;
-	uint64_t upto;
+	uint64_t *rseqs;	/* the copy's, ascending */
+	uint32_t nrseqs;
 	uint64_t since_ms;
 };
 #define REPL_LINEAGE_MAX 4
@@ -57,6 +59,9 @@ struct replica {
 	struct mdeque msgs;	/* rseq ascending; epoch field: 1 when delivered */
 	struct strmap deliveries;	/* rseq -> struct replica_delivery: who holds the
 					 * delivered ones */
+	uint64_t await_promote_ms;	/* 0, or (a planned move made this node the owner)
+					 * until when its owner's PROMOTE may come */
+	bool promote_asked;		/* PROMOTE came before placement made us the owner */
 	uint32_t len;
 	char name[];
 };
@@ -71,6 +76,9 @@ struct replica_delivery {
 	uint8_t settled;	/* 0, or 1 + the XACK_* / XNACK_* mode of an ACK that reached
 				 * this node before it took the queue over */
 };
+
+static void replica_free(struct shard *sh, struct replica *r);
+static void lineage_free(struct repl_owner *o);
 
 /* The backups of queue `name` under the shard's placement (node hashes); *ours false when
  * this node does not own it there (an operation applied here on another node's word). */
@@ -231,9 +239,28 @@ bool repl_hold_receipt(struct shard *sh, struct dest_queue *q, const struct xmsg
 	return true;
 }
 
+/* Copies whose planned move's PROMOTE never came go (the hand-over brought it all). */
+static void awaiting_tick(struct shard *sh)
+{
+	struct strmap *map = &sh->dests.replicas;
+
+	for (uint32_t i = 0; i < map->cap && sh->dests.repl_awaiting; i++) {
+		struct replica *r = map->slots[i].hash ? map->slots[i].val : NULL;
+
+		if (r && r->await_promote_ms && sh->now_ms >= r->await_promote_ms)
+			replica_free(sh, r);
+	}
+}
+
 void repl_tick(struct shard *sh)
 {
 	struct strmap *map = &sh->dests.queues;
+
+	if (sh->dests.repl_awaiting && sh->now_ms - sh->dests.repl_scan_ms >= REPL_SCAN_MS) {
+		awaiting_tick(sh);
+		if (!sh->dests.repl_waits)
+			sh->dests.repl_scan_ms = sh->now_ms;
+	}
 
 	/* a scan of every queue, so at most every REPL_SCAN_MS: refusals come that much late */
 	if (!sh->dests.repl_waits || sh->now_ms - sh->dests.repl_scan_ms < REPL_SCAN_MS)
@@ -270,6 +297,18 @@ void repl_delivered(struct shard *sh, struct dest_queue *q, const struct mentry 
 void repl_removed(struct shard *sh, struct dest_queue *q, uint64_t rseq)
 {
 	op_to_backups(sh, q, XREPL_REMOVE, rseq);
+}
+
+void repl_hand_over(struct shard *sh, struct dest_queue *q)
+{
+	int owner = sh->placement ? placement_queue_node(sh->placement, q->name, q->len) : -1;
+
+	if (!q->repl || owner <= 0)
+		return;
+	for (uint32_t i = 0; i < q->repl->nbackups; i++)
+		if (q->repl->backup[i] == sh->placement->node_hash[owner])
+			send_op(sh, q->repl->backup[i], q->name, q->len, XREPL_PROMOTE,
+				q->repl->next_rseq);
 }
 
 bool repl_new_owner_has_copy(const struct shard *sh, const struct dest_queue *q)
@@ -324,6 +363,7 @@ void repl_queue_gone(struct shard *sh, struct dest_queue *q, int err)
 		sh->dests.repl_waits--;
 	}
 	hd_free(o->wait);
+	lineage_free(o);
 	hd_free(o);
 	q->repl = NULL;
 }
@@ -459,6 +499,8 @@ static struct replica *replica_get(struct shard *sh, const char *name, size_t le
 
 static void replica_free(struct shard *sh, struct replica *r)
 {
+	if (r->await_promote_ms)
+		sh->dests.repl_awaiting--;
 	sh->dests.replica_msgs -= r->msgs.n;
 	strmap_del(&sh->dests.replicas, r->name, r->len);
 	mdeque_free(&r->msgs);
@@ -564,6 +606,54 @@ static void resync(struct shard *sh, uint64_t node)
 	}
 }
 
+static void promote(struct shard *sh, struct replica *r);
+
+/* Whether placement makes this node the owner of r's queue. */
+static bool owner_here(const struct shard *sh, const struct replica *r)
+{
+	return sh->placement && !sh->placement->leaving &&
+	       placement_queue_node(sh->placement, r->name, r->len) == 0;
+}
+
+/* The old owner of a queue this node holds a copy of stopped delivering it (it moved
+ * here): the copy becomes the queue, now or once our placement agrees. */
+static void on_promote(struct shard *sh, const struct xrepl_op *n, uint64_t from)
+{
+	struct replica *r = replica_get(sh, n->name, n->len, from, false);
+
+	if (!r)
+		return;		/* no copy: the hand-over that follows brings everything */
+	if (owner_here(sh, r))
+		promote(sh, r);
+	else
+		r->promote_asked = true;
+}
+
+bool replica_take_handover(struct shard *sh, const struct xmsg *m)
+{
+	struct hmsg *msg = m->ptr;
+	struct replica *r = strmap_get(&sh->dests.replicas, hmsg_dest(msg), msg->dest_len);
+	int64_t i;
+	uint32_t at;
+
+	if (!r || !r->promote_asked || r->owner != m->b)
+		return false;
+	if (!m->a || (i = find_rseq(&r->msgs, m->a)) >= 0) {
+		hmsg_unref(msg);	/* the copy has it (or it has no number to tell) */
+		return true;
+	}
+	/* one the copy missed (its link lost a tail): it joins the copy, in order */
+	at = r->msgs.n;
+	while (at > 0 && mdeque_at(&r->msgs, at - 1)->rseq > m->a)
+		at--;
+	mdeque_insert_at(&r->msgs, at, (struct mentry){ .m = msg, .rseq = m->a,
+							.redelivered = m->u32 ? 1 : 0 });
+	sh->dests.replica_msgs++;
+	if (m->a > r->max_rseq)
+		r->max_rseq = m->a;
+	return true;
+}
+
 void replica_on_op(struct shard *sh, const struct xmsg *m)
 {
 	struct xrepl_op *n = m->ptr;
@@ -572,6 +662,11 @@ void replica_on_op(struct shard *sh, const struct xmsg *m)
 
 	if (XREPL_LOW(m->u32) == XREPL_RESYNC) {
 		resync(sh, m->b);
+		return;
+	}
+	if (XREPL_LOW(m->u32) == XREPL_PROMOTE) {
+		on_promote(sh, n, m->b);
+		hd_free(n);
 		return;
 	}
 	if (XREPL_LOW(m->u32) != XREPL_ACK && !from_owner(sh, n->name, n->len, m->b, m->u32)) {
@@ -619,30 +714,60 @@ void replica_on_op(struct shard *sh, const struct xmsg *m)
 	hd_free(n);
 }
 
-static void remember_lineage(struct shard *sh, struct repl_owner *o, uint64_t node, uint64_t upto)
+static void lineage_free(struct repl_owner *o)
 {
-	struct repl_lineage *l = &o->lineage[o->nlineage < REPL_LINEAGE_MAX ? o->nlineage++ :
-					     REPL_LINEAGE_MAX - 1];
+	for (uint32_t i = 0; i < o->nlineage; i++)
+		hd_free(o->lineage[i].rseqs);
+	o->nlineage = 0;
+}
 
-	*l = (struct repl_lineage){ .node = node, .upto = upto, .since_ms = sh->now_ms };
+/* Remembers the rseqs of r's messages: the copy q was taken over from. */
+static void remember_lineage(struct shard *sh, struct repl_owner *o, const struct replica *r)
+{
+	struct repl_lineage *l;
+
+	if (o->nlineage == REPL_LINEAGE_MAX) {	/* the oldest goes */
+		hd_free(o->lineage[0].rseqs);
+		memmove(&o->lineage[0], &o->lineage[1], (REPL_LINEAGE_MAX - 1) * sizeof(o->lineage[0]));
+		o->nlineage--;
+	}
+	l = &o->lineage[o->nlineage++];
+	*l = (struct repl_lineage){ .node = r->owner, .since_ms = sh->now_ms, .nrseqs = r->msgs.n,
+				    .rseqs = hd_alloc((r->msgs.n + 1) * sizeof(uint64_t)) };
+	for (uint32_t i = 0; i < r->msgs.n; i++)
+		l->rseqs[i] = mdeque_at((struct mdeque *)&r->msgs, i)->rseq;
 }
 
 bool repl_had_it(const struct dest_queue *q, uint64_t node, uint64_t rseq)
 {
-	for (uint32_t i = 0; q->repl && rseq && i < q->repl->nlineage; i++)
-		if (q->repl->lineage[i].node == node && rseq <= q->repl->lineage[i].upto)
-			return true;
+	for (uint32_t i = 0; q->repl && rseq && i < q->repl->nlineage; i++) {
+		const struct repl_lineage *l = &q->repl->lineage[i];
+		uint32_t lo = 0, hi = l->nrseqs;
+
+		if (l->node != node)
+			continue;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+
+			if (l->rseqs[mid] == rseq)
+				return true;
+			if (l->rseqs[mid] < rseq)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+	}
 	return false;
 }
 
-void replica_early_ack(struct shard *sh, const char *name, size_t len, uint64_t consumer,
+bool replica_early_ack(struct shard *sh, const char *name, size_t len, uint64_t consumer,
 		       uint32_t mode, uint64_t tag, uint32_t reg_epoch)
 {
 	struct replica *r = strmap_get(&sh->dests.replicas, name, len);
 	bool upto = mode == XACK_UPTO || mode == XNACK_UPTO;
 
 	if (!r || mode == XACK_CREDIT)
-		return;
+		return r;
 	for (uint32_t i = 0; i < r->deliveries.cap; i++) {
 		struct replica_delivery *d = r->deliveries.slots[i].hash ? r->deliveries.slots[i].val : NULL;
 
@@ -651,6 +776,7 @@ void replica_early_ack(struct shard *sh, const char *name, size_t len, uint64_t 
 		     upto && (int16_t)(uint16_t)(d->reg_epoch - reg_epoch) < 0))
 			d->settled = (uint8_t)(1 + mode);
 	}
+	return true;
 }
 
 /* Where a delivered message of a replica being promoted goes: dropped (its consumer acked
@@ -685,10 +811,17 @@ static void promote_delivered(struct shard *sh, struct dest_queue *q, struct rep
 static void promote(struct shard *sh, struct replica *r)
 {
 	struct dest_queue *q = dest_queue_get(sh, r->name, r->len, true);
+	struct mdeque direct = { 0 };
 	uint32_t front = 0;
 
 	hd_log_info("replication: queue %.*s taken over with %u message(s) from a backup copy",
 		    (int)r->len, r->name, r->msgs.n);
+	owner_state(sh, q);
+	remember_lineage(sh, q->repl, r);
+	/* older than anything sent here directly while the copy waited to be taken over:
+	 * those step aside and come back after it */
+	while (q->ready.n > q->handed_in)
+		mdeque_push_front(&direct, *mdeque_at(&q->ready, --q->ready.n));
 	for (uint32_t i = 0; i < r->msgs.n; i++) {
 		struct mentry e = *mdeque_at(&r->msgs, i);
 
@@ -700,12 +833,14 @@ static void promote(struct shard *sh, struct replica *r)
 			sh->dests.queued_msgs++;
 		}
 	}
+	q->handed_in = q->ready.n;
+	while (direct.n)
+		mdeque_push_back(&q->ready, mdeque_pop_front(&direct));
+	mdeque_free(&direct);
 	sh->dests.replica_msgs -= r->msgs.n;
 	r->msgs.n = 0;
-	owner_state(sh, q);
 	if (q->repl->next_rseq < r->max_rseq)
 		q->repl->next_rseq = r->max_rseq;
-	remember_lineage(sh, q->repl, r->owner, r->max_rseq);
 	q->repl->nbackups = 0;	/* repl_queue_placed streams it to its backups */
 	replica_free(sh, r);
 	repl_queue_placed(sh, q);
@@ -748,10 +883,14 @@ void replica_on_placement(struct shard *sh)
 		for (uint32_t j = 0; j < k; j++)
 			holder |= idx[j] == 0;
 		if (k && idx[0] == 0 && !sh->placement->leaving) {
-			if (in_placement(sh->placement, r->owner))
-				replica_free(sh, r);	/* a planned move: the owner hands over */
-			else
+			if (!in_placement(sh->placement, r->owner) || r->promote_asked) {
 				promote(sh, r);
+			} else if (!r->await_promote_ms) {
+				/* a planned move: the owner says PROMOTE once it stopped (or, if it
+				 * had no copy here in mind, hands everything over) */
+				r->await_promote_ms = sh->now_ms + REPL_PROMOTE_WAIT_MS;
+				sh->dests.repl_awaiting++;
+			}
 		} else if (!holder || sh->placement->leaving) {
 			replica_free(sh, r);
 		}
@@ -761,8 +900,10 @@ void replica_on_placement(struct shard *sh)
 
 void repl_queue_free(struct dest_queue *q)
 {
-	if (q->repl)
+	if (q->repl) {
 		hd_free(q->repl->wait);
+		lineage_free(q->repl);
+	}
 	hd_free(q->repl);
 	q->repl = NULL;
 }

@@ -51,6 +51,11 @@ void repl_delivered(struct shard *sh, struct dest_queue *q, const struct mentry 
 void repl_removed(struct shard *sh, struct dest_queue *q, uint64_t rseq);
 /* q's holders may have changed (a new placement): backups that are new get a snapshot. */
 void repl_queue_placed(struct shard *sh, struct dest_queue *q);
+/* q moves away while this node stays (a planned move): when its new owner is one of its
+ * backups, tells it to take its copy over (XREPL_PROMOTE). Before the hand-over, which
+ * still sends everything: the new owner drops what its copy held. */
+#define REPL_PROMOTE_WAIT_MS 3000
+void repl_hand_over(struct shard *sh, struct dest_queue *q);
 /* Whether the node that owns q now (this one leaving) is one of its backups: it takes its
  * copy over, so the messages must not be handed over too. */
 bool repl_new_owner_has_copy(const struct shard *sh, const struct dest_queue *q);
@@ -77,9 +82,13 @@ void replica_on_op(struct shard *sh, const struct xmsg *m);
 /* An ACK/NACK (XACK_* mode) from consumer `consumer` for queue `name` that no queue here
  * took: when this node holds a copy whose owner delivered that message to it, the copy
  * remembers it, so a take-over does not deliver it again (the consumer's node saw the new
- * view before this one). */
-void replica_early_ack(struct shard *sh, const char *name, size_t len, uint64_t consumer,
+ * view before this one). False when there is no copy here. */
+bool replica_early_ack(struct shard *sh, const char *name, size_t len, uint64_t consumer,
 		       uint32_t mode, uint64_t tag, uint32_t reg_epoch);
+/* A hand-over (XMSG_QUEUE_HANDOVER) from a node whose PROMOTE came before our placement
+ * made us the queue's owner: it joins the copy (or is dropped when the copy has it) and
+ * true is returned; false when it is not one (dest.c takes it). */
+bool replica_take_handover(struct shard *sh, const struct xmsg *m);
 /* A new placement: replicas this node now owns are promoted, those it no longer holds
  * dropped. Before dest.c moves queues away. */
 void replica_on_placement(struct shard *sh);

@@ -88,6 +88,7 @@ struct route_view {
 	uint64_t epoch;
 	uint32_t n;
 	uint64_t node_hash[ROUTE_VIEW_MAX];	/* placement_node_hash of each member's name */
+	bool joining[ROUTE_VIEW_MAX];		/* not active yet: copies only, no queues */
 };
 
 /* A new view (any thread). */

@@ -347,7 +347,9 @@ static void op_to_peer(struct route *r, int peer, const struct xmsg *m)
 		struct xname *n = m->ptr;
 
 		q.op = m->kind == XMSG_QUEUE_ACK ? LINK_Q_ACK : LINK_Q_DEL;
-		q.key = m->a;
+		q.key = key_with_node(m->a, XMSG_NODE_SELF);
+		if (xmsg_key_node(m->a) != XMSG_NODE_SELF)	/* an ACK sent on (XACK_F_FORWARDED) */
+			q.seq = node_of_key(r, m->a);
 		q.tag = m->b;
 		q.arg = m->u32;
 		q.name = n->name;
@@ -376,6 +378,15 @@ static bool in_agreed_view(const struct route *r, uint64_t node_hash)
 	for (uint32_t i = 0; i < r->view.n; i++)
 		if (r->view.node_hash[i] == node_hash)
 			return true;
+	return false;
+}
+
+/* Whether the agreed view has node_hash joining (copies only, no queues yet). */
+static bool view_joining(const struct route *r, uint64_t node_hash)
+{
+	for (uint32_t i = 0; r->have_view && i < r->view.n; i++)
+		if (r->view.node_hash[i] == node_hash)
+			return r->view.joining[i];
 	return false;
 }
 
@@ -657,7 +668,8 @@ bool route_queue_from_link(struct route *r, int idx, const struct link_frame *f)
 	case LINK_Q_DEL:
 	case LINK_Q_ACK:
 		x.kind = q.op == LINK_Q_DEL ? XMSG_QUEUE_CONSUMER_DEL : XMSG_QUEUE_ACK;
-		x.a = key_with_node(q.key, (uint32_t)idx + 1);
+		/* seq names the consumer's node when it is not the sender (an ACK sent on) */
+		x.a = key_with_node(q.key, q.seq ? key_node_of(r, q.seq) : (uint32_t)idx + 1);
 		x.b = q.tag;
 		x.u32 = q.arg;
 		x.ptr = xname_create(q.name, q.name_len);
@@ -673,7 +685,8 @@ bool route_queue_from_link(struct route *r, int idx, const struct link_frame *f)
 	case LINK_Q_REPL: {
 		struct xrepl_op *op;
 
-		if (XREPL_LOW(q.arg) < XREPL_DELIVERED || XREPL_LOW(q.arg) > XREPL_ACK)
+		if (XREPL_LOW(q.arg) < XREPL_DELIVERED || XREPL_LOW(q.arg) > XREPL_PROMOTE ||
+		    XREPL_LOW(q.arg) == XREPL_RESYNC)	/* ours alone */
 			return false;
 		op = xrepl_op_create(q.name, q.name_len);
 		if (XREPL_LOW(q.arg) == XREPL_DELIVERED) {
@@ -798,9 +811,13 @@ void route_queue_publish_placement(struct route *r)
 {
 	struct placement *pl = placement_create(r->self_hash);
 
-	for (int i = 0; i < ROUTE_MAX_PEERS; i++)
-		if (peer_placed(r, &r->peers[i]))
+	pl->joining[0] = view_joining(r, r->self_hash);
+	for (int i = 0; i < ROUTE_MAX_PEERS; i++) {
+		if (peer_placed(r, &r->peers[i])) {
 			placement_add(pl, r->peers[i].node_hash, (int16_t)i);
+			pl->joining[pl->n - 1] = view_joining(r, r->peers[i].node_hash);
+		}
+	}
 	pl->version = ++r->placement_version;
 	pl->epoch = r->view.epoch;
 	/* a node outside the view (not yet added, or taken out) owns nothing */

@@ -154,9 +154,10 @@ void session_on_placement(struct shard *sh)
 struct consumer_retry {
 	uint64_t key;
 	uint64_t due_ms;
+	uint32_t owner_epoch;	/* the registration that was let go */
 };
 
-static void retry_later(struct shard *sh, uint64_t key)
+static void retry_later(struct shard *sh, uint64_t key, uint32_t owner_epoch)
 {
 	struct session_shard *ss = &sh->sessions;
 
@@ -167,7 +168,8 @@ static void retry_later(struct shard *sh, uint64_t key)
 		ss->retry_cap = ss->retry_cap ? ss->retry_cap * 2 : 16;
 		ss->retry = hd_realloc(ss->retry, ss->retry_cap * sizeof(*ss->retry));
 	}
-	ss->retry[ss->nretry++] = (struct consumer_retry){ key, sh->now_ms + CONSUMER_RETRY_MS };
+	ss->retry[ss->nretry++] = (struct consumer_retry){ key, sh->now_ms + CONSUMER_RETRY_MS,
+							   owner_epoch };
 }
 
 void session_on_consumer_dropped(struct shard *sh, const struct xmsg *m)
@@ -181,7 +183,8 @@ void session_on_consumer_dropped(struct shard *sh, const struct xmsg *m)
 	if (sub && sub->kind == SUB_QUEUE && sub->dest_len == n->len &&
 	    !memcmp(sub->dest, n->name, n->len) && m->b == sub->owner_node) {
 		if (owner_node_of(sh, sub) == sub->owner_node)
-			retry_later(sh, m->a);	/* our view and its own differ: let them settle */
+			retry_later(sh, m->a, sub->owner_epoch);	/* our view and its own differ:
+									 * let them settle */
 		else
 			consumer_move(sh, sub);
 	}
@@ -204,7 +207,8 @@ void session_retry_consumers(struct shard *sh, uint64_t now_ms)
 		}
 		s = session_by_key(sh, r.key);
 		sub = s ? sub_by_idx(s, xmsg_key_sub(r.key)) : NULL;
-		if (sub && sub->kind == SUB_QUEUE)
+		/* unless it moved meanwhile (our placement changed): that registration stays */
+		if (sub && sub->kind == SUB_QUEUE && sub->owner_epoch == r.owner_epoch)
 			consumer_move(sh, sub);
 	}
 	ss->nretry = kept;

@@ -68,6 +68,9 @@ enum {
 	XREPL_ACK = 5,		/* backup -> owner: holds everything sent up to rseq */
 	XREPL_RESYNC = 6,	/* route -> every shard (no name): the link to node b came up
 				 * again; send each queue it backs a snapshot */
+	XREPL_PROMOTE = 7,	/* old owner -> the backup placement made the queue's owner:
+				 * "I stopped delivering; take your copy over" (a planned move:
+				 * a node that joined takes its queues back whole) */
 };
 enum { XREPL_F_REDELIVERED = 1, XREPL_F_DELIVERED = 2 };
 /* the low 8 bits: the op or flags; above them the low 24 bits of the sender's view epoch
@@ -85,6 +88,9 @@ enum {
 	XNACK_DROP_ONE = 4,	/* b: tag dropped (NACK with requeue:false) */
 	XACK_CREDIT = 5,	/* b: deliveries the connection has taken off the wire queue */
 };
+/* XMSG_QUEUE_ACK u32 bit: a node the queue had moved away from sent it on to the owner
+ * (never sent on twice: views that disagree for a moment must not bounce it) */
+#define XACK_F_FORWARDED (1u << 8)
 /* XMSG_QUEUE_DELIVER flags; the consumer's ack mode rides in bits 8..15 so a delivery that
  * comes back (XMSG_QUEUE_RETURN) says whether the owner already requeued it */
 enum { XDELIVER_REDELIVERED = 1, XDELIVER_ACK_MODE_SHIFT = 8, XDELIVER_EPOCH_SHIFT = 16 };

@@ -114,17 +114,24 @@ def queue_with(owner, backup, names, prefix):
     raise AssertionError("no queue with owner %s and backup %s" % (owner, backup))
 
 
+def unacked_on_rc(cluster, prefix, prefetch=None):
+    """Three nodes; a queue ra owns with its copy on rb, 20 messages in it, and a consumer
+    on rc (client-individual) holding `prefetch` (all 20 by default) unacked deliveries.
+    Returns (nodes, queue, consumer connection, the deliveries it holds)."""
+    nodes = start_mesh(cluster, [("ra", 1), ("rb", 1), ("rc", 1)])
+    q = queue_with("ra", "rb", NAMES, prefix)
+    fill_held(nodes[2], [q], 20)
+    cons = Conn(nodes[2])
+    held = take_unacked(cons, prefetch or 20, "deliveries from ra",
+                        cons.subscribe(q, ack="client-individual", prefetch=prefetch)[1])
+    return nodes, q, cons, held
+
+
 def test_acks_written_after_a_failover_are_applied_by_the_new_owner(cluster):
     # docs/replication.md, "ACKs after a failover": a consumer on a surviving node holds
     # deliveries the dead owner made; its ACKs, written after the backup took the queue
     # over, must settle them there - nothing comes again
-    nodes = start_mesh(cluster, [("ra", 1), ("rb", 1), ("rc", 1)])
-    a, b, c = nodes
-    q = queue_with("ra", "rb", NAMES, "adopt")
-    fill_held(c, [q], 20)
-    cons = Conn(c)
-    held = take_unacked(cons, 20, "20 deliveries from ra",
-                        cons.subscribe(q, ack="client-individual")[1])
+    (a, b, c), q, cons, held = unacked_on_rc(cluster, "adopt")
     # the DELIVERED marks travel to the backup on the link after the messages
     wait_for(lambda: heraldctl_queues(a).get(q, {}).get("messages") == 20, WAIT,
              "ra to list 20 unacked")
@@ -172,6 +179,35 @@ def test_unacked_deliveries_of_a_consumer_that_died_with_the_owner_go_to_another
     assert all(f.get("redelivered") == "true" for f in got), got
     assert time.monotonic() - killed < 3.0, "redelivered only after the adopted wait"
     other.close()
+    cluster.check_alive()
+
+
+def test_a_rejoining_node_takes_its_queue_back_whole_without_duplicates(cluster):
+    # docs/replication.md, "Rejoin": ra dies, rb takes its queue over (with a consumer on rc
+    # holding 10 unacked deliveries); a new ra joins, gets a copy while joining, and when
+    # active takes the queue back from that copy - the 10 stay unacked with their consumer
+    # (its ACKs are applied at ra), the other 10 are delivered once
+    (a, b, c), q, cons, held = unacked_on_rc(cluster, "back", prefetch=10)
+    time.sleep(0.5)
+    cluster.kill9("ra")
+    wait_view([b, c], ["rb", "rc"], timeout=FAILOVER_S)
+    a2 = cluster.start("ra", join=b.gossip)
+    wait_view([a2, b, c], NAMES, timeout=FAILOVER_S)
+    wait_for(lambda: heraldctl_queues(a2).get(q, {}).get("messages") == 20, WAIT,
+             "ra, active again, to hold the queue's 20 messages (10 of them unacked)")
+    for f in held:
+        cons.send("ACK", [("id", f.get("ack"))])
+    rest = take_unacked(cons, 10, "the 10 not delivered before")
+    bodies = [f.body for f in held + rest]
+    assert len(set(bodies)) == 20, "a message came twice: %r" % sorted(bodies)
+    assert not any(f.get("redelivered") == "true" for f in rest), rest
+    for f in rest:
+        cons.send("ACK", [("id", f.get("ack"))])
+    extra = cons.recv(1.0)
+    assert extra is None, "delivered again: %r" % extra
+    wait_for(lambda: heraldctl_queues(a2).get(q, {}).get("messages", 0) == 0, WAIT,
+             "ra to hold nothing once all 20 were acked")
+    cons.close()
     cluster.check_alive()
 
 
