@@ -474,8 +474,13 @@ static void queue_move_away(struct shard *sh, struct dest_queue *q)
 	const bool copies_take_over = repl_new_owner_has_copy(sh, q);
 
 	HD_ASSERT(route != UINT32_MAX);
+	/* receipts still waiting for backups are answered with an error below (the client
+	 * resends, as after a lost connection), and their messages are not handed over: the
+	 * new owner would deliver them besides the resent copy - which, from a node that hung,
+	 * the route of the SEND's node has sent there already, seeing its link to us break */
+	repl_drop_unreceipted(sh, q);
 	if (!copies_take_over)
-		repl_hand_over(sh, q);	/* first: the copy is taken over before the hand-over */
+		repl_hand_over(sh, q);	/* the copy is taken over before the hand-over */
 	while (q->nconsumers) {
 		struct qconsumer *c = q->consumers[q->nconsumers - 1];
 
@@ -489,8 +494,6 @@ static void queue_move_away(struct shard *sh, struct dest_queue *q)
 		consumer_free(sh, q, q->nconsumers - 1);
 	}
 	q->rr = 0;
-	/* receipts still waiting for backups: the message may or may not be held where it
-	 * goes (the client resends, as after a lost connection) */
 	repl_queue_gone(sh, q, XERR_UNAVAILABLE);
 	while (q->ready.n) {
 		struct mentry e = mdeque_pop_front(&q->ready);

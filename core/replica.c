@@ -252,6 +252,26 @@ static void awaiting_tick(struct shard *sh)
 	}
 }
 
+/* The SEND of the message numbered rseq was refused (its RECEIPT waited too long): it
+ * leaves q, unless a consumer has it already. Its sender resends it; kept, it would come
+ * twice - from here, or from the node this one hands q over to. */
+static void drop_refused(struct shard *sh, struct dest_queue *q, uint64_t rseq)
+{
+	for (uint32_t i = q->ready.n; i-- > 0;) {	/* the newest are at the back */
+		struct mentry *e = mdeque_at(&q->ready, i);
+
+		if (e->rseq != rseq)
+			continue;
+		op_to_backups(sh, q, XREPL_REMOVE, rseq);
+		hmsg_unref(e->m);
+		mdeque_remove_at(&q->ready, i);
+		sh->dests.queued_msgs--;
+		if (i < q->handed_in)
+			q->handed_in--;
+		return;
+	}
+}
+
 void repl_tick(struct shard *sh)
 {
 	struct strmap *map = &sh->dests.queues;
@@ -276,6 +296,7 @@ void repl_tick(struct shard *sh)
 		while (o && o->nwait &&
 		       sh->now_ms - o->wait[o->wait_head].since_ms >= REPL_RECEIPT_WAIT_MS) {
 			answer(sh, &o->wait[o->wait_head], XERR_UNREPLICATED);
+			drop_refused(sh, q, o->wait[o->wait_head].rseq);
 			o->wait_head = (o->wait_head + 1) % o->wait_cap;
 			o->nwait--;
 			sh->dests.repl_waits--;
@@ -350,6 +371,50 @@ bool repl_waiting(const struct shard *sh, const struct dest_queue *q)
 		if (sh->now_ms - q->repl->lineage[i].since_ms < REPL_LINEAGE_KEEP_MS)
 			return true;	/* a hand-back may still come: keep what filters it */
 	return q->repl->nwait;
+}
+
+/* Whether the message numbered rseq still waits for its backups' acknowledgement (the
+ * wait ring is in rseq order). */
+static bool unreceipted(const struct repl_owner *o, uint64_t rseq)
+{
+	uint32_t lo = 0, hi = o->nwait;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		uint64_t v = o->wait[(o->wait_head + mid) % o->wait_cap].rseq;
+
+		if (v == rseq)
+			return true;
+		if (v < rseq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+void repl_drop_unreceipted(struct shard *sh, struct dest_queue *q)
+{
+	struct repl_owner *o = q->repl;
+	uint32_t kept = 0, n;
+
+	if (!o || !o->nwait)
+		return;
+	n = q->ready.n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct mentry e = *mdeque_at(&q->ready, i);
+
+		if (unreceipted(o, e.rseq)) {
+			op_to_backups(sh, q, XREPL_REMOVE, e.rseq);	/* before any PROMOTE */
+			hmsg_unref(e.m);
+			sh->dests.queued_msgs--;
+			if (i < q->handed_in)
+				q->handed_in--;
+		} else {
+			*mdeque_at(&q->ready, kept++) = e;
+		}
+	}
+	q->ready.n = kept;
 }
 
 void repl_queue_gone(struct shard *sh, struct dest_queue *q, int err)
@@ -843,6 +908,8 @@ static void promote(struct shard *sh, struct replica *r)
 		q->repl->next_rseq = r->max_rseq;
 	q->repl->nbackups = 0;	/* repl_queue_placed streams it to its backups */
 	replica_free(sh, r);
+	if (sh->placement && placement_queue_node(sh->placement, q->name, q->len) != 0)
+		return;		/* not ours (replica_on_placement): it moves on, undelivered */
 	repl_queue_placed(sh, q);
 	dest_queue_dispatch(sh, q);
 }
@@ -882,8 +949,12 @@ void replica_on_placement(struct shard *sh)
 					     idx);
 		for (uint32_t j = 0; j < k; j++)
 			holder |= idx[j] == 0;
-		if (k && idx[0] == 0 && !sh->placement->leaving) {
-			if (!in_placement(sh->placement, r->owner) || r->promote_asked) {
+		if (r->promote_asked) {
+			/* its old owner gave it to us (and what it handed over joined it): a
+			 * queue now, which dest.c moves on at once if we are not its owner */
+			promote(sh, r);
+		} else if (k && idx[0] == 0 && !sh->placement->leaving) {
+			if (!in_placement(sh->placement, r->owner)) {
 				promote(sh, r);
 			} else if (!r->await_promote_ms) {
 				/* a planned move: the owner says PROMOTE once it stopped (or, if it
@@ -893,6 +964,10 @@ void replica_on_placement(struct shard *sh)
 			}
 		} else if (!holder || sh->placement->leaving) {
 			replica_free(sh, r);
+		} else if (r->await_promote_ms) {
+			/* a backup again (placement moved on before the PROMOTE came): a copy */
+			r->await_promote_ms = 0;
+			sh->dests.repl_awaiting--;
 		}
 	}
 	hd_free(all);

@@ -72,6 +72,11 @@ bool repl_waiting(const struct shard *sh, const struct dest_queue *q);
 /* Whether q was taken over from a copy of `node`'s stream that held its message numbered
  * rseq (a hand-over of it from that node is a duplicate: repl-sim, finding 1). */
 bool repl_had_it(const struct dest_queue *q, uint64_t node, uint64_t rseq);
+/* q moves away: drops its ready messages whose RECEIPT still waits for its backups (their
+ * senders are answered with an error by repl_queue_gone, and the backups told REMOVE): a
+ * node deposed while it hung must not hand them over - a SEND's node resends what was on
+ * a link that broke, so the new owner may hold them already (delivered, perhaps acked). */
+void repl_drop_unreceipted(struct shard *sh, struct dest_queue *q);
 /* q leaves this shard (moved away or dropped): receipts still waiting are answered with
  * err, the state freed. */
 void repl_queue_gone(struct shard *sh, struct dest_queue *q, int err);
