@@ -153,3 +153,57 @@ Test(placement, replicas_are_fewer_when_nodes_are)
 	placement_unref(two);
 	placement_unref(one);
 }
+
+/* docs/replication.md, "Rejoin": a joining node owns nothing, and holds a copy of exactly
+ * the queues it will hold once active - after the R holders the active nodes give. */
+Test(placement, a_joining_node_owns_nothing_but_copies_what_it_will_hold)
+{
+	struct placement *joining = nodes(4), *active = nodes(4);
+	uint32_t copies = 0;
+
+	joining->joining[3] = true;
+	for (uint32_t q = 0; q < 2000; q++) {
+		char key[32];
+		int len = snprintf(key, sizeof(key), "/queue/q%u", q);
+		int now[PLACEMENT_MAX_REPLICAS], later[PLACEMENT_MAX_REPLICAS];
+		uint32_t n = placement_queue_replicas(joining, key, (size_t)len, 2, now);
+		uint32_t m = placement_queue_replicas(active, key, (size_t)len, 2, later);
+		bool will_hold = later[0] == 3 || later[1] == 3;
+
+		cr_assert_eq(m, 2);
+		cr_assert_neq(placement_queue_node(joining, key, (size_t)len), 3);
+		cr_assert_eq(now[0], placement_queue_node(joining, key, (size_t)len));
+		cr_assert(now[0] != 3 && now[1] != 3, "the best two are active nodes");
+		cr_assert_eq(n, will_hold ? 3u : 2u, "queue %u", q);
+		if (will_hold) {
+			cr_assert_eq(now[2], 3);
+			copies++;
+		}
+		/* once active, its queues are the ones it had copies of */
+		if (later[0] == 3)
+			cr_assert_eq(n, 3u);
+	}
+	cr_assert(copies > 2000 / 4, "the joining node holds a copy of half the queues (%u)", copies);
+	placement_unref(joining);
+	placement_unref(active);
+}
+
+/* Only joining nodes left besides this node, which leaves: they take the queues (before
+ * joining existed every other node could). */
+Test(placement, a_leaving_node_alone_with_joining_ones_places_on_them)
+{
+	struct placement *p = nodes(3);
+	int rep[PLACEMENT_MAX_REPLICAS];
+
+	p->leaving = true;
+	p->joining[1] = p->joining[2] = true;
+	for (uint32_t q = 0; q < 200; q++) {
+		char key[32];
+		int len = snprintf(key, sizeof(key), "/queue/q%u", q);
+
+		cr_assert_neq(placement_queue_node(p, key, (size_t)len), 0);
+		cr_assert_eq(placement_queue_replicas(p, key, (size_t)len, 2, rep), 2);
+		cr_assert(rep[0] != 0 && rep[1] != 0);
+	}
+	placement_unref(p);
+}
