@@ -1090,6 +1090,15 @@ static void init_seeds(struct cluster *c)
 	}
 }
 
+/* Whether this node's link to member `name` is up (struct admin_links *arg). */
+static bool link_up(void *arg, const char *name)
+{
+	const struct admin_links *links = arg;
+	struct admin_link l;
+
+	return links->get(links->arg, name, &l) && !strcmp(l.state, "up");
+}
+
 /* The controller binds its Raft port next to gossip and proves the gossip key (keyless: a
  * key made of the cluster name, as node links do); the node started without seeds founds
  * the Raft group. */
@@ -1097,7 +1106,9 @@ static int start_controller(struct cluster *c, const struct wire_addr *adv, cons
 {
 	struct ctl_config cc = { .port = c->cfg.raft_port, .founder = c->cfg.njoin == 0,
 				 .on_view = c->hooks.view, .on_view_arg = c->hooks.view_arg,
-				 .on_lease = c->hooks.lease, .on_lease_arg = c->hooks.lease_arg };
+				 .on_lease = c->hooks.lease, .on_lease_arg = c->hooks.lease_arg,
+				 .is_linked = c->hooks.links.get ? link_up : NULL,
+				 .is_linked_arg = &c->hooks.links };
 	int rc;
 
 	snprintf(cc.node_name, sizeof(cc.node_name), "%s", c->cfg.node_name);

@@ -326,13 +326,19 @@ static void change_done(struct raft_change *req, int status)
 	}
 }
 
-static int change_assign(struct ctl *c, raft_id id, int role)
+enum change_kind { CHANGE_ADD, CHANGE_ASSIGN, CHANGE_REMOVE };
+
+/* Starts one change of the group's configuration (one at a time: busy until change_done):
+ * add server id at addr, give it role, or remove it. */
+static int change(struct ctl *c, enum change_kind kind, raft_id id, int role, const char *addr)
 {
 	int rc;
 
 	c->change_req.data = c;
 	c->busy = true;
-	rc = raft_assign(&c->raft, &c->change_req, id, role, change_done);
+	rc = kind == CHANGE_ADD ? raft_add(&c->raft, &c->change_req, id, addr, change_done) :
+	     kind == CHANGE_REMOVE ? raft_remove(&c->raft, &c->change_req, id, change_done) :
+	     raft_assign(&c->raft, &c->change_req, id, role, change_done);
 	if (rc)
 		c->busy = false;
 	return rc;
@@ -361,11 +367,7 @@ static void reconcile(struct ctl *c)
 
 		if (id == c->raft_id || gossip_by_id(c, id))
 			continue;
-		c->change_req.data = c;
-		c->busy = true;
-		rc = raft_remove(&c->raft, &c->change_req, id, change_done);
-		if (rc)
-			c->busy = false;
+		rc = change(c, CHANGE_REMOVE, id, 0, NULL);
 		goto out;
 	}
 	/* ourselves first (active at once when founding: there is nothing to copy), then
@@ -380,8 +382,8 @@ static void reconcile(struct ctl *c)
 
 		c->assign_after_add = 0;
 		if (config_find(c, id)) {
-			rc = change_assign(c, id, config_voters(c) < CTL_MAX_VOTERS ?
-					   RAFT_VOTER : RAFT_STANDBY);
+			rc = change(c, CHANGE_ASSIGN, id, config_voters(c) < CTL_MAX_VOTERS ?
+				    RAFT_VOTER : RAFT_STANDBY, NULL);
 			goto out;
 		}
 	}
@@ -394,28 +396,25 @@ static void reconcile(struct ctl *c)
 			continue;
 		s = config_find(c, g->raft_id);
 		if (!s) {
-			c->change_req.data = c;
-			c->busy = true;
-			c->assign_after_add = g->raft_id;
-			rc = raft_add(&c->raft, &c->change_req, g->raft_id, g->addr, change_done);
-			if (rc) {
-				c->busy = false;
-				c->assign_after_add = 0;
-			}
+			rc = change(c, CHANGE_ADD, g->raft_id, 0, g->addr);
+			c->assign_after_add = rc ? 0 : g->raft_id;
 			goto out;
 		}
 		if (s->role == RAFT_SPARE ||
 		    (s->role == RAFT_STANDBY && config_voters(c) < CTL_MAX_VOTERS)) {
-			rc = change_assign(c, g->raft_id, config_voters(c) < CTL_MAX_VOTERS ?
-					   RAFT_VOTER : RAFT_STANDBY);
+			rc = change(c, CHANGE_ASSIGN, g->raft_id, config_voters(c) < CTL_MAX_VOTERS ?
+				    RAFT_VOTER : RAFT_STANDBY, NULL);
 			goto out;
 		}
 		at = view_find(&c->view, g->name);
-		if (at < 0 || c->view.m[at].raft_id != g->raft_id) {
-			if (at >= 0)	/* the same name, a new process: the old one goes first */
-				rc = propose(c, OP_REMOVE, 0, g->name, c->view.m[at].raft_id);
-			else
-				rc = propose(c, OP_PUT, CTL_JOINING, g->name, g->raft_id);
+		if (at >= 0 && c->view.m[at].raft_id != g->raft_id) {
+			/* the same name, a new process: the old one goes first */
+			rc = propose(c, OP_REMOVE, 0, g->name, c->view.m[at].raft_id);
+			goto out;
+		}
+		if (at < 0 && (!c->cfg.is_linked ||
+			       c->cfg.is_linked(c->cfg.is_linked_arg, g->name))) {
+			rc = propose(c, OP_PUT, CTL_JOINING, g->name, g->raft_id);
 			goto out;
 		}
 	}

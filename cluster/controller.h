@@ -76,6 +76,12 @@ struct ctl_config {
 	void *on_view_arg;
 	ctl_lease_fn on_lease;		/* may be NULL */
 	void *on_lease_arg;
+	/* Whether this node's data link to member `name` is up (controller thread). A member
+	 * enters the view only once the leader can reach it: one that cannot link (a foreign
+	 * CA, --route-tls on one side only) would own queues nobody can send to. NULL: every
+	 * member counts as linked (a node without links). */
+	bool (*is_linked)(void *arg, const char *name);
+	void *is_linked_arg;
 };
 
 struct ctl;

@@ -530,6 +530,25 @@ static void enqueue_back(struct shard *sh, struct dest_queue *q, struct mentry e
 	sh->dests.queued_msgs++;
 }
 
+/* Whether q holds a message with m's message-id: ready, or delivered and not acked. */
+static bool queue_holds(struct dest_queue *q, const struct hmsg *m)
+{
+	for (uint32_t i = 0; i < q->ready.n; i++)
+		if (hmsg_same_id(mdeque_at(&q->ready, i)->m, m))
+			return true;
+	for (uint32_t c = 0; c < q->nconsumers; c++) {
+		struct qconsumer *qc = q->consumers[c];
+
+		for (uint32_t i = 0; i < qc->unacked.n; i++)
+			if (hmsg_same_id(mdeque_at(&qc->unacked, i)->m, m))
+				return true;
+		for (uint32_t i = 0; i < qc->adopted.n; i++)
+			if (hmsg_same_id(mdeque_at(&qc->adopted, i)->m, m))
+				return true;
+	}
+	return false;
+}
+
 static void queue_publish(struct shard *sh, const struct xmsg *xm, struct hmsg *m)
 {
 	/* a reply queue is made only by its consumer: a reply for one that is gone is dropped
@@ -549,11 +568,20 @@ static void queue_publish(struct shard *sh, const struct xmsg *xm, struct hmsg *
 		reply_done(sh, xm, XERR_QUEUE_FULL);
 		return;
 	}
+	if ((xm->b & XPUBLISH_RESENT) && queue_holds(q, m)) {
+		/* the route sent it again when its link to the old owner broke, and the copy
+		 * this node took the queue over from has it: one is enough */
+		hmsg_unref(m);
+		if (xm->u32 && !repl_hold_receipt(sh, q, xm, true))
+			reply_done(sh, xm, XERR_OK);
+		queue_settle(sh, q);
+		return;
+	}
 	enqueue_back(sh, q, (struct mentry){ .m = m,
 					     .redelivered = (xm->b & XPUBLISH_RESENT) ? 1 : 0 });
 	sh->stats.published++;
 	/* the RECEIPT means every holder has it: it may wait for the backups */
-	if (xm->u32 && !repl_hold_receipt(sh, q, xm))
+	if (xm->u32 && !repl_hold_receipt(sh, q, xm, false))
 		reply_done(sh, xm, XERR_OK);
 	dest_queue_dispatch(sh, q);
 	queue_settle(sh, q);

@@ -9,7 +9,9 @@
 #include "proto/stomp.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 enum {
 	HMSG_TAIL_ESCAPED = 1,	/* the tail holds escapes: 1.0/1.1 readers need their own copy */
@@ -58,6 +60,15 @@ static inline char *hmsg_tail_mut(struct hmsg *m) { return m->bytes + m->tail_of
 static inline struct stomp_view hmsg_msgid(const struct hmsg *m)
 {
 	return (struct stomp_view){ m->bytes + m->msgid_off, m->msgid_len };
+}
+
+/* Whether a and b are one message: the same, or the same message-id (a SEND sent again
+ * carries the id its first attempt got). */
+static inline bool hmsg_same_id(const struct hmsg *a, const struct hmsg *b)
+{
+	struct stomp_view x = hmsg_msgid(a), y = hmsg_msgid(b);
+
+	return a == b || (x.len && x.len == y.len && !memcmp(x.ptr, y.ptr, x.len));
 }
 
 /* Adds n references (relaxed: the caller already holds one, so the object is alive). */

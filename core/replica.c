@@ -24,6 +24,8 @@ struct repl_wait {
 	uint64_t since_ms;
 	uint32_t seq;
 	uint16_t from;
+	bool of_held;		/* a resent SEND whose message q held already: nothing of it
+				 * to drop if refused */
 };
 
 /* Owner side, per queue. */
@@ -215,7 +217,7 @@ static void release(struct shard *sh, struct repl_owner *o)
 	}
 }
 
-bool repl_hold_receipt(struct shard *sh, struct dest_queue *q, const struct xmsg *xm)
+bool repl_hold_receipt(struct shard *sh, struct dest_queue *q, const struct xmsg *xm, bool of_held)
 {
 	struct repl_owner *o = q->repl;
 
@@ -234,7 +236,7 @@ bool repl_hold_receipt(struct shard *sh, struct dest_queue *q, const struct xmsg
 	}
 	o->wait[(o->wait_head + o->nwait++) % o->wait_cap] = (struct repl_wait){
 		.rseq = o->next_rseq, .conn = xm->a, .origin = xm->b, .since_ms = sh->now_ms,
-		.seq = xm->u32, .from = xm->from };
+		.seq = xm->u32, .from = xm->from, .of_held = of_held };
 	sh->dests.repl_waits++;
 	return true;
 }
@@ -296,7 +298,8 @@ void repl_tick(struct shard *sh)
 		while (o && o->nwait &&
 		       sh->now_ms - o->wait[o->wait_head].since_ms >= REPL_RECEIPT_WAIT_MS) {
 			answer(sh, &o->wait[o->wait_head], XERR_UNREPLICATED);
-			drop_refused(sh, q, o->wait[o->wait_head].rseq);
+			if (!o->wait[o->wait_head].of_held)
+				drop_refused(sh, q, o->wait[o->wait_head].rseq);
 			o->wait_head = (o->wait_head + 1) % o->wait_cap;
 			o->nwait--;
 			sh->dests.repl_waits--;
@@ -873,6 +876,15 @@ static void promote_delivered(struct shard *sh, struct dest_queue *q, struct rep
 /* The replica becomes the queue: delivered-unacked messages kept for their consumers
  * (or first in line, marked redelivered, when theirs is gone), then the rest, in rseq
  * order. */
+/* Whether r holds a message with m's message-id. */
+static bool replica_has(struct replica *r, const struct hmsg *m)
+{
+	for (uint32_t i = 0; i < r->msgs.n; i++)
+		if (hmsg_same_id(mdeque_at(&r->msgs, i)->m, m))
+			return true;
+	return false;
+}
+
 static void promote(struct shard *sh, struct replica *r)
 {
 	struct dest_queue *q = dest_queue_get(sh, r->name, r->len, true);
@@ -899,8 +911,18 @@ static void promote(struct shard *sh, struct replica *r)
 		}
 	}
 	q->handed_in = q->ready.n;
-	while (direct.n)
-		mdeque_push_back(&q->ready, mdeque_pop_front(&direct));
+	while (direct.n) {
+		struct mentry e = mdeque_pop_front(&direct);
+
+		if (e.redelivered && replica_has(r, e.m)) {
+			/* a SEND the route resent when its link to the old owner broke, which
+			 * had taken it in and streamed it here: the copy's is the one */
+			hmsg_unref(e.m);
+			sh->dests.queued_msgs--;
+			continue;
+		}
+		mdeque_push_back(&q->ready, e);
+	}
 	mdeque_free(&direct);
 	sh->dests.replica_msgs -= r->msgs.n;
 	r->msgs.n = 0;

@@ -40,9 +40,10 @@ struct mentry;
 
 /* A message entered q (e is in q): numbers it and streams it to the backups. */
 void repl_enqueued(struct shard *sh, struct dest_queue *q, struct mentry *e);
-/* The SEND xm that put the newest message in q asked for a RECEIPT: true when it now waits
- * for the backups (answered later), false when there are none to wait for. */
-bool repl_hold_receipt(struct shard *sh, struct dest_queue *q, const struct xmsg *xm);
+/* The SEND xm that put the newest message in q asked for a RECEIPT (of_held: a resent SEND
+ * whose message q holds already, nothing added): true when it now waits for the backups
+ * (answered later), false when there are none to wait for. */
+bool repl_hold_receipt(struct shard *sh, struct dest_queue *q, const struct xmsg *xm, bool of_held);
 /* e went to consumer `consumer` under its registration reg_epoch: kept until acked
  * (DELIVERED, naming the consumer) or gone at once (auto ack: REMOVE). */
 void repl_delivered(struct shard *sh, struct dest_queue *q, const struct mentry *e,

@@ -37,7 +37,7 @@ import uuid
 
 import pytest
 
-from clusterlib import HERALD, member_of, status, wait_for, wait_mesh
+from clusterlib import HERALD, controller, member_of, status, wait_for, wait_mesh
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
@@ -202,6 +202,11 @@ def test_three_tls_nodes_link_and_carry_topics_and_receipted_queue_messages(clus
     cluster.check_alive()
 
 
+def not_in_view(node, name):
+    """node's controller view (cluster/controller.h) leaves `name` out."""
+    return name not in {m["name"] for m in controller(node)["view"]}
+
+
 def test_a_node_with_a_certificate_from_another_ca_cannot_link(cluster, clients, pki):
     a = start(cluster, "a", extra=tls_args(pki, "a"))
     b = start(cluster, "b", join=a, extra=tls_args(pki, "b"))
@@ -218,6 +223,9 @@ def test_a_node_with_a_certificate_from_another_ca_cannot_link(cluster, clients,
                      r"unable to get local issuer certificate", a.log()), a.log()[-3000:]
     watch_refused(cluster, [a, b], d, r"TLS handshake (?:to|from) ")
     assert link(a, b) == "up" and link(b, a) == "up"
+    # alive in gossip but unreachable: the controller leaves it out of the view, so it
+    # owns no queue nobody could send to
+    assert not_in_view(a, "d") and not_in_view(b, "d")
     topic_crosses(clients, a, [b])
     topic_crosses(clients, b, [a])
 
@@ -236,6 +244,7 @@ def test_a_node_without_route_tls_cannot_link_to_tls_nodes(cluster, clients, pki
     assert "does it run --route-tls? every node must agree" in a.log()
     watch_refused(cluster, [b, c], a, r"does not speak TLS|before its HELLO")
     assert link(b, c) == "up" and link(c, b) == "up"
+    assert not_in_view(b, "a") and not_in_view(c, "a")
     topic_crosses(clients, b, [c])
 
 
