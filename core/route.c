@@ -314,21 +314,61 @@ static void probe_report(struct route *r, struct peer *p, bool gone)
 }
 
 /* One connect to a member whose link just closed (route.h, route_set_probe_hook). */
-static void probe_start(struct route *r, struct peer *p)
+/* A non-blocking connect to host:port (IPv4): the socket (connected, or the connect in
+ * progress), or -1 with *err the errno (EINVAL: host is not IPv4) and *no_socket true when
+ * no socket could be made (out of descriptors) rather than the connect failing. Dials and
+ * probes both start here, and see how it ended with connect_result. */
+static int connect_start(const char *host, uint16_t port, int *err, bool *no_socket)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(p->port) };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
 	int fd;
 
-	if (p->probe_fd >= 0 || !p->port || inet_pton(AF_INET, p->host, &sa.sin_addr) != 1)
-		return;
+	*no_socket = false;
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+		*err = EINVAL;
+		return -1;
+	}
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
+	if (fd < 0) {
+		*err = errno;
+		*no_socket = true;
+		return -1;
+	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS) {
-		bool refused = errno == ECONNREFUSED;
-
+		*err = errno;
 		close(fd);
-		if (refused)
+		return -1;
+	}
+	return fd;
+}
+
+#define CONNECT_PENDING (-1)
+
+/* How a connect from connect_start ended: CONNECT_PENDING (not yet), 0 (connected) or its
+ * errno. */
+static int connect_result(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	int err = 0;
+	socklen_t elen = sizeof(err);
+
+	if (poll(&pfd, 1, 0) <= 0)
+		return CONNECT_PENDING;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen))
+		return errno;
+	return err;
+}
+
+static void probe_start(struct route *r, struct peer *p)
+{
+	int fd, err;
+	bool no_socket;
+
+	if (p->probe_fd >= 0 || !p->port)
+		return;
+	fd = connect_start(p->host, p->port, &err, &no_socket);
+	if (fd < 0) {
+		if (err == ECONNREFUSED)
 			probe_report(r, p, true);
 		return;
 	}
@@ -341,9 +381,7 @@ static void probes_step(struct route *r)
 {
 	for (int i = 0; i < ROUTE_MAX_PEERS; i++) {
 		struct peer *p = &r->peers[i];
-		struct pollfd pfd = { .fd = p->probe_fd, .events = POLLOUT };
-		int err = 0;
-		socklen_t elen = sizeof(err);
+		int err;
 
 		if (p->probe_again_ms && r->now_ms >= p->probe_again_ms) {
 			p->probe_again_ms = 0;
@@ -353,12 +391,12 @@ static void probes_step(struct route *r)
 		}
 		if (p->probe_fd < 0)
 			continue;
-		if (poll(&pfd, 1, 0) <= 0) {
+		err = connect_result(p->probe_fd);
+		if (err == CONNECT_PENDING) {
 			if (r->now_ms > p->probe_deadline_ms)
 				probe_stop(p);
 			continue;
 		}
-		getsockopt(p->probe_fd, SOL_SOCKET, SO_ERROR, &err, &elen);
 		if (err == ECONNREFUSED) {
 			probe_report(r, p, true);
 		} else if (!err && p->probes_left && p->state != PEER_UP) {
@@ -425,22 +463,21 @@ static void dial_stop(struct peer *p)
 static void dial(struct route *r, int idx)
 {
 	struct peer *p = &r->peers[idx];
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(p->port) };
-	int fd;
+	int fd, err;
+	bool no_socket;
 
 	p->next_dial_ms = 0;
-	if (inet_pton(AF_INET, p->host, &sa.sin_addr) != 1) {
+	fd = connect_start(p->host, p->port, &err, &no_socket);
+	if (fd < 0 && err == EINVAL) {
 		hd_log_warn("route: cannot dial %s: address %s is not IPv4", p->name, p->host);
 		return;
 	}
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		hd_log_warn("route: cannot dial %s: %s", p->name, strerror(errno));
+	if (fd < 0 && no_socket) {
+		hd_log_warn("route: cannot dial %s: %s", p->name, strerror(err));
 		p->next_dial_ms = r->now_ms + BACKOFF_MAX_MS;
 		return;
 	}
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS) {
-		close(fd);
+	if (fd < 0) {
 		p->backoff_ms = p->backoff_ms ? HD_MIN(p->backoff_ms * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
 		p->next_dial_ms = r->now_ms + p->backoff_ms;
 		return;
@@ -474,18 +511,15 @@ static void dials_step(struct route *r)
 		if (!p->used || !p->alive)
 			continue;
 		if (p->dial_fd >= 0) {
-			struct pollfd pfd = { .fd = p->dial_fd, .events = POLLOUT };
-			int err = 0;
-			socklen_t elen = sizeof(err);
+			int err = connect_result(p->dial_fd);
 
-			if (poll(&pfd, 1, 0) <= 0) {
+			if (err == CONNECT_PENDING) {
 				if (r->now_ms > p->dial_deadline_ms) {
 					dial_stop(p);
 					peer_link_down(r, i);
 				}
 				continue;
 			}
-			getsockopt(p->dial_fd, SOL_SOCKET, SO_ERROR, &err, &elen);
 			if (err) {
 				dial_stop(p);
 				peer_link_down(r, i);
