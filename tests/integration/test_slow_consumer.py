@@ -13,6 +13,11 @@ import pytest
 from helpers import uid
 from stompraw import RawStomp, frame_bytes
 
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# shard_sensitive and backend_sensitive: a slow consumer (outbound bytes, drain deadline), fed
+# from another shard.
+pytestmark = [pytest.mark.shard_sensitive, pytest.mark.backend_sensitive]
+
 BODY = b"s" * 16384
 READ_CHUNK = 8192
 READ_PAUSE = 0.05	# ~160 KiB/s: 4 MiB would take ~25 s, past the server's 5 s drain limit
