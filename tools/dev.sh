@@ -92,10 +92,11 @@ cmd_test() {
 	configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TSAN=ON -DHERALD_TESTS=ON
 	cmake --build build-tsan -j"$jobs" --target unit_core_test_xring unit_core_test_hmsg
 	ctest --test-dir build-tsan --output-on-failure --no-tests=error -R 'unit_core_test_(xring|hmsg)'
-	# 4. libFuzzer, briefly (bounded): clang builds each target and runs it
+	# 4. libFuzzer, briefly (bounded): clang builds each target and runs it, FUZZ_SECONDS
+	# (20) each on a core of its own, $jobs targets at a time
 	if [ -x tests/fuzz/run.sh ]; then
 		CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_FUZZ=ON
-		tests/fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-20}"
+		tests/fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-20}" "$jobs"
 	fi
 	# 5. the Dockerfile's build stage, here where no container engine runs (about 15 s): a
 	# Release build installed in build-container/prefix, the runtime package list checked
