@@ -18,7 +18,8 @@ test_pkgs=(python3 python3-stomp python3-pytest python3-websockets libclang-rt-1
 	prometheus
 	libseccomp-dev
 	debootstrap
-	openssl)
+	openssl
+	ccache)
 
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -38,9 +39,17 @@ install_missing() {
 }
 
 configure() {	# configure <dir> [cmake args...]: warnings are errors in every build here
-	local dir=$1
+	local dir=$1 launcher=()
 	shift
-	cmake -S "$top" -B "$dir" -DHERALD_WERROR=ON "$@" >/dev/null
+	# ccache (when installed; `test` installs it): a clean clone on a machine that ran this
+	# before, wherever it is cloned, compiles only what changed, in each of the dozen build
+	# directories (paths under the tree hashed relative to it; the build directory left out
+	# of the hash, so it only names the debug info's compile directory). A compile that
+	# fails (a warning, with -Werror) is never cached: every build still proves it builds.
+	if command -v ccache >/dev/null; then
+		launcher=("-DCMAKE_C_COMPILER_LAUNCHER=env;CCACHE_BASEDIR=$top;CCACHE_NOHASHDIR=true;ccache")
+	fi
+	cmake -S "$top" -B "$dir" -DHERALD_WERROR=ON "${launcher[@]}" "$@" >/dev/null
 }
 
 build() {	# build <dir> [cmake args...]
@@ -92,10 +101,11 @@ cmd_test() {
 	configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TSAN=ON -DHERALD_TESTS=ON
 	cmake --build build-tsan -j"$jobs" --target unit_core_test_xring unit_core_test_hmsg
 	ctest --test-dir build-tsan --output-on-failure --no-tests=error -R 'unit_core_test_(xring|hmsg)'
-	# 4. libFuzzer, briefly (bounded): clang builds each target and runs it
+	# 4. libFuzzer, briefly (bounded): clang builds each target and runs it, FUZZ_SECONDS
+	# (20) each on a core of its own, $jobs targets at a time
 	if [ -x tests/fuzz/run.sh ]; then
 		CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_FUZZ=ON
-		tests/fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-20}"
+		tests/fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-20}" "$jobs"
 	fi
 	# 5. the Dockerfile's build stage, here where no container engine runs (about 15 s): a
 	# Release build installed in build-container/prefix, the runtime package list checked

@@ -81,6 +81,17 @@ def pytest_configure(config):
         "rabbitmq_differs(reason): herald follows the spec where RabbitMQ does not "
         "(RABBITMQ-REFERENCE.md); expected to fail against STOMP_EXTERNAL=rabbitmq")
     config.addinivalue_line("markers", "timeout(seconds): per-test wall-clock cap")
+    # CTest runs the whole suite once (1 shard, default backend) and, on top, only the tests
+    # whose outcome can depend on what a variant changes (tests/integration/CMakeLists.txt);
+    # each module says why it is marked, or why not, next to its pytestmark
+    config.addinivalue_line(
+        "markers", "shard_sensitive: can behave differently on 2 shards than on 1 (deliveries "
+        "between connections, queue owners, state every shard must see); run again with "
+        "HERALD_SHARDS=2")
+    config.addinivalue_line(
+        "markers", "backend_sensitive: exercises the I/O backend's own work (accept, reads, "
+        "writes, closes, resets, timers, wake-ups, large frames, WebSocket, TLS, slow "
+        "consumers); run again with HERALD_IO=epoll")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -14,6 +14,9 @@ from authutil import (AsymKey, Closed, assert_connected, assert_denied, assert_r
                       assert_refused, b64url, b64url_json, claims, flip_signature, hs256_token,
                       logins, send, subscribe, unsigned_token)
 
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test): neither
+# variant: a token is checked per connection, the same on any shard count or backend; the expiry
+# tests are backend_sensitive (a loop timer closes the connection).
 pytestmark = pytest.mark.herald_only
 
 SECRET = "integration-test-secret-0123456789abcdef"	# >= 32 bytes (RFC 7518 3.2)
@@ -391,6 +394,7 @@ def _expiry_case(srv, logins, exp, close_at, subscribe_first=True):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.backend_sensitive
 def test_token_expiry_closes_the_connection_with_an_error_at_exp(hs, logins):
     srv = hs()
     exp = int(time.time()) + 2
@@ -398,6 +402,7 @@ def test_token_expiry_closes_the_connection_with_an_error_at_exp(hs, logins):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.backend_sensitive
 def test_token_expiry_with_leeway_closes_at_exp_plus_leeway(hs, logins):
     srv = hs("--jwt-leeway-s", "1")
     exp = int(time.time()) + 1
@@ -405,6 +410,7 @@ def test_token_expiry_with_leeway_closes_at_exp_plus_leeway(hs, logins):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.backend_sensitive
 def test_token_expiry_while_heart_beating_and_receiving(hs, logins):
     """Traffic and heart-beats do not keep an expired session alive."""
     srv = hs()

@@ -19,6 +19,9 @@ import pytest
 
 from authutil import assert_connected, assert_refused, logins, users_line, write_users  # noqa
 
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test): neither
+# variant: the peer address seen at accept, one connection at a time: neither shard- nor backend-
+# specific.
 pytestmark = pytest.mark.herald_only
 
 HERE = os.path.dirname(os.path.abspath(__file__))

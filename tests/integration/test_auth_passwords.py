@@ -13,6 +13,9 @@ from authutil import (assert_connected, assert_refused, logins, users_line,  # n
 from helpers import assert_server_works
 from stompraw import RawStomp
 
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test): neither
+# variant: logins are per connection; the tests of frames pipelined behind a CONNECT are
+# backend_sensitive (reading pauses while the password is checked).
 pytestmark = pytest.mark.herald_only
 
 
@@ -210,6 +213,7 @@ def _pipelined(srv, logins, login, passcode, behind):
 
 
 @pytest.mark.herald_args("--user", "jack:jackpw", "--user", "rose:rosepw")
+@pytest.mark.backend_sensitive
 def test_frames_behind_a_refused_connect_are_never_run(herald, logins):
     behind = (b"SEND\ndestination:/queue/rose\n\nsneaked in\0"
               b"SUBSCRIBE\ndestination:/queue/rose\nid:1\n\n\0")
@@ -239,6 +243,7 @@ def _open_fds(srv):
 
 
 @pytest.mark.herald_args("--user", "jack:jackpw")
+@pytest.mark.backend_sensitive
 def test_refused_connect_with_pipelined_frames_frees_its_socket(herald, logins):
     import time
     from authutil import Conn
@@ -270,6 +275,7 @@ def test_refused_connect_with_pipelined_frames_frees_its_socket(herald, logins):
 
 
 @pytest.mark.herald_args("--user", "jack:jackpw", "--user", "rose:rosepw")
+@pytest.mark.backend_sensitive
 def test_frames_behind_an_accepted_connect_are_authorized_as_that_user(herald, logins):
     behind = b"SUBSCRIBE\ndestination:/queue/rose\nid:1\nreceipt:r1\n\n\0"
     frames, closed = _pipelined(herald, logins, "jack", "jackpw", behind)

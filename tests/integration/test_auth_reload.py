@@ -15,7 +15,9 @@ from authutil import (assert_connected, assert_denied, assert_receipt, assert_re
                       claims, heraldctl_path, hs256_token, logins,
                       reload, send, subscribe, users_line, write_atomic, write_users)
 
-pytestmark = [pytest.mark.herald_only, pytest.mark.timeout(30)]
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# shard_sensitive: SIGHUP must reach every shard's snapshot of users, rules and keys.
+pytestmark = [pytest.mark.herald_only, pytest.mark.timeout(30), pytest.mark.shard_sensitive]
 
 
 def _start(herald_factory, tmp_path, lines, *extra):

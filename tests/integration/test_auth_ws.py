@@ -14,7 +14,9 @@ import pytest
 from authutil import claims, hs256_token
 from wsclient import RawWS, WSStomp, ws_addr, ws_url
 
-pytestmark = pytest.mark.herald_only
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# backend_sensitive: WebSocket connections and their closing handshake, one login each.
+pytestmark = [pytest.mark.herald_only, pytest.mark.backend_sensitive]
 
 SECRET = "websocket-test-secret-0123456789abcdefghij"
 

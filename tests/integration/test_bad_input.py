@@ -14,7 +14,10 @@ from helpers import assert_server_works, uid
 from stompraw import RawStomp
 
 # One server per module; tests needing their own say herald_fresh (conftest.py).
-pytestmark = pytest.mark.herald_shared
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# backend_sensitive: resets, half-closes and the close after an ERROR are connection handling; the
+# tests where other clients' deliveries are watched are shard_sensitive too.
+pytestmark = [pytest.mark.herald_shared, pytest.mark.backend_sensitive]
 
 keeps_open = pytest.mark.rabbitmq_differs("RabbitMQ keeps the connection open after an ERROR")
 
@@ -174,6 +177,7 @@ def test_long_unknown_destination_is_cut_at_a_character_boundary_in_the_error(he
     assert "/nowhere/é" in err.body.decode("utf-8"), err
 
 
+@pytest.mark.shard_sensitive
 def test_nul_in_a_header_is_refused_and_never_reaches_subscribers(herald, raws):
     """Passed on, a NUL would split a subscriber's MESSAGE into a cut frame and a forged
     one; STOMP cannot escape it, so the SEND is refused."""
@@ -217,6 +221,7 @@ def test_frames_after_the_bad_one_are_not_processed(herald, raws, clients):
     c.quiet(1, marker=(c, q))
 
 
+@pytest.mark.shard_sensitive
 def test_other_sessions_are_undisturbed_by_bad_input(herald, raws, clients):
     q = "/queue/" + uid("undisturbed")
     c = clients(herald)
@@ -263,6 +268,7 @@ def test_connections_that_say_nothing(herald):
     assert_server_works(herald.addr)
 
 
+@pytest.mark.shard_sensitive
 def test_peer_vanishes_with_unread_messages_pending(herald, clients):
     t = "/topic/" + uid("pending")
     r = RawStomp(herald.host, herald.port, rcvbuf=4096)

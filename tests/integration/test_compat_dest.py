@@ -35,6 +35,10 @@ import pytest
 from helpers import uid
 from stompraw import Closed, Timeout
 
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# shard_sensitive: reply queues and /amq/queue/ between connections, routed across shards.
+pytestmark = [pytest.mark.shard_sensitive]
+
 REPLY_QUEUE_RE = re.compile(r"^/reply-queue/(amq\.gen-[A-Za-z0-9_-]{22})$")
 
 

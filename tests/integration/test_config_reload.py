@@ -18,7 +18,9 @@ import pytest
 from conftest import CHEAP_GUEST, HERALD_SHARDS, Herald
 from helpers import Client, uid
 
-pytestmark = [pytest.mark.herald_only, pytest.mark.timeout(40)]
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# shard_sensitive: new limits and the log level must reach every shard.
+pytestmark = [pytest.mark.herald_only, pytest.mark.timeout(40), pytest.mark.shard_sensitive]
 
 RELOADED = "config reloaded"
 FAILED = "reload failed"

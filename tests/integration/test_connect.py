@@ -11,7 +11,10 @@ import pytest
 from helpers import Client, ConnectRefused, assert_server_works, uid
 
 # One server per module; tests needing their own say herald_fresh (conftest.py).
-pytestmark = pytest.mark.herald_shared
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# backend_sensitive: accept and a connection's first frames; the tests with deliveries between
+# connections (vhosts kept apart, frames before CONNECT) are shard_sensitive too.
+pytestmark = [pytest.mark.herald_shared, pytest.mark.backend_sensitive]
 
 rabbit_keeps_open = pytest.mark.rabbitmq_differs(
     "RabbitMQ keeps the connection open after an ERROR; the spec closes it")
@@ -167,6 +170,7 @@ def test_frame_before_connect_gets_error_then_close(herald, raws, frame):
     assert_server_works(herald.addr)
 
 
+@pytest.mark.shard_sensitive
 def test_message_sent_before_connect_is_not_delivered(herald, raws, clients):
     q = "/queue/" + uid("early")
     r = raws(herald)
@@ -232,6 +236,7 @@ def test_configured_default_user_as_in_the_seed(herald, raws):
 
 
 @pytest.mark.herald_args("--vhosts", "/,tenant-a")
+@pytest.mark.shard_sensitive
 def test_configured_virtual_hosts_are_accepted_and_kept_apart(herald, raws):
     q = "/queue/" + uid("vh")
     a = raws(herald)

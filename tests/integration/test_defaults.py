@@ -4,8 +4,15 @@ ActiveMQ do: 500 application headers on one SEND, header lines of 10 KiB, 16 MiB
 and every queue MESSAGE says redelivered:false or redelivered:true.
 """
 
+import pytest
+
 from helpers import uid
 from stompraw import RawStomp, frame_bytes
+
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# shard_sensitive and backend_sensitive: 16 MiB bodies and 10 KiB header lines (large frames),
+# routed across shards.
+pytestmark = [pytest.mark.shard_sensitive, pytest.mark.backend_sensitive]
 
 
 def roundtrip(server, headers, body, timeout=30):

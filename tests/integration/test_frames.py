@@ -12,7 +12,10 @@ from helpers import uid
 from stompraw import RawStomp, frame_bytes
 
 # One server per module; tests needing their own say herald_fresh (conftest.py).
-pytestmark = pytest.mark.herald_shared
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# backend_sensitive: bytes split, pipelined and batched on the wire (the backend's reads and
+# writes), one connection's own frames: the same on any shard count.
+pytestmark = [pytest.mark.herald_shared, pytest.mark.backend_sensitive]
 
 CONNECT = b"CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\0"
 

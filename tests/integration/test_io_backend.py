@@ -24,7 +24,10 @@ from stompraw import frame_bytes
 from wsclient import ws, wsc	# noqa: F401
 
 # Every test reads the server's own log or starts it with flags of its own.
-pytestmark = pytest.mark.herald_only
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# shard_sensitive and backend_sensitive: the backends themselves; their serving checks deliver
+# across shards.
+pytestmark = [pytest.mark.herald_only, pytest.mark.shard_sensitive, pytest.mark.backend_sensitive]
 
 NO_URING = os.environ.get("HERALD_NO_URING", os.path.join(REPO, "build", "tests", "no-uring"))
 needs_no_uring = pytest.mark.skipif(

@@ -12,6 +12,11 @@ import pytest
 from helpers import uid
 from stompraw import RawStomp, frame_bytes
 
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# shard_sensitive and backend_sensitive: frames of one TCP write take effect in order, on any
+# shard count.
+pytestmark = [pytest.mark.shard_sensitive, pytest.mark.backend_sensitive]
+
 TRIES = 10
 
 

@@ -13,7 +13,10 @@ from helpers import uid
 from stompraw import Timeout, frame_bytes
 
 # One server per module; tests needing their own say herald_fresh (conftest.py).
-pytestmark = pytest.mark.herald_shared
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# shard_sensitive: a SEND's receipt once the queue's owner shard holds it; transactions across
+# shards.
+pytestmark = [pytest.mark.herald_shared, pytest.mark.shard_sensitive]
 
 
 def queue():

@@ -14,7 +14,10 @@ import pytest
 from helpers import uid
 from stompraw import RawStomp, frame_bytes
 
-pytestmark = pytest.mark.herald_only
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# shard_sensitive and backend_sensitive: SIGTERM stops accepting and drains every shard's
+# connections.
+pytestmark = [pytest.mark.herald_only, pytest.mark.shard_sensitive, pytest.mark.backend_sensitive]
 
 EXIT_WITHIN = 5.0
 

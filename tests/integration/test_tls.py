@@ -22,7 +22,10 @@ from stompraw import Closed, RawStomp, Timeout
 from tlscerts import PKI
 from wsclient import LISTEN_RE, WSStomp
 
-pytestmark = pytest.mark.herald_only
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# backend_sensitive: TLS over the backend's reads and writes; the tests between TLS and plain
+# clients and the SIGHUP reload (every shard's TLS context) are shard_sensitive too.
+pytestmark = [pytest.mark.herald_only, pytest.mark.backend_sensitive]
 WAIT = 5.0
 
 
@@ -134,6 +137,7 @@ def test_stomp_py_sends_and_receives_over_tls(herald_factory, pki):
     pub.disconnect()
 
 
+@pytest.mark.shard_sensitive
 def test_queue_roundtrip_with_a_plain_client(herald_factory, pki):
     """TLS and plain TCP clients share destinations."""
     srv = herald_factory(*tls_args(pki))
@@ -249,6 +253,7 @@ def test_without_certificate_login_the_cn_logs_nobody_in(herald_factory, pki):
 
 # ---- secure WebSocket ----------------------------------------------------------------------
 
+@pytest.mark.shard_sensitive
 def test_stomp_over_wss(herald_factory, pki):
     srv = herald_factory(*tls_args(pki))
     host, port = port_of(srv, "wss")
@@ -267,6 +272,7 @@ def test_stomp_over_wss(herald_factory, pki):
 
 # ---- reload --------------------------------------------------------------------------------
 
+@pytest.mark.shard_sensitive
 def test_sighup_serves_a_new_certificate_and_keeps_connections(herald_factory, pki, tmp_path):
     cert, key = str(tmp_path / "live.pem"), str(tmp_path / "live.key")
     shutil.copy(pki.server_cert, cert)

@@ -13,7 +13,10 @@ import pytest
 from helpers import uid
 
 # One server per module; tests needing their own say herald_fresh (conftest.py).
-pytestmark = pytest.mark.herald_shared
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# shard_sensitive and backend_sensitive: patterns and broadcast across shards, which need the
+# backend's wake-up.
+pytestmark = [pytest.mark.herald_shared, pytest.mark.shard_sensitive, pytest.mark.backend_sensitive]
 
 
 def topic(name=None):

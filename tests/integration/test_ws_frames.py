@@ -17,7 +17,9 @@ from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, W
                       close_payload, encode_frame, ws, wsc)	# noqa: F401
 
 # One server per module; tests needing their own say herald_fresh (conftest.py).
-pytestmark = pytest.mark.herald_shared
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# backend_sensitive: WebSocket framing split across TCP writes, one connection each.
+pytestmark = [pytest.mark.herald_shared, pytest.mark.backend_sensitive]
 
 
 def connected(wsc, **kw):

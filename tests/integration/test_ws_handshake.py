@@ -16,7 +16,9 @@ from stompraw import frame_bytes
 from helpers import uid
 
 # One server per module; tests needing their own say herald_fresh (conftest.py).
-pytestmark = pytest.mark.herald_shared
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# backend_sensitive: the WebSocket port's HTTP side, one connection each.
+pytestmark = [pytest.mark.herald_shared, pytest.mark.backend_sensitive]
 
 
 def check_error_response(resp, statuses):

@@ -19,7 +19,10 @@ from stompraw import Timeout, frame_bytes
 from wsclient import ws, ws_addr, wsc	# noqa: F401
 
 # One server per module; tests needing their own say herald_fresh (conftest.py).
-pytestmark = pytest.mark.herald_shared
+# CI variants (tests/integration/CMakeLists.txt; the full 1-shard run has every test):
+# shard_sensitive and backend_sensitive: WebSocket connections, and deliveries between TCP and
+# WebSocket clients.
+pytestmark = [pytest.mark.herald_shared, pytest.mark.shard_sensitive, pytest.mark.backend_sensitive]
 
 
 def only_eols(b):
