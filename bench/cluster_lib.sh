@@ -87,8 +87,20 @@ s = json.load(sys.stdin)
 print(sum(1 for m in s["members"] if m["name"] != s["self"] and m.get("link") == "up"))' 2>/dev/null || echo 0
 }
 
+# cl_view_active ADMIN_PORT: how many members this node's controller view has, all active
+# (docs/replication.md: a joining member owns nothing yet); "-" when it runs no controller
+cl_view_active() {
+	cl_status "$1" | /usr/bin/python3 -c '
+import json, sys
+c = json.load(sys.stdin).get("controller")
+print("-" if c is None else
+      sum(1 for m in c["view"] if m["state"] == "active") if all(m["state"] == "active" for m in c["view"]) else 0)' 2>/dev/null || echo 0
+}
+
 # cl_start_cluster N [PREFIX]: nodes PREFIX-a, PREFIX-b, ... joined to the first; waits
-# (20 s at most) until every node has a link up to every other
+# (20 s at most) until every node has a link up to every other and, with the controller,
+# every node's view has all N active (queues are placed by it: a benchmark that starts
+# earlier measures queues moving)
 cl_start_cluster() {
 	local n=$1 prefix=${2:-hb} i a
 	local first=${#cl_names[@]}	# a second cluster starts after the first one's nodes
@@ -101,6 +113,7 @@ cl_start_cluster() {
 		local all=1
 		for a in "${cl_admin[@]:$first}"; do
 			[ "$(cl_links_up "$a")" = $((n - 1)) ] || { all=0; break; }
+			case "$(cl_view_active "$a")" in -|"$n") ;; *) all=0; break ;; esac
 		done
 		[ $all = 1 ] && break
 		sleep 0.1

@@ -234,7 +234,9 @@ static void connect_decided(struct shard *sh, struct session *s, struct auth_res
 		/* repeated failures from this address: answer later, never faster */
 		s->pc->message = r->message;
 		snprintf(s->pc->detail, sizeof(s->pc->detail), "%s", r->detail);
-		s->deny_at_ms = sh->now_ms + r->delay_ms;
+		/* from now, not the loop's clock of this turn (which a busy turn makes stale):
+		 * the hold-back is never shorter than the delay */
+		s->deny_at_ms = hd_now_ms() + r->delay_ms;
 		return;
 	case AUTH_RETRY:
 		s->retry_at_ms = sh->now_ms + HD_MAX(r->delay_ms, 1u);
