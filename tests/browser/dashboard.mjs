@@ -172,9 +172,15 @@ async function main() {
 	const st = await until(async () => {
 		const s = await getJson(admin1, '/cluster/status');
 		const others = s.members.filter((m) => m.name !== 'n1');
+		// and every node's agreed view has all three active: queues are placed by it, and
+		// a member still joining would take its queues over under the test's traffic
+		const views = await Promise.all(nodes.map((n) => getJson(n.ports.admin, '/cluster/status')));
+		const settled = views.every((v) => v.controller && v.controller.view.length === 3 &&
+			v.controller.view.every((m) => m.state === 'active') &&
+			v.controller.epoch === views[0].controller.epoch);
 		return s.members.length === 3 && s.members.every((m) => m.state === 'alive') &&
-			others.every((m) => m.link === 'up') && s;
-	}, 15000, "n1's /cluster/status: 3 members alive, links to n2 and n3 up");
+			others.every((m) => m.link === 'up') && settled && s;
+	}, 15000, "3 members alive, links up, and one view of all three active");
 	log('cluster formed:', st.members.map((m) => `${m.name}=${m.state}/${m.link || 'self'}`).join(' '));
 
 	// topic traffic: subscribers on n2 and n1, publisher on n1; probes until n2's interest
