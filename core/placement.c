@@ -93,14 +93,8 @@ static bool ranks_above(const struct placement *p, uint64_t si, uint32_t i, uint
 	return si > sj || (si == sj && p->node_hash[i] > p->node_hash[j]);
 }
 
-/* Whether node i may own queues: not this node while it leaves, not a joining node. */
-static bool may_own(const struct placement *p, uint32_t i)
-{
-	return !(i == 0 && p->leaving) && !p->joining[i];
-}
-
-/* The best `want` nodes for key_hash in rendezvous order (joining ones too when asked),
- * into out; returns how many. */
+/* The best `want` nodes for key_hash in rendezvous order, into out; returns how many. Not
+ * this node while it leaves; joining nodes only when asked (they own nothing yet). */
 static uint32_t best_nodes(const struct placement *p, uint64_t key_hash, uint32_t want,
 			   bool with_joining, int out[PLACEMENT_MAX_REPLICAS])
 {
@@ -112,7 +106,7 @@ static uint32_t best_nodes(const struct placement *p, uint64_t key_hash, uint32_
 		uint64_t s = node_score(key_hash, p->node_hash[i]);
 		uint32_t at = n;
 
-		if (!may_own(p, i) && !(with_joining && p->joining[i] && !(i == 0 && p->leaving)))
+		if ((i == 0 && p->leaving) || (p->joining[i] && !with_joining))
 			continue;
 		while (at > 0 && ranks_above(p, s, i, score[at - 1], (uint32_t)out[at - 1]))
 			at--;
@@ -158,6 +152,7 @@ uint32_t placement_queue_replicas(const struct placement *p, const char *key, si
 int placement_queue_node(const struct placement *p, const char *key, size_t len)
 {
 	uint32_t tag;
+	uint64_t key_hash;
 	int best[PLACEMENT_MAX_REPLICAS];
 
 	if (placement_reply_tag(key, len, &tag)) {
@@ -168,8 +163,8 @@ int placement_queue_node(const struct placement *p, const char *key, size_t len)
 	}
 	if (p->n == 1)
 		return 0;
-	if (!best_nodes(p, hd_hash(key, len), 1, false, best) &&
-	    !best_nodes(p, hd_hash(key, len), 1, true, best))
+	key_hash = hd_hash(key, len);
+	if (!best_nodes(p, key_hash, 1, false, best) && !best_nodes(p, key_hash, 1, true, best))
 		return 0;	/* nobody may own it, this node leaving alone: as before */
 	return best[0];
 }
