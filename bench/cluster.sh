@@ -49,33 +49,19 @@ THREADS=${THREADS:-2}
 TARGETS=${TARGETS:-"herald nats"}
 CASES=${CASES:-"a b c"}
 BUDGET=${BUDGET:-240}	# seconds after which no further run starts (script < 5 min)
-BUILD=${BUILD:-$top/build-bench}
-HERALD_BIN=${HERALD_BIN:-$BUILD/core/herald}
-HB=${HB:-$BUILD/bench/herald-bench}
-NATS_BIN=${NATS_BIN:-nats-server}
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=${OUT:-$top/bench/results/cluster-$stamp}
-cl_work=$(mktemp -d /tmp/herald-cluster.XXXXXX)
-cl_cmds=$out/commands.txt
-cl_tag=cluster
-t_start=$SECONDS
-
 # shellcheck source=bench/cluster_lib.sh
 . "$top/bench/cluster_lib.sh"
+cl_setup cluster
+NATS_BIN=${NATS_BIN:-nats-server}
 
 pids=()		# the nats-servers started here (the Herald nodes are cl_pid)
 herald_a='' herald_b='' nats_a='' nats_b='' hbt_a='' hbt_b=''
 herald_why=	# why the Herald side did not run, if it did not
 tls_why=	# ... and the herald-tls side
 
-cleanup() {
-	set +e
+cl_extra_cleanup() {
 	for p in "${pids[@]}"; do cl_stop_pid "$p"; done
-	cl_cleanup
-	rm -rf "$cl_work"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 install_missing() {
 	command -v "$NATS_BIN" >/dev/null && return 0

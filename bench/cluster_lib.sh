@@ -3,8 +3,9 @@
 # Kernel-picked ports read from each node's log, --join to the first node's gossip port,
 # a bounded wait for every link to be "up" in GET /cluster/status, for any number of nodes.
 #
-# Caller sets: HERALD_BIN, SHARDS, cl_work (scratch dir for logs), cl_cmds (file the
-# command lines are appended to), cl_tag (log prefix); optionally cl_node_args (an array of
+# Caller sets top and SHARDS and calls cl_setup NAME (HERALD_BIN, cl_work - scratch dir for
+# logs -, cl_cmds - the file command lines are appended to -, cl_tag, out, the EXIT trap);
+# optionally cl_node_args (an array of
 # extra herald options for every node, e.g. (--queue-replicas 1)). After cl_start_cluster N:
 # cl_names[i], cl_pid[i], cl_stomp[i], cl_admin[i] (i = 0..N-1); cl_why says why it
 # failed. cl_cleanup stops only the PIDs started here (TERM, then KILL after 10 s).
@@ -23,6 +24,33 @@ cl_names=() cl_pid=() cl_stomp=() cl_admin=() cl_gossip=()
 cl_why=
 
 cl_log() { echo "${cl_tag:-cluster}: $*" >&2; }
+
+# cl_setup NAME: what every cluster benchmark starts with - BUILD and the binaries in it
+# (each overridable), the results dir out (bench/results/NAME-<UTC time>, or $OUT), a
+# scratch cl_work, cl_cmds, cl_tag, t_start - and the EXIT trap that stops only what the
+# run started: the caller's cl_extra_cleanup when it defines one, then cl_cleanup.
+cl_setup() {
+	BUILD=${BUILD:-$top/build-bench}
+	HERALD_BIN=${HERALD_BIN:-$BUILD/core/herald}
+	HB=${HB:-$BUILD/bench/herald-bench}
+	PICK=${PICK:-$BUILD/bench/herald-queue-pick}
+	CTL=${CTL:-$BUILD/tools/heraldctl}
+	stamp=$(date -u +%Y%m%dT%H%M%SZ)
+	out=${OUT:-$top/bench/results/$1-$stamp}
+	cl_work=$(mktemp -d "/tmp/herald-$1.XXXXXX")
+	cl_cmds=$out/commands.txt
+	cl_tag=$1
+	t_start=$SECONDS
+	trap cl_exit EXIT
+	trap 'exit 130' INT TERM
+}
+
+cl_exit() {
+	set +e
+	if declare -F cl_extra_cleanup >/dev/null; then cl_extra_cleanup; fi
+	cl_cleanup
+	rm -rf "$cl_work"
+}
 
 cl_stop_pid() {
 	kill -TERM "$1" 2>/dev/null || return 0

@@ -44,28 +44,9 @@ THREADS=${THREADS:-2}
 CASES=${CASES:-"one three mixed"}
 MODES=${MODES:-"sat paced"}
 BUDGET=${BUDGET:-300}
-BUILD=${BUILD:-$top/build-bench}
-HERALD_BIN=${HERALD_BIN:-$BUILD/core/herald}
-HB=${HB:-$BUILD/bench/herald-bench}
-PICK=${PICK:-$BUILD/bench/herald-queue-pick}
-CTL=${CTL:-$BUILD/tools/heraldctl}
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=${OUT:-$top/bench/results/queues-cluster-$stamp}
-cl_work=$(mktemp -d /tmp/herald-qcluster.XXXXXX)
-cl_cmds=$out/commands.txt
-cl_tag=queues-cluster
-t_start=$SECONDS
-
 # shellcheck source=bench/cluster_lib.sh
 . "$top/bench/cluster_lib.sh"
-
-cleanup() {
-	set +e
-	cl_cleanup
-	rm -rf "$cl_work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+cl_setup queues-cluster
 
 # owners FILE: heraldctl's view of every queue with a consumer: "owner count" lines
 owners() {

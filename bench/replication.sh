@@ -47,28 +47,9 @@ SHARDS=${SHARDS:-2}
 THREADS=${THREADS:-2}
 MODES=${MODES:-"sat paced"}
 BUDGET=${BUDGET:-400}
-BUILD=${BUILD:-$top/build-bench}
-HERALD_BIN=${HERALD_BIN:-$BUILD/core/herald}
-HB=${HB:-$BUILD/bench/herald-bench}
-PICK=${PICK:-$BUILD/bench/herald-queue-pick}
-CTL=${CTL:-$BUILD/tools/heraldctl}
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=${OUT:-$top/bench/results/replication-$stamp}
-cl_work=$(mktemp -d /tmp/herald-repl.XXXXXX)
-cl_cmds=$out/commands.txt
-cl_tag=replication
-t_start=$SECONDS
-
 # shellcheck source=bench/cluster_lib.sh
 . "$top/bench/cluster_lib.sh"
-
-cleanup() {
-	set +e
-	cl_cleanup
-	rm -rf "$cl_work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+cl_setup replication
 
 # queues FILE: heraldctl's view of the queues with a consumer, one line:
 # "queues N owners a=N backups c=N,a=N nbackups 1=N in_sync yes=N"

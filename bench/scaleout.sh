@@ -42,28 +42,14 @@ SHARDS=${SHARDS:-2}
 THREADS=${THREADS:-2}
 CASES=${CASES:-"one all"}
 BUDGET=${BUDGET:-600}
-BUILD=${BUILD:-$top/build-bench}
-HERALD_BIN=${HERALD_BIN:-$BUILD/core/herald}
-HB=${HB:-$BUILD/bench/herald-bench}
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=${OUT:-$top/bench/results/scaleout-$stamp}
-cl_work=$(mktemp -d /tmp/herald-scaleout.XXXXXX)
-cl_cmds=$out/commands.txt
-cl_tag=scaleout
-t_start=$SECONDS
-sampler=
-
 # shellcheck source=bench/cluster_lib.sh
 . "$top/bench/cluster_lib.sh"
+cl_setup scaleout
+sampler=
 
-cleanup() {
-	set +e
+cl_extra_cleanup() {
 	[ -n "$sampler" ] && kill "$sampler" 2>/dev/null && wait "$sampler" 2>/dev/null
-	cl_cleanup
-	rm -rf "$cl_work"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # links_out: node A's link messages sent, summed over its peers
 links_out() {
